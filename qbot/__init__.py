@@ -1,0 +1,1 @@
+"""qbot: chatbots on Qiscus."""

@@ -1,0 +1,138 @@
+"""Every exception qbot raises.
+
+```
+QbotError
+├── ConfigError(ValueError)              settings missing or invalid
+├── HandlerRegistrationError(TypeError)  a handler or filter rejected at decoration time
+├── MessageBuildError(ValueError)        a builder was given a value Qiscus would refuse
+├── TemplateError(ValueError)            a template is missing, broken or lacks a variable
+├── PostbackError(ValueError)            a postback whose data is forged, unsigned or unreadable
+├── StorageError                         a storage backend failed or is misconfigured
+└── QiscusError                          talking to Qiscus failed
+    ├── QiscusNetworkError(OSError)      no HTTP answer: connection refused, reset, timed out
+    └── QiscusAPIError                   Qiscus answered with an error status
+        ├── QiscusBadRequest             400
+        ├── QiscusUnauthorized           401
+        ├── QiscusForbidden              403
+        ├── QiscusNotFound               404
+        ├── QiscusRateLimited            429 (``retry_after`` in seconds, when given)
+        └── QiscusServerError            5xx
+```
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class QbotError(Exception):
+    """Root of every exception qbot raises."""
+
+
+class ConfigError(QbotError, ValueError):
+    """Settings are missing or invalid."""
+
+
+class HandlerRegistrationError(QbotError, TypeError):
+    """A handler, filter or middleware cannot be registered."""
+
+
+class MessageBuildError(QbotError, ValueError):
+    """An outgoing message was given a value Qiscus would refuse."""
+
+
+class TemplateError(QbotError, ValueError):
+    """A reply template is missing, malformed or was rendered without a variable it needs."""
+
+
+class PostbackError(QbotError, ValueError):
+    """A postback's packed data is forged, unsigned while a secret is configured, or unreadable."""
+
+
+class StorageError(QbotError):
+    """A storage backend failed or is misconfigured."""
+
+
+class QiscusError(QbotError):
+    """Talking to the Qiscus API failed."""
+
+
+class QiscusNetworkError(QiscusError, OSError):
+    """The request got no HTTP answer: connection failure or timeout."""
+
+    def __init__(self, message: str, *, endpoint: str) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+
+
+class QiscusAPIError(QiscusError):
+    """Qiscus answered with an error status.
+
+    Attributes:
+        status: the HTTP status code.
+        endpoint: the API path that was called, e.g. ``/api/v2/rest/post_comment``.
+        message: the server's own message, joined from ``error.message``, ``error.errors`` and
+            ``error.detailed_messages`` when present, else the raw body.
+        body: the decoded JSON body, or the text when it was not JSON.
+    """
+
+    def __init__(self, status: int, endpoint: str, message: str, body: Any = None) -> None:
+        super().__init__(f"Qiscus answered {status} on {endpoint}: {message}")
+        self.status = status
+        self.endpoint = endpoint
+        self.message = message
+        self.body = body
+
+
+class QiscusBadRequest(QiscusAPIError):
+    """400: the request was malformed or failed validation."""
+
+
+class QiscusUnauthorized(QiscusAPIError):
+    """401: the app id or secret key is wrong."""
+
+
+class QiscusForbidden(QiscusAPIError):
+    """403: the credentials may not do this."""
+
+
+class QiscusNotFound(QiscusAPIError):
+    """404: the room, user, export or endpoint does not exist."""
+
+
+class QiscusRateLimited(QiscusAPIError):
+    """429: too many requests; ``retry_after`` holds the server's wait in seconds, if it sent one."""
+
+    def __init__(
+        self,
+        status: int,
+        endpoint: str,
+        message: str,
+        body: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(status, endpoint, message, body)
+        self.retry_after = retry_after
+
+
+class QiscusServerError(QiscusAPIError):
+    """5xx: Qiscus failed; the request may succeed when retried."""
+
+
+_BY_STATUS: dict[int, type[QiscusAPIError]] = {
+    400: QiscusBadRequest,
+    401: QiscusUnauthorized,
+    403: QiscusForbidden,
+    404: QiscusNotFound,
+}
+
+
+def api_error_for(
+    status: int, endpoint: str, message: str, body: Any = None, retry_after: float | None = None
+) -> QiscusAPIError:
+    """Map an HTTP error status to the matching exception (the one place that does it)."""
+    if status == 429:
+        return QiscusRateLimited(status, endpoint, message, body, retry_after)
+    if status >= 500:
+        return QiscusServerError(status, endpoint, message, body)
+    return _BY_STATUS.get(status, QiscusAPIError)(status, endpoint, message, body)
