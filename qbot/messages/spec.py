@@ -139,7 +139,8 @@ def _build(spec: Mapping[str, Any]) -> Message:
     kind = spec["type"]
     if kind == "text":
         _check_keys("", spec, ("text",), ("disable_link_preview",))
-        return _guard("text", lambda: Text(spec["text"], **_flag(spec)))
+        flag = _flag(spec)
+        return _guard("text", lambda: Text(spec["text"], **flag))
     if kind == "buttons":
         _check_keys("", spec, ("text", "buttons"), ())
         buttons: Buttons = _guard("text", lambda: Buttons(spec["text"]))
