@@ -88,6 +88,11 @@ def test_split_respects_a_smaller_limit() -> None:
     assert split_text("aaa bbb ccc", limit=7) == ["aaa bbb", "ccc"]
 
 
+def test_split_rejects_a_limit_that_could_never_progress() -> None:
+    with pytest.raises(MessageBuildError, match=r"limit must be at least 1, got 0"):
+        split_text("abc", limit=0)
+
+
 @pytest.mark.parametrize("bad", ["", "   \n"])
 def test_text_rejects_empty(bad: str) -> None:
     with pytest.raises(MessageBuildError, match=r"Text text must not be empty, got"):

@@ -30,7 +30,12 @@ def split_text(text: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
 
     Returns:
         The chunks, in order; ``[text]`` when it already fits.
+
+    Raises:
+        MessageBuildError: ``limit`` is below 1.
     """
+    if limit < 1:
+        raise MessageBuildError(f"split_text limit must be at least 1, got {limit!r}")
     chunks: list[str] = []
     rest = text
     while len(rest) > limit:
