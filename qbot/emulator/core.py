@@ -1,0 +1,322 @@
+"""The emulator's behaviour, independent of HTTP: post comments, deliver webhooks, record traffic.
+
+The REST routes (what the bot calls), the page routes (what the browser calls), ``qbot.testing``
+and ``qbot shell`` all go through :class:`Emulator`, so a comment is stored, pushed to live pages,
+delivered to the bot and recorded for the inspector in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import structlog
+
+from qbot.emulator.store import EmulatorStore
+from qbot.emulator.webhook import MOBILE, REST, SIGNATURE_HEADER, sign, webhook_body
+
+log = structlog.get_logger()
+
+#: Delivers one webhook: ``(raw_body, headers) -> (status, detail)``.
+Deliver = Callable[[bytes, dict[str, str]], Awaitable[tuple[int | None, str]]]
+#: Receives every live event (``{"event": ..., ...}``) for the web page.
+Listener = Callable[[dict[str, Any]], None]
+
+_SYSTEM_TEXT = {
+    "create_room": "{subject} created room '{room_name}'",
+    "add_member": "{subject} added {objects}",
+    "join_room": "{subject} joined room",
+    "remove_member": "{subject} removed {objects}",
+    "left_room": "{subject} left room",
+    "change_room_name": "{subject} changed room name to '{room_name}'",
+    "change_room_avatar": "{subject} changed room avatar",
+}
+SYSTEM_EVENT_TYPES = (*_SYSTEM_TEXT, "custom")
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    """What the emulator pretends to be, and where it sends webhooks.
+
+    Attributes:
+        app_id: the Qiscus app id the bot must send in ``QISCUS-SDK-APP-ID``.
+        secret_key: the secret the bot must send in ``QISCUS-SDK-SECRET``.
+        bot_email: the bot's user; registered at start so its posts are accepted.
+        bot_name: the bot's display name.
+        webhook_url: where user comments are POSTed (``None``: not delivered, only stored).
+        signature_token: when set, webhooks carry ``QISCUS-SDK-SIGNATURE``.
+        echo_rest: also deliver the bot's own posts back as ``post_comment_rest`` webhooks.
+        webhook_timeout: seconds to wait for the bot's answer to one webhook.
+    """
+
+    app_id: str = "qbot-emulator"
+    secret_key: str = "emulator-secret"
+    bot_email: str = "bot@qbot.local"
+    bot_name: str = "Bot"
+    webhook_url: str | None = None
+    signature_token: str | None = None
+    echo_rest: bool = True
+    webhook_timeout: float = 10.0
+
+    @property
+    def system_email(self) -> str:
+        """The System user's email, as Qiscus names it."""
+        return f"system@{self.app_id}.qiscus.com"
+
+
+class Emulator:
+    """A local Qiscus backend: users, rooms, comments, webhook delivery and an inspector log.
+
+    Args:
+        config: identity, credentials and webhook target.
+        store: where state lives; opened by :meth:`start`.
+        deliver: replaces HTTP delivery of webhooks (``qbot.testing`` feeds the bot directly).
+    """
+
+    def __init__(
+        self, config: EmulatorConfig, store: EmulatorStore, *, deliver: Deliver | None = None
+    ) -> None:
+        self.config = config
+        self.store = store
+        self._deliver = deliver
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._listeners: list[Listener] = []
+
+    async def start(self, *, reset: bool = False) -> None:
+        """Open the store (``reset`` clears it) and register the bot and System users."""
+        await self.store.open(reset=reset)
+        await self.store.upsert_user(self.config.bot_email, self.config.bot_name)
+        await self.store.upsert_user(self.config.system_email, "System")
+
+    async def close(self) -> None:
+        """Finish pending deliveries, then close the HTTP session and the store."""
+        await self.drain()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        await self.store.close()
+
+    async def drain(self) -> None:
+        """Wait until every background delivery (echo webhooks) has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with every live event; returns the function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Send an event to every listener (the page's WebSockets)."""
+        for listener in list(self._listeners):
+            listener(event)
+
+    # users and rooms
+
+    async def single_room(self, user_email: str) -> dict[str, Any]:
+        """The one-to-one room between a user and the bot, created on first use."""
+        room = await self.store.find_single_room(user_email, self.config.bot_email)
+        if room is None:
+            room = await self.store.create_room(
+                name=f"{user_email} {self.config.bot_email}",
+                room_type="single",
+                creator=user_email,
+                participants=[self.config.bot_email],
+            )
+            self.publish({"event": "room", "room": room})
+        return room
+
+    async def group_room(self, name: str, creator: str, members: list[str]) -> dict[str, Any]:
+        """A new group with the creator, the bot and ``members``; posts a create_room event."""
+        room = await self.store.create_room(
+            name=name,
+            room_type="group",
+            creator=creator,
+            participants=[self.config.bot_email, *members],
+        )
+        self.publish({"event": "room", "room": room})
+        await self.system_event(
+            room["id"], "create_room", creator, room_name=name, deliver_as=MOBILE
+        )
+        refreshed = await self.store.get_room(room["id"])
+        return refreshed or room
+
+    # comments
+
+    async def user_post(
+        self,
+        room_id: int,
+        sender_email: str,
+        *,
+        comment_type: str = "text",
+        text: str,
+        payload: Any = None,
+        unique_temp_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A user writes in a room: store it, show it, deliver ``post_comment_mobile`` and wait.
+
+        Returns:
+            The stored comment.
+        """
+        comment = await self.store.add_comment(
+            room_id=room_id,
+            email=sender_email,
+            comment_type=comment_type,
+            message=text,
+            payload=payload,
+            unique_temp_id=unique_temp_id,
+        )
+        self.publish({"event": "comment", "comment": comment})
+        exchange_id = await self._open_exchange(room_id, comment, f"{sender_email}: {text}")
+        await self._send_webhook(MOBILE, comment, exchange_id)
+        return comment
+
+    async def rest_post(self, comment: dict[str, Any]) -> None:
+        """A comment came in through the REST API: show it and echo it as ``post_comment_rest``."""
+        self.publish({"event": "comment", "comment": comment})
+        if not self.config.echo_rest or (self.config.webhook_url is None and self._deliver is None):
+            return
+        exchange_id = await self.store.latest_exchange(comment["room_id"])
+        if exchange_id is None:
+            exchange_id = await self._open_exchange(
+                comment["room_id"], comment, f"{comment['email']}: {comment['message']}"
+            )
+        task = asyncio.create_task(self._send_webhook(REST, comment, exchange_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def system_event(
+        self,
+        room_id: int,
+        event_type: str,
+        subject_email: str,
+        *,
+        object_emails: list[str] | None = None,
+        room_name: str | None = None,
+        payload: dict[str, Any] | None = None,
+        deliver_as: str | None = None,
+    ) -> dict[str, Any]:
+        """Post a ``system_event`` comment from the System user.
+
+        Args:
+            room_id: the room.
+            event_type: one of :data:`SYSTEM_EVENT_TYPES`.
+            subject_email: who did it.
+            object_emails: who it was done to (add_member, remove_member).
+            room_name: the room's (new) name (create_room, change_room_name).
+            payload: the payload of a ``custom`` event, stored as given.
+            deliver_as: also deliver it as a webhook of this kind (a client-side action).
+        """
+        subject = await self.store.get_user(subject_email)
+        subject_name = subject["username"] if subject else subject_email
+        objects = [await self.store.get_user(e) for e in object_emails or []]
+        object_names = [
+            o["username"] if o else e for o, e in zip(objects, object_emails or [], strict=True)
+        ]
+        if event_type == "custom":
+            body: dict[str, Any] = dict(payload or {})
+            text = str(body.get("message") or body.get("type") or "custom event")
+        else:
+            body = {
+                "type": event_type,
+                "subject_username": subject_name,
+                "subject_email": subject_email,
+                "object_username": ", ".join(object_names),
+                "object_email": ", ".join(object_emails or []),
+                "room_name": room_name or "",
+            }
+            text = _SYSTEM_TEXT[event_type].format(
+                subject=subject_name, objects=", ".join(object_names), room_name=room_name or ""
+            )
+        comment = await self.store.add_comment(
+            room_id=room_id,
+            email=self.config.system_email,
+            comment_type="system_event",
+            message=text,
+            payload=body,
+        )
+        self.publish({"event": "comment", "comment": comment})
+        if deliver_as is not None:
+            exchange_id = await self._open_exchange(room_id, comment, text)
+            await self._send_webhook(deliver_as, comment, exchange_id)
+        return comment
+
+    # inspector
+
+    async def record_call(
+        self, room_id: int | None, method: str, path: str, body: Any, status: int
+    ) -> None:
+        """Log a REST call the bot made under the newest exchange of its room."""
+        exchange_id = await self.store.latest_exchange(room_id)
+        if exchange_id is None:
+            exchange_id = await self.store.start_exchange(room_id, None, f"{method} {path}")
+        entry = await self.store.add_traffic(
+            exchange_id, kind="api", method=method, path=path, body=body, status=status
+        )
+        self.publish({"event": "traffic", "room_id": room_id, "traffic": entry})
+
+    async def _open_exchange(self, room_id: int, comment: dict[str, Any], title: str) -> int:
+        exchange_id = await self.store.start_exchange(room_id, comment["id"], title[:120])
+        self.publish(
+            {
+                "event": "exchange",
+                "exchange": {
+                    "id": exchange_id,
+                    "room_id": room_id,
+                    "comment_id": comment["id"],
+                    "title": title[:120],
+                    "traffic": [],
+                },
+            }
+        )
+        return exchange_id
+
+    async def _send_webhook(self, kind: str, comment: dict[str, Any], exchange_id: int) -> None:
+        room = await self.store.get_room(comment["room_id"])
+        sender = await self.store.get_user(comment["email"])
+        if room is None or sender is None:
+            log.warning("emulator.webhook.skipped", comment_id=comment["id"])
+            return
+        body = webhook_body(kind, comment, room, sender)
+        raw = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.config.signature_token:
+            headers[SIGNATURE_HEADER] = sign(raw, self.config.signature_token)
+        # Recorded before sending so the inspector lists it ahead of the calls it causes.
+        entry = await self.store.add_traffic(
+            exchange_id,
+            kind="webhook",
+            method="POST",
+            path=self.config.webhook_url or "(in process)",
+            body=body,
+            status=None,
+            detail="sending",
+        )
+        self.publish({"event": "traffic", "room_id": comment["room_id"], "traffic": dict(entry)})
+        if self._deliver is not None:
+            status, detail = await self._deliver(raw, headers)
+        elif self.config.webhook_url is None:
+            status, detail = None, "no webhook URL configured: not delivered"
+        else:
+            status, detail = await self._post(self.config.webhook_url, raw, headers)
+        await self.store.finish_traffic(entry["id"], status, detail)
+        entry.update(status=status, detail=detail)
+        self.publish({"event": "traffic", "room_id": comment["room_id"], "traffic": entry})
+
+    async def _post(self, url: str, raw: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.config.webhook_timeout)
+            )
+        try:
+            async with self._session.post(url, data=raw, headers=headers) as resp:
+                text = await resp.text()
+                return resp.status, text[:2000]
+        except (aiohttp.ClientError, TimeoutError) as e:
+            log.warning("emulator.webhook.failed", url=url, error=str(e))
+            return None, f"delivery to {url} failed: {e.__class__.__name__}: {e}"

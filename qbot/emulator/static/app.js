@@ -1,0 +1,221 @@
+// The emulator's chat page: pick a user and a room, chat with the bot, watch the traffic.
+
+import { el, renderComment } from "./render.js";
+import { Inspector } from "./inspector.js";
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  bot: null,
+  users: [],
+  me: localStorage.getItem("qbot.me") || "",
+  roomId: Number(localStorage.getItem("qbot.room")) || null,
+  rooms: [],
+};
+const inspector = new Inspector($("exchanges"));
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: body ? { "Content-Type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.error || `${method} ${path} answered ${response.status}`);
+  return data;
+}
+
+function showError(error) {
+  const box = $("error");
+  box.textContent = error ? String(error.message || error) : "";
+  box.hidden = !error;
+}
+
+async function guarded(fn) {
+  try {
+    showError(null);
+    await fn();
+  } catch (error) {
+    showError(error);
+  }
+}
+
+function renderUsers() {
+  const select = $("user-select");
+  select.replaceChildren(el("option", "", "— choose a user —"));
+  select.firstChild.value = "";
+  for (const user of state.users) {
+    const option = el("option", "", `${user.username} <${user.email}>`);
+    option.value = user.email;
+    option.selected = user.email === state.me;
+    select.append(option);
+  }
+}
+
+function roomLabel(room) {
+  if (room.type === "single") {
+    const other = room.participants.find((p) => p.email !== state.me);
+    return other ? `${other.username} (single)` : room.name;
+  }
+  return `${room.name} (group, ${room.participants.length})`;
+}
+
+function renderRooms() {
+  const list = $("room-list");
+  list.replaceChildren();
+  for (const room of state.rooms) {
+    const li = el("li");
+    const b = el("button", room.id === state.roomId ? "room active" : "room", roomLabel(room));
+    b.type = "button";
+    b.addEventListener("click", () => guarded(() => openRoom(room.id)));
+    li.append(b);
+    list.append(li);
+  }
+}
+
+async function loadRooms() {
+  state.rooms = state.me ? await api("GET", `/emulator/api/users/${encodeURIComponent(state.me)}/rooms`) : [];
+  renderRooms();
+}
+
+function appendComment(comment) {
+  const list = $("messages");
+  if (list.querySelector(`[data-id="${comment.id}"]`)) return;
+  list.append(renderComment(comment, state.me, tap));
+  list.scrollTop = list.scrollHeight;
+}
+
+async function openRoom(roomId) {
+  state.roomId = roomId;
+  localStorage.setItem("qbot.room", String(roomId));
+  const room = state.rooms.find((r) => r.id === roomId);
+  $("room-title").textContent = room ? roomLabel(room) : `room ${roomId}`;
+  $("room-title").classList.toggle("muted", !room);
+  $("text").disabled = false;
+  $("send").disabled = false;
+  renderRooms();
+  const [comments, exchanges] = await Promise.all([
+    api("GET", `/emulator/api/rooms/${roomId}/comments`),
+    api("GET", `/emulator/api/exchanges?room_id=${roomId}`),
+  ]);
+  $("messages").replaceChildren();
+  comments.forEach(appendComment);
+  inspector.setExchanges(exchanges);
+  $("text").focus();
+}
+
+async function post(body) {
+  if (!state.roomId || !state.me) throw new Error("choose a user and a room first");
+  await api("POST", `/emulator/api/rooms/${state.roomId}/messages`, { sender_email: state.me, ...body });
+}
+
+// A postback tap posts what the Qiscus Android SDK posts: a button_postback_response whose
+// payload is the button's payload echoed verbatim, text = postback_text or the label.
+function tap(button) {
+  guarded(() =>
+    post({
+      type: "button_postback_response",
+      text: button.postback_text || button.label || "Button",
+      payload: button.payload ?? null,
+    }),
+  );
+}
+
+async function selectUser(email) {
+  state.me = email;
+  localStorage.setItem("qbot.me", email);
+  state.roomId = null;
+  $("messages").replaceChildren();
+  inspector.clear();
+  $("text").disabled = true;
+  $("send").disabled = true;
+  $("room-title").textContent = email ? "Pick a room or chat with the bot." : "Pick or create a user.";
+  await loadRooms();
+}
+
+function connect(delay = 500) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/emulator/ws`);
+  const conn = $("conn");
+  socket.addEventListener("open", () => {
+    conn.textContent = "live";
+    conn.className = "conn online";
+    delay = 500;
+  });
+  socket.addEventListener("message", (message) => {
+    const event = JSON.parse(message.data);
+    if (event.event === "comment" && event.comment.room_id === state.roomId) appendComment(event.comment);
+    if (event.event === "comment" || event.event === "room") guarded(loadRooms);
+    if (event.event === "exchange" && event.exchange.room_id === state.roomId) inspector.addExchange(event.exchange);
+    if (event.event === "traffic") inspector.addTraffic(event.traffic);
+  });
+  socket.addEventListener("close", () => {
+    conn.textContent = "offline";
+    conn.className = "conn offline";
+    setTimeout(() => connect(Math.min(delay * 2, 5000)), delay);
+  });
+}
+
+async function init() {
+  const info = await api("GET", "/emulator/api/state");
+  state.bot = info.bot;
+  state.users = info.users;
+  $("bot-info").textContent = `bot ${info.bot.name} <${info.bot.email}> · app ${info.app_id} · webhook ${info.webhook_url || "not set"}${info.signed ? " (signed)" : ""}`;
+  if (!state.users.some((u) => u.email === state.me)) state.me = "";
+  renderUsers();
+  await selectUser(state.me);
+  const remembered = Number(localStorage.getItem("qbot.room"));
+  if (remembered && state.rooms.some((r) => r.id === remembered)) await openRoom(remembered);
+  connect();
+}
+
+$("user-select").addEventListener("change", (e) => guarded(() => selectUser(e.target.value)));
+
+$("user-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  guarded(async () => {
+    const user = await api("POST", "/emulator/api/users", { email: $("user-email").value, username: $("user-name").value });
+    if (!state.users.some((u) => u.email === user.email)) state.users.push(user);
+    state.me = user.email;
+    renderUsers();
+    e.target.reset();
+    await selectUser(user.email);
+  });
+});
+
+$("chat-with-bot").addEventListener("click", () =>
+  guarded(async () => {
+    if (!state.me) throw new Error("choose or add a user first");
+    const room = await api("POST", "/emulator/api/rooms", { type: "single", user_email: state.me });
+    await loadRooms();
+    await openRoom(room.id);
+  }),
+);
+
+$("group-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  guarded(async () => {
+    if (!state.me) throw new Error("choose or add a user first");
+    const members = $("group-members").value.split(",").map((s) => s.trim()).filter(Boolean);
+    const room = await api("POST", "/emulator/api/rooms", { type: "group", user_email: state.me, name: $("group-name").value, members });
+    e.target.reset();
+    await loadRooms();
+    await openRoom(room.id);
+  });
+});
+
+$("composer").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const text = $("text").value;
+  if (!text.trim()) return;
+  $("text").value = "";
+  guarded(() => post({ type: "text", text }));
+});
+
+$("text").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey) {
+    e.preventDefault();
+    $("composer").requestSubmit();
+  }
+});
+
+guarded(init);

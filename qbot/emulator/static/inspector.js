@@ -1,0 +1,64 @@
+// The inspector pane: per exchange, the webhook the emulator sent and the REST calls the bot made.
+
+import { el } from "./render.js";
+
+function statusClass(status) {
+  if (status === null || status === undefined) return "status failed";
+  return status < 300 ? "status ok" : "status failed";
+}
+
+function renderTraffic(entry) {
+  const li = el("li", `traffic ${entry.kind}`);
+  const details = el("details");
+  const summary = el("summary");
+  const arrow = entry.kind === "webhook" ? "→ bot" : "← bot";
+  summary.append(el("span", "arrow", arrow));
+  const label = entry.kind === "webhook" ? `webhook ${entry.body?.type ?? ""}` : `${entry.method} ${entry.path}`;
+  summary.append(el("span", "label", label));
+  summary.append(el("span", statusClass(entry.status), entry.status ?? "no answer"));
+  details.append(summary);
+  details.append(el("pre", "json", JSON.stringify(entry.body, null, 2)));
+  if (entry.detail) details.append(el("pre", "detail", entry.detail));
+  li.append(details);
+  return li;
+}
+
+export class Inspector {
+  constructor(list) {
+    this.list = list;
+    this.items = new Map();
+  }
+
+  clear() {
+    this.list.replaceChildren();
+    this.items.clear();
+  }
+
+  setExchanges(exchanges) {
+    this.clear();
+    for (const exchange of exchanges) this.addExchange(exchange);
+  }
+
+  addExchange(exchange) {
+    if (this.items.has(exchange.id)) return;
+    const li = el("li", "exchange");
+    li.dataset.id = exchange.id;
+    li.append(el("div", "exchange-title", exchange.title));
+    const traffic = el("ol", "traffic-list");
+    li.append(traffic);
+    this.items.set(exchange.id, traffic);
+    for (const entry of exchange.traffic || []) this.addTraffic(entry);
+    this.list.prepend(li);
+  }
+
+  // A webhook is listed when sent and replaced when its answer arrives.
+  addTraffic(entry) {
+    const traffic = this.items.get(entry.exchange_id);
+    if (!traffic) return;
+    const item = renderTraffic(entry);
+    item.dataset.id = entry.id;
+    const existing = traffic.querySelector(`[data-id="${entry.id}"]`);
+    if (existing) existing.replaceWith(item);
+    else traffic.append(item);
+  }
+}
