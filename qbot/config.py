@@ -1,0 +1,215 @@
+"""Settings: a YAML file, then the environment (``QBOT_`` prefix, ``__`` nesting) on top.
+
+```python
+settings = load_settings("config.yaml")          # QBOT_QISCUS__SECRET_KEY=... overrides the file
+settings.qiscus.secret_key.get_secret_value()
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from qbot.errors import ConfigError
+
+__all__ = [
+    "BotSettings",
+    "LogSettings",
+    "PostbackSettings",
+    "QiscusSettings",
+    "ServerSettings",
+    "Settings",
+    "StorageSettings",
+    "WebhookSettings",
+    "load_settings",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QiscusSettings(_Section):
+    """How qbot reaches the Qiscus server API."""
+
+    app_id: str = Field(min_length=1)
+    secret_key: SecretStr
+    base_url: str = ""
+    api_version: Literal["2", "2.1"] = "2"
+    timeout: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=4, ge=1)
+    max_retry_time: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _default_base_url(self) -> QiscusSettings:
+        if not self.base_url:
+            self.base_url = (
+                "https://api.qiscus.com"
+                if self.api_version == "2.1"
+                else f"https://{self.app_id}.qiscus.com"
+            )
+        self.base_url = self.base_url.rstrip("/")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        return self
+
+
+class BotSettings(_Section):
+    """Who the bot is in Qiscus: its replies are posted as this user."""
+
+    email: str = Field(min_length=1)
+    name: str = "qbot"
+    avatar_url: str | None = None
+
+
+class ServerSettings(_Section):
+    """The webhook server."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=8000, ge=0, le=65535)
+    webhook_path: str = "/webhook"
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    shutdown_timeout: float = Field(default=30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _path_is_absolute(self) -> ServerSettings:
+        if not self.webhook_path.startswith("/"):
+            raise ValueError(f"webhook_path must start with '/', got {self.webhook_path!r}")
+        return self
+
+
+class WebhookSettings(_Section):
+    """What the server accepts."""
+
+    signature_token: SecretStr | None = None
+    dedupe_ttl: float = Field(default=600.0, ge=600.0)
+
+
+class PostbackSettings(_Section):
+    """Postback signing: with a secret, forged or unsigned postbacks are rejected."""
+
+    secret: SecretStr | None = None
+
+
+class StorageSettings(_Section):
+    """Where conversation state, dedupe records and queues live."""
+
+    url: str = "memory://"
+
+
+class LogSettings(_Section):
+    """Logging: ``format`` auto is JSON when stderr is not a terminal."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class IntentSettings(_Section):
+    """Named intents: the YAML file and the confidence needed to match."""
+
+    file: str | None = None
+    threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+
+
+class TemplateSettings(_Section):
+    """Reply templates (jinja2)."""
+
+    directory: str = "templates"
+
+
+class Settings(BaseSettings):
+    """Every setting qbot reads. See ``config.example.yaml`` for each key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="QBOT_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    qiscus: QiscusSettings
+    bot: BotSettings
+    server: ServerSettings = ServerSettings()
+    webhook: WebhookSettings = WebhookSettings()
+    postback: PostbackSettings = PostbackSettings()
+    storage: StorageSettings = StorageSettings()
+    log: LogSettings = LogSettings()
+    intents: IntentSettings = IntentSettings()
+    templates: TemplateSettings = TemplateSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file (passed as init values): twelve-factor deployments
+        # keep secrets out of the YAML.
+        return env_settings, init_settings
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, raising ConfigError that names the file on any problem."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(p)!r} does not exist") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {str(p)!r}: {e.strerror}") from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping, not {type(data).__name__}")
+    return data
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``path`` (optional) and the environment.
+
+    Args:
+        path: a YAML file; ``None`` reads the environment only.
+        **overrides: top-level sections merged over the file (used by ``qbot dev`` and tests).
+
+    Raises:
+        ConfigError: the file is missing or malformed, or a value is invalid; the message names
+            every offending key.
+    """
+    data = read_yaml(path) if path is not None else {}
+    for section, values in overrides.items():
+        if isinstance(values, dict) and isinstance(data.get(section), dict):
+            data[section] = {**data[section], **values}
+        else:
+            data[section] = values
+    try:
+        return Settings(**data)
+    except ValidationError as e:
+        raise ConfigError(_describe(e, path)) from None
+
+
+def _describe(error: ValidationError, path: str | Path | None) -> str:
+    where = f" in {str(path)!r}" if path is not None else ""
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(root)"
+        env = "QBOT_" + "__".join(str(part) for part in item["loc"]).upper()
+        if item["type"] == "missing":
+            problems.append(f"{key} is required (set it{where} or as {env})")
+        elif item["type"] == "extra_forbidden":
+            problems.append(f"{key} is not a known setting")
+        else:
+            problems.append(f"{key}: {item['msg']}")
+    return f"invalid configuration{where}: " + "; ".join(problems)

@@ -1,0 +1,48 @@
+"""structlog setup. Only the CLI calls :func:`configure_logging`; library modules just log.
+
+Every update binds ``room_id`` and ``message_id`` through contextvars (see ``runtime``), so every
+line a handler logs while answering carries them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal
+
+import structlog
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+LEVELS["error"] = logging.ERROR
+
+
+def configure_logging(
+    level: str = "info", fmt: Literal["auto", "json", "console"] = "auto", *, stream: object = None
+) -> None:
+    """Configure structlog: JSON lines when not on a terminal, readable console otherwise.
+
+    Args:
+        level: minimum level name (debug, info, warning, error).
+        fmt: ``auto`` picks ``console`` for a terminal and ``json`` otherwise.
+        stream: where lines go; stderr by default.
+    """
+    out = stream if stream is not None else sys.stderr
+    if fmt == "auto":
+        isatty = getattr(out, "isatty", None)
+        fmt = "console" if callable(isatty) and isatty() else "json"
+    renderer: structlog.typing.Processor = (
+        structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info if fmt == "json" else structlog.dev.set_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS.get(level, logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(file=out),  # type: ignore[arg-type]
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,268 @@
+"""Inbound webhook bodies, parsed leniently.
+
+One model parses every delivery shape seen in the field (see ``shared/qiscus/README.md``): the
+documented SDK body, real SDK deliveries (numeric ids, ``unique_temp_id``, timestamps) and
+Omnichannel bodies (string ids, ids ``0``, ``options`` as a JSON string, ``type`` at the top level,
+inside ``payload`` or both, ``null`` payloads). Unknown fields are kept, never rejected.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Id = int | str
+"""Qiscus ids: integers from the Chat SDK, strings from Omnichannel."""
+
+
+class _Inbound(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+
+def _json_object(value: Any) -> Any:
+    """Accept an object, ``null``, or an object encoded as a JSON string."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if not stripped:
+            return None
+        try:
+            decoded = json.loads(stripped)
+        except ValueError:
+            return {"raw": value}
+        return decoded if isinstance(decoded, dict) else {"value": decoded}
+    return value
+
+
+def _is_blank_id(value: Id | None) -> bool:
+    return value is None or value in (0, "0", "")
+
+
+class User(_Inbound):
+    """Who wrote the message (``payload.from``)."""
+
+    id: Id | None = None
+    email: str = ""
+    name: str = ""
+    avatar_url: str | None = None
+
+
+class Participant(_Inbound):
+    """A room member as the webhook lists them (``username``, not ``name``)."""
+
+    id: Id | None = None
+    email: str = ""
+    username: str = ""
+    avatar_url: str | None = None
+
+
+class Room(_Inbound):
+    """The room the message was posted in."""
+
+    id: Id
+    topic_id: Id | None = None
+    type: str = "group"
+    name: str = ""
+    options: dict[str, Any] = Field(default_factory=dict)
+    participants: list[Participant] = Field(default_factory=list)
+    is_public_channel: bool = False
+    room_avatar: str | None = None
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _parse_options(cls, value: Any) -> Any:
+        return _json_object(value) or {}
+
+    @field_validator("participants", mode="before")
+    @classmethod
+    def _null_participants(cls, value: Any) -> Any:
+        return value or []
+
+
+class IncomingMessage(_Inbound):
+    """The comment itself. ``payload`` depends on ``type``; see :meth:`parsed_payload`."""
+
+    id: Id | None = None
+    comment_before_id: Id | None = None
+    unique_temp_id: str | None = None
+    type: str = "text"
+    text: str = ""
+    payload: dict[str, Any] | None = None
+    created_at: datetime | str | None = None
+    timestamp: datetime | str | None = None
+    unix_timestamp: int | str | None = None
+    disable_link_preview: bool | None = None
+    extras: dict[str, Any] | None = None
+
+    @field_validator("payload", "extras", mode="before")
+    @classmethod
+    def _decode_object(cls, value: Any) -> Any:
+        return _json_object(value)
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _null_text(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+    @property
+    def identity(self) -> str | None:
+        """The id that makes a redelivery recognisable: ``id``, else ``unique_temp_id``.
+
+        Omnichannel sends ``id: 0``, so there ``unique_temp_id`` is the only identity.
+        """
+        if not _is_blank_id(self.id):
+            return f"id:{self.id}"
+        if self.unique_temp_id:
+            return f"utid:{self.unique_temp_id}"
+        return None
+
+    @property
+    def comment_id(self) -> int | None:
+        """The numeric comment id, when the platform gave one (needed to quote it)."""
+        if _is_blank_id(self.id):
+            return None
+        try:
+            return int(self.id)  # type: ignore[arg-type]
+        except ValueError:
+            return None
+
+    def parsed_payload(self) -> BaseModel | dict[str, Any] | None:
+        """The payload as the model of its type (:data:`PAYLOAD_MODELS`), else the raw dict."""
+        if not self.payload:
+            return None
+        model = PAYLOAD_MODELS.get(self.type)
+        return model.model_validate(self.payload) if model else self.payload
+
+
+class WebhookPayload(_Inbound):
+    """``payload`` of a webhook body."""
+
+    sender: User = Field(alias="from")
+    room: Room
+    message: IncomingMessage
+    type: str | None = None
+
+
+class Channel(_Inbound):
+    """Omnichannel's channel: where the customer wrote (``source``: wa, line, qiscus, ...)."""
+
+    id: Id | None = None
+    name: str = ""
+    source: str = ""
+
+
+class Update(_Inbound):
+    """One webhook delivery.
+
+    ``Update.model_validate(body)`` accepts every known shape; ``event_type`` reads ``type`` from
+    the top level or from ``payload``.
+    """
+
+    type: str | None = None
+    payload: WebhookPayload
+    app_code: str | None = None
+    channel: Channel | None = None
+
+    @property
+    def event_type(self) -> str:
+        """``post_comment_mobile`` (a client wrote) or ``post_comment_rest`` (a Server-API post)."""
+        return self.type or self.payload.type or "post_comment_mobile"
+
+    @property
+    def sender(self) -> User:
+        return self.payload.sender
+
+    @property
+    def room(self) -> Room:
+        return self.payload.room
+
+    @property
+    def message(self) -> IncomingMessage:
+        return self.payload.message
+
+    @property
+    def dedupe_key(self) -> str | None:
+        """``room:identity``, or ``None`` when the message carries no identity at all."""
+        identity = self.message.identity
+        return f"{self.room.id}:{identity}" if identity else None
+
+
+# --- typed payloads of the comment types a bot receives -----------------------------------------
+
+
+class FileAttachment(_Inbound):
+    """``file_attachment``: the text is ``[file] URL [/file]``."""
+
+    url: str = ""
+    caption: str = ""
+    file_name: str = ""
+    size: int | None = None
+
+
+class Location(_Inbound):
+    """``location``."""
+
+    name: str = ""
+    address: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+    map_url: str = ""
+
+
+class ContactPerson(_Inbound):
+    """``contact_person``: ``value`` is the phone or email, per ``type``."""
+
+    name: str = ""
+    value: str = ""
+    type: str = ""
+
+
+class CustomPayload(_Inbound):
+    """``custom``: an app-defined ``{type, content}``."""
+
+    type: str = ""
+    content: Any = None
+
+
+class ReplyPayload(_Inbound):
+    """``reply``: the new text and the quoted comment."""
+
+    text: str = ""
+    replied_comment_id: Id | None = None
+    replied_comment_type: str | None = None
+    replied_comment_message: str | None = None
+    replied_comment_payload: Any = None
+    replied_comment_sender_username: str | None = None
+    replied_comment_sender_email: str | None = None
+
+
+class PostbackResponse(_Inbound):
+    """``button_postback_response``: the tapped button's ``payload``, echoed verbatim."""
+
+    url: str = ""
+    method: str = ""
+    payload: Any = None
+
+
+class SystemEventPayload(_Inbound):
+    """``system_event``: ``type`` is the subtype (``add_member``, ...) or a custom one."""
+
+    type: str = ""
+    subject_username: str = ""
+    subject_email: str = ""
+    object_username: str = ""
+    object_email: str = ""
+    room_name: str = ""
+
+
+PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
+    "file_attachment": FileAttachment,
+    "location": Location,
+    "contact_person": ContactPerson,
+    "custom": CustomPayload,
+    "reply": ReplyPayload,
+    "button_postback_response": PostbackResponse,
+    "system_event": SystemEventPayload,
+}

@@ -1,0 +1,443 @@
+"""Routers, handlers and the order in which they are tried.
+
+For every update a router tries, in this order (documented in ``docs/routing.md``):
+
+1. its middlewares, outermost first, each wrapping everything below;
+2. its own handlers of the update's kind, in registration order (the first whose filters all pass
+   wins); exact-text handlers are found through an index, so 10,000 of them cost a dict lookup;
+3. its included routers, in inclusion order, each applying steps 1-3 itself;
+4. at the top (the ``Bot``) only: the fallback, when nothing matched.
+
+The kind of an update decides which handlers are candidates: a ``button_postback_response`` goes to
+``@postback`` handlers, a ``system_event`` to ``@event`` handlers, everything else to ``@message``
+and ``@intent`` handlers (which share one registration order).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from heapq import merge
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import structlog
+
+from qbot.errors import ConfigError, HandlerRegistrationError
+from qbot.filters import (
+    EventType,
+    Filter,
+    Intent,
+    MessageType,
+    PostbackAction,
+    Regex,
+    Text,
+    as_filter,
+)
+
+if TYPE_CHECKING:
+    import re
+
+    from qbot.context import Context
+    from qbot.intents import IntentSet
+
+__all__ = ["Handler", "Middleware", "Router"]
+
+log = structlog.get_logger("qbot.routing")
+
+HandlerFn = Callable[["Context"], Awaitable[Any]]
+Middleware = Callable[["Context", Callable[[], Awaitable[None]]], Awaitable[Any]]
+F = TypeVar("F", bound=HandlerFn)
+
+MESSAGE, POSTBACK, EVENT = "message", "postback", "event"
+TEXT_TYPES = ("text", "reply")
+
+
+def update_kind(message_type: str) -> str:
+    """Which handler list a comment type is routed to."""
+    if message_type == "button_postback_response":
+        return POSTBACK
+    if message_type == "system_event":
+        return EVENT
+    return MESSAGE
+
+
+def _name(fn: Any) -> str:
+    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
+
+
+def check_handler(fn: Any, what: str = "handler") -> None:
+    """Reject at registration what would fail at the first message."""
+    if not callable(fn):
+        raise HandlerRegistrationError(f"{what} {fn!r} is not callable")
+    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else getattr(fn, "__call__", fn)  # noqa: B004
+    if not inspect.iscoroutinefunction(target):
+        short = getattr(fn, "__name__", "handler")
+        raise HandlerRegistrationError(
+            f"{what} {_name(fn)!r} must be 'async def': write "
+            f"'async def {short}(ctx: Context) -> None'"
+        )
+    try:
+        inspect.signature(fn).bind(None)
+    except TypeError:
+        raise HandlerRegistrationError(
+            f"{what} {_name(fn)!r} must take exactly one argument, the context: "
+            f"async def {getattr(fn, '__name__', 'handler')}(ctx: Context) -> None"
+        ) from None
+
+
+@dataclass(slots=True, eq=False)
+class Handler:
+    """A registered callback and the filters that select it."""
+
+    callback: HandlerFn
+    filters: tuple[Filter, ...]
+    kind: str
+    router: Router
+    position: int
+    text_keys: frozenset[str] | None = None
+
+    @property
+    def name(self) -> str:
+        return _name(self.callback)
+
+    async def matches(self, ctx: Context) -> bool:
+        for flt in self.filters:
+            result = flt(ctx)
+            if inspect.isawaitable(result):
+                result = await result
+            if not result:
+                return False
+        return True
+
+
+class Router:
+    """A group of handlers; include routers in one another to organise a large bot.
+
+    Args:
+        name: shown in logs.
+    """
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name or f"router-{id(self):x}"
+        self.parent: Router | None = None
+        self._handlers: dict[str, list[Handler]] = {MESSAGE: [], POSTBACK: [], EVENT: []}
+        # Exact-text index of message handlers: normalised text → positions, plus the positions
+        # of every handler that is not exact-text (always candidates). Both lists stay sorted.
+        self._text_index: dict[str, list[int]] = {}
+        self._unindexed: list[int] = []
+        self._routers: list[Router] = []
+        self._middlewares: list[Middleware] = []
+        self._fallback: HandlerFn | None = None
+        self._errors: list[tuple[tuple[type[BaseException], ...], HandlerFn]] = []
+
+    # --- registration ---------------------------------------------------------------------------
+
+    @overload
+    def message(self, fn: F, /) -> F: ...
+
+    @overload
+    def message(
+        self,
+        *filters: Filter | Callable[[Context], Any],
+        text: str | Iterable[str] | None = None,
+        regex: str | re.Pattern[str] | None = None,
+        type: str | Iterable[str] | None = None,
+    ) -> Callable[[F], F]: ...
+
+    def message(
+        self,
+        *filters: Any,
+        text: str | Iterable[str] | None = None,
+        regex: str | re.Pattern[str] | None = None,
+        type: str | Iterable[str] | None = None,
+    ) -> Any:
+        """Handle a message.
+
+        Args:
+            *filters: extra filters (``qbot.filters``), all of which must pass.
+            text: exact text or texts; trimmed and case-insensitive.
+            regex: searched in the text; the match is ``ctx.match``.
+            type: comment type(s); defaults to any type for filters and to text types for
+                ``text=``/``regex=``.
+        """
+        if _is_bare(filters, text, regex, type):
+            return self.message()(filters[0])
+        built = [as_filter(f) for f in filters]
+        keys: frozenset[str] | None = None
+        if text is not None:
+            text_filter = Text(text)
+            keys = text_filter.keys
+            built.insert(0, text_filter)
+        if regex is not None:
+            built.append(Regex(regex))
+        if type is not None:
+            built.insert(0, MessageType(type))
+        elif text is not None or regex is not None:
+            built.insert(0, MessageType(TEXT_TYPES))
+        return self._decorator(MESSAGE, built, keys)
+
+    def intent(self, name: str, *filters: Filter | Callable[[Context], Any]) -> Callable[[F], F]:
+        """Handle a text classified as intent ``name`` (see ``qbot.intents``)."""
+        flt = Intent(name)
+        self._check_intent(flt.name)
+        return self._decorator(MESSAGE, [MessageType(TEXT_TYPES), flt, *map(as_filter, filters)])
+
+    def postback(
+        self, *filters: Filter | Callable[[Context], Any], action: str | Iterable[str] | None = None
+    ) -> Callable[[F], F]:
+        """Handle a button tap whose packed action is ``action`` (whatever text the client sent)."""
+        built = [as_filter(f) for f in filters]
+        if action is not None:
+            built.insert(0, PostbackAction(action))
+        return self._decorator(POSTBACK, built)
+
+    def event(
+        self, system_event_type: str | Iterable[str], *filters: Filter | Callable[[Context], Any]
+    ) -> Callable[[F], F]:
+        """Handle a system event (``add_member``, ``join_room``, ... or a custom type)."""
+        return self._decorator(EVENT, [EventType(system_event_type), *map(as_filter, filters)])
+
+    def fallback(self, fn: F) -> F:
+        """Handle what no handler took. Only the top-most fallback found runs."""
+        check_handler(fn, "fallback")
+        if self._fallback is not None:
+            raise HandlerRegistrationError(
+                f"router {self.name!r} already has fallback {_name(self._fallback)!r}; "
+                f"cannot add {_name(fn)!r}"
+            )
+        self._fallback = fn
+        return fn
+
+    @overload
+    def error(self, fn: F, /) -> F: ...
+
+    @overload
+    def error(self, *exceptions: type[BaseException]) -> Callable[[F], F]: ...
+
+    def error(self, *args: Any) -> Any:
+        """Handle an exception raised by a handler of this router (or a router inside it).
+
+        Bare (``@bot.error``) it takes every ``Exception``; ``@bot.error(KeyError, ValueError)``
+        takes those. ``ctx.error`` holds the exception.
+        """
+        if len(args) == 1 and not isinstance(args[0], type):
+            return self.error(Exception)(args[0])
+        if not args or not all(isinstance(a, type) and issubclass(a, BaseException) for a in args):
+            raise HandlerRegistrationError(f"@error takes exception classes, got {args!r}")
+
+        def register(fn: F) -> F:
+            check_handler(fn, "error handler")
+            self._errors.append((tuple(args), fn))
+            return fn
+
+        return register
+
+    def middleware(self, fn: Middleware) -> Middleware:
+        """Wrap every update this router sees: ``async def mw(ctx, call_next)``.
+
+        Call ``await call_next()`` to go on; return without calling it to stop the update here.
+        """
+        check_middleware(fn)
+        self._middlewares.append(fn)
+        return fn
+
+    def include_router(self, router: Router) -> Router:
+        """Try ``router``'s handlers after this router's own."""
+        if router is self or router.parent is not None:
+            raise HandlerRegistrationError(
+                f"router {router.name!r} is already included "
+                f"{'in ' + repr(router.parent.name) if router.parent else 'in itself'}"
+            )
+        ancestor: Router | None = self
+        while ancestor is not None:
+            if ancestor is router:
+                raise HandlerRegistrationError(f"including {router.name!r} would make a cycle")
+            ancestor = ancestor.parent
+        router.parent = self
+        self._routers.append(router)
+        root = self.root
+        if isinstance(root, _IntentHolder):
+            for handler in router.iter_handlers():
+                for flt in handler.filters:
+                    if isinstance(flt, Intent):
+                        root._check_intent(flt.name, handler.name)
+        return router
+
+    def _decorator(
+        self, kind: str, filters: list[Filter], keys: frozenset[str] | None = None
+    ) -> Callable[[F], F]:
+        def register(fn: F) -> F:
+            check_handler(fn)
+            handlers = self._handlers[kind]
+            handler = Handler(fn, tuple(filters), kind, self, len(handlers), keys)
+            handlers.append(handler)
+            if kind == MESSAGE:
+                if keys is None:
+                    self._unindexed.append(handler.position)
+                else:
+                    for key in keys:
+                        self._text_index.setdefault(key, []).append(handler.position)
+            return fn
+
+        return register
+
+    def _check_intent(self, name: str, handler: str | None = None) -> None:
+        root = self.root
+        if isinstance(root, _IntentHolder):
+            root._check_intent(name, handler)
+
+    # --- lookup ---------------------------------------------------------------------------------
+
+    @property
+    def root(self) -> Router:
+        node = self
+        while node.parent is not None:
+            node = node.parent
+        return node
+
+    def iter_handlers(self) -> Iterable[Handler]:
+        """Every handler of this router and the routers inside it, in trial order per kind."""
+        for handlers in self._handlers.values():
+            yield from handlers
+        for router in self._routers:
+            yield from router.iter_handlers()
+
+    def handles_event(self, event_type: str | None) -> bool:
+        """Whether any router in the tree has an ``@event`` handler for ``event_type``."""
+        for handler in self._handlers[EVENT]:
+            for flt in handler.filters:
+                if isinstance(flt, EventType) and event_type in flt.names:
+                    return True
+        return any(r.handles_event(event_type) for r in self._routers)
+
+    def _candidates(self, kind: str, ctx: Context) -> Iterable[Handler]:
+        handlers = self._handlers[kind]
+        if kind != MESSAGE or not self._text_index:
+            return handlers
+        hits = self._text_index.get(ctx.normalized_text)
+        if not hits:
+            return [handlers[i] for i in self._unindexed]
+        return [handlers[i] for i in merge(hits, self._unindexed)]
+
+    async def _propagate(self, ctx: Context, kind: str) -> Handler | None:
+        """Find and run the handler for ``ctx`` in this router's tree; return it."""
+        if not self._middlewares:
+            return await self._dispatch(ctx, kind)
+        chosen: list[Handler | None] = [None]
+
+        async def innermost() -> None:
+            chosen[0] = await self._dispatch(ctx, kind)
+
+        call = innermost
+        for mw in reversed(self._middlewares):
+            call = _bind(mw, ctx, call)
+        await call()
+        return chosen[0]
+
+    async def _dispatch(self, ctx: Context, kind: str) -> Handler | None:
+        for handler in self._candidates(kind, ctx):
+            if await handler.matches(ctx):
+                ctx.handler_name = handler.name
+                await run_handler(handler.callback, handler.router, ctx)
+                return handler
+        for router in self._routers:
+            found = await router._propagate(ctx, kind)
+            if found is not None:
+                return found
+        return None
+
+    def find_fallback(self) -> tuple[HandlerFn, Router] | None:
+        """This router's fallback, else the first one in included routers (depth first)."""
+        if self._fallback is not None:
+            return self._fallback, self
+        for router in self._routers:
+            found = router.find_fallback()
+            if found is not None:
+                return found
+        return None
+
+    def error_handler_for(self, exc: BaseException) -> HandlerFn | None:
+        """The nearest ``@error`` handler for ``exc``, from this router up to the root."""
+        node: Router | None = self
+        while node is not None:
+            for types, fn in node._errors:
+                if isinstance(exc, types):
+                    return fn
+            node = node.parent
+        return None
+
+
+class _IntentHolder(Router):
+    """A router that owns intents (the Bot); sub-routers check intent names against it."""
+
+    intents: IntentSet | None = None
+
+    def _check_intent(self, name: str, handler: str | None = None) -> None:
+        if self.intents is not None and name not in self.intents:
+            who = f"handler {handler!r}" if handler else "@intent"
+            raise ConfigError(
+                f"{who} waits for intent {name!r}, which the intents file does not define "
+                f"(known: {', '.join(self.intents.names)})"
+            )
+
+    def check_intents(self) -> None:
+        """Every ``@intent`` handler names a defined intent (run when intents are loaded)."""
+        for handler in self.iter_handlers():
+            for flt in handler.filters:
+                if isinstance(flt, Intent):
+                    if self.intents is None:
+                        raise ConfigError(
+                            f"handler {handler.name!r} waits for intent {flt.name!r} but the bot "
+                            "has no intents: pass Bot(intents='intents.yaml') or set intents.file"
+                        )
+                    self._check_intent(flt.name, handler.name)
+
+
+async def run_handler(fn: HandlerFn, router: Router, ctx: Context) -> None:
+    """Run one handler; on an exception log it and run the nearest ``@error`` handler."""
+    try:
+        await fn(ctx)
+    except Exception as exc:
+        ctx.error = exc
+        error_fn = router.error_handler_for(exc)
+        log.error(
+            "handler.failed",
+            handler=_name(fn),
+            error=f"{type(exc).__name__}: {exc}",
+            error_handler=_name(error_fn) if error_fn else None,
+            exc_info=exc,
+        )
+        if error_fn is None:
+            return
+        try:
+            await error_fn(ctx)
+        except Exception as again:
+            log.error("error_handler.failed", handler=_name(error_fn), exc_info=again)
+
+
+def check_middleware(fn: Any) -> None:
+    if not inspect.iscoroutinefunction(fn):
+        raise HandlerRegistrationError(f"middleware {_name(fn)!r} must be 'async def'")
+    try:
+        inspect.signature(fn).bind(None, None)
+    except TypeError:
+        raise HandlerRegistrationError(
+            f"middleware {_name(fn)!r} must take (ctx, call_next)"
+        ) from None
+
+
+def _bind(mw: Middleware, ctx: Context, call_next: Callable[[], Awaitable[None]]) -> Any:
+    async def call() -> None:
+        await mw(ctx, call_next)
+
+    return call
+
+
+def _is_bare(filters: tuple[Any, ...], *keywords: Any) -> bool:
+    """``@router.message`` used without parentheses."""
+    return (
+        len(filters) == 1
+        and all(k is None for k in keywords)
+        and inspect.iscoroutinefunction(filters[0])
+    )

@@ -1,0 +1,99 @@
+"""From a built message to Qiscus API calls, each with a deterministic ``unique_temp_id``.
+
+The id is derived from the room, the incoming message's identity and the reply's position in the
+handler's answer, so processing the same webhook twice (a crash, a redelivery that slipped through)
+posts comments with the same ids, and a retried send can be recognised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+
+from qbot.messages import Message, OutgoingComment, OutgoingSystemEvent
+
+if TYPE_CHECKING:
+    from qbot.client import QiscusClient
+    from qbot.messages import Outgoing
+    from qbot.messages.postback import PostbackSigner
+
+__all__ = ["Delivery", "DirectDelivery", "Sender", "unique_temp_id"]
+
+log = structlog.get_logger("qbot.sending")
+
+
+def unique_temp_id(origin: str, room_id: int | str, seq: int) -> str:
+    """``qbot-`` and 24 hex characters, the same for the same (origin, room, position)."""
+    digest = hashlib.blake2b(f"{origin}\x1f{room_id}\x1f{seq}".encode(), digest_size=12)
+    return "qbot-" + digest.hexdigest()
+
+
+class Delivery(Protocol):
+    """Puts one outgoing comment on the wire (directly, or through a durable outbox)."""
+
+    async def deliver(self, room_id: int | str, outgoing: Outgoing, unique_temp_id: str) -> Any:
+        """Post ``outgoing`` to ``room_id``; return what Qiscus answered."""
+        ...
+
+
+class DirectDelivery:
+    """Posts through the client right away (the client retries transient failures)."""
+
+    def __init__(self, client: QiscusClient, bot_email: str) -> None:
+        self.client = client
+        self.bot_email = bot_email
+
+    async def deliver(self, room_id: int | str, outgoing: Outgoing, unique_temp_id: str) -> Any:
+        if isinstance(outgoing, OutgoingSystemEvent):
+            return await self.client.post_system_event_message(
+                system_event_type=outgoing.system_event_type,
+                room_id=room_id,
+                subject_email=outgoing.subject_email or self.bot_email,
+                object_email=list(outgoing.object_email) or None,
+                updated_room_name=outgoing.updated_room_name,
+                payload=outgoing.payload,
+            )
+        return await self.client.post_comment(
+            sender_email=self.bot_email,
+            room_id=room_id,
+            message=outgoing.message,
+            type=outgoing.type,
+            payload=outgoing.payload,
+            unique_temp_id=unique_temp_id,
+            disable_link_preview=outgoing.disable_link_preview,
+            extras=outgoing.extras,
+        )
+
+
+class Sender:
+    """Sends the replies of one update, numbering them for their ``unique_temp_id``.
+
+    Args:
+        delivery: where comments go.
+        origin: what the replies answer (room and message identity of the update).
+        signer: signs postback data when the bot has a postback secret.
+    """
+
+    def __init__(self, delivery: Delivery, origin: str, signer: PostbackSigner | None) -> None:
+        self.delivery = delivery
+        self.origin = origin
+        self.signer = signer
+        self.sent = 0
+
+    async def send(self, room_id: int | str, message: Message) -> list[Any]:
+        # Build everything before sending anything: a builder error must not leave half a reply.
+        outgoing = message.to_outgoing(signer=self.signer)
+        results = []
+        for item in outgoing:
+            self.sent += 1
+            temp_id = unique_temp_id(self.origin, room_id, self.sent)
+            results.append(await self.delivery.deliver(room_id, item, temp_id))
+            log.info(
+                "reply.sent",
+                to_room=str(room_id),
+                comment_type=item.type if isinstance(item, OutgoingComment) else "system_event",
+                unique_temp_id=temp_id,
+            )
+        return results

@@ -1,0 +1,115 @@
+"""The webhook server: a thin aiohttp adapter that parses, checks and hands over to the runtime.
+
+``POST {server.webhook_path}``: 413 over the size limit, 401 on a bad signature, 400 when the body
+is not a webhook, else 200 at once (the update is processed in the background). ``GET /healthz``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+
+from qbot.models.webhook import Update
+from qbot.runtime import Runtime
+
+if TYPE_CHECKING:
+    from qbot.bot import Bot
+    from qbot.config import Settings
+
+__all__ = ["RUNTIME_KEY", "create_app", "verify_signature"]
+
+log = structlog.get_logger("qbot.server")
+
+RUNTIME_KEY = web.AppKey("qbot_runtime", Runtime)
+SIGNATURE_HEADER = "QISCUS-SDK-SIGNATURE"
+
+
+def verify_signature(body: bytes, signature: str | None, token: str) -> bool:
+    """Whether ``signature`` is the hex HMAC-SHA256 of ``body`` keyed with ``token``."""
+    if not signature:
+        return False
+    expected = hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature.strip().lower())
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def create_app(bot: Bot, settings: Settings) -> web.Application:
+    """Build the aiohttp application serving ``bot``.
+
+    The app's startup configures the bot and starts its runtime; its cleanup drains the queued
+    updates (up to ``server.shutdown_timeout`` seconds) and closes the Qiscus client.
+    """
+    max_body = settings.server.max_body_bytes
+    token = settings.webhook.signature_token
+    secret = token.get_secret_value() if token is not None else None
+    runtime = Runtime(bot, dedupe_ttl=settings.webhook.dedupe_ttl)
+
+    async def webhook(request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > max_body:
+            log.warning("webhook.rejected", reason="too_large", size=request.content_length)
+            return _error(413, f"body is larger than {max_body} bytes")
+        body = await request.content.read(max_body + 1)
+        if len(body) > max_body:
+            log.warning("webhook.rejected", reason="too_large")
+            return _error(413, f"body is larger than {max_body} bytes")
+        if secret is not None and not verify_signature(
+            body, request.headers.get(SIGNATURE_HEADER), secret
+        ):
+            reason = "missing" if SIGNATURE_HEADER not in request.headers else "wrong"
+            log.warning("webhook.rejected", reason=f"signature_{reason}")
+            return _error(401, f"{reason} {SIGNATURE_HEADER} header")
+        try:
+            data = json.loads(body)
+        except ValueError as e:
+            log.warning("webhook.rejected", reason="not_json")
+            return _error(400, f"body is not JSON: {e}")
+        if not isinstance(data, dict):
+            return _error(400, f"body must be a JSON object, got {type(data).__name__}")
+        try:
+            update = Update.model_validate(data)
+        except ValidationError as e:
+            log.warning("webhook.rejected", reason="not_a_webhook", detail=_describe(e))
+            return _error(400, f"not a Qiscus webhook: {_describe(e)}")
+        status = runtime.submit(update)
+        if status == "closing":
+            return _error(503, "shutting down; deliver again later")
+        return web.json_response({"status": status})
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"status": "ok", "pending": runtime.pending, "processed": runtime.processed}
+        )
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        if bot.settings is not settings:
+            bot.configure(settings)
+        log.info("server.started", webhook_path=settings.server.webhook_path, bot=bot.name)
+        yield
+        left = await runtime.drain(settings.server.shutdown_timeout)
+        await bot.aclose()
+        log.info("server.stopped", unprocessed=left, processed=runtime.processed)
+
+    # The size check above answers 413 itself; aiohttp's own limit is a safety net behind it.
+    app = web.Application(client_max_size=max_body + 1)
+    app[RUNTIME_KEY] = runtime
+    app.router.add_post(settings.server.webhook_path, webhook)
+    app.router.add_get("/healthz", healthz)
+    app.cleanup_ctx.append(lifecycle)
+    return app

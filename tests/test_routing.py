@@ -1,0 +1,478 @@
+"""Routing: decorators, filters, order, sub-routers, middlewares, errors, fallback."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from structlog.testing import capture_logs
+from webhooks import RecordingDelivery, event_body, postback_body, sdk_body
+
+from qbot import Bot, Buttons, Context, Router
+from qbot import filters as F
+from qbot.errors import ConfigError, HandlerRegistrationError
+from qbot.intents import IntentSet
+from qbot.messages import OutgoingComment
+
+
+def make_bot(**kw: object) -> tuple[Bot, RecordingDelivery]:
+    bot = Bot(email="bot@example.com", **kw)  # type: ignore[arg-type]
+    delivery = RecordingDelivery()
+    bot.delivery = delivery
+    return bot, delivery
+
+
+async def test_routing_exact_text_is_trimmed_and_case_insensitive() -> None:
+    bot, out = make_bot()
+
+    @bot.message(text=["hi", "Hello There"])
+    async def greet(ctx: Context) -> None:
+        await ctx.reply(f"hello {ctx.sender.name}")
+
+    for text in ["hi", "  HI ", "hello   there"]:
+        outcome = await bot.feed_update(sdk_body(text))
+        assert (
+            outcome.handler
+            == "test_routing_exact_text_is_trimmed_and_case_insensitive.<locals>.greet"
+        )
+    assert out.texts == ["hello User One"] * 3
+    assert (await bot.feed_update(sdk_body("hi there"))).ignored == "unhandled"
+
+
+async def test_routing_regex_sets_match() -> None:
+    bot, out = make_bot()
+
+    @bot.message(regex=r"^order (\d+)$")
+    async def order(ctx: Context) -> None:
+        assert ctx.match is not None
+        await ctx.reply(f"order {ctx.match.group(1)}")
+
+    await bot.feed_update(sdk_body("order 42"))
+    assert out.texts == ["order 42"]
+
+
+async def test_routing_registration_order_decides_between_handlers() -> None:
+    bot, out = make_bot()
+
+    @bot.message(regex="help")
+    async def first(ctx: Context) -> None:
+        await ctx.reply("first")
+
+    @bot.message(text="help")
+    async def second(ctx: Context) -> None:
+        await ctx.reply("second")
+
+    @bot.message()
+    async def anything(ctx: Context) -> None:
+        await ctx.reply("anything")
+
+    await bot.feed_update(sdk_body("help"))
+    await bot.feed_update(sdk_body("other"))
+    assert out.texts == ["first", "anything"]
+
+
+async def test_routing_text_index_keeps_order_with_unindexed_handlers() -> None:
+    bot, out = make_bot()
+
+    @bot.message(F.Func(lambda ctx: ctx.sender.email == "vip@example.com"))
+    async def vip(ctx: Context) -> None:
+        await ctx.reply("vip")
+
+    for i in range(500):
+
+        @bot.message(text=f"word{i}")
+        async def numbered(ctx: Context, i: int = i) -> None:
+            await ctx.reply(f"n{ctx.normalized_text}")
+
+    await bot.feed_update(sdk_body("word321"))
+    await bot.feed_update(sdk_body("word321", sender="vip@example.com"))
+    assert out.texts == ["nword321", "vip"]
+
+
+async def test_routing_type_filter_for_attachments() -> None:
+    bot, out = make_bot()
+
+    @bot.message(type="file_attachment")
+    async def file(ctx: Context) -> None:
+        await ctx.reply("got your file")
+
+    @bot.message(text="[file] https://x/a.pdf [/file]")
+    async def never(ctx: Context) -> None:  # text= is for text messages only
+        await ctx.reply("wrong")
+
+    body = sdk_body(
+        "[file] https://x/a.pdf [/file]", type="file_attachment", payload={"url": "https://x/a.pdf"}
+    )
+    await bot.feed_update(body)
+    assert out.texts == ["got your file"]
+
+
+async def test_routing_composed_filters() -> None:
+    bot, out = make_bot()
+    only_single_non_boss = F.RoomType("single") & ~F.Sender("BOSS@example.com")
+
+    @bot.message(only_single_non_boss | F.Text("override"), text=["x", "override"])
+    async def handler(ctx: Context) -> None:
+        await ctx.reply("ok")
+
+    await bot.feed_update(sdk_body("x"))
+    await bot.feed_update(sdk_body("x", sender="boss@example.com"))
+    await bot.feed_update(sdk_body("override", sender="boss@example.com"))
+    assert out.texts == ["ok", "ok"]
+
+
+async def test_routing_async_filter() -> None:
+    bot, out = make_bot()
+
+    async def is_member(ctx: Context) -> bool:
+        return ctx.sender.email.endswith("@example.com")
+
+    @bot.message(F.Func(is_member))
+    async def member(ctx: Context) -> None:
+        await ctx.reply("member")
+
+    await bot.feed_update(sdk_body("a"))
+    await bot.feed_update(sdk_body("a", sender="x@other.org"))
+    assert out.texts == ["member"]
+
+
+async def test_routing_postback_routes_on_packed_action_whatever_the_text() -> None:
+    bot, out = make_bot()
+
+    @bot.message(text="menu")
+    async def menu(ctx: Context) -> None:
+        await ctx.reply(Buttons("pick").postback("Track", action="track", data={"n": 7}))
+
+    @bot.postback(action="track")
+    async def track(ctx: Context) -> None:
+        assert ctx.postback is not None
+        await ctx.reply(f"tracking {ctx.postback.data['n']}")
+
+    await bot.feed_update(sdk_body("menu"))
+    sent = out.sent[0][1]
+    assert isinstance(sent, OutgoingComment)
+    assert sent.payload is not None
+    button = sent.payload["buttons"][0]
+    for text in ["Track", "Button", "something else"]:
+        await bot.feed_update(postback_body(button, text=text))
+    assert out.texts[1:] == ["tracking 7"] * 3
+
+
+async def test_routing_signed_postbacks_reject_forgeries() -> None:
+    bot, out = make_bot(postback_secret="s3cret")
+
+    @bot.message(text="menu")
+    async def menu(ctx: Context) -> None:
+        await ctx.reply(Buttons("pick").postback("Refund", action="refund", data={"amount": 5}))
+
+    @bot.postback(action="refund")
+    async def refund(ctx: Context) -> None:
+        assert ctx.postback is not None
+        await ctx.reply(f"refunding {ctx.postback.data['amount']}")
+
+    await bot.feed_update(sdk_body("menu"))
+    sent = out.sent[0][1]
+    assert isinstance(sent, OutgoingComment)
+    assert sent.payload is not None
+    button = sent.payload["buttons"][0]
+    await bot.feed_update(postback_body(button))
+    forged = {"payload": {**button["payload"]}}
+    inner = dict(forged["payload"]["payload"])
+    forged["payload"]["payload"] = inner
+    for key, value in list(inner.items()):
+        if isinstance(value, dict):
+            inner[key] = {**value, "amount": 5000}
+    with capture_logs() as logs:
+        outcome = await bot.feed_update(postback_body(forged))
+    assert outcome.ignored == "rejected_postback"
+    assert any(e["event"] == "postback.rejected" for e in logs)
+    unsigned = Buttons("pick").postback("Refund", action="refund", data={"amount": 9})
+    raw = unsigned.to_outgoing()[0]
+    assert isinstance(raw, OutgoingComment)
+    assert raw.payload is not None
+    assert (await bot.feed_update(postback_body(raw.payload["buttons"][0]))).ignored == (
+        "rejected_postback"
+    )
+    assert out.texts[1:] == ["refunding 5"]
+
+
+async def test_routing_events_and_unhandled_events_are_ignored() -> None:
+    bot, out = make_bot()
+
+    @bot.event("add_member")
+    async def welcome(ctx: Context) -> None:
+        assert ctx.event_type == "add_member"
+        await ctx.reply("welcome")
+
+    assert (await bot.feed_update(event_body("add_member"))).handler is not None
+    assert (await bot.feed_update(event_body("left_room"))).ignored == "unhandled_system_event"
+    assert out.texts == ["welcome"]
+
+
+async def test_routing_own_messages_are_ignored() -> None:
+    bot, out = make_bot()
+
+    @bot.message()
+    async def echo(ctx: Context) -> None:
+        await ctx.reply(ctx.text)
+
+    outcome = await bot.feed_update(sdk_body("hi", sender="BOT@example.com"))
+    assert outcome.ignored == "own_message"
+    assert out.sent == []
+
+
+async def test_routing_sub_routers_after_own_handlers_then_fallback() -> None:
+    bot, out = make_bot()
+    orders = Router("orders")
+
+    @orders.message(text="status")
+    async def status(ctx: Context) -> None:
+        await ctx.reply("from router")
+
+    @bot.message(text="status")
+    async def top(ctx: Context) -> None:
+        await ctx.reply("from bot")
+
+    @orders.message(text="only-in-router")
+    async def only(ctx: Context) -> None:
+        await ctx.reply("router only")
+
+    @bot.fallback
+    async def fallback(ctx: Context) -> None:
+        await ctx.reply("fallback")
+
+    bot.include_router(orders)
+    for text in ["status", "only-in-router", "nope"]:
+        await bot.feed_update(sdk_body(text))
+    assert out.texts == ["from bot", "router only", "fallback"]
+
+
+async def test_routing_fallback_of_included_router_used_when_bot_has_none() -> None:
+    bot, out = make_bot()
+    sub = Router("sub")
+
+    @sub.fallback
+    async def sub_fallback(ctx: Context) -> None:
+        await ctx.reply("sub fallback")
+
+    bot.include_router(sub)
+    await bot.feed_update(sdk_body("x"))
+    assert out.texts == ["sub fallback"]
+
+
+async def test_routing_unhandled_is_logged() -> None:
+    bot, _ = make_bot()
+    with capture_logs() as logs:
+        outcome = await bot.feed_update(sdk_body("x"))
+    assert outcome.ignored == "unhandled"
+    assert [e["event"] for e in logs] == ["update.unhandled"]
+
+
+async def test_routing_middlewares_wrap_in_order_and_can_stop() -> None:
+    bot, out = make_bot()
+    seen: list[str] = []
+
+    @bot.middleware
+    async def outer(ctx: Context, call_next) -> None:  # type: ignore[no-untyped-def]
+        seen.append("outer-in")
+        await call_next()
+        seen.append("outer-out")
+
+    @bot.middleware
+    async def block(ctx: Context, call_next) -> None:  # type: ignore[no-untyped-def]
+        seen.append("block")
+        if ctx.text != "blocked":
+            await call_next()
+
+    @bot.message()
+    async def any_(ctx: Context) -> None:
+        seen.append("handler")
+        await ctx.reply("ok")
+
+    await bot.feed_update(sdk_body("go"))
+    assert seen == ["outer-in", "block", "handler", "outer-out"]
+    seen.clear()
+    await bot.feed_update(sdk_body("blocked"))
+    assert seen == ["outer-in", "block", "outer-out"]
+    assert out.texts == ["ok"]
+
+
+async def test_routing_handler_error_runs_nearest_error_handler_and_logs() -> None:
+    bot, out = make_bot()
+    sub = Router("sub")
+
+    @sub.message(text="boom")
+    async def boom(ctx: Context) -> None:
+        raise KeyError("order")
+
+    @sub.error(KeyError)
+    async def on_key_error(ctx: Context) -> None:
+        await ctx.reply(f"missing {ctx.error}")
+
+    @bot.message(text="crash")
+    async def crash(ctx: Context) -> None:
+        raise RuntimeError("down")
+
+    @bot.error
+    async def on_error(ctx: Context) -> None:
+        await ctx.reply(f"sorry: {type(ctx.error).__name__}")
+
+    bot.include_router(sub)
+    with capture_logs() as logs:
+        await bot.feed_update(sdk_body("boom"))
+        await bot.feed_update(sdk_body("crash"))
+    assert out.texts == ["missing 'order'", "sorry: RuntimeError"]
+    failed = [e for e in logs if e["event"] == "handler.failed"]
+    assert [e["error"] for e in failed] == ["KeyError: 'order'", "RuntimeError: down"]
+
+
+async def test_routing_failing_error_handler_is_logged_not_raised() -> None:
+    bot, _ = make_bot()
+
+    @bot.message()
+    async def crash(ctx: Context) -> None:
+        raise RuntimeError("one")
+
+    @bot.error
+    async def broken(ctx: Context) -> None:
+        raise RuntimeError("two")
+
+    with capture_logs() as logs:
+        await bot.feed_update(sdk_body("x"))
+    assert [e["event"] for e in logs if "failed" in e["event"]] == [
+        "handler.failed",
+        "error_handler.failed",
+    ]
+
+
+def test_routing_rejects_sync_handler_at_registration() -> None:
+    bot = Bot()
+    with pytest.raises(HandlerRegistrationError, match=r"sync_handler' must be 'async def'"):
+
+        @bot.message(text="x")
+        def sync_handler(ctx: Context) -> None:
+            pass
+
+
+def test_routing_rejects_wrong_parameters_at_registration() -> None:
+    bot = Bot()
+    with pytest.raises(HandlerRegistrationError, match="exactly one argument"):
+
+        @bot.message(text="x")
+        async def two(ctx: Context, other: int) -> None:
+            pass
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"text": ""}, "text="),
+        ({"text": []}, "text="),
+        ({"regex": "("}, "does not compile"),
+        ({"type": ""}, "type="),
+    ],
+)
+def test_routing_rejects_bad_filters(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(HandlerRegistrationError, match=match):
+        Bot().message(**kwargs)  # type: ignore[arg-type]
+
+
+def test_routing_rejects_bad_error_middleware_and_duplicate_fallback() -> None:
+    bot = Bot()
+    with pytest.raises(HandlerRegistrationError):
+        bot.error("not an exception")  # type: ignore[call-overload]
+    with pytest.raises(HandlerRegistrationError, match="call_next"):
+
+        @bot.middleware
+        async def mw(ctx: Context) -> None:  # type: ignore[arg-type]
+            pass
+
+    @bot.fallback
+    async def one(ctx: Context) -> None:
+        pass
+
+    with pytest.raises(HandlerRegistrationError, match="already has fallback"):
+
+        @bot.fallback
+        async def two(ctx: Context) -> None:
+            pass
+
+
+def test_routing_include_router_twice_or_in_a_cycle_fails() -> None:
+    a, b = Router("a"), Router("b")
+    a.include_router(b)
+    with pytest.raises(HandlerRegistrationError, match="already included"):
+        Router("c").include_router(b)
+    with pytest.raises(HandlerRegistrationError, match="cycle"):
+        b.include_router(a)
+
+
+async def test_routing_intents_with_score_on_context() -> None:
+    intents = IntentSet(
+        {
+            "refund": {"patterns": [r"\brefund\b"], "examples": ["I want my money back"]},
+            "hours": {"examples": ["when are you open", "what are your hours"]},
+        }
+    )
+    bot, out = make_bot(intents=intents)
+
+    @bot.intent("refund")
+    async def refund(ctx: Context) -> None:
+        assert ctx.intent is not None
+        await ctx.reply(f"{ctx.intent.name} {ctx.intent.score:.2f}")
+
+    @bot.intent("hours")
+    async def hours(ctx: Context) -> None:
+        assert ctx.intent is not None
+        await ctx.reply(ctx.intent.name)
+
+    await bot.feed_update(sdk_body("I need a refund please"))
+    await bot.feed_update(sdk_body("When are you open?"))
+    await bot.feed_update(sdk_body("bananas"))
+    assert out.texts == ["refund 1.00", "hours"]
+
+
+def test_routing_unknown_intent_fails_at_registration_or_configure() -> None:
+    intents = IntentSet({"refund": {"keywords": ["refund"]}})
+    with pytest.raises(ConfigError, match="'nope'"):
+        Bot(intents=intents).intent("nope")
+    bot = Bot()
+
+    @bot.intent("refund")
+    async def refund(ctx: Context) -> None:
+        pass
+
+    with pytest.raises(ConfigError, match="has no intents"):
+        bot.check_intents()
+
+
+async def test_routing_reply_quote_builds_a_reply_comment() -> None:
+    bot, out = make_bot()
+
+    @bot.message()
+    async def quote(ctx: Context) -> None:
+        await ctx.reply("quoted", quote=True)
+
+    await bot.feed_update(sdk_body("question", message_id=9001))
+    sent = out.sent[0][1]
+    assert isinstance(sent, OutgoingComment)
+    assert sent.type == "reply"
+    assert sent.payload is not None
+    assert sent.payload["replied_comment_id"] == 9001
+
+
+async def test_routing_unique_temp_ids_are_deterministic_and_distinct() -> None:
+    bot, out = make_bot()
+
+    @bot.message()
+    async def two(ctx: Context) -> None:
+        await ctx.reply("one")
+        await ctx.reply("two")
+
+    body = sdk_body("x", message_id=77)
+    await bot.feed_update(body)
+    await bot.feed_update(body)
+    ids = [temp_id for _, _, temp_id in out.sent]
+    assert ids[0] != ids[1]
+    assert ids[:2] == ids[2:]
+    assert all(re.fullmatch(r"qbot-[0-9a-f]{24}", i) for i in ids)
