@@ -37,6 +37,7 @@ Params = dict[str, Any]
 Handler = Callable[[Params], Awaitable[web.StreamResponse]]
 
 PAGE_SIZE = 20
+_BODY = web.RequestKey("qiscus_body", object)
 IMPORT_LIMIT = 4 * 1024 * 1024
 SYSTEM_EVENT_TYPES = {
     "create_room",
@@ -73,6 +74,7 @@ class Call:
     headers: CIMultiDict[str]
     query: dict[str, Any]
     body: Any
+    peer: tuple[str, int] | None = None  # client address: equal peers mean a reused connection
 
 
 @dataclass
@@ -297,7 +299,7 @@ class FakeQiscus:
         elif request.body_exists:
             body = _fields(await request.post()) or None
         self._record(request, body)
-        request["body"] = body
+        request[_BODY] = body
         try:
             delay = self._take(self._delay_rules, request.path)
             if delay is not None:
@@ -338,7 +340,7 @@ class FakeQiscus:
 
     def _wrap(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def route(request: web.Request) -> web.StreamResponse:
-            body = request["body"]
+            body = request[_BODY]
             params: Params = _fields(request.query)
             if isinstance(body, dict):
                 params.update({k.removesuffix("[]"): v for k, v in body.items()})
@@ -422,7 +424,7 @@ class FakeQiscus:
             self.rooms[int(key)] = room
             self._ids["room"] = max(self._ids["room"], int(key))
             return room
-        raise _Reject(404, f"room {room_id!r} not found")
+        raise _Reject(404, f"room {key!r} not found")
 
     def _user(self, email: str, *, create: bool = False) -> dict[str, Any]:
         if email in self.users:
