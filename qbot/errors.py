@@ -101,7 +101,7 @@ class QiscusNotFound(QiscusAPIError):
 
 
 class QiscusRateLimited(QiscusAPIError):
-    """429: too many requests; ``retry_after`` holds the server's wait in seconds, if it sent one."""
+    """429: too many requests; ``retry_after`` is the server's wait in seconds, if it sent one."""
 
     def __init__(
         self,
@@ -116,7 +116,18 @@ class QiscusRateLimited(QiscusAPIError):
 
 
 class QiscusServerError(QiscusAPIError):
-    """5xx: Qiscus failed; the request may succeed when retried."""
+    """5xx: Qiscus failed; a retry may succeed (``retry_after`` in seconds, if it said when)."""
+
+    def __init__(
+        self,
+        status: int,
+        endpoint: str,
+        message: str,
+        body: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(status, endpoint, message, body)
+        self.retry_after = retry_after
 
 
 _BY_STATUS: dict[int, type[QiscusAPIError]] = {
@@ -134,5 +145,5 @@ def api_error_for(
     if status == 429:
         return QiscusRateLimited(status, endpoint, message, body, retry_after)
     if status >= 500:
-        return QiscusServerError(status, endpoint, message, body)
+        return QiscusServerError(status, endpoint, message, body, retry_after)
     return _BY_STATUS.get(status, QiscusAPIError)(status, endpoint, message, body)

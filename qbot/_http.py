@@ -1,0 +1,239 @@
+"""The HTTP layer under `QiscusClient`: one pooled session, error mapping, retries, logging."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import aiohttp
+import structlog
+
+from qbot._retry import RetryPolicy, parse_retry_after
+from qbot.errors import (
+    QiscusAPIError,
+    QiscusError,
+    QiscusNetworkError,
+    QiscusRateLimited,
+    QiscusServerError,
+    api_error_for,
+)
+
+log = structlog.get_logger()
+
+BodyFactory = Callable[[], aiohttp.FormData]
+T = TypeVar("T")
+
+
+class _Retryable(Exception):
+    """A failed try worth repeating; carries the error to raise if the retries run out."""
+
+    def __init__(self, error: QiscusError, retry_after: float | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def error_message(body: Any, text: str) -> str:
+    """The server's words: ``error.message``, ``error.errors``, ``error.detailed_messages``."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, str):
+        return error
+    if not isinstance(error, dict):
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            return str(body["message"])
+        return text.strip()[:500] or "(empty body)"
+    parts: list[str] = []
+    if error.get("message"):
+        parts.append(str(error["message"]))
+    errors = error.get("errors")
+    if isinstance(errors, dict):
+        for field, problems in errors.items():
+            items = problems if isinstance(problems, list) else [problems]
+            parts.append(f"{field}: {', '.join(str(p) for p in items)}")
+    elif errors:
+        parts.append(str(errors))
+    details = error.get("detailed_messages")
+    if isinstance(details, list):
+        parts.extend(str(d) for d in details)
+    elif details:
+        parts.append(str(details))
+    return "; ".join(parts) or text.strip()[:500] or "(empty body)"
+
+
+def decode(status: int, endpoint: str, text: str, retry_after: float | None) -> Any:
+    """Turn an answer into its ``results``, or raise the matching `QiscusAPIError`.
+
+    Qiscus sometimes answers 200 with a plain-text error or with ``"status": 4xx`` in the JSON
+    body, so a non-JSON body or an error status inside the body is an error too.
+    """
+    try:
+        body: Any = json.loads(text) if text.strip() else None
+    except ValueError:
+        body = None
+    if status >= 400:
+        raise api_error_for(status, endpoint, error_message(body, text), body or text, retry_after)
+    if not isinstance(body, dict):
+        raise api_error_for(
+            status, endpoint, f"expected a JSON object, got {text.strip()[:200]!r}", body or text
+        )
+    inner = body.get("status")
+    if isinstance(inner, int) and inner >= 400:
+        raise api_error_for(inner, endpoint, error_message(body, text), body, retry_after)
+    return body.get("results", body)
+
+
+class Transport:
+    """Sends requests for one client: lazily created pooled session, retries, structured logs."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        retry: RetryPolicy,
+        session: aiohttp.ClientSession | None,
+    ) -> None:
+        self.base_url = base_url
+        self._headers = dict(headers)
+        self._timeout = timeout
+        self._retry = retry
+        self._session = session
+        self._owns_session = session is None
+
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled session, created on first use inside the running event loop."""
+        if self._session is None or (self._owns_session and self._session.closed):
+            connector = aiohttp.TCPConnector(limit=100, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector)
+            self._owns_session = True
+        return self._session
+
+    async def close(self) -> None:
+        """Close the session if this transport created it."""
+        if self._owns_session and self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None if self._owns_session else self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | list[tuple[str, str]] | None = None,
+        json_body: Mapping[str, Any] | None = None,
+        form: BodyFactory | None = None,
+    ) -> Any:
+        """Call an API endpoint with auth headers and return its ``results``."""
+
+        async def once(budget: float) -> Any:
+            async with self.session().request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=json_body,
+                data=form() if form is not None else None,
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=budget),
+            ) as resp:
+                text = await resp.text(errors="replace")
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                return decode(resp.status, path, text, retry_after)
+
+        return await self._with_retry(method, path, once)
+
+    async def download(self, url: str) -> bytes:
+        """GET a file (an export's ``download_url``) without the API's auth headers.
+
+        The URL usually points at a storage host, so the secret key must not travel with it.
+        """
+
+        async def once(budget: float) -> bytes:
+            async with self.session().get(url, timeout=aiohttp.ClientTimeout(total=budget)) as resp:
+                data = await resp.read()
+                if resp.status >= 400:
+                    text = data.decode(errors="replace")
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                    raise api_error_for(resp.status, url, text.strip()[:500], text, retry_after)
+                return data
+
+        return await self._with_retry("GET", url, once)
+
+    async def _with_retry(
+        self, method: str, endpoint: str, once: Callable[[float], Awaitable[T]]
+    ) -> T:
+        policy = self._retry
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = policy.max_total_time - (loop.time() - started)
+            try:
+                return await self._attempt(method, endpoint, once, max(0.001, remaining))
+            except _Retryable as failure:
+                elapsed = loop.time() - started
+                wait = failure.retry_after
+                if wait is None:
+                    wait = policy.backoff(attempt)
+                if attempt >= policy.max_attempts or elapsed + wait > policy.max_total_time:
+                    raise failure.error from failure.error.__cause__
+                log.warning(
+                    "qiscus.retry",
+                    method=method,
+                    endpoint=endpoint,
+                    attempt=attempt,
+                    delay=round(wait, 3),
+                    error=str(failure.error),
+                )
+                await asyncio.sleep(wait)
+
+    async def _attempt(
+        self,
+        method: str,
+        endpoint: str,
+        once: Callable[[float], Awaitable[T]],
+        remaining: float,
+    ) -> T:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        status: int | str = "error"
+        try:
+            result = await once(min(self._timeout, remaining))
+            status = 200
+            return result
+        except (QiscusServerError, QiscusRateLimited) as e:
+            status = e.status
+            raise _Retryable(e, e.retry_after) from e
+        except QiscusAPIError as e:
+            status = e.status
+            raise
+        except aiohttp.InvalidURL as e:
+            raise QiscusNetworkError(
+                f"invalid Qiscus URL {str(e)!r}: check qiscus.base_url", endpoint=endpoint
+            ) from e
+        except TimeoutError as e:
+            status = "timeout"
+            error = QiscusNetworkError(
+                f"no answer from Qiscus within {min(self._timeout, remaining):g}s on {endpoint}",
+                endpoint=endpoint,
+            )
+            error.__cause__ = e
+            raise _Retryable(error, None) from e
+        except aiohttp.ClientError as e:
+            status = type(e).__name__
+            error = QiscusNetworkError(
+                f"could not reach Qiscus at {self.base_url} ({endpoint}): {e}", endpoint=endpoint
+            )
+            error.__cause__ = e
+            raise _Retryable(error, None) from e
+        finally:
+            log.debug(
+                "qiscus.request",
+                method=method,
+                endpoint=endpoint,
+                status=status,
+                duration_ms=round((loop.time() - started) * 1000, 1),
+            )
