@@ -1,0 +1,383 @@
+"""The storage interface every backend implements, and the records that cross it.
+
+One small interface serves six needs of the runtime:
+
+1. **Dedupe**: :meth:`Storage.claim_once` claims a key for a TTL and says whether it was new.
+2. **Conversation state**: JSON values under string keys (see :func:`state_key`), read with
+   :meth:`Storage.get_state` and written only through :meth:`Storage.commit`, which applies state
+   writes, new outbox replies and inbox acks all together or not at all.
+3. **Leases**: :meth:`Storage.lease_acquire` / :meth:`Storage.lease_renew` /
+   :meth:`Storage.lease_release`, owner-checked, expiring on their own.
+4. **Durable inbox**: :meth:`Storage.inbox_put` stores an accepted webhook (deduped atomically);
+   :meth:`Storage.inbox_claim` hands a worker whole rooms under a room lease, each room's items in
+   arrival order; :meth:`Storage.commit` acks them. A room whose lease lapses is handed, with every
+   unacked item, to the next claimer.
+5. **Outbox**: replies keyed by their deterministic ``unique_temp_id``, queued by :meth:`commit`,
+   listed by :meth:`Storage.outbox_pending` and marked once by :meth:`Storage.outbox_mark`.
+6. **Handoff records**: rooms a human agent took over, with an optional expiry.
+
+Every TTL is in seconds (floats allowed). Owners are opaque strings that must be unique per live
+process (a uuid per worker): a restarted process must not reuse its predecessor's owner id.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from qbot.errors import StorageError
+
+Clock = Callable[[], float]
+"""Returns the current time in seconds since the epoch; tests pass a controllable one."""
+
+OutboxStatus = Literal["pending", "sent", "failed"]
+
+DEFAULT_OUTBOX_RETENTION = 7 * 24 * 3600.0
+"""How long a sent or failed outbox record is kept, so a re-queued reply is never sent again."""
+
+
+class LeaseLostError(StorageError):
+    """A commit was refused because the committing owner no longer holds the room's lease.
+
+    Another worker has (or may have) taken the room over; the commit applied nothing, and the
+    new owner will process the unacked items again.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """One accepted webhook waiting to be processed.
+
+    Attributes:
+        id: backend-assigned, unique within the room; pass the item back to ``commit(ack=...)``.
+        room_id: the room whose ordering the item follows.
+        payload: the JSON value given to :meth:`Storage.inbox_put` (usually the webhook body).
+        received_at: clock time of :meth:`Storage.inbox_put`.
+    """
+
+    id: str
+    room_id: str
+    payload: Any
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One reply to deliver.
+
+    Attributes:
+        id: the reply's deterministic ``unique_temp_id``; queuing the same id twice is a no-op.
+        room_id: the room the reply goes to; replies of one room are listed in queue order.
+        payload: JSON value describing the API call (the runtime decides its shape).
+        status: ``"pending"`` until :meth:`Storage.outbox_mark` records ``"sent"`` or ``"failed"``.
+        created_at: clock time at which the reply was queued (set by the backend).
+    """
+
+    id: str
+    room_id: str
+    payload: Any
+    status: OutboxStatus = "pending"
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StateWrite:
+    """One conversation-state change inside a :meth:`Storage.commit`.
+
+    Attributes:
+        key: the state key, usually from :func:`state_key`.
+        value: a JSON-serialisable value (ignored when ``delete`` is true).
+        ttl: seconds until the value expires; ``None`` keeps it until overwritten or deleted.
+        delete: remove the key instead of writing it.
+    """
+
+    key: str
+    value: Any = None
+    ttl: float | None = None
+    delete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """A room where a human agent has taken over from the bot.
+
+    Attributes:
+        room_id: the room.
+        reason: why the bot handed over (shown in ``qbot`` CLI listings).
+        started_at: clock time of the handoff.
+        expires_at: clock time at which the bot answers again by itself, or ``None``.
+    """
+
+    room_id: str
+    reason: str
+    started_at: float
+    expires_at: float | None = None
+
+
+def state_key(room_id: str, user_id: str | None = None) -> str:
+    """The state key of a conversation: per (room, user), or per room when ``user_id`` is None."""
+    return f"room:{room_id}" if user_id is None else f"user:{room_id}:{user_id}"
+
+
+def room_lease_key(room_id: str) -> str:
+    """The lease :meth:`Storage.inbox_claim` takes on a room; renew or release it by this key."""
+    return f"room:{room_id}"
+
+
+def check_ttl(ttl: float, what: str) -> float:
+    """Reject a TTL that is not a positive finite number of seconds."""
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):
+        raise StorageError(f"{what} must be a number of seconds, got {ttl!r}")
+    if ttl <= 0:
+        raise StorageError(f"{what} must be > 0 seconds, got {ttl!r}")
+    return float(ttl)
+
+
+def check_text(value: str, what: str) -> str:
+    """Reject an empty or non-string key, owner or room id."""
+    if not isinstance(value, str) or not value:
+        raise StorageError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def dumps(value: Any, what: str) -> str:
+    """Encode a JSON value, naming ``what`` when it cannot be stored."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise StorageError(
+            f"{what} must be JSON-serialisable (dict, list, str, int, float, bool, None): {e}"
+        ) from e
+
+
+def loads(text: str | bytes) -> Any:
+    """Decode a JSON value written by :func:`dumps`."""
+    return json.loads(text)
+
+
+class Storage(ABC):
+    """What the runtime needs from a storage backend; see the module docstring for the model.
+
+    Use as an async context manager, or call :meth:`open` and :meth:`close`::
+
+        async with open_storage("sqlite:///qbot.db") as storage:
+            new = await storage.claim_once("msg:42", ttl=86400)
+    """
+
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        self._clock: Clock = clock or time.time
+
+    async def open(self) -> None:  # noqa: B027 - optional hook, a no-op for in-memory storage
+        """Connect and create what the backend needs. Idempotent."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, a no-op for in-memory storage
+        """Release connections. The storage can be opened again."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- dedupe --------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def claim_once(self, key: str, ttl: float) -> bool:
+        """Record ``key`` for ``ttl`` seconds; True when it was not already recorded.
+
+        Atomic: of many concurrent callers (on any replica sharing the backend), exactly one
+        gets True until the record expires.
+        """
+
+    # -- conversation state --------------------------------------------------------------------
+
+    @abstractmethod
+    async def get_state(self, key: str, default: Any = None) -> Any:
+        """The JSON value stored under ``key``, or ``default`` when absent or expired."""
+
+    @abstractmethod
+    async def commit(
+        self,
+        *,
+        owner: str | None = None,
+        ack: Sequence[InboxItem] = (),
+        states: Sequence[StateWrite] = (),
+        outbox: Sequence[OutboxItem] = (),
+    ) -> None:
+        """Apply state writes, queue replies and ack inbox items, all or nothing.
+
+        Args:
+            owner: the worker acking; required when ``ack`` is not empty.
+            ack: inbox items now processed; acking an already-acked item is a no-op.
+            states: state writes, applied in order.
+            outbox: replies to queue; an id already queued (or already sent) is skipped.
+
+        Raises:
+            LeaseLostError: ``owner`` no longer holds the lease of an acked item's room;
+                nothing was applied.
+            StorageError: a value is not JSON-serialisable, a TTL is invalid, or the backend
+                failed.
+        """
+
+    async def set_state(self, key: str, value: Any, ttl: float | None = None) -> None:
+        """Write one state value outside message processing (a one-write :meth:`commit`)."""
+        await self.commit(states=[StateWrite(key, value, ttl)])
+
+    async def delete_state(self, key: str) -> None:
+        """Delete one state value outside message processing (a one-write :meth:`commit`)."""
+        await self.commit(states=[StateWrite(key, delete=True)])
+
+    # -- leases --------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def lease_acquire(self, key: str, owner: str, ttl: float) -> bool:
+        """Take the lease ``key`` for ``ttl`` seconds if it is free, expired or already ours.
+
+        Returns True when ``owner`` now holds it (an own lease is extended to ``ttl``).
+        """
+
+    @abstractmethod
+    async def lease_renew(self, key: str, owner: str, ttl: float) -> bool:
+        """Extend a lease ``owner`` still holds to ``ttl`` from now; False if it was lost."""
+
+    @abstractmethod
+    async def lease_release(self, key: str, owner: str) -> bool:
+        """Give up a lease; False (and no change) when ``owner`` did not hold it."""
+
+    @abstractmethod
+    async def lease_owner(self, key: str) -> str | None:
+        """The current holder of a lease, or None when it is free or expired."""
+
+    # -- inbox ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def inbox_put(
+        self,
+        room_id: str,
+        payload: Any,
+        *,
+        dedupe_key: str | None = None,
+        dedupe_ttl: float = 86400.0,
+    ) -> InboxItem | None:
+        """Store an accepted update durably; None when ``dedupe_key`` was already recorded.
+
+        The dedupe record (same namespace as :meth:`claim_once`) and the item are written
+        atomically: a crash cannot leave one without the other.
+        """
+
+    @abstractmethod
+    async def inbox_claim(
+        self, owner: str, *, lease_ttl: float, limit: int = 100
+    ) -> list[InboxItem]:
+        """Hand ``owner`` unprocessed items of rooms it may work on, each room in arrival order.
+
+        A room is claimed by taking its lease (:func:`room_lease_key`) for ``lease_ttl`` seconds.
+        Rooms whose lease another owner holds are skipped. For a room ``owner`` already holds,
+        only items not yet given to it are returned; for a room newly taken (free, or its
+        holder's lease expired), every unacked item is returned again starting with the oldest.
+        A room from which items are returned has its lease set to ``lease_ttl`` from now.
+        ``limit`` caps the item count, except that a reclaimed room's previously delivered items
+        may come whole (Redis).
+
+        Process a room's items one at a time, ack each with :meth:`commit`, renew the room lease
+        while working and release it when done.
+        """
+
+    @abstractmethod
+    async def inbox_wait(self, seconds: float) -> None:
+        """Return when items may have arrived since the last call, or after ``seconds``."""
+
+    @abstractmethod
+    async def inbox_size(self) -> int:
+        """How many accepted items are not yet acked."""
+
+    # -- outbox --------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def outbox_pending(
+        self, *, room_id: str | None = None, limit: int = 100
+    ) -> list[OutboxItem]:
+        """Replies not yet marked, oldest first (optionally of one room)."""
+
+    @abstractmethod
+    async def outbox_get(self, item_id: str) -> OutboxItem | None:
+        """One reply by its ``unique_temp_id``, while it is pending or retained after marking."""
+
+    @abstractmethod
+    async def outbox_mark(self, item_id: str, status: Literal["sent", "failed"]) -> bool:
+        """Mark a pending reply sent (Qiscus accepted it) or failed (it never will).
+
+        Returns True only for the call that changed it from pending: a reply marked once is
+        never listed as pending again.
+        """
+
+    # -- handoff -------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def handoff_start(
+        self, room_id: str, reason: str, *, ttl: float | None = None
+    ) -> Handoff:
+        """Record that a human took over ``room_id`` (replacing an earlier record)."""
+
+    @abstractmethod
+    async def handoff_get(self, room_id: str) -> Handoff | None:
+        """The room's handoff, or None when the bot is in charge (never started or expired)."""
+
+    @abstractmethod
+    async def handoff_end(self, room_id: str) -> bool:
+        """Give the room back to the bot; False when it was not handed off."""
+
+    @abstractmethod
+    async def handoff_list(self) -> list[Handoff]:
+        """Every room currently handed off, oldest handoff first."""
+
+
+def check_commit(
+    owner: str | None, ack: Sequence[InboxItem], states: Sequence[StateWrite]
+) -> list[tuple[str, str | None, float | None]]:
+    """Validate a commit's arguments; return state writes as (key, json or None to delete, ttl)."""
+    if ack and not owner:
+        raise StorageError("commit(ack=...) needs the owner that claimed the items, got none")
+    out: list[tuple[str, str | None, float | None]] = []
+    for w in states:
+        check_text(w.key, "state key")
+        if w.delete:
+            out.append((w.key, None, None))
+            continue
+        ttl = None if w.ttl is None else check_ttl(w.ttl, f"ttl of state {w.key!r}")
+        out.append((w.key, dumps(w.value, f"state {w.key!r}"), ttl))
+    return out
+
+
+def check_handoff(room_id: str, reason: str, ttl: float | None) -> float | None:
+    """Validate handoff arguments; return the TTL."""
+    check_text(room_id, "room_id")
+    if not isinstance(reason, str):
+        raise StorageError(f"handoff reason must be a string, got {reason!r}")
+    return None if ttl is None else check_ttl(ttl, "handoff ttl")
+
+
+def check_limit(limit: int) -> int:
+    """Reject a non-positive or non-integer limit."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise StorageError(f"limit must be an integer >= 1, got {limit!r}")
+    return limit
+
+
+def check_status(status: str) -> str:
+    """Reject an outbox status other than sent/failed."""
+    if status not in ("sent", "failed"):
+        raise StorageError(f"outbox status must be 'sent' or 'failed', got {status!r}")
+    return status

@@ -1,0 +1,319 @@
+"""In-process storage: fast, for tests and ``qbot shell``; everything is lost on exit.
+
+Every method runs without awaiting in between, so each is atomic under asyncio. Values are kept
+as JSON text, so what you read back is a copy, exactly as with the durable backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from qbot.storage.base import (
+    DEFAULT_OUTBOX_RETENTION,
+    Clock,
+    Handoff,
+    InboxItem,
+    LeaseLostError,
+    OutboxItem,
+    OutboxStatus,
+    StateWrite,
+    Storage,
+    check_commit,
+    check_handoff,
+    check_limit,
+    check_status,
+    check_text,
+    check_ttl,
+    dumps,
+    loads,
+    room_lease_key,
+)
+
+_SWEEP_EVERY = 60.0
+
+
+@dataclass(slots=True)
+class _Queued:
+    id: str
+    payload: str
+    received_at: float
+    delivered_to: str | None = None
+
+
+@dataclass(slots=True)
+class _Reply:
+    room_id: str
+    payload: str
+    status: OutboxStatus
+    created_at: float
+    done_at: float = 0.0
+
+
+class MemoryStorage(Storage):
+    """Storage in this process's memory (``memory://``).
+
+    Args:
+        clock: time source for every expiry; tests pass a controllable one.
+        outbox_retention: seconds a sent or failed reply is remembered.
+    """
+
+    def __init__(
+        self, *, clock: Clock | None = None, outbox_retention: float = DEFAULT_OUTBOX_RETENTION
+    ) -> None:
+        super().__init__(clock=clock)
+        self._retention = check_ttl(outbox_retention, "outbox_retention")
+        self._dedupe: dict[str, float] = {}
+        self._state: dict[str, tuple[str, float | None]] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
+        # Insertion order is the order rooms got their oldest pending item: fair and in order.
+        self._rooms: dict[str, list[_Queued]] = {}
+        self._ids = itertools.count(1)
+        self._replies: dict[str, _Reply] = {}
+        self._pending: dict[str, None] = {}
+        self._done: dict[str, float] = {}
+        self._handoffs: dict[str, Handoff] = {}
+        self._arrived = asyncio.Event()
+        self._next_sweep = 0.0
+
+    def _sweep(self, now: float) -> None:
+        # Expired records are ignored on read; this only bounds memory for idle keys.
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + _SWEEP_EVERY
+        self._dedupe = {k: t for k, t in self._dedupe.items() if t > now}
+        self._state = {k: v for k, v in self._state.items() if v[1] is None or v[1] > now}
+        self._leases = {k: v for k, v in self._leases.items() if v[1] > now}
+
+    # -- dedupe --------------------------------------------------------------------------------
+
+    async def claim_once(self, key: str, ttl: float) -> bool:
+        check_text(key, "dedupe key")
+        ttl = check_ttl(ttl, "dedupe ttl")
+        now = self._clock()
+        self._sweep(now)
+        return self._claim(key, ttl, now)
+
+    def _claim(self, key: str, ttl: float, now: float) -> bool:
+        expires = self._dedupe.get(key)
+        if expires is not None and expires > now:
+            return False
+        self._dedupe[key] = now + ttl
+        return True
+
+    # -- state ---------------------------------------------------------------------------------
+
+    async def get_state(self, key: str, default: Any = None) -> Any:
+        check_text(key, "state key")
+        found = self._state.get(key)
+        if found is None or (found[1] is not None and found[1] <= self._clock()):
+            return default
+        return loads(found[0])
+
+    async def commit(
+        self,
+        *,
+        owner: str | None = None,
+        ack: Sequence[InboxItem] = (),
+        states: Sequence[StateWrite] = (),
+        outbox: Sequence[OutboxItem] = (),
+    ) -> None:
+        writes = check_commit(owner, ack, states)
+        replies = [(r, dumps(r.payload, f"outbox payload of {r.id!r}")) for r in outbox]
+        for r, _ in replies:
+            check_text(r.id, "outbox id")
+            check_text(r.room_id, "outbox room_id")
+        now = self._clock()
+        for item in ack:
+            holder = self._holder(room_lease_key(item.room_id), now)
+            if holder != owner:
+                raise LeaseLostError(
+                    f"owner {owner!r} no longer holds room {item.room_id!r} (holder: {holder!r});"
+                    " the commit was not applied and the room's items will be processed again"
+                )
+        for key, text, ttl in writes:
+            if text is None:
+                self._state.pop(key, None)
+            else:
+                self._state[key] = (text, None if ttl is None else now + ttl)
+        self._forget_done(now)
+        for r, text in replies:
+            if r.id not in self._replies:
+                self._replies[r.id] = _Reply(r.room_id, text, "pending", now)
+                self._pending[r.id] = None
+        for item in ack:
+            queue = self._rooms.get(item.room_id, [])
+            queue[:] = [q for q in queue if q.id != item.id]
+            if not queue:
+                self._rooms.pop(item.room_id, None)
+
+    def _forget_done(self, now: float) -> None:
+        # _done is ordered by marking time, so expired records are at its front.
+        for item_id, done_at in list(self._done.items()):
+            if done_at + self._retention > now:
+                break
+            del self._done[item_id]
+            self._replies.pop(item_id, None)
+
+    # -- leases --------------------------------------------------------------------------------
+
+    def _holder(self, key: str, now: float) -> str | None:
+        found = self._leases.get(key)
+        if found is None or found[1] <= now:
+            return None
+        return found[0]
+
+    async def lease_acquire(self, key: str, owner: str, ttl: float) -> bool:
+        check_text(key, "lease key")
+        check_text(owner, "lease owner")
+        ttl = check_ttl(ttl, "lease ttl")
+        now = self._clock()
+        if self._holder(key, now) not in (None, owner):
+            return False
+        self._leases[key] = (owner, now + ttl)
+        return True
+
+    async def lease_renew(self, key: str, owner: str, ttl: float) -> bool:
+        ttl = check_ttl(ttl, "lease ttl")
+        now = self._clock()
+        if self._holder(key, now) != owner:
+            return False
+        self._leases[key] = (owner, now + ttl)
+        return True
+
+    async def lease_release(self, key: str, owner: str) -> bool:
+        if self._holder(key, self._clock()) != owner:
+            return False
+        del self._leases[key]
+        return True
+
+    async def lease_owner(self, key: str) -> str | None:
+        return self._holder(key, self._clock())
+
+    # -- inbox ---------------------------------------------------------------------------------
+
+    async def inbox_put(
+        self,
+        room_id: str,
+        payload: Any,
+        *,
+        dedupe_key: str | None = None,
+        dedupe_ttl: float = 86400.0,
+    ) -> InboxItem | None:
+        check_text(room_id, "room_id")
+        text = dumps(payload, "inbox payload")
+        now = self._clock()
+        if dedupe_key is not None:
+            check_text(dedupe_key, "dedupe key")
+            if not self._claim(dedupe_key, check_ttl(dedupe_ttl, "dedupe ttl"), now):
+                return None
+        queued = _Queued(str(next(self._ids)), text, now)
+        self._rooms.setdefault(room_id, []).append(queued)
+        self._arrived.set()
+        return InboxItem(queued.id, room_id, loads(text), now)
+
+    async def inbox_claim(
+        self, owner: str, *, lease_ttl: float, limit: int = 100
+    ) -> list[InboxItem]:
+        check_text(owner, "owner")
+        lease_ttl = check_ttl(lease_ttl, "lease_ttl")
+        check_limit(limit)
+        now = self._clock()
+        out: list[InboxItem] = []
+        for room_id, queue in self._rooms.items():
+            if len(out) >= limit:
+                break
+            key = room_lease_key(room_id)
+            holder = self._holder(key, now)
+            if holder is None:  # newly taken: everything unacked is ours to redo
+                for q in queue:
+                    q.delivered_to = None
+            elif holder != owner:
+                continue
+            fresh = [q for q in queue if q.delivered_to is None][: limit - len(out)]
+            if not fresh:
+                continue
+            self._leases[key] = (owner, now + lease_ttl)
+            for q in fresh:
+                q.delivered_to = owner
+                out.append(InboxItem(q.id, room_id, loads(q.payload), q.received_at))
+        return out
+
+    async def inbox_wait(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._arrived.wait(), seconds)
+        except TimeoutError:
+            return
+        self._arrived.clear()
+
+    async def inbox_size(self) -> int:
+        return sum(len(q) for q in self._rooms.values())
+
+    # -- outbox --------------------------------------------------------------------------------
+
+    def _reply(self, item_id: str, r: _Reply) -> OutboxItem:
+        return OutboxItem(item_id, r.room_id, loads(r.payload), r.status, r.created_at)
+
+    async def outbox_pending(
+        self, *, room_id: str | None = None, limit: int = 100
+    ) -> list[OutboxItem]:
+        check_limit(limit)
+        out: list[OutboxItem] = []
+        for item_id in self._pending:
+            r = self._replies[item_id]
+            if room_id is None or r.room_id == room_id:
+                out.append(self._reply(item_id, r))
+                if len(out) >= limit:
+                    break
+        return out
+
+    async def outbox_get(self, item_id: str) -> OutboxItem | None:
+        self._forget_done(self._clock())
+        r = self._replies.get(item_id)
+        return None if r is None else self._reply(item_id, r)
+
+    async def outbox_mark(self, item_id: str, status: Literal["sent", "failed"]) -> bool:
+        check_status(status)
+        r = self._replies.get(item_id)
+        if r is None or r.status != "pending":
+            return False
+        r.status = status
+        r.done_at = self._clock()
+        del self._pending[item_id]
+        self._done[item_id] = r.done_at
+        return True
+
+    # -- handoff -------------------------------------------------------------------------------
+
+    async def handoff_start(
+        self, room_id: str, reason: str, *, ttl: float | None = None
+    ) -> Handoff:
+        ttl = check_handoff(room_id, reason, ttl)
+        now = self._clock()
+        h = Handoff(room_id, reason, now, None if ttl is None else now + ttl)
+        self._handoffs.pop(room_id, None)  # re-insert so listing stays in start order
+        self._handoffs[room_id] = h
+        return h
+
+    def _live_handoff(self, room_id: str, now: float) -> Handoff | None:
+        h = self._handoffs.get(room_id)
+        if h is not None and h.expires_at is not None and h.expires_at <= now:
+            del self._handoffs[room_id]
+            return None
+        return h
+
+    async def handoff_get(self, room_id: str) -> Handoff | None:
+        return self._live_handoff(room_id, self._clock())
+
+    async def handoff_end(self, room_id: str) -> bool:
+        if self._live_handoff(room_id, self._clock()) is None:
+            return False
+        del self._handoffs[room_id]
+        return True
+
+    async def handoff_list(self) -> list[Handoff]:
+        now = self._clock()
+        return [h for room in list(self._handoffs) if (h := self._live_handoff(room, now))]
