@@ -90,7 +90,9 @@ class Bot(_IntentHolder):
             self.signer = PostbackSigner(settings.postback.secret.get_secret_value())
         if client is not None:
             self._client, self._owns_client = client, False
-        elif self._client is None:
+        elif self._client is None or self._owns_client:
+            # A client the bot built for older settings is replaced (the caller closed it with
+            # aclose(); its session is only opened on first use).
             q = settings.qiscus
             self._client = QiscusClient(
                 q.app_id,

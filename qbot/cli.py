@@ -143,3 +143,7 @@ def check_config(config_path: str | None, target: str | None) -> None:
         f"{settings.qiscus.api_version}), bot {settings.bot.email!r}, webhook "
         f"http://{settings.server.host}:{settings.server.port}{settings.server.webhook_path}"
     )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""The qbot command: one clear line and exit 2 on bad input; `qbot run` serves for real."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import structlog
+from click.testing import CliRunner
+from webhooks import sdk_body
+
+from qbot.cli import main
+from tests.fake_qiscus import FakeQiscus
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    # `qbot run` configures structlog process-wide; other tests capture logs.
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text("qiscus:\n  app_id: shop\n  secret_key: s3cret\nbot:\n  email: bot@shop.id\n")
+    return path
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_cli_help_lists_commands() -> None:
+    code, out = invoke("--help")
+    assert code == 0
+    assert "run" in out and "check-config" in out
+
+
+@pytest.mark.parametrize(
+    ("target", "fragment"),
+    [
+        ("bots.demo", "must look like MODULE:ATTR"),
+        ("nosuchmodule:bot", "cannot import module 'nosuchmodule'"),
+        ("bots.demo:nope", "has no attribute 'nope'"),
+        ("bots.demo:ORDERS", "is a dict, not a qbot.Bot"),
+    ],
+)
+def test_cli_run_bad_target_one_line_exit_2(config: Path, target: str, fragment: str) -> None:
+    code, out = invoke("run", target, "--config", str(config))
+    assert code == 2
+    assert out.startswith("error: ")
+    assert fragment in out
+    assert len(out.strip().splitlines()) == 1
+    assert "Traceback" not in out
+
+
+def test_cli_run_missing_config_exit_2(tmp_path: Path) -> None:
+    code, out = invoke("run", "bots.demo:bot", "--config", str(tmp_path / "missing.yaml"))
+    assert code == 2
+    assert out.strip() == f"error: config file {str(tmp_path / 'missing.yaml')!r} does not exist"
+
+
+def test_cli_run_invalid_config_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("qiscus:\n  app_id: a\n")
+    code, out = invoke("run", "bots.demo:bot", "--config", str(path))
+    assert code == 2
+    assert "qiscus.secret_key is required" in out
+    assert "bot is required" in out
+    assert len(out.strip().splitlines()) == 1
+
+
+def test_cli_check_config_ok(config: Path) -> None:
+    code, out = invoke("check-config", "--config", str(config), "--target", "bots.demo:bot")
+    assert code == 0, out
+    assert "ok: app 'shop' at https://shop.qiscus.com" in out
+
+
+def test_cli_check_config_bad_intent_target(config: Path, tmp_path: Path) -> None:
+    module = tmp_path / "badbot.py"
+    module.write_text(
+        "from qbot import Bot\nbot = Bot()\n@bot.intent('nope')\nasync def h(ctx):\n    pass\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        code, out = invoke("check-config", "--config", str(config), "--target", "badbot:bot")
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert code == 2
+    assert "waits for intent 'nope'" in out
+
+
+def test_cli_broken_bot_module_is_one_line(config: Path, tmp_path: Path) -> None:
+    (tmp_path / "brokenbot.py").write_text("import nosuchdependency\n")
+    (tmp_path / "syncbot.py").write_text(
+        "from qbot import Bot\nbot = Bot()\n@bot.message(text='x')\ndef h(ctx):\n    pass\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        code, out = invoke("run", "brokenbot:bot", "--config", str(config))
+        assert code == 2
+        assert "importing 'brokenbot' failed: No module named 'nosuchdependency'" in out
+        code, out = invoke("run", "syncbot:bot", "--config", str(config))
+        assert code == 2
+        assert "must be 'async def'" in out
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_cli_run_serves_the_demo_bot_and_stops_on_sigterm(tmp_path: Path) -> None:
+    async with FakeQiscus() as fake:
+        port = free_port()
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            f"qiscus:\n  app_id: {fake.app_id}\n  secret_key: {fake.secret_key}\n"
+            f"  base_url: {fake.base_url}\nbot:\n  email: bot@shop.id\n"
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "qbot.cli",
+            "run",
+            "bots.demo:bot",
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            cwd=ROOT,
+            stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            async with aiohttp.ClientSession() as http:
+                for _ in range(100):
+                    try:
+                        async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                            if resp.status == 200:
+                                break
+                    except aiohttp.ClientConnectionError:
+                        await asyncio.sleep(0.1)
+                async with http.post(
+                    f"http://127.0.0.1:{port}/webhook", json=sdk_body("hi", room_id=3)
+                ) as resp:
+                    assert resp.status == 200
+            await fake.wait_for(lambda: len(fake.posted_comments()) == 1, timeout=10)
+            assert fake.posted_comments()[0]["message"].startswith("Hello User One!")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(proc.communicate(), timeout=20)
+        assert proc.returncode == 0
+        events = [json.loads(line)["event"] for line in stderr.decode().splitlines() if line]
+        assert "server.started" in events
+        assert "reply.sent" in events
+        assert events[-1] == "server.stopped"

@@ -1,0 +1,104 @@
+"""Settings: YAML + environment, defaults, errors that name the key, the example file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qbot.config import Settings, load_settings
+from qbot.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+MINIMAL = "qiscus:\n  app_id: shop\n  secret_key: s3cret\nbot:\n  email: bot@shop.id\n"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("QBOT_"):
+            monkeypatch.delenv(key)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_config_example_file_loads_and_documents_every_key() -> None:
+    settings = load_settings(ROOT / "config.example.yaml")
+    assert settings.qiscus.app_id == "my-app-id"
+    example = (ROOT / "config.example.yaml").read_text()
+    for section, model in Settings.model_fields.items():
+        assert f"\n{section}:" in example, section
+        assert model.annotation is not None
+        for key in model.annotation.model_fields:  # type: ignore[union-attr]
+            assert f"  {key}:" in example, f"{section}.{key} is not in config.example.yaml"
+
+
+def test_config_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, MINIMAL))
+    assert settings.qiscus.base_url == "https://shop.qiscus.com"
+    assert settings.server.webhook_path == "/webhook"
+    assert settings.server.port == 8000
+    assert settings.webhook.signature_token is None
+    assert settings.webhook.dedupe_ttl >= 600
+
+
+def test_config_v21_base_url(tmp_path: Path) -> None:
+    text = MINIMAL.replace("secret_key: s3cret\n", "secret_key: s3cret\n  api_version: '2.1'\n")
+    settings = load_settings(write(tmp_path, text))
+    assert settings.qiscus.base_url == "https://api.qiscus.com"
+
+
+def test_config_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QBOT_QISCUS__SECRET_KEY", "from-env")
+    monkeypatch.setenv("QBOT_SERVER__PORT", "9001")
+    settings = load_settings(write(tmp_path, MINIMAL))
+    assert settings.qiscus.secret_key.get_secret_value() == "from-env"
+    assert settings.qiscus.app_id == "shop"
+    assert settings.server.port == 9001
+
+
+def test_config_environment_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QBOT_QISCUS__APP_ID", "envapp")
+    monkeypatch.setenv("QBOT_QISCUS__SECRET_KEY", "k")
+    monkeypatch.setenv("QBOT_BOT__EMAIL", "b@x.id")
+    assert load_settings(None).qiscus.base_url == "https://envapp.qiscus.com"
+
+
+def test_config_secrets_are_never_shown(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, MINIMAL + "webhook:\n  signature_token: tok123\n"))
+    shown = repr(settings) + str(settings.model_dump())
+    assert "s3cret" not in shown
+    assert "tok123" not in shown
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("bot:\n  email: b@x\n", "qiscus is required (set it in"),
+        (MINIMAL + "server:\n  port: nope\n", "server.port"),
+        (MINIMAL + "server:\n  webhook_path: hook\n", "must start with '/'"),
+        (MINIMAL + "serer:\n  port: 1\n", "serer is not a known setting"),
+        (MINIMAL + "qiscus:\n  base_url: ftp://x\n", "qiscus"),
+        ("- a\n- b\n", "must hold a mapping"),
+        ("qiscus: [\n", "not valid YAML"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path: Path, text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(")):
+        load_settings(write(tmp_path, text))
+
+
+def test_config_missing_key_names_the_env_var(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="QBOT_QISCUS__SECRET_KEY"):
+        load_settings(write(tmp_path, "qiscus:\n  app_id: a\nbot:\n  email: b@x\n"))
+
+
+def test_config_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.yaml")

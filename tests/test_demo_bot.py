@@ -1,0 +1,107 @@
+"""The README's example bot, driven through the core and a real client against fake Qiscus."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from webhooks import event_body, postback_body, sdk_body
+
+from bots.demo import bot as demo
+from qbot import Bot
+from qbot.config import load_settings
+from tests.fake_qiscus import FakeQiscus
+
+
+@pytest.fixture
+async def bot(fake_qiscus: FakeQiscus) -> AsyncIterator[Bot]:
+    settings = load_settings(
+        None,
+        qiscus={
+            "app_id": fake_qiscus.app_id,
+            "secret_key": fake_qiscus.secret_key,
+            "base_url": fake_qiscus.base_url,
+        },
+        bot={"email": "bot@shop.id"},
+    )
+    demo.configure(settings)  # a fresh client per test, built from these settings
+    yield demo
+    await demo.aclose()
+
+
+async def say(bot: Bot, fake: FakeQiscus, text: str, **kw: Any) -> list[dict[str, Any]]:
+    before = len(fake.posted_comments())
+    await bot.feed_update(sdk_body(text, **kw))
+    return fake.posted_comments()[before:]
+
+
+async def test_demo_greets_by_name(bot: Bot, fake_qiscus: FakeQiscus) -> None:
+    [reply] = await say(bot, fake_qiscus, "Hello", name="Ani")
+    assert reply["message"].startswith("Hello Ani!")
+
+
+async def test_demo_menu_buttons_then_track_postback(bot: Bot, fake_qiscus: FakeQiscus) -> None:
+    [menu] = await say(bot, fake_qiscus, "menu")
+    assert menu["type"] == "buttons"
+    labels = [b["label"] for b in menu["payload"]["buttons"]]
+    assert labels == ["Track my order", "Today's deals", "Link my account", "Help centre"]
+    assert menu["payload"]["buttons"][3] == {
+        "label": "Help centre", "type": "link", "payload": {"url": "https://example.com/help"},
+    }  # fmt: skip
+    await bot.feed_update(postback_body(menu["payload"]["buttons"][0]))
+    assert fake_qiscus.posted_comments()[-1]["message"].startswith("Send me your order number")
+
+
+async def test_demo_order_status_card_then_postback_template(
+    bot: Bot, fake_qiscus: FakeQiscus
+) -> None:
+    [card] = await say(bot, fake_qiscus, "order #123")
+    assert card["type"] == "card"
+    assert card["payload"]["title"] == "Order #123"
+    assert card["payload"]["description"] == "Batik shirt · on its way"
+    await bot.feed_update(postback_body(card["payload"]["buttons"][0]))
+    status = fake_qiscus.posted_comments()[-1]["message"]
+    assert status == "Order #123: on its way.\nExpected delivery: tomorrow."
+
+
+async def test_demo_unknown_order_is_a_quoted_reply(bot: Bot, fake_qiscus: FakeQiscus) -> None:
+    [reply] = await say(bot, fake_qiscus, "order 999", message_id=31337)
+    assert reply["type"] == "reply"
+    assert reply["payload"]["replied_comment_id"] == 31337
+    assert "#999" in reply["payload"]["text"]
+
+
+async def test_demo_deals_carousel_and_account_linking(bot: Bot, fake_qiscus: FakeQiscus) -> None:
+    [menu] = await say(bot, fake_qiscus, "menu")
+    await bot.feed_update(postback_body(menu["payload"]["buttons"][1]))
+    carousel = fake_qiscus.posted_comments()[-1]
+    assert carousel["type"] == "carousel"
+    assert [c["title"] for c in carousel["payload"]["cards"]] == ["Batik shirt", "Rice cooker"]
+    await bot.feed_update(postback_body(carousel["payload"]["cards"][1]["buttons"][0]))
+    assert fake_qiscus.posted_comments()[-1]["message"] == "Added rice-cooker to your cart."
+    await bot.feed_update(postback_body(menu["payload"]["buttons"][2]))
+    linking = fake_qiscus.posted_comments()[-1]
+    assert linking["type"] == "account_linking"
+    assert linking["payload"]["params"]["button_text"] == "Log in"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("I want a refund", "help with a refund"),
+        ("when are you open?", "open every day"),
+        ("can I talk to a human", "agents"),
+        ("asdfgh", "didn't get that"),
+    ],
+)
+async def test_demo_intents_and_fallback(
+    bot: Bot, fake_qiscus: FakeQiscus, text: str, fragment: str
+) -> None:
+    replies = await say(bot, fake_qiscus, text)
+    assert fragment in replies[-1]["message"]
+
+
+async def test_demo_welcomes_added_members(bot: Bot, fake_qiscus: FakeQiscus) -> None:
+    await bot.feed_update(event_body("add_member"))
+    assert fake_qiscus.posted_comments()[-1]["message"].startswith("Welcome!")

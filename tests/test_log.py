@@ -1,0 +1,49 @@
+"""Logging: JSON lines off a terminal, console on one, per-update context, no secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from qbot.log import configure_logging
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture(autouse=True)
+def _restore() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+
+
+def test_log_json_when_not_a_terminal_with_bound_context() -> None:
+    out = io.StringIO()
+    configure_logging("info", "auto", stream=out)
+    with structlog.contextvars.bound_contextvars(room_id="7", message_id="id:1"):
+        structlog.get_logger("t").info("reply.sent", to_room="7")
+    line = json.loads(out.getvalue())
+    assert line["event"] == "reply.sent"
+    assert line["room_id"] == "7"
+    assert line["message_id"] == "id:1"
+    assert line["level"] == "info"
+    assert "timestamp" in line
+
+
+def test_log_console_on_a_terminal_and_level_filter() -> None:
+    out = Tty()
+    configure_logging("warning", "auto", stream=out)
+    log = structlog.get_logger("t")
+    log.info("quiet.event")
+    log.warning("loud.event", key="v")
+    text = out.getvalue()
+    assert "quiet.event" not in text
+    assert "loud.event" in text and "key" in text
+    assert not text.lstrip().startswith("{")
