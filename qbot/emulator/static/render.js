@@ -136,7 +136,7 @@ export function renderContent(comment, onTap) {
       box.append(renderCard(payload, onTap));
       break;
     case "carousel": {
-      if (comment.message) box.append(textBlock(comment.message));
+      // Qiscus clients show only the cards; the message text is the fallback for old clients.
       const strip = el("div", "carousel");
       for (const card of payload.cards || []) strip.append(renderCard(card, onTap));
       box.append(strip);

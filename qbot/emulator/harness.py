@@ -1,0 +1,378 @@
+"""A bot wired to an in-process emulator: the engine of ``qbot.testing`` and ``qbot shell``.
+
+The emulator serves its REST API on ``127.0.0.1`` (port 0) and the bot's Qiscus client points at
+it, so replies travel over real HTTP exactly as in production; user messages are built as real
+webhook bodies and handed to ``bot.feed_update``, which returns once the replies are sent.
+
+```python
+async with Harness(bot) as harness:
+    chat = await harness.chat("ana@example.com", "Ana")
+    replies = await chat.say("hi")
+    replies = await chat.tap("Yes")
+```
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from qbot.emulator.app import create_emulator_app
+from qbot.emulator.core import Emulator, EmulatorConfig
+from qbot.emulator.store import EmulatorStore
+from qbot.emulator.webhook import buttons_of, postback_response
+
+if TYPE_CHECKING:
+    from qbot.bot import Bot
+    from qbot.config import Settings
+
+DEFAULT_BOT_EMAIL = "bot@qbot.local"
+
+
+@dataclass(frozen=True, slots=True)
+class BotReply:
+    """One comment the bot (or the System user) posted, with readable accessors.
+
+    Attributes:
+        comment: the comment as Qiscus serves it (``type``, ``message``, ``payload``, ...).
+    """
+
+    comment: dict[str, Any]
+
+    @property
+    def type(self) -> str:
+        """The comment type: ``text``, ``buttons``, ``card``, ``carousel``, ..."""
+        return str(self.comment["type"])
+
+    @property
+    def text(self) -> str:
+        """The text a reader sees: ``payload.text`` when the type has one, else the message."""
+        payload = self.payload
+        if self.type in ("buttons", "reply", "account_linking") and payload.get("text"):
+            return str(payload["text"])
+        return str(self.comment["message"])
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The payload object (``{}`` when there is none)."""
+        payload = self.comment.get("payload")
+        return payload if isinstance(payload, dict) else {}
+
+    @property
+    def buttons(self) -> list[dict[str, Any]]:
+        """Every button shown (a card's and each carousel card's included)."""
+        return buttons_of(self.comment)
+
+    @property
+    def button_labels(self) -> list[str]:
+        """The labels of :attr:`buttons`."""
+        return [str(b.get("label", "")) for b in self.buttons]
+
+    @property
+    def cards(self) -> list[dict[str, Any]]:
+        """The card of a ``card`` comment, or a carousel's cards."""
+        if self.type == "card":
+            return [self.payload]
+        if self.type == "carousel":
+            return [c for c in self.payload.get("cards") or [] if isinstance(c, dict)]
+        return []
+
+    def describe(self) -> str:
+        """One line for failure messages: type, text, buttons and card titles."""
+        parts = [f"{self.type}: {self.text!r}"]
+        if self.cards:
+            parts.append("cards " + ", ".join(repr(c.get("title", "")) for c in self.cards))
+        if self.buttons:
+            parts.append("buttons " + ", ".join(repr(label) for label in self.button_labels))
+        return " · ".join(parts)
+
+
+class Replies(list[BotReply]):
+    """The replies to one user message, in order, with assertion helpers.
+
+    Each ``assert_*`` raises ``AssertionError`` listing what the bot actually answered.
+    """
+
+    @property
+    def texts(self) -> list[str]:
+        """The text of each reply."""
+        return [r.text for r in self]
+
+    @property
+    def types(self) -> list[str]:
+        """The type of each reply."""
+        return [r.type for r in self]
+
+    def describe(self) -> str:
+        """Every reply on its own numbered line (``(no reply)`` when empty)."""
+        if not self:
+            return "  (no reply)"
+        return "\n".join(f"  {i}. {r.describe()}" for i, r in enumerate(self, 1))
+
+    def _fail(self, what: str) -> AssertionError:
+        return AssertionError(f"{what}\nthe bot answered:\n{self.describe()}")
+
+    def assert_texts(self, *expected: str | re.Pattern[str]) -> Replies:
+        """The replies' texts are exactly these (a compiled pattern must fully match)."""
+        ok = len(self) == len(expected) and all(
+            _text_matches(r.text, e) for r, e in zip(self, expected, strict=True)
+        )
+        if not ok:
+            raise self._fail(f"expected texts {list(expected)!r}")
+        return self
+
+    def assert_contains(self, fragment: str) -> Replies:
+        """Some reply's text contains ``fragment``."""
+        if not any(fragment in r.text for r in self):
+            raise self._fail(f"expected a reply containing {fragment!r}")
+        return self
+
+    def assert_types(self, *expected: str) -> Replies:
+        """The replies have exactly these types, in order."""
+        if self.types != list(expected):
+            raise self._fail(f"expected reply types {list(expected)!r}")
+        return self
+
+    def assert_buttons(self, *labels: str) -> Replies:
+        """The last reply with buttons shows exactly these labels, in order."""
+        with_buttons = [r for r in self if r.buttons]
+        if not with_buttons or with_buttons[-1].button_labels != list(labels):
+            raise self._fail(f"expected buttons {list(labels)!r}")
+        return self
+
+    def assert_cards(self, *titles: str) -> Replies:
+        """The last reply with cards shows cards with exactly these titles, in order."""
+        with_cards = [r for r in self if r.cards]
+        found = [str(c.get("title", "")) for c in with_cards[-1].cards] if with_cards else []
+        if found != list(titles) or not with_cards:
+            raise self._fail(f"expected cards {list(titles)!r}")
+        return self
+
+    def assert_none(self) -> Replies:
+        """The bot did not answer."""
+        if self:
+            raise self._fail("expected no reply")
+        return self
+
+
+def _text_matches(text: str, expected: str | re.Pattern[str]) -> bool:
+    if isinstance(expected, re.Pattern):
+        return expected.fullmatch(text) is not None
+    return text == expected
+
+
+def find_postback(replies: Iterable[BotReply], label: str) -> dict[str, Any]:
+    """The postback button labelled ``label`` in ``replies``, the newest reply first.
+
+    Raises:
+        AssertionError: no such button (the message lists the buttons there are), or it is a
+            link button, which opens a URL instead of posting back.
+    """
+    seen: list[str] = []
+    for reply in reversed(list(replies)):
+        for button in reply.buttons:
+            names = {str(button.get("label", "")), str(button.get("postback_text") or "")}
+            if label in names:
+                if button.get("type") == "link":
+                    url = (button.get("payload") or {}).get("url")
+                    raise AssertionError(
+                        f"button {label!r} is a link (it opens {url!r}), not a postback"
+                    )
+                return button
+            seen.append(str(button.get("label", "")))
+    available = ", ".join(repr(s) for s in seen) or "none"
+    raise AssertionError(f"no button {label!r} in the last replies; buttons there: {available}")
+
+
+class Chat:
+    """One user talking to the bot in one room.
+
+    Attributes:
+        email: the user's email.
+        room: the room (as the emulator stores it).
+        last: the replies to the latest message.
+    """
+
+    def __init__(self, harness: Harness, email: str, room: dict[str, Any]) -> None:
+        self.harness = harness
+        self.email = email
+        self.room = room
+        self.last = Replies()
+
+    @property
+    def room_id(self) -> int:
+        """The room's numeric id."""
+        return int(self.room["id"])
+
+    async def say(self, text: str) -> Replies:
+        """Send a text message; return the replies once the bot has finished with it."""
+        return await self.send("text", text)
+
+    async def tap(self, label: str) -> Replies:
+        """Tap the postback button ``label`` of the latest replies, as the Qiscus SDK does.
+
+        Raises:
+            AssertionError: there is no postback button with that label.
+        """
+        button = find_postback(self.last, label)
+        text, payload = postback_response(button)
+        return await self.send("button_postback_response", text, payload)
+
+    async def send(self, comment_type: str, text: str, payload: Any = None) -> Replies:
+        """Post any comment type as the user; return the replies it caused."""
+        comment = await self.harness.emulator.user_post(
+            self.room_id, self.email, comment_type=comment_type, text=text, payload=payload
+        )
+        return await self._collect(comment["id"])
+
+    async def event(self, event_type: str, *, objects: list[str] | None = None) -> Replies:
+        """Post a system event (``add_member``, ``join_room``, ...) done by this user."""
+        comment = await self.harness.emulator.system_event(
+            self.room_id,
+            event_type,
+            self.email,
+            object_emails=objects,
+            room_name=self.room["name"],
+            deliver_as="post_comment_mobile",
+        )
+        return await self._collect(comment["id"])
+
+    async def _collect(self, after_id: int) -> Replies:
+        await self.harness.emulator.drain()
+        self.harness.raise_errors()
+        comments = await self.harness.emulator.store.comments(
+            self.room_id, limit=1000, after_id=after_id
+        )
+        self.last = Replies(BotReply(c) for c in reversed(comments) if c["email"] != self.email)
+        return self.last
+
+
+class Harness:
+    """A bot configured against an in-process emulator; an async context manager.
+
+    Args:
+        bot: the bot under test (configured by :meth:`start`).
+        settings: the bot's settings (postback secret, intents, ...); its Qiscus ``base_url`` is
+            replaced by the emulator's. ``None``: minimal settings for the emulator.
+        db: the emulator's SQLite file; ``":memory:"`` keeps nothing.
+    """
+
+    def __init__(self, bot: Bot, settings: Settings | None = None, *, db: str = ":memory:") -> None:
+        self.bot = bot
+        self._settings = settings
+        self.settings: Settings | None = None
+        self._db = db
+        self._runner: web.AppRunner | None = None
+        self._client: Any = None
+        self._errors: list[BaseException] = []
+        self._emulator: Emulator | None = None
+
+    @property
+    def emulator(self) -> Emulator:
+        """The running emulator."""
+        if self._emulator is None:
+            raise RuntimeError("the harness is not started: use 'async with Harness(bot)'")
+        return self._emulator
+
+    async def start(self) -> None:
+        """Start the emulator on 127.0.0.1 (port 0) and point the bot at it."""
+        from qbot.client import QiscusClient, RetryPolicy
+        from qbot.config import Settings
+
+        settings = self._settings or Settings(
+            qiscus={"app_id": "qbot-test", "secret_key": "qbot-test-secret"},
+            bot={"email": self.bot.email or DEFAULT_BOT_EMAIL, "name": self.bot.name},
+        )
+        q = settings.qiscus
+        config = EmulatorConfig(
+            app_id=q.app_id,
+            secret_key=q.secret_key.get_secret_value(),
+            bot_email=settings.bot.email,
+            bot_name=settings.bot.name,
+        )
+        self._emulator = Emulator(config, EmulatorStore(self._db), deliver=self._deliver)
+        await self._emulator.start()
+        self._runner = web.AppRunner(
+            create_emulator_app(self._emulator, manage=False), access_log=None
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        base_url = f"http://{host}:{port}"
+        self.settings = settings.model_copy(
+            update={"qiscus": q.model_copy(update={"base_url": base_url})}
+        )
+        # A fresh client per harness: a bot object outlives tests, its old client would point at
+        # a closed emulator. One attempt: a failing call should fail the test, not retry.
+        self._client = QiscusClient(
+            q.app_id,
+            q.secret_key,
+            base_url,
+            q.api_version,
+            timeout=q.timeout,
+            retry=RetryPolicy(max_attempts=1),
+        )
+        self.bot.configure(self.settings, client=self._client)
+
+    async def close(self) -> None:
+        """Stop the emulator server and close the bot's client."""
+        if self._emulator is not None:
+            await self._emulator.drain()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._emulator is not None:
+            await self._emulator.close()
+            self._emulator = None
+
+    async def __aenter__(self) -> Harness:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def chat(
+        self, email: str = "user@example.com", name: str = "User", *, group: str | None = None
+    ) -> Chat:
+        """A conversation for this user: a single room with the bot, or a new group ``group``."""
+        await self.emulator.store.upsert_user(email, name)
+        if group is None:
+            room = await self.emulator.single_room(email)
+        else:
+            room = await self.emulator.group_room(group, email, [])
+            await self.emulator.drain()
+            self.raise_errors()
+        return Chat(self, email, room)
+
+    def raise_errors(self) -> None:
+        """Re-raise the first exception the bot raised while processing (then forget them)."""
+        if self._errors:
+            first, self._errors = self._errors[0], []
+            raise first
+
+    async def _deliver(self, raw: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
+        try:
+            outcome = await self.bot.feed_update(json.loads(raw))
+        except Exception as e:
+            # Surfaced by Chat.say(): a test must see the bot's crash, not a missing reply.
+            self._errors.append(e)
+            return 500, f"{type(e).__name__}: {e}"
+        return 200, json.dumps(
+            {"handler": outcome.handler, "ignored": outcome.ignored, "replies": outcome.replies}
+        )
