@@ -20,8 +20,6 @@ from qbot.errors import (
     api_error_for,
 )
 
-log = structlog.get_logger()
-
 BodyFactory = Callable[[], aiohttp.FormData]
 T = TypeVar("T")
 
@@ -180,7 +178,8 @@ class Transport:
                     wait = policy.backoff(attempt)
                 if attempt >= policy.max_attempts or elapsed + wait > policy.max_total_time:
                     raise failure.error from failure.error.__cause__
-                log.warning(
+                # A fresh logger per event: a cached one would pin whatever config was active.
+                structlog.get_logger().warning(
                     "qiscus.retry",
                     method=method,
                     endpoint=endpoint,
@@ -230,7 +229,7 @@ class Transport:
             error.__cause__ = e
             raise _Retryable(error, None) from e
         finally:
-            log.debug(
+            structlog.get_logger().debug(
                 "qiscus.request",
                 method=method,
                 endpoint=endpoint,

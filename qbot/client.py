@@ -14,6 +14,7 @@ created on the first call and closed by ``await client.close()``.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import uuid
@@ -429,7 +430,8 @@ class QiscusClient:
         def form() -> aiohttp.FormData:
             fd = aiohttp.FormData()
             fd.add_field("type", type)
-            fd.add_field("file", data, filename=name, content_type="application/json")
+            # A BytesIO, not bytes: aiohttp warns that big raw bodies could block the loop.
+            fd.add_field("file", io.BytesIO(data), filename=name, content_type="application/json")
             return fd
 
         results = await self._call("POST", "imports", form=form)

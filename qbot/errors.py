@@ -8,6 +8,7 @@ QbotError
 ├── TemplateError(ValueError)            a template is missing, broken or lacks a variable
 ├── PostbackError(ValueError)            a postback whose data is forged, unsigned or unreadable
 ├── StorageError                         a storage backend failed or is misconfigured
+├── ImportFileError(ValueError)          an import file breaks the Qiscus import rules
 └── QiscusError                          talking to Qiscus failed
     ├── QiscusNetworkError(OSError)      no HTTP answer: connection refused, reset, timed out
     └── QiscusAPIError                   Qiscus answered with an error status
@@ -22,6 +23,7 @@ QbotError
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -51,6 +53,18 @@ class PostbackError(QbotError, ValueError):
 
 class StorageError(QbotError):
     """A storage backend failed or is misconfigured."""
+
+
+class ImportFileError(QbotError, ValueError):
+    """An import file is unreadable or breaks the rules of the Qiscus import format.
+
+    Attributes:
+        problems: every problem found, each naming its row (see ``qbot.imports.Problem``).
+    """
+
+    def __init__(self, message: str, problems: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 class QiscusError(QbotError):
