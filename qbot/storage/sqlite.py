@@ -10,6 +10,7 @@ that for speed and still survives a killed process.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -112,6 +113,17 @@ class SqliteStorage(Storage):
         """Open the file, switch to WAL and create the tables. Idempotent."""
         if self._db is not None:
             return
+        folder = os.path.dirname(self.path)
+        if (
+            self.path != ":memory:"
+            and folder
+            and not await asyncio.to_thread(os.path.isdir, folder)
+        ):
+            # Checked here: aiosqlite's failed connect leaves a worker thread behind.
+            raise StorageError(
+                f"cannot open sqlite database {self.path!r}: folder {folder!r} does not exist;"
+                " create it or point storage.url elsewhere"
+            )
         try:
             db = await aiosqlite.connect(self.path, isolation_level=None)
         except sqlite3.Error as e:
