@@ -89,6 +89,12 @@ for _, room in ipairs(redis.call('ZRANGE', P..'i:rooms', 0, tonumber(ARGV[5]) - 
         cursor = r[1]
         for _, e in ipairs(r[2]) do got[#got + 1] = e end
       until cursor == '0-0'
+      -- every pending entry is ours now: forget consumers (dead owners) that hold nothing
+      for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, 'qbot')) do
+        if c[2] ~= owner and c[4] == 0 then
+          redis.call('XGROUP', 'DELCONSUMER', stream, 'qbot', c[2])
+        end
+      end
     end
     if limit - n - #got > 0 then
       local r = redis.call('XREADGROUP', 'GROUP', 'qbot', owner, 'COUNT', limit - n - #got,
