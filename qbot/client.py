@@ -46,6 +46,7 @@ __all__ = ["ApiVersion", "QiscusClient", "RetryPolicy"]
 ApiVersion = Literal["2", "2.1"]
 ResourceType = Literal["users", "rooms", "comments"]
 M = TypeVar("M", bound=BaseModel)
+_ROOMS_PER_PAGE = 20  # get_user_rooms pages hold at most 20 rooms
 
 
 def _card_image(card: Mapping[str, Any], api_version: ApiVersion) -> dict[str, Any]:
@@ -230,15 +231,16 @@ class QiscusClient:
         self, user_email: str, show_participants: bool = False
     ) -> AsyncIterator[RoomInfo]:
         """Every room of ``user_email``, fetching page after page until none is left."""
-        page, seen = 1, 0
+        page, seen = 1, set[str]()
         while True:
             result = await self.get_user_rooms(user_email, page, show_participants)
-            if not result.rooms_info:
-                return
-            for room in result.rooms_info:
+            fresh = [r for r in result.rooms_info if str(r.room_id) not in seen]
+            for room in fresh:
+                seen.add(str(room.room_id))
                 yield room
-            seen += len(result.rooms_info)
-            if seen >= result.meta.total_room:
+            total = result.meta.total_room
+            # Stop on a short or repeated page (a server that ignores ``page``) or at the total.
+            if len(result.rooms_info) < _ROOMS_PER_PAGE or not fresh or 0 < total <= len(seen):
                 return
             page += 1
 

@@ -234,3 +234,20 @@ async def test_secret_never_appears_in_repr_or_logs(client: QiscusClient) -> Non
     assert logs[-1]["event"] == "qiscus.request"
     assert logs[-1]["endpoint"] == "/api/v2/rest/post_comment"
     assert logs[-1]["status"] == 200
+
+
+async def test_iter_user_rooms_without_meta_still_walks_pages(
+    client: QiscusClient, fake_qiscus: FakeQiscus
+) -> None:
+    for n in range(25):
+        fake_qiscus.add_room(f"room {n}", [BOT])
+    fake_qiscus.fail(
+        "get_user_rooms",
+        200,
+        body={"status": 200, "results": {"rooms_info": [{"room_id": 100 + n} for n in range(20)]}},
+    )
+
+    rooms = [r.room_id async for r in client.iter_user_rooms(BOT)]
+
+    assert len(rooms) == 25
+    assert len(set(rooms)) == 25
