@@ -249,4 +249,7 @@ async def test_state_survives_a_restart_and_reset_clears_it(tmp_path: Path) -> N
     assert await third.store.comments(room["id"]) == []
     assert await third.store.get_user("ana@x.io") is None
     assert await third.store.get_user(BOT) is not None
+    # New ids after a reset: a bot deduping on (room, message id) must not drop new messages.
+    fresh = await third.single_room((await third.store.upsert_user("ana@x.io", "Ana"))["email"])
+    assert fresh["id"] != room["id"]
     await third.close()

@@ -122,6 +122,18 @@ class EmulatorStore:
             for table in _TABLES:
                 await self._db.execute(f"DELETE FROM {table}")
             await self._db.execute("DELETE FROM sqlite_sequence")
+        # Room and comment ids start from the clock, not 1: after a reset, a bot that remembers
+        # (room, message id) pairs for dedupe must not mistake new messages for old ones.
+        for table in ("rooms", "comments"):
+            async with self._db.execute(
+                "SELECT 1 FROM sqlite_sequence WHERE name = ?", (table,)
+            ) as cur:
+                seeded = await cur.fetchone()
+            if seeded is None:
+                await self._db.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
+                    (table, time.time_ns() // 1_000_000 % 10**12),
+                )
         await self._db.commit()
 
     async def close(self) -> None:

@@ -1,0 +1,173 @@
+"""The development commands of ``qbot``: ``dev``, ``shell`` and ``new``.
+
+``qbot.cli`` calls :func:`register` to add them to its group. Like every qbot command, a failure
+the user can cause prints one ``error: ...`` line and exits non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from qbot.errors import ConfigError, QbotError
+
+if TYPE_CHECKING:
+    from qbot.bot import Bot
+
+__all__ = ["register"]
+
+DEFAULT_CONFIG = "config.yaml"
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _config_path(path: str | None) -> str | None:
+    if path is None and Path(DEFAULT_CONFIG).is_file():
+        return DEFAULT_CONFIG
+    return path
+
+
+def _load_bot(target: str) -> Bot:
+    from qbot.cli import load_bot
+
+    bot: Bot = load_bot(target)
+    return bot
+
+
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help=f"YAML config file (default: ./{DEFAULT_CONFIG} when present).",
+)
+
+
+@click.command()
+@click.argument("target", required=False)
+@_config_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where the page listens.")
+@click.option("--port", type=int, default=8080, show_default=True, help="The page's port.")
+@click.option("--reset", is_flag=True, help="Forget every stored user, room and message first.")
+@click.option(
+    "--db",
+    default=".qbot/emulator.sqlite3",
+    show_default=True,
+    help="The emulator's SQLite file (conversations survive restarts).",
+)
+@click.option(
+    "--webhook-url",
+    default=None,
+    help="Without TARGET: where to deliver user messages (a bot started with `qbot run`).",
+)
+def dev(
+    target: str | None,
+    config_path: str | None,
+    host: str,
+    port: int,
+    reset: bool,
+    db: str,
+    webhook_url: str | None,
+) -> None:
+    """Run the bot TARGET (MODULE:ATTR) with a local Qiscus emulator and web chat page."""
+    from qbot.emulator.dev import DevServer, dev_settings
+    from qbot.log import configure_logging
+
+    try:
+        bot = _load_bot(target) if target else None
+        settings = dev_settings(_config_path(config_path), bot.name if bot else "Bot")
+        configure_logging(settings.log.level, settings.log.format)
+    except ConfigError as e:
+        _fail(str(e))
+    server = DevServer(
+        settings, bot, host=host, port=port, db=db, reset=reset, webhook_url=webhook_url
+    )
+
+    def announce(url: str) -> None:
+        who = f"{target}" if target else f"the bot at {webhook_url or '(no webhook URL)'}"
+        click.echo(f"qbot dev: chat with {who} at {url}  (state: {db}; Ctrl+C stops)", err=True)
+
+    try:
+        asyncio.run(server.run_forever(announce))
+    except OSError as e:
+        _fail(f"cannot listen on {host}:{port}: {e.strerror or e}", 1)
+    except QbotError as e:
+        _fail(str(e), 1)
+    except KeyboardInterrupt:
+        pass
+
+
+@click.command()
+@click.argument("target")
+@_config_option
+@click.option("--user", "email", default="user@example.com", show_default=True)
+@click.option("--name", default="User", show_default=True, help="Your display name.")
+def shell(target: str, config_path: str | None, email: str, name: str) -> None:
+    """Chat with the bot TARGET (MODULE:ATTR) in the terminal; numbers tap buttons."""
+    from qbot.emulator.dev import dev_settings
+    from qbot.log import configure_logging
+    from qbot.shell import run_shell
+
+    try:
+        bot = _load_bot(target)
+        settings = dev_settings(_config_path(config_path), bot.name)
+    except ConfigError as e:
+        _fail(str(e))
+    # The conversation is the output: only problems are logged, on stderr.
+    configure_logging("warning", "console")
+
+    def read_line() -> str | None:
+        try:
+            return input("you> ")
+        except EOFError:
+            return None
+
+    try:
+        asyncio.run(run_shell(bot, settings, read_line, click.echo, email=email, name=name))
+    except KeyboardInterrupt:
+        click.echo("")
+    except QbotError as e:
+        _fail(str(e), 1)
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--directory",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Where the project directory is created.",
+)
+def new(name: str, directory: str) -> None:
+    """Create a bot project NAME whose tests pass right away."""
+    from qbot.scaffold import create_project, package_name
+
+    try:
+        path = create_project(name, directory)
+    except ConfigError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"cannot write the project into {directory!r}: {e.strerror or e}", 1)
+    pkg = package_name(name)
+    click.echo(
+        f"Created {path}\n\n"
+        f"  cd {path}\n"
+        "  python -m venv .venv && .venv/bin/pip install -e '.[dev]'\n"
+        f"  .venv/bin/qbot dev {pkg}.bot:bot     # chat at http://127.0.0.1:8080/\n"
+        "  .venv/bin/pytest"
+    )
+
+
+def register(group: click.Group) -> None:
+    """Add ``dev``, ``shell`` and ``new`` to the ``qbot`` command group."""
+    group.add_command(dev)
+    group.add_command(shell)
+    group.add_command(new)

@@ -1,0 +1,150 @@
+"""``qbot dev``: the emulator and a bot's real webhook server, side by side in one process.
+
+The emulator (page + REST API) listens on ``host:port``; the bot's own ``qbot.server`` app listens
+on ``127.0.0.1`` at a free port, with its Qiscus client pointed at the emulator. User messages
+thus travel the production path: webhook → server → runtime → handler → REST API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from qbot.emulator.app import create_emulator_app
+from qbot.emulator.core import Emulator, EmulatorConfig
+from qbot.emulator.store import EmulatorStore
+
+if TYPE_CHECKING:
+    from qbot.bot import Bot
+    from qbot.config import Settings
+
+__all__ = ["DEV_APP_ID", "DEV_SECRET", "DevServer", "dev_settings"]
+
+DEV_APP_ID = "qbot-dev"
+DEV_SECRET = "qbot-dev-secret"
+DEFAULT_BOT_EMAIL = "bot@qbot.local"
+
+
+def dev_settings(config_path: str | None, bot_name: str) -> Settings:
+    """The bot's settings under ``qbot dev``: the config file (if any), emulator credentials.
+
+    ``qiscus.app_id``/``secret_key`` are replaced by the emulator's (``base_url`` is set once the
+    emulator listens); ``bot.email``/``bot.name`` default to ``bot@qbot.local`` and the bot's name.
+
+    Raises:
+        ConfigError: the file is missing or invalid.
+    """
+    from qbot.config import load_settings, read_yaml
+
+    data = read_yaml(config_path) if config_path is not None else {}
+    bot_section = data.get("bot") if isinstance(data.get("bot"), dict) else {}
+    return load_settings(
+        config_path,
+        qiscus={"app_id": DEV_APP_ID, "secret_key": DEV_SECRET, "base_url": "http://127.0.0.1"},
+        bot={"email": DEFAULT_BOT_EMAIL, "name": bot_name, **(bot_section or {})},
+    )
+
+
+@dataclass
+class DevServer:
+    """The emulator plus, when given, a bot served by ``qbot.server``.
+
+    Attributes:
+        settings: the bot's settings (see :func:`dev_settings`).
+        bot: the bot, or ``None`` to run the emulator alone (``webhook_url`` then says where
+            user messages go, e.g. a ``qbot run`` in another terminal).
+        host: where the emulator listens.
+        port: the emulator's port (0: any free port).
+        db: the emulator's SQLite file.
+        reset: clear the stored conversations first.
+        webhook_url: the webhook target when ``bot`` is ``None``.
+    """
+
+    settings: Settings
+    bot: Bot | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    db: str = ".qbot/emulator.sqlite3"
+    reset: bool = False
+    webhook_url: str | None = None
+    url: str = ""
+    emulator: Emulator | None = None
+    _runners: list[web.AppRunner] = dataclasses.field(default_factory=list)
+
+    async def start(self) -> str:
+        """Start both servers; return the page's URL.
+
+        Raises:
+            OSError: a port is taken.
+        """
+        from qbot.server import create_app
+
+        q = self.settings.qiscus
+        token = self.settings.webhook.signature_token
+        self.emulator = Emulator(
+            EmulatorConfig(
+                app_id=q.app_id,
+                secret_key=q.secret_key.get_secret_value(),
+                bot_email=self.settings.bot.email,
+                bot_name=self.settings.bot.name,
+                webhook_url=self.webhook_url,
+                signature_token=token.get_secret_value() if token is not None else None,
+            ),
+            EmulatorStore(self.db),
+        )
+        await self.emulator.start(reset=self.reset)
+        emulator_port = await self._serve(
+            create_emulator_app(self.emulator, manage=False), self.host, self.port
+        )
+        local = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        self.url = f"http://{local}:{emulator_port}/"
+        if self.bot is not None:
+            self.settings = self.settings.model_copy(
+                update={"qiscus": q.model_copy(update={"base_url": self.url.rstrip("/")})}
+            )
+            self.bot.configure(self.settings)
+            bot_port = await self._serve(create_app(self.bot, self.settings), "127.0.0.1", 0)
+            path = self.settings.server.webhook_path
+            # Known only now that the bot listens; nothing was delivered before this point.
+            self.emulator.config = dataclasses.replace(
+                self.emulator.config, webhook_url=f"http://127.0.0.1:{bot_port}{path}"
+            )
+        return self.url
+
+    async def _serve(self, app: web.Application, host: str, port: int) -> int:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        self._runners.append(runner)
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound: Any = runner.addresses[0]
+        return int(bound[1])
+
+    async def stop(self) -> None:
+        """Stop the bot (draining its queue), then the emulator."""
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        if self.emulator is not None:
+            await self.emulator.close()
+            self.emulator = None
+
+    async def run_forever(self, announce: Callable[[str], None]) -> None:
+        """Start, call ``announce(url)``, serve until SIGINT/SIGTERM, then stop cleanly."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):  # not on Windows
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            announce(await self.start())
+            await stop.wait()
+        finally:
+            await self.stop()

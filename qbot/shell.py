@@ -1,0 +1,131 @@
+"""``qbot shell``: chat with a bot in the terminal.
+
+The bot runs against an in-process emulator, as in ``qbot.testing``. Replies are printed as text
+blocks; postback buttons are numbered, and typing a number taps one. ``/quit`` (or end of input)
+leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from qbot.emulator.harness import BotReply, Harness, Replies
+from qbot.emulator.webhook import postback_response
+
+if TYPE_CHECKING:
+    from qbot.bot import Bot
+    from qbot.config import Settings
+
+__all__ = ["format_replies", "run_shell"]
+
+HELP = "Type a message and press Enter. A number taps that button. /help shows this, /quit leaves."
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines() or [""])
+
+
+def _card(card: dict[str, Any]) -> list[str]:
+    lines = [f"  ┌ {card.get('title', '')}"]
+    if card.get("description"):
+        lines.extend(f"  │ {line}" for line in str(card["description"]).splitlines())
+    image = card.get("image") or card.get("image_url")
+    if image:
+        lines.append(f"  │ image: {image}")
+    if card.get("url"):
+        lines.append(f"  │ {card['url']}")
+    return lines
+
+
+def _body(reply: BotReply) -> list[str]:
+    payload = reply.payload
+    if reply.type == "system_event":
+        return [f"  — {reply.text} —"]
+    if reply.type == "reply":
+        quoted = payload.get("replied_comment_message", "")
+        who = payload.get("replied_comment_sender_username", "")
+        return [f"  │ {who}: {quoted}", _indent(reply.text, "  ")]
+    if reply.type == "custom":
+        return [_indent(json.dumps(reply.comment.get("payload"), indent=2, ensure_ascii=False))]
+    if reply.type == "account_linking":
+        params = payload.get("params") or {}
+        button = params.get("button_text") or "Link account"
+        return [_indent(reply.text, "  "), f"  [{button}] opens {payload.get('url', '')}"]
+    lines = [] if reply.type == "carousel" else [_indent(reply.text, "  ")]
+    for card in reply.cards:
+        lines.extend(_card(card))
+    return lines
+
+
+def format_replies(replies: Replies, bot_name: str) -> tuple[str, list[dict[str, Any]]]:
+    """The replies as terminal text, and the postback buttons in the order they are numbered."""
+    lines: list[str] = []
+    choices: list[dict[str, Any]] = []
+    for reply in replies:
+        lines.append(f"{bot_name}:")
+        lines.extend(_body(reply))
+        for button in reply.buttons:
+            label = button.get("label", "")
+            if button.get("type") == "link":
+                lines.append(f"   ↗ {label}: {(button.get('payload') or {}).get('url', '')}")
+            else:
+                choices.append(button)
+                lines.append(f"  [{len(choices)}] {label}")
+    if not replies:
+        lines.append(f"{bot_name}: (no reply)")
+    return "\n".join(lines), choices
+
+
+async def run_shell(
+    bot: Bot,
+    settings: Settings | None,
+    read_line: Callable[[], str | None],
+    write: Callable[[str], None],
+    *,
+    email: str = "user@example.com",
+    name: str = "User",
+) -> int:
+    """Chat until ``/quit`` or end of input; return how many messages were sent.
+
+    Args:
+        bot: the bot to talk to.
+        settings: its settings (``None``: emulator defaults).
+        read_line: returns the next line typed, or ``None`` at end of input; it may block, it
+            runs in a thread.
+        write: prints one block of output.
+        email: the user's email.
+        name: the user's display name.
+    """
+    sent = 0
+    async with Harness(bot, settings) as harness:
+        chat = await harness.chat(email, name)
+        write(f"Chatting with {bot.name!r} as {name} <{email}>. {HELP}")
+        choices: list[dict[str, Any]] = []
+        while True:
+            line = await asyncio.to_thread(read_line)
+            if line is None or line.strip() in ("/quit", "/exit"):
+                break
+            text = line.strip()
+            if not text:
+                continue
+            if text == "/help":
+                write(HELP)
+                continue
+            if text.isdigit() and choices:
+                index = int(text)
+                if not 1 <= index <= len(choices):
+                    write(f"There is no button {index}: pick 1 to {len(choices)}.")
+                    continue
+                label, payload = postback_response(choices[index - 1])
+                replies = await chat.send("button_postback_response", label, payload)
+            else:
+                replies = await chat.say(text)
+            sent += 1
+            output, new_choices = format_replies(replies, bot.name)
+            # A reply without buttons keeps nothing tappable: numbers are text again.
+            choices = new_choices
+            write(output)
+    return sent

@@ -1,0 +1,113 @@
+"""qbot shell: chat in the terminal, buttons as numbered choices, cards as text blocks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from qbot import Bot, Buttons, Card, Carousel, Context
+from qbot.shell import run_shell
+
+
+def make_bot() -> Bot:
+    bot = Bot("shelly")
+
+    @bot.message(text="menu")
+    async def menu(ctx: Context) -> None:
+        await ctx.reply(
+            Buttons("Pick one")
+            .postback("Tea", action="drink", data={"d": "tea"})
+            .link("Docs", "https://example.com/docs")
+            .postback("Coffee", action="drink", data={"d": "coffee"})
+        )
+
+    @bot.postback(action="drink")
+    async def drink(ctx: Context) -> None:
+        await ctx.reply(f"one {(ctx.postback.data or {}).get('d') if ctx.postback else '?'}")
+
+    @bot.message(text="shop")
+    async def shop(ctx: Context) -> None:
+        await ctx.reply(
+            Carousel(
+                [
+                    Card(
+                        title="Kettle",
+                        description="1.7 l\nsteel",
+                        image_url="https://example.com/k.jpg",
+                        url="https://example.com/k",
+                    )
+                ]
+            )
+        )
+
+    @bot.fallback
+    async def echo(ctx: Context) -> None:
+        await ctx.reply(f"echo: {ctx.text}")
+
+    return bot
+
+
+async def _run(lines: list[str]) -> str:
+    feed: Iterator[str] = iter(lines)
+    out: list[str] = []
+    await run_shell(make_bot(), None, lambda: next(feed, None), out.append)
+    return "\n".join(out)
+
+
+async def test_shell_numbers_postback_buttons_and_taps_by_number() -> None:
+    out = await _run(["menu", "2"])
+    assert (
+        "shelly:\n  Pick one\n  [1] Tea\n   ↗ Docs: https://example.com/docs\n  [2] Coffee" in out
+    )
+    assert "shelly:\n  one coffee" in out
+
+
+async def test_shell_shows_cards_as_text_blocks() -> None:
+    out = await _run(["shop"])
+    assert "  ┌ Kettle\n  │ 1.7 l\n  │ steel\n  │ image: https://example.com/k.jpg" in out
+
+
+async def test_shell_number_without_buttons_is_plain_text_and_bad_number_is_explained() -> None:
+    out = await _run(["7", "menu", "9", "/quit", "never sent"])
+    assert "echo: 7" in out
+    assert "There is no button 9: pick 1 to 2." in out
+    assert "never sent" not in out
+
+
+# The commands configure logging for the whole process, so they run in a child process.
+CLI = "import click; from qbot._cli_dev import register; g = click.Group('qbot'); register(g); g()"
+
+
+def _qbot(cwd: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", CLI, *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_shell_command_chats_over_stdin(tmp_path: Path) -> None:
+    (tmp_path / "echo_shell_bot.py").write_text(
+        "from qbot import Bot, Context\n"
+        "bot = Bot('echoer')\n"
+        "@bot.fallback\n"
+        "async def echo(ctx: Context) -> None:\n"
+        "    await ctx.reply(f'you said {ctx.text}')\n"
+    )
+    result = _qbot(tmp_path, "shell", "echo_shell_bot:bot", stdin="hello\n")
+    assert result.returncode == 0, result.stderr
+    assert "echoer:\n  you said hello" in result.stdout
+
+
+def test_shell_command_bad_target_is_one_line(tmp_path: Path) -> None:
+    result = _qbot(tmp_path, "shell", "no_such_module_xyz:bot")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: cannot import module 'no_such_module_xyz' (from 'no_such_module_xyz:bot')"
+    ]
