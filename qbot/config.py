@@ -201,15 +201,25 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
 
 
 def _describe(error: ValidationError, path: str | Path | None) -> str:
-    where = f" in {str(path)!r}" if path is not None else ""
+    where = f"in {str(path)!r}" if path is not None else "in the config file (--config)"
     problems = []
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(root)"
-        env = "QBOT_" + "__".join(str(part) for part in item["loc"]).upper()
+        loc = tuple(str(part) for part in item["loc"])
         if item["type"] == "missing":
-            problems.append(f"{key} is required (set it{where} or as {env})")
+            for key in _required_keys(loc):
+                env = "QBOT_" + key.replace(".", "__").upper()
+                problems.append(f"{key} is required (set it {where} or as {env})")
         elif item["type"] == "extra_forbidden":
-            problems.append(f"{key} is not a known setting")
+            problems.append(f"{'.'.join(loc)} is not a known setting")
         else:
-            problems.append(f"{key}: {item['msg']}")
-    return f"invalid configuration{where}: " + "; ".join(problems)
+            problems.append(f"{'.'.join(loc) or '(root)'}: {item['msg']}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def _required_keys(loc: tuple[str, ...]) -> list[str]:
+    """A missing section stands for its required keys: name those, which is what a user sets."""
+    field = Settings.model_fields.get(loc[0]) if len(loc) == 1 else None
+    section = field.annotation if field is not None else None
+    if isinstance(section, type) and issubclass(section, BaseModel):
+        return [f"{loc[0]}.{name}" for name, f in section.model_fields.items() if f.is_required()]
+    return [".".join(loc)]

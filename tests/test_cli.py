@@ -78,7 +78,7 @@ def test_cli_run_invalid_config_exit_2(tmp_path: Path) -> None:
     code, out = invoke("run", "bots.demo:bot", "--config", str(path))
     assert code == 2
     assert "qiscus.secret_key is required" in out
-    assert "bot is required" in out
+    assert "bot.email is required" in out
     assert len(out.strip().splitlines()) == 1
 
 

@@ -80,7 +80,7 @@ def test_config_secrets_are_never_shown(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("bot:\n  email: b@x\n", "qiscus is required (set it in"),
+        ("bot:\n  email: b@x\n", "qiscus.app_id is required (set it in"),
         (MINIMAL + "server:\n  port: nope\n", "server.port"),
         (MINIMAL + "server:\n  webhook_path: hook\n", "must start with '/'"),
         (MINIMAL + "serer:\n  port: 1\n", "serer is not a known setting"),
