@@ -147,9 +147,10 @@ def check_config(config_path: str | None, target: str | None) -> None:
 
 def _register_subcommands() -> None:
     # Command groups that live in their own modules (each adds itself to `main`).
-    from qbot import _cli_admin
+    from qbot import _cli_admin, _cli_dev
 
     _cli_admin.register(main)
+    _cli_dev.register(main)
 
 
 _register_subcommands()
