@@ -77,10 +77,14 @@ async function loadRooms() {
   renderRooms();
 }
 
+// Comments arrive from two sources (the history fetch and the WebSocket) in any order: keep
+// each once, sorted by id.
 function appendComment(comment) {
   const list = $("messages");
   if (list.querySelector(`[data-id="${comment.id}"]`)) return;
-  list.append(renderComment(comment, state.me, tap));
+  const node = renderComment(comment, state.me, tap);
+  const later = [...list.children].find((li) => Number(li.dataset.id) > comment.id);
+  list.insertBefore(node, later ?? null);
   list.scrollTop = list.scrollHeight;
 }
 
@@ -90,16 +94,19 @@ async function openRoom(roomId) {
   const room = state.rooms.find((r) => r.id === roomId);
   $("room-title").textContent = room ? roomLabel(room) : `room ${roomId}`;
   $("room-title").classList.toggle("muted", !room);
-  $("text").disabled = false;
-  $("send").disabled = false;
   renderRooms();
+  // Cleared before the fetch: live events arriving meanwhile are merged, not wiped.
+  $("messages").replaceChildren();
+  inspector.clear();
   const [comments, exchanges] = await Promise.all([
     api("GET", `/emulator/api/rooms/${roomId}/comments`),
     api("GET", `/emulator/api/exchanges?room_id=${roomId}`),
   ]);
-  $("messages").replaceChildren();
+  if (state.roomId !== roomId) return; // another room was opened meanwhile
   comments.forEach(appendComment);
-  inspector.setExchanges(exchanges);
+  exchanges.forEach((exchange) => inspector.addExchange(exchange));
+  $("text").disabled = false;
+  $("send").disabled = false;
   $("text").focus();
 }
 
@@ -123,6 +130,9 @@ function tap(button) {
 async function selectUser(email) {
   state.me = email;
   localStorage.setItem("qbot.me", email);
+  // Rooms belong to a user: nothing to open or create until one is chosen.
+  $("chat-with-bot").disabled = !email;
+  $("group-form").querySelector("button").disabled = !email;
   state.roomId = null;
   $("messages").replaceChildren();
   inspector.clear();

@@ -34,13 +34,11 @@ export class Inspector {
     this.items.clear();
   }
 
-  setExchanges(exchanges) {
-    this.clear();
-    for (const exchange of exchanges) this.addExchange(exchange);
-  }
-
   addExchange(exchange) {
-    if (this.items.has(exchange.id)) return;
+    if (this.items.has(exchange.id)) {
+      for (const entry of exchange.traffic || []) this.addTraffic(entry);
+      return;
+    }
     const li = el("li", "exchange");
     li.dataset.id = exchange.id;
     li.append(el("div", "exchange-title", exchange.title));
@@ -48,7 +46,9 @@ export class Inspector {
     li.append(traffic);
     this.items.set(exchange.id, traffic);
     for (const entry of exchange.traffic || []) this.addTraffic(entry);
-    this.list.prepend(li);
+    // Newest first, whichever source (history or live) delivered it first.
+    const older = [...this.list.children].find((item) => Number(item.dataset.id) < exchange.id);
+    this.list.insertBefore(li, older ?? null);
   }
 
   // A webhook is listed when sent and replaced when its answer arrives.
