@@ -1,0 +1,181 @@
+"""``python -m bench``: run every part of the benchmark and print one table.
+
+python -m bench                 # the full run (about a minute and a half on 2 cores)
+python -m bench --quick         # smaller N, for a smoke test
+python -m bench --parts e2e,peer
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from bench import dispatch, e2e, intents_bench, peer
+from bench.e2e import ROOT
+
+PARTS = ("e2e", "dispatch", "intents", "peer", "memory")
+Row = tuple[str, str, str, str, str]
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def _e2e(n: int, rounds: int) -> list[Row]:
+    runs = e2e.run(n, rounds, workers=64)
+    best = {k: max(v, key=lambda r: r.load["per_second"]) for k, v in runs.items()}
+    q, b = best["qbot"], best["bare"]
+    ratio = q.load["per_second"] / b.load["per_second"]
+    rows: list[Row] = [
+        (
+            "1 end to end",
+            f"webhooks/s, {n} webhooks, 64 in flight (best of {rounds})",
+            f"{q.load['per_second']:.0f}",
+            f"bare {b.load['per_second']:.0f}",
+            f"{ratio:.2f} (target >= 0.85: {_verdict(ratio >= 0.85)})",
+        )
+    ]
+    for pct in ("p50", "p95", "p99"):
+        rows.append(
+            (
+                "",
+                f"latency {pct}, webhook sent -> reply received",
+                f"{q.load[pct + '_ms']:.1f} ms",
+                f"bare {b.load[pct + '_ms']:.1f} ms",
+                f"{q.load[pct + '_ms'] / b.load[pct + '_ms']:.2f}x",
+            )
+        )
+    rows.append(
+        (
+            "",
+            f"server RSS idle / after {n + 500} webhooks",
+            f"{q.rss_idle:.1f} / {q.rss_after:.1f} MiB",
+            f"bare {b.rss_idle:.1f} / {b.rss_after:.1f} MiB",
+            "",
+        )
+    )
+    qcpu = q.cpu / (n + 500) * 1e6
+    bcpu = b.cpu / (n + 500) * 1e6
+    rows.append(("", "server CPU per webhook", f"{qcpu:.0f} us", f"bare {bcpu:.0f} us", ""))
+    lost = sum(r.load["lost"] + r.load["status"] for v in runs.values() for r in v)
+    if lost:
+        rows.append(("", "webhooks without a reply or answered non-200", str(lost), "", "MISSED"))
+    return rows
+
+
+def _dispatch(messages: int) -> list[Row]:
+    results = dispatch.run(messages)
+    base = results[0]["mean_us"]
+    rows: list[Row] = []
+    for r in results:
+        n = int(r["handlers"])
+        ratio = r["mean_us"] / base
+        verdict = f" (target <= 1.5: {_verdict(ratio <= 1.5)})" if n == dispatch.SIZES[-1] else ""
+        rows.append(
+            (
+                "2 dispatch" if n == 1 else "",
+                f"exact-text message, {n} handlers (mean / p99)",
+                f"{r['mean_us']:.1f} / {r['p99_us']:.1f} us",
+                "1 handler",
+                f"{ratio:.2f}x{verdict}",
+            )
+        )
+    return rows
+
+
+def _intents() -> list[Row]:
+    r = intents_bench.run()
+    return [
+        (
+            "3 intents",
+            f"200 intents x 20 examples, {r['messages']:.0f} messages x 3 rounds "
+            f"({r['matched']:.0%} matched), median round",
+            f"p50 {r['p50_ms']:.3f} / p99 {r['p99_ms']:.3f} ms",
+            "",
+            f"p99 {_verdict(r['p99_ms'] < 1.0)} (target < 1 ms)",
+        )
+    ]
+
+
+def _peer(count: int) -> list[Row]:
+    rows: list[Row] = []
+    for r in peer.run(count):
+        ratio = r["qbot_per_s"] / r["aiogram_per_s"]
+        rows.append(
+            (
+                "4 peer" if not rows else "",
+                f"updates/s, {int(r['handlers'])} handlers (text + callback)",
+                f"{r['qbot_per_s']:.0f}",
+                f"aiogram {r['aiogram_per_s']:.0f}",
+                f"{ratio:.2f} (target >= 1.0: {_verdict(ratio >= 1.0)})",
+            )
+        )
+    return rows
+
+
+def _memory(conversations: int) -> list[Row]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "bench.memory", "-n", str(conversations)]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=300, check=True)
+    r: dict[str, Any] = json.loads(done.stdout)
+    if r["processed"] != conversations or r["last_state"] is None:
+        raise RuntimeError(f"memory run did not process every conversation: {r}")
+    return [
+        (
+            "5 memory",
+            f"bot process RSS idle / after {conversations} conversations",
+            f"{r['rss_idle_mib']:.1f} / {r['rss_after_mib']:.1f} MiB",
+            "",
+            f"{(r['rss_after_mib'] - r['rss_idle_mib']) * 1024 / conversations:.2f} KiB each",
+        )
+    ]
+
+
+def _table(rows: list[Row]) -> str:
+    head = ("part", "measure", "qbot", "reference", "ratio / verdict")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small N: a smoke test, not a result")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated: {PARTS}")
+    args = parser.parse_args()
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown parts {unknown}; choose from {', '.join(PARTS)}")
+    q = args.quick
+    started = time.monotonic()
+    rows: list[Row] = []
+    steps: dict[str, Callable[[], list[Row]]] = {
+        "e2e": lambda: _e2e(1_000 if q else 10_000, 1 if q else 2),
+        "dispatch": lambda: _dispatch(500 if q else 5_000),
+        "intents": _intents,
+        "peer": lambda: _peer(400 if q else 4_000),
+        "memory": lambda: _memory(5_000 if q else 100_000),
+    }
+    for part in parts:
+        print(f"running {part}...", file=sys.stderr, flush=True)
+        rows += steps[part]()
+    cpu = platform.processor() or platform.machine()
+    print(
+        f"qbot bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs ({cpu}), {time.monotonic() - started:.0f} s"
+    )
+    print()
+    print(_table(rows))
+
+
+if __name__ == "__main__":
+    main()

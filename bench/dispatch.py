@@ -1,0 +1,93 @@
+"""Part 2, dispatch scaling: cost per message with 1, 100, 1,000 and 10,000 handlers.
+
+The handlers are a mix: for N > 1, 90 % exact text, 5 % regex and 5 % intents, interleaved in
+a fixed pseudo-random registration order. The measured messages are exact texts of handlers
+spread over the whole registration order (so on average half the regex and intent handlers are
+registered before the one that wins and must be tried first, as the documented order requires).
+Updates are parsed beforehand: this times routing, the context and the handler call, not JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from bench._common import percentile
+from bench._inproc import offline, quiet_logging, time_each
+from bench.scenario import webhook
+from qbot import Bot, Context
+from qbot.intents import IntentSet
+from qbot.models.webhook import Update
+
+SIZES = (1, 100, 1_000, 10_000)
+INTENTS = 20
+
+
+def _intents() -> IntentSet:
+    spec = {
+        f"topic{i}": {"examples": [f"tell me about topic{i} please", f"topic{i} question help"]}
+        for i in range(INTENTS)
+    }
+    return IntentSet(spec)
+
+
+def build(n: int, seed: int = 7) -> tuple[Bot, list[str]]:
+    """A bot with ``n`` mixed handlers, and the exact texts that hit its text handlers."""
+    bot = Bot("dispatch", intents=_intents())
+    kinds = (
+        ["text"] * n if n == 1 else ["text"] * (n - 2 * (n // 20)) + ["regex", "intent"] * (n // 20)
+    )
+    random.Random(seed).shuffle(kinds)
+
+    async def handler(ctx: Context) -> None:
+        return None
+
+    texts: list[str] = []
+    for i, kind in enumerate(kinds):
+        if kind == "text":
+            texts.append(f"command {i}")
+            bot.message(text=f"command {i}")(handler)
+        elif kind == "regex":
+            bot.message(regex=rf"^ticket {i}-(\d+)$")(handler)
+        else:
+            bot.intent(f"topic{i % INTENTS}")(handler)
+    return offline(bot), texts
+
+
+def _updates(texts: list[str], count: int) -> list[Update]:
+    step = max(1, len(texts) // count)
+    chosen = texts[::step][:count]
+    updates = []
+    for i, text in enumerate(chosen):
+        body: dict[str, Any] = webhook(i, 50)
+        body["payload"]["message"]["text"] = text
+        body["payload"]["message"]["type"] = "text"
+        updates.append(Update.model_validate(body))
+    return updates
+
+
+async def _measure(n: int, messages: int) -> dict[str, float]:
+    bot, texts = build(n)
+    updates = _updates(texts, min(200, len(texts)))
+    rounds = max(1, messages // len(updates))
+    await time_each(updates, bot.feed_update)  # warm-up
+    times = await time_each(updates, bot.feed_update, rounds)
+    if bot.delivery is None:
+        raise RuntimeError("the bench bot lost its delivery")
+    return {
+        "handlers": n,
+        "mean_us": sum(times) / len(times) * 1e6,
+        "p50_us": percentile(times, 50) * 1e6,
+        "p99_us": percentile(times, 99) * 1e6,
+    }
+
+
+def run(messages: int = 5_000) -> list[dict[str, float]]:
+    quiet_logging()
+    return [asyncio.run(_measure(n, messages)) for n in SIZES]
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)
