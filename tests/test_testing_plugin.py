@@ -205,3 +205,16 @@ def test_malformed_transcript_names_the_file_and_turn(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "test_bad.yaml" in result.stdout
     assert "turn 1 has unknown keys ['shout']" in result.stdout
+
+
+def test_configured_transcript_directory_collects_every_yaml(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    with (project / "pyproject.toml").open("a") as f:
+        f.write('qbot_transcripts = ["convos"]\n')
+    (project / "convos").mkdir()
+    (project / "convos" / "greeting.yaml").write_text(
+        "turns:\n  - say: yo\n    expect: ['echo: yo']\n"
+    )
+    result = _pytest(project, "-rA")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASSED convos/greeting.yaml::greeting" in result.stdout
