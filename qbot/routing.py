@@ -104,7 +104,8 @@ class Handler:
     async def matches(self, ctx: Context) -> bool:
         for flt in self.filters:
             result = flt(ctx)
-            if inspect.isawaitable(result):
+            # Most filters are synchronous and return a bool: skip the costlier awaitable check.
+            if result.__class__ is not bool and inspect.isawaitable(result):
                 result = await result
             if not result:
                 return False
@@ -316,9 +317,10 @@ class Router:
         if kind != MESSAGE or not self._text_index:
             return handlers
         hits = self._text_index.get(ctx.normalized_text)
+        # Lazily: dispatch stops at the first match, so most candidates are never looked at.
         if not hits:
-            return [handlers[i] for i in self._unindexed]
-        return [handlers[i] for i in merge(hits, self._unindexed)]
+            return map(handlers.__getitem__, self._unindexed)
+        return map(handlers.__getitem__, merge(hits, self._unindexed))
 
     async def _propagate(self, ctx: Context, kind: str) -> Handler | None:
         """Find and run the handler for ``ctx`` in this router's tree; return it."""
