@@ -112,3 +112,17 @@ async def test_chat_text_is_never_rendered_as_html(page: Page) -> None:
     await expect(mine.locator("a")).to_have_attribute("href", "https://example.com/a")
     # The demo bot's fallback answers; the page keeps working.
     await expect(page.locator(".msg.theirs").last).to_contain_text("Sorry, I didn't get that")
+
+
+async def test_group_member_added_on_the_page_gets_the_bots_welcome(page: Page) -> None:
+    for email in ("bo@example.com", "ana@example.com"):
+        await page.fill("#user-email", email)
+        await page.click("#user-form button[type=submit]")
+        await expect(page.locator("#user-select")).to_have_value(email)
+    await page.fill("#group-name", "Family")
+    await page.click("#group-form button[type=submit]")
+    await expect(page.locator(".system").first).to_have_text("ana created room 'Family'")
+    await page.fill("#member-email", "bo@example.com")
+    await page.click("#member-form button[type=submit]")
+    await expect(page.locator(".system").last).to_have_text("ana added bo")
+    await expect(page.locator(".msg.theirs").last).to_contain_text("Welcome!")

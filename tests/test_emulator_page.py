@@ -283,3 +283,32 @@ async def test_delivery_failure_is_recorded_for_the_inspector(tmp_path: Path) ->
     assert entry["status"] is None
     assert "127.0.0.1:9" in entry["detail"]
     await em.close()
+
+
+async def test_adding_a_group_member_delivers_an_add_member_event(
+    client: TestClient[Any, Any], echo_bot: EchoBot
+) -> None:
+    room_id = await _room(client)
+    await client.post("/emulator/api/users", json={"email": "bo@x.io", "username": "Bo"})
+    refused = await client.post(
+        f"/emulator/api/rooms/{room_id}/members",
+        json={"user_email": "ana@x.io", "member_email": "bo@x.io"},
+    )
+    assert refused.status == 400
+    assert "single room" in (await refused.json())["error"]
+
+    group = await (
+        await client.post(
+            "/emulator/api/rooms", json={"type": "group", "user_email": "ana@x.io", "name": "T"}
+        )
+    ).json()
+    resp = await client.post(
+        f"/emulator/api/rooms/{group['id']}/members",
+        json={"user_email": "ana@x.io", "member_email": "bo@x.io"},
+    )
+    assert resp.status == 200
+    assert (await resp.json())["message"] == "Ana added Bo"
+    delivered = json.loads(echo_bot.webhooks[-1][0])["payload"]
+    assert delivered["message"]["payload"]["type"] == "add_member"
+    assert delivered["message"]["payload"]["object_email"] == "bo@x.io"
+    assert {p["email"] for p in delivered["room"]["participants"]} == {"ana@x.io", BOT, "bo@x.io"}

@@ -78,6 +78,7 @@ class PageApi:
             web.post("/emulator/api/rooms", wrap(self.create_room)),
             web.get("/emulator/api/rooms/{room_id}/comments", wrap(self.comments)),
             web.post("/emulator/api/rooms/{room_id}/messages", wrap(self.post_message)),
+            web.post("/emulator/api/rooms/{room_id}/members", wrap(self.add_member)),
             web.get("/emulator/api/exchanges", wrap(self.exchanges)),
         ]
 
@@ -159,6 +160,22 @@ class PageApi:
             room_id, sender, comment_type=kind, text=text, payload=body.get("payload")
         )
         return web.json_response(comment)
+
+    async def add_member(self, request: web.Request) -> web.Response:
+        room_id = _room_id(request)
+        body = await _body(request)
+        room = await self.em.store.get_room(room_id)
+        if room is None:
+            raise PageError(404, f"room {room_id} not found")
+        if room["type"] != "group":
+            raise PageError(400, f"room {room_id} is a single room: only groups take members")
+        by = str(body.get("user_email") or "")
+        if by not in {p["email"] for p in room["participants"]}:
+            raise PageError(403, f"{by!r} is not a participant of room {room_id}")
+        member = str(body.get("member_email") or "").strip()
+        if await self.em.store.get_user(member) is None:
+            raise PageError(404, f"user {member!r} not found: add the user first")
+        return web.json_response(await self.em.add_member(room_id, by, member))
 
     async def exchanges(self, request: web.Request) -> web.Response:
         raw = request.query.get("room_id")

@@ -146,6 +146,16 @@ class Emulator:
         refreshed = await self.store.get_room(room["id"])
         return refreshed or room
 
+    async def add_member(self, room_id: int, by_email: str, member_email: str) -> dict[str, Any]:
+        """A user adds another to a group, as a client does: add_member is delivered."""
+        await self.store.add_participants(room_id, [member_email])
+        room = await self.store.get_room(room_id)
+        if room is not None:
+            self.publish({"event": "room", "room": room})
+        return await self.system_event(
+            room_id, "add_member", by_email, object_emails=[member_email], deliver_as=MOBILE
+        )
+
     # comments
 
     async def user_post(

@@ -94,6 +94,7 @@ async function openRoom(roomId) {
   const room = state.rooms.find((r) => r.id === roomId);
   $("room-title").textContent = room ? roomLabel(room) : `room ${roomId}`;
   $("room-title").classList.toggle("muted", !room);
+  $("member-form").hidden = room?.type !== "group";
   renderRooms();
   // Cleared before the fetch: live events arriving meanwhile are merged, not wiped.
   $("messages").replaceChildren();
@@ -139,6 +140,7 @@ async function selectUser(email) {
   $("text").disabled = true;
   $("send").disabled = true;
   $("room-title").textContent = email ? "Pick a room or chat with the bot." : "Pick or create a user.";
+  $("member-form").hidden = true;
   await loadRooms();
 }
 
@@ -210,6 +212,18 @@ $("group-form").addEventListener("submit", (e) => {
     e.target.reset();
     await loadRooms();
     await openRoom(room.id);
+  });
+});
+
+// Adding a member to a group posts an add_member system event, delivered to the bot.
+$("member-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  guarded(async () => {
+    await api("POST", `/emulator/api/rooms/${state.roomId}/members`, {
+      user_email: state.me,
+      member_email: $("member-email").value,
+    });
+    e.target.reset();
   });
 });
 
