@@ -40,7 +40,10 @@ async def dev_url(tmp_path: Path) -> AsyncIterator[str]:
     from bots.demo import bot
 
     server = DevServer(
-        dev_settings(None, bot.name), bot, port=0, db=str(tmp_path / "emulator.sqlite3")
+        dev_settings(None, bot.name, storage={"url": "memory://"}),
+        bot,
+        port=0,
+        db=str(tmp_path / "emulator.sqlite3"),
     )
     url = await server.start()
     yield url
@@ -72,6 +75,7 @@ async def test_chat_with_the_demo_bot_in_chromium(page: Page) -> None:
     await page.fill("#user-name", "Ana")
     await page.click("#user-form button[type=submit]")
     await page.click("#chat-with-bot")
+    await expect(page.locator("#member-form")).to_be_hidden()  # only groups take members
 
     await page.fill("#text", "hi")
     await page.press("#text", "Enter")

@@ -14,6 +14,7 @@ import aiohttp
 from qbot import Bot, Context
 from qbot.emulator.dev import DevServer, dev_settings
 
+MEMORY = {"url": "memory://"}  # the bot's state stays out of the working directory
 CLI = "import click; from qbot._cli_dev import register; g = click.Group('qbot'); register(g); g()"
 
 
@@ -62,7 +63,7 @@ async def test_dev_delivers_signed_webhooks_the_bot_server_accepts(tmp_path: Pat
         "bot: {email: shop-bot@x.io, name: Shop}\n"
         "webhook: {signature_token: tok-123}\n"
     )
-    settings = dev_settings(str(config), "devbot")
+    settings = dev_settings(str(config), "devbot", storage=MEMORY)
     assert settings.bot.email == "shop-bot@x.io"
     server = DevServer(settings, make_bot(), port=0, db=str(tmp_path / "e.db"))
     url = await server.start()
@@ -83,20 +84,22 @@ async def test_dev_conversations_survive_a_restart_and_reset_clears_them(
     tmp_path: Path,
 ) -> None:
     db = str(tmp_path / "e.db")
-    first = DevServer(dev_settings(None, "devbot"), make_bot(), port=0, db=db)
+    first = DevServer(dev_settings(None, "devbot", storage=MEMORY), make_bot(), port=0, db=db)
     url = await first.start()
     async with aiohttp.ClientSession() as session:
         room_id = await _say(session, url, "remember")
         await _messages(session, url, room_id, 2)
     await first.stop()
 
-    second = DevServer(dev_settings(None, "devbot"), make_bot(), port=0, db=db)
+    second = DevServer(dev_settings(None, "devbot", storage=MEMORY), make_bot(), port=0, db=db)
     url = await second.start()
     async with aiohttp.ClientSession() as session:
         assert await _messages(session, url, room_id, 2) == ["remember", "echo: remember"]
     await second.stop()
 
-    third = DevServer(dev_settings(None, "devbot"), make_bot(), port=0, db=db, reset=True)
+    third = DevServer(
+        dev_settings(None, "devbot", storage=MEMORY), make_bot(), port=0, db=db, reset=True
+    )
     url = await third.start()
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{url}emulator/api/state") as resp:

@@ -32,11 +32,16 @@ DEV_SECRET = "qbot-dev-secret"
 DEFAULT_BOT_EMAIL = "bot@qbot.local"
 
 
-def dev_settings(config_path: str | None, bot_name: str) -> Settings:
+def dev_settings(config_path: str | None, bot_name: str, **overrides: Any) -> Settings:
     """The bot's settings under ``qbot dev``: the config file (if any), emulator credentials.
 
     ``qiscus.app_id``/``secret_key`` are replaced by the emulator's (``base_url`` is set once the
     emulator listens); ``bot.email``/``bot.name`` default to ``bot@qbot.local`` and the bot's name.
+
+    Args:
+        config_path: the bot's config file, or ``None``.
+        bot_name: the default ``bot.name``.
+        **overrides: more sections merged over the file, e.g. ``storage={"url": "memory://"}``.
 
     Raises:
         ConfigError: the file is missing or invalid.
@@ -49,6 +54,7 @@ def dev_settings(config_path: str | None, bot_name: str) -> Settings:
         config_path,
         qiscus={"app_id": DEV_APP_ID, "secret_key": DEV_SECRET, "base_url": "http://127.0.0.1"},
         bot={"email": DEFAULT_BOT_EMAIL, "name": bot_name, **(bot_section or {})},
+        **overrides,
     )
 
 
