@@ -70,6 +70,8 @@ def run_bot(name: str, n: int, workers: int, tmp: Path, profile: Path | None = N
     """
     port, sink_port = free_port(), free_port()
     log = tmp / f"{name}.log"
+    bot_dir = tmp / f"{name}-{port}"
+    bot_dir.mkdir()
     if name == "qbot":
         config = tmp / "qbot.yaml"
         _config(config, port, sink_port)
@@ -90,7 +92,9 @@ def run_bot(name: str, n: int, workers: int, tmp: Path, profile: Path | None = N
         cmd = [str(spy), "record", "-r", "500", "-f", "raw", "-o", str(profile), "--", *cmd]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # A fresh working directory per run: a served bot keeps durable state (dedupe records)
+        # under its cwd by default, and the workload reuses message ids from run to run.
+        proc = subprocess.Popen(cmd, cwd=bot_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_ready(proc, port, log)
         time.sleep(0.3)
@@ -104,8 +108,12 @@ def run_bot(name: str, n: int, workers: int, tmp: Path, profile: Path | None = N
         done = subprocess.run(loadgen, cwd=ROOT, env=env, capture_output=True, timeout=300)
         if done.returncode != 0:
             raise RuntimeError(f"loadgen failed: {done.stderr.decode(errors='replace')[-2000:]}")
+        load = json.loads(done.stdout)
+        if load["lost"] or load["status"]:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{name}: replies missing or webhooks refused: {load}\n{tail}")
         after = rss_mib(pid)
-        return Run(name, json.loads(done.stdout), idle, after, cpu_seconds(pid) - cpu_before)
+        return Run(name, load, idle, after, cpu_seconds(pid) - cpu_before)
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -21,6 +21,8 @@ from bench.scenario import message_id_of, webhook_bytes
 from bench.sink import Sink
 
 REPLY_TIMEOUT = 10.0
+MAX_LOST = 20
+"""Stop early once this many replies never came: the bot is broken, not slow."""
 
 
 def _request(host: str, port: int, body: bytes) -> bytes:
@@ -66,14 +68,15 @@ async def run(
         nonlocal next_index
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            while next_index < stop:
+            while next_index < stop and errors["lost"] + errors["status"] < MAX_LOST:
                 i = next_index
                 next_index += 1
                 future: asyncio.Future[float] = loop.create_future()
                 waiting[1_000_000 + i] = future
                 sent = time.perf_counter()
                 writer.write(requests[i])
-                if await _read_response(reader) != 200:
+                status = await _read_response(reader)
+                if status != 200:
                     errors["status"] += 1
                     waiting.pop(1_000_000 + i, None)
                     continue
