@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 from pydantic import ValidationError
@@ -177,3 +178,20 @@ def test_webhook_models_are_frozen() -> None:
     update = Update.model_validate(copy.deepcopy(example("sdk-documented.json")))
     with pytest.raises(ValidationError):
         update.message.text = "changed"  # type: ignore[misc]
+
+
+def test_webhook_sent_at_from_any_timestamp_field() -> None:
+    body = sdk_body("hi")
+    message = Update.model_validate(body).message
+    assert message.sent_at is not None
+    assert message.sent_at.isoformat() == "2025-07-11T05:46:37+00:00"
+    body["payload"]["message"]["unix_timestamp"] = "2025-07-11T05:46:37Z"
+    assert Update.model_validate(body).message.sent_at == message.sent_at
+    for key in ("unix_timestamp", "created_at", "timestamp"):
+        body["payload"]["message"][key] = None
+    assert Update.model_validate(body).message.sent_at is None
+
+
+def test_webhook_parsing_bytes_and_dicts_agree() -> None:
+    for body in (sdk_body("hi"), example("omnichannel-documented-2025.json")):
+        assert Update.model_validate_json(json.dumps(body)) == Update.model_validate(body)

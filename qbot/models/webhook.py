@@ -9,7 +9,7 @@ inside ``payload`` or both, ``null`` payloads). Unknown fields are kept, never r
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -90,8 +90,10 @@ class IncomingMessage(_Inbound):
     type: str = "text"
     text: str = ""
     payload: dict[str, Any] | None = None
-    created_at: datetime | str | None = None
-    timestamp: datetime | str | None = None
+    # Kept as sent (RFC 3339 strings; ``unix_timestamp`` an int, or a string in older deliveries),
+    # so parsing from bytes and from a dict give the same model; ``sent_at`` reads them.
+    created_at: str | None = None
+    timestamp: str | None = None
     unix_timestamp: int | str | None = None
     disable_link_preview: bool | None = None
     extras: dict[str, Any] | None = None
@@ -116,6 +118,20 @@ class IncomingMessage(_Inbound):
             return f"id:{self.id}"
         if self.unique_temp_id:
             return f"utid:{self.unique_temp_id}"
+        return None
+
+    @property
+    def sent_at(self) -> datetime | None:
+        """When the message was sent (UTC), from whichever timestamp field is readable."""
+        if isinstance(self.unix_timestamp, int):
+            return datetime.fromtimestamp(self.unix_timestamp, UTC)
+        for raw in (self.unix_timestamp, self.created_at, self.timestamp):
+            if isinstance(raw, str) and raw:
+                try:
+                    parsed = datetime.fromisoformat(raw)
+                except ValueError:
+                    continue
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
         return None
 
     @property
