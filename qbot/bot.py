@@ -1,7 +1,8 @@
-"""The Bot: the root router, its settings, and ``feed_update``, the core without HTTP."""
+"""The Bot: the root router, its settings and storage, and ``feed_update`` (the core, no HTTP)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +13,14 @@ from pydantic import ValidationError
 
 from qbot.context import Context
 from qbot.errors import ConfigError, PostbackError, QbotError
+from qbot.filters import normalize_text
 from qbot.intents import IntentSet, load_intents
 from qbot.messages.postback import PostbackSigner, unpack_postback
 from qbot.models.webhook import Update
 from qbot.routing import EVENT, POSTBACK, _IntentHolder, run_handler, update_kind
-from qbot.sending import Delivery, DirectDelivery, Sender
+from qbot.sending import Delivery, DirectDelivery, OutboxDelivery, Sender
+from qbot.storage import MemoryStorage, Storage, open_storage
+from qbot.storage.base import InboxItem
 from qbot.templates import Templates
 
 if TYPE_CHECKING:
@@ -69,17 +73,32 @@ class Bot(_IntentHolder):
         self._owns_client = False
         self.delivery: Delivery | None = None
         self.settings: Settings | None = None
+        self.storage: Storage = MemoryStorage()
+        self.storage_url = "memory://"
+        self._storage_open = False
+        self._retired: list[Storage] = []
 
     # --- configuration --------------------------------------------------------------------------
 
     def configure(self, settings: Settings, *, client: QiscusClient | None = None) -> None:
-        """Apply settings: identity, intents, templates, postback secret and the Qiscus client.
+        """Apply settings: identity, intents, templates, postback secret, client and storage.
+
+        The storage is ``storage.url`` (not connected until first use); unset, a fresh
+        ``memory://`` (the webhook server then opens ``sqlite:///.qbot/qbot.db`` instead).
 
         Raises:
-            ConfigError: an intents file is invalid or an ``@intent`` handler names no intent.
+            ConfigError: an intents file is invalid, an ``@intent`` handler names no intent, or
+                ``storage.url`` is not a storage URL.
         """
         from qbot.client import QiscusClient, RetryPolicy
+        from qbot.errors import StorageError
 
+        url = settings.storage.url or "memory://"
+        if url == "memory://" or url != self.storage_url:
+            try:
+                self.use_storage(open_storage(url), url=url)
+            except StorageError as e:
+                raise ConfigError(f"storage.url: {e}") from e
         self.settings = settings
         self.email = settings.bot.email
         if settings.intents.file:
@@ -116,10 +135,40 @@ class Bot(_IntentHolder):
             )
         return self._client
 
+    def use_storage(self, storage: Storage, *, url: str | None = None) -> None:
+        """Replace the bot's storage (opened on first use; the old one is closed by aclose).
+
+        Args:
+            storage: a storage not yet opened, e.g. ``open_storage("sqlite:///qbot.db")``.
+            url: the URL it was opened from, shown in logs.
+        """
+        if self._storage_open:
+            self._retired.append(self.storage)
+        self.storage = storage
+        self.storage_url = url or type(storage).__name__
+        self._storage_open = False
+
+    async def open(self) -> Storage:
+        """Connect the storage (idempotent) and return it.
+
+        Raises:
+            StorageError: the storage cannot be reached or created.
+        """
+        if not self._storage_open:
+            await self.storage.open()
+            self._storage_open = True
+        return self.storage
+
     async def aclose(self) -> None:
-        """Close the client the bot built for itself."""
+        """Close the client the bot built for itself and the storage."""
         if self._client is not None and self._owns_client:
             await self._client.close()
+        for old in self._retired:
+            await old.close()
+        self._retired.clear()
+        if self._storage_open:
+            self._storage_open = False
+            await self.storage.close()
 
     # --- the core -------------------------------------------------------------------------------
 
@@ -137,20 +186,61 @@ class Bot(_IntentHolder):
     async def feed_update(self, update: Update | Mapping[str, Any]) -> Outcome:
         """Route one update to its handler and send the replies; no HTTP server involved.
 
-        The emulator, ``qbot shell``, the test kit and the webhook server all come through here.
+        The emulator, ``qbot shell`` and the test kit come through here; the webhook server's
+        runtime calls :meth:`process`. Conversation state the handler changed is saved when it
+        returns.
 
         Raises:
             ValueError: ``update`` is a mapping that is not a webhook body.
+            StorageError: the storage failed.
         """
         if not isinstance(update, Update):
             try:
                 update = Update.model_validate(update)
             except ValidationError as e:
                 raise ValueError(f"not a Qiscus webhook body: {e}") from e
+        await self.open()
+        return await self.process(update)
+
+    async def process(
+        self, update: Update, *, ack: InboxItem | None = None, owner: str | None = None
+    ) -> Outcome:
+        """Handle one update and commit its state changes, acking ``ack`` in the same commit.
+
+        Args:
+            update: the parsed webhook.
+            ack: the inbox item the update came from (the runtime's), acked with the state.
+            owner: the worker holding the room's lease (required with ``ack``).
+
+        Raises:
+            LeaseLostError: ``owner`` lost the room meanwhile; nothing was committed.
+            StorageError: the storage failed.
+        """
+        outcome, ctx = await self._route(update, ack)
+        # Whatever the outcome, the message is now processed: its state and its ack go together.
+        writes = [] if ctx is None else [ctx.state.pending_write(), ctx.room_state.pending_write()]
+        states = [w for w in writes if w is not None]
+        if states or ack is not None:
+            await self.storage.commit(owner=owner, ack=[ack] if ack else (), states=states)
+            if ctx is not None:
+                ctx.state.committed()
+                ctx.room_state.committed()
+        return outcome
+
+    async def _route(self, update: Update, ack: InboxItem | None) -> tuple[Outcome, Context | None]:
         reason = self.ignore_reason(update)
         if reason is not None:
             log.debug("update.ignored", reason=reason)
-            return Outcome(ignored=reason)
+            return Outcome(ignored=reason), None
+        room_id = str(update.room.id)
+        handoff = await self.storage.handoff_get(room_id)
+        if self._is_agent_command(update):
+            ended = handoff is not None and await self.storage.handoff_end(room_id)
+            log.info("handoff.ended" if ended else "agent.command", by=update.sender.email)
+            return Outcome(ignored="agent_command"), None
+        if handoff is not None:
+            log.info("handoff.skipped", reason=handoff.reason, sender=update.sender.email)
+            return Outcome(ignored="handoff"), None
         kind = update_kind(update.message.type)
         postback = None
         if kind == POSTBACK:
@@ -158,23 +248,45 @@ class Bot(_IntentHolder):
                 postback = unpack_postback(update.message.payload, self.signer)
             except PostbackError as e:
                 log.warning("postback.rejected", reason=str(e), sender=update.sender.email)
-                return Outcome(ignored="rejected_postback")
-        origin = f"{update.room.id}:{update.message.identity}"
-        sender = Sender(self._delivery(), origin, self.signer)
+                return Outcome(ignored="rejected_postback"), None
+        # The replies' ids derive from what they answer, so a re-run regenerates them; a message
+        # without any identity is told apart by its inbox item (or, fed directly, by chance).
+        identity = update.message.identity or (
+            f"item:{ack.id}" if ack is not None else f"anon:{uuid.uuid4().hex}"
+        )
+        origin = f"{room_id}:{identity}"
+        sender = Sender(OutboxDelivery(self.storage, self.outbound()), origin, self.signer)
         ctx = Context(self, update, sender, postback=postback)
+        await ctx.state.load()
+        await ctx.room_state.load()
         handler = await self._propagate(ctx, kind)
         if handler is None:
             found = self.find_fallback()
             if found is None:
                 log.info("update.unhandled", message_type=update.message.type)
-                return Outcome(ignored="unhandled", replies=sender.sent)
+                return Outcome(ignored="unhandled", replies=sender.sent), ctx
             fn, router = found
             ctx.handler_name = "fallback"
             await run_handler(fn, router, ctx)
         log.info("update.handled", handler=ctx.handler_name, replies=sender.sent)
-        return Outcome(handler=ctx.handler_name, replies=sender.sent)
+        return Outcome(handler=ctx.handler_name, replies=sender.sent), ctx
 
-    def _delivery(self) -> Delivery:
+    def _is_agent_command(self, update: Update) -> bool:
+        """An agent's text that gives the room back to the bot (``state.resume_command``)."""
+        if self.settings is None or not self.settings.state.agents:
+            return False
+        state = self.settings.state
+        agents = {a.casefold() for a in state.agents}
+        if update.sender.email.casefold() not in agents:
+            return False
+        return normalize_text(update.message.text) == normalize_text(state.resume_command)
+
+    def outbound(self) -> Delivery:
+        """What posts replies: ``bot.delivery`` when set (tests), else the Qiscus client.
+
+        Raises:
+            ConfigError: the bot has no email to post as.
+        """
         if self.delivery is None:
             if not self.email:
                 raise ConfigError(

@@ -28,6 +28,7 @@ __all__ = [
     "QiscusSettings",
     "ServerSettings",
     "Settings",
+    "StateSettings",
     "StorageSettings",
     "WebhookSettings",
     "load_settings",
@@ -100,10 +101,41 @@ class PostbackSettings(_Section):
     secret: SecretStr | None = None
 
 
-class StorageSettings(_Section):
-    """Where conversation state, dedupe records and queues live."""
+DEFAULT_SERVED_STORAGE = "sqlite:///.qbot/qbot.db"
+"""The storage of ``qbot run`` and ``qbot dev`` when ``storage.url`` is not set."""
 
-    url: str = "memory://"
+
+class StorageSettings(_Section):
+    """Where conversation state, dedupe records, the inbox and the outbox live.
+
+    ``url`` unset (``None``): a served bot (``qbot run``, ``qbot dev``) uses
+    :data:`DEFAULT_SERVED_STORAGE`, SQLite in ``.qbot/qbot.db`` (the folder is created); a bot
+    driven in-process (``Bot.feed_update``, ``qbot.testing``, ``qbot shell``) uses ``memory://``,
+    so tests never share a file.
+    """
+
+    url: str | None = None
+
+    def served_url(self) -> str:
+        """The URL a served bot (``qbot run``, ``qbot dev``) opens."""
+        return self.url or DEFAULT_SERVED_STORAGE
+
+
+class StateSettings(_Section):
+    """Conversation state and human handoff.
+
+    Attributes:
+        ttl: seconds a conversation's state lives after its last change (``null``: forever).
+        handoff_ttl: seconds a handoff lasts unless ``ctx.handoff(ttl=...)`` says otherwise
+            (``null``: until resumed).
+        agents: emails of human agents; their ``resume_command`` ends a handoff in the room.
+        resume_command: the text an agent sends to give the room back to the bot.
+    """
+
+    ttl: float | None = Field(default=7 * 24 * 3600.0, gt=0)
+    handoff_ttl: float | None = Field(default=24 * 3600.0, gt=0)
+    agents: list[str] = Field(default_factory=list)
+    resume_command: str = Field(default="/bot resume", min_length=1)
 
 
 class LogSettings(_Section):
@@ -139,6 +171,7 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = WebhookSettings()
     postback: PostbackSettings = PostbackSettings()
     storage: StorageSettings = StorageSettings()
+    state: StateSettings = StateSettings()
     log: LogSettings = LogSettings()
     intents: IntentSettings = IntentSettings()
     templates: TemplateSettings = TemplateSettings()

@@ -11,6 +11,8 @@ from qbot.errors import MessageBuildError, QbotError
 from qbot.filters import normalize_text
 from qbot.messages import Message, Reply, Text, as_message
 from qbot.models.webhook import IncomingMessage, Room, Update, User
+from qbot.state import State
+from qbot.storage.base import Handoff, state_key
 
 if TYPE_CHECKING:
     from qbot.bot import Bot
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from qbot.intents import IntentMatch
     from qbot.messages.postback import Postback
     from qbot.sending import Sender
+    from qbot.storage import Storage
 
 __all__ = ["Context"]
 
@@ -37,6 +40,9 @@ class Context:
         postback: for a button tap, the packed ``action`` and ``data``; else ``None``.
         error: in an ``@bot.error`` handler, the exception the handler raised.
         log: a structlog logger bound to the room and message.
+        state: the conversation state of this sender in this room (``get``, ``set``,
+            ``update``, ``clear``, ``goto``, ``step``); see ``qbot.state``.
+        room_state: the state shared by everyone in the room.
     """
 
     def __init__(
@@ -46,6 +52,8 @@ class Context:
         sender: Sender,
         *,
         postback: Postback | None = None,
+        state: State | None = None,
+        room_state: State | None = None,
     ) -> None:
         self.bot = bot
         self.update = update
@@ -60,6 +68,10 @@ class Context:
         self._outbound = sender
         self._normalized: str | None = None
         self._intent: IntentMatch | None = _UNSET
+        room_id = str(self.room.id)
+        ttl = bot.settings.state.ttl if bot.settings is not None else None
+        self.state = state or State(bot.storage, state_key(room_id, _user_id(self.sender)), ttl=ttl)
+        self.room_state = room_state or State(bot.storage, state_key(room_id), ttl=ttl)
 
     # --- what was said -------------------------------------------------------------------------
 
@@ -108,6 +120,46 @@ class Context:
     def client(self) -> QiscusClient:
         """The bot's Qiscus REST client, for calls beyond replying."""
         return self.bot.client
+
+    @property
+    def storage(self) -> Storage:
+        """The bot's storage (state, handoffs, ...), for what ``ctx.state`` does not cover."""
+        return self.bot.storage
+
+    # --- state and handoff ----------------------------------------------------------------------
+
+    def rollback_state(self) -> None:
+        """Drop the state writes not yet saved (done for you when a handler raises)."""
+        self.state.rollback()
+        self.room_state.rollback()
+
+    async def handoff(self, reason: str, *, ttl: float | None = None) -> Handoff:
+        """Hand the room to a human agent: the bot stops answering in it.
+
+        Messages keep arriving and are stored and acked, but no handler runs for them (each is
+        logged as ``handoff.skipped``) until :meth:`resume`, an agent's resume command
+        (``state.resume_command`` from one of ``state.agents``), ``qbot handoffs end ROOM``, or
+        the timeout ends it.
+
+        Args:
+            reason: why (shown by ``qbot handoffs list``).
+            ttl: seconds until the bot answers again by itself; ``None``: ``state.handoff_ttl``.
+
+        Raises:
+            StorageError: ``reason`` is not a string or ``ttl`` is not a positive number.
+        """
+        if ttl is None and self.bot.settings is not None:
+            ttl = self.bot.settings.state.handoff_ttl
+        started = await self.bot.storage.handoff_start(str(self.room.id), reason, ttl=ttl)
+        self.log.info("handoff.started", reason=reason, ttl=ttl)
+        return started
+
+    async def resume(self) -> bool:
+        """Give the room back to the bot; False when it was not handed off."""
+        ended = await self.bot.storage.handoff_end(str(self.room.id))
+        if ended:
+            self.log.info("handoff.ended", by="handler")
+        return ended
 
     # --- answering ------------------------------------------------------------------------------
 
@@ -164,3 +216,8 @@ class Context:
             f"<Context room={self.room.id!r} message={self.message.identity!r} "
             f"type={self.message.type!r}>"
         )
+
+
+def _user_id(user: User) -> str:
+    """Who the per-user state belongs to: the email, else the id."""
+    return user.email or str(user.id)

@@ -8,6 +8,7 @@ QbotError
 ├── TemplateError(ValueError)            a template is missing, broken or lacks a variable
 ├── PostbackError(ValueError)            a postback whose data is forged, unsigned or unreadable
 ├── StorageError                         a storage backend failed or is misconfigured
+│   └── LeaseLostError                   a worker lost a room's lease; its commit was refused
 ├── ImportFileError(ValueError)          an import file breaks the Qiscus import rules
 └── QiscusError                          talking to Qiscus failed
     ├── QiscusNetworkError(OSError)      no HTTP answer: connection refused, reset, timed out
@@ -53,6 +54,14 @@ class PostbackError(QbotError, ValueError):
 
 class StorageError(QbotError):
     """A storage backend failed or is misconfigured."""
+
+
+class LeaseLostError(StorageError):
+    """A commit was refused because the committing owner no longer holds the room's lease.
+
+    Another worker has (or may have) taken the room over; the commit applied nothing, and the
+    new owner will process the unacked items again.
+    """
 
 
 class ImportFileError(QbotError, ValueError):

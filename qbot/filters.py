@@ -43,6 +43,7 @@ __all__ = [
     "Regex",
     "RoomType",
     "Sender",
+    "State",
     "Text",
     "normalize_text",
 ]
@@ -278,6 +279,40 @@ class Channel(Filter):
 
     def __repr__(self) -> str:
         return f"Channel({sorted(self.sources)!r})"
+
+
+class State(Filter):
+    """The sender's conversation is at one of ``steps`` (``ctx.state.step``).
+
+    ``None`` matches a conversation at no step, ``"*"`` one at any step, and a step ending in
+    ``*`` every step with that prefix (``"form:complaint:*"``). ``@bot.message(state=...)``
+    builds this filter.
+    """
+
+    def __init__(self, *steps: str | None) -> None:
+        if not steps or not all(s is None or (isinstance(s, str) and s) for s in steps):
+            raise HandlerRegistrationError(
+                f"state= needs step names (non-empty strings) or None, got {steps!r}"
+            )
+        self.steps = frozenset(s for s in steps if s is None or not s.endswith("*"))
+        self.prefixes = tuple(s[:-1] for s in steps if s is not None and s.endswith("*"))
+
+    def __call__(self, ctx: Context) -> bool:
+        step = ctx.state.step
+        if step in self.steps:
+            return True
+        return step is not None and step.startswith(self.prefixes)
+
+    def __repr__(self) -> str:
+        shown = sorted(self.steps, key=str) + [p + "*" for p in self.prefixes]
+        return f"State({', '.join(map(repr, shown))})"
+
+
+def state_filter(steps: str | Iterable[str | None] | None) -> State:
+    """The filter of a decorator's ``state=`` argument (one step, ``None`` or several)."""
+    if steps is None or isinstance(steps, str):
+        return State(steps)
+    return State(*steps)
 
 
 def as_filter(value: Any) -> Filter:

@@ -33,6 +33,7 @@ from qbot.filters import (
     Regex,
     Text,
     as_filter,
+    state_filter,
 )
 
 if TYPE_CHECKING:
@@ -50,6 +51,9 @@ Middleware = Callable[["Context", Callable[[], Awaitable[None]]], Awaitable[Any]
 F = TypeVar("F", bound=HandlerFn)
 
 MESSAGE, POSTBACK, EVENT = "message", "postback", "event"
+ANY_STATE: Any = object()
+"""The default of ``state=``: the handler matches whatever step the conversation is at."""
+Steps = str | Iterable[str | None] | None
 TEXT_TYPES = ("text", "reply")
 
 
@@ -144,6 +148,7 @@ class Router:
         text: str | Iterable[str] | None = None,
         regex: str | re.Pattern[str] | None = None,
         type: str | Iterable[str] | None = None,
+        state: Steps = ANY_STATE,
     ) -> Callable[[F], F]: ...
 
     def message(
@@ -152,6 +157,7 @@ class Router:
         text: str | Iterable[str] | None = None,
         regex: str | re.Pattern[str] | None = None,
         type: str | Iterable[str] | None = None,
+        state: Steps = ANY_STATE,
     ) -> Any:
         """Handle a message.
 
@@ -161,10 +167,15 @@ class Router:
             regex: searched in the text; the match is ``ctx.match``.
             type: comment type(s); defaults to any type for filters and to text types for
                 ``text=``/``regex=``.
+            state: only when the sender's conversation is at this step (``ctx.state.step``):
+                a step, several, ``None`` (no step), ``"*"`` (any step) or a ``prefix*``.
+                Left out, the handler matches at every step.
         """
-        if _is_bare(filters, text, regex, type):
+        if _is_bare(filters, text, regex, type) and state is ANY_STATE:
             return self.message()(filters[0])
         built = [as_filter(f) for f in filters]
+        if state is not ANY_STATE:
+            built.insert(0, state_filter(state))
         keys: frozenset[str] | None = None
         if text is not None:
             text_filter = Text(text)
@@ -178,26 +189,54 @@ class Router:
             built.insert(0, MessageType(TEXT_TYPES))
         return self._decorator(MESSAGE, built, keys)
 
-    def intent(self, name: str, *filters: Filter | Callable[[Context], Any]) -> Callable[[F], F]:
-        """Handle a text classified as intent ``name`` (see ``qbot.intents``)."""
+    def intent(
+        self,
+        name: str,
+        *filters: Filter | Callable[[Context], Any],
+        state: Steps = ANY_STATE,
+    ) -> Callable[[F], F]:
+        """Handle a text classified as intent ``name`` (see ``qbot.intents``).
+
+        ``state=`` restricts it to a step, as for :meth:`message`.
+        """
         flt = Intent(name)
         self._check_intent(flt.name)
-        return self._decorator(MESSAGE, [MessageType(TEXT_TYPES), flt, *map(as_filter, filters)])
+        built: list[Filter] = [MessageType(TEXT_TYPES)]
+        if state is not ANY_STATE:
+            built.append(state_filter(state))
+        return self._decorator(MESSAGE, [*built, flt, *map(as_filter, filters)])
 
     def postback(
-        self, *filters: Filter | Callable[[Context], Any], action: str | Iterable[str] | None = None
+        self,
+        *filters: Filter | Callable[[Context], Any],
+        action: str | Iterable[str] | None = None,
+        state: Steps = ANY_STATE,
     ) -> Callable[[F], F]:
-        """Handle a button tap whose packed action is ``action`` (whatever text the client sent)."""
+        """Handle a button tap whose packed action is ``action`` (whatever text the client sent).
+
+        ``state=`` restricts it to a step, as for :meth:`message`.
+        """
         built = [as_filter(f) for f in filters]
+        if state is not ANY_STATE:
+            built.insert(0, state_filter(state))
         if action is not None:
             built.insert(0, PostbackAction(action))
         return self._decorator(POSTBACK, built)
 
     def event(
-        self, system_event_type: str | Iterable[str], *filters: Filter | Callable[[Context], Any]
+        self,
+        system_event_type: str | Iterable[str],
+        *filters: Filter | Callable[[Context], Any],
+        state: Steps = ANY_STATE,
     ) -> Callable[[F], F]:
-        """Handle a system event (``add_member``, ``join_room``, ... or a custom type)."""
-        return self._decorator(EVENT, [EventType(system_event_type), *map(as_filter, filters)])
+        """Handle a system event (``add_member``, ``join_room``, ... or a custom type).
+
+        ``state=`` restricts it to a step of the sender's conversation, as for :meth:`message`.
+        """
+        built: list[Filter] = [EventType(system_event_type)]
+        if state is not ANY_STATE:
+            built.append(state_filter(state))
+        return self._decorator(EVENT, [*built, *map(as_filter, filters)])
 
     def fallback(self, fn: F) -> F:
         """Handle what no handler took. Only the top-most fallback found runs."""
@@ -397,10 +436,12 @@ class _IntentHolder(Router):
 
 
 async def run_handler(fn: HandlerFn, router: Router, ctx: Context) -> None:
-    """Run one handler; on an exception log it and run the nearest ``@error`` handler."""
+    """Run one handler; if it raises, drop its state writes, log, run the ``@error`` handler."""
     try:
         await fn(ctx)
     except Exception as exc:
+        # The failed handler's state writes are dropped; the error handler starts clean.
+        ctx.rollback_state()
         ctx.error = exc
         error_fn = router.error_handler_for(exc)
         log.error(

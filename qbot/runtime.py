@@ -1,143 +1,376 @@
-"""Inbox → dispatcher: dedupe, then one update at a time per room, rooms concurrently.
+"""Inbox → workers → outbox, on the bot's storage: the same path for memory, SQLite and Redis.
 
-The webhook server calls :meth:`Runtime.submit` and answers at once; a worker task per busy room
-feeds that room's updates to :meth:`Bot.feed_update` in arrival order. Every task is held in
-``_workers`` and awaited on :meth:`Runtime.drain`, so shutdown never orphans a message.
+```
+submit(update)  ── inbox_put (deduped) ──▶ storage inbox         (then the server answers 200)
+claim loop      ── inbox_claim(owner) ──▶ whole rooms, each under this process's room lease
+room worker     ── one item at a time ──▶ bot.process(update, ack=item): handler, replies via
+                                          the outbox, state + ack in one commit
+renewer         ── every lease_ttl / 3 ──▶ lease_renew of every room being worked on
+sweeper         ── every sweep_every s ──▶ rooms with pending (orphaned) replies: take the
+                                          room's lease, post them in order
+```
+A room's worker releases the room's lease when its queue is empty. A worker that loses its lease
+(a stalled event loop, a storage outage) drops its queued items: the next owner of the room gets
+every unacked item again. Every task is held by the runtime and awaited on :meth:`Runtime.drain`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import os
+import socket
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import structlog
+from pydantic import ValidationError
+
+from qbot.errors import ConfigError, LeaseLostError, StorageError
+from qbot.models.webhook import Update
+from qbot.sending import send_pending
+from qbot.storage import MemoryStorage, room_lease_key
 
 if TYPE_CHECKING:
     from qbot.bot import Bot
-    from qbot.models.webhook import Update
+    from qbot.storage import InboxItem, Storage
 
-__all__ = ["Deduper", "Runtime"]
+__all__ = ["Runtime"]
 
 log = structlog.get_logger("qbot.runtime")
 
 
-class Deduper:
-    """Remembers message identities for ``ttl`` seconds (in this process).
-
-    Args:
-        ttl: how long a seen key is remembered.
-        clock: monotonic seconds; injectable for tests.
-    """
-
-    def __init__(self, ttl: float = 600.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl = ttl
-        self.clock = clock
-        self._seen: OrderedDict[str, float] = OrderedDict()
-
-    def claim(self, key: str) -> bool:
-        """Record ``key``; ``True`` when it was not seen within the TTL."""
-        now = self.clock()
-        # Keys are inserted in time order, so expired ones sit at the front.
-        while self._seen:
-            oldest, expires = next(iter(self._seen.items()))
-            if expires > now:
-                break
-            del self._seen[oldest]
-        if key in self._seen:
-            return False
-        self._seen[key] = now + self.ttl
-        return True
-
-    def __len__(self) -> int:
-        return len(self._seen)
+def new_owner() -> str:
+    """A worker id unique per process start: host, pid and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 class Runtime:
-    """Queues accepted updates per room and processes them in the background.
+    """Stores accepted updates in the bot's storage and processes them in the background.
 
     Args:
-        bot: the configured bot.
-        dedupe_ttl: how long a message identity is remembered (at least 10 minutes by default).
+        bot: the configured bot; its storage holds the inbox, state and outbox.
+        dedupe_ttl: seconds a message identity is remembered (a redelivery within it is dropped).
+        lease_ttl: seconds a room stays this worker's after the last renewal; the longest a room
+            waits when its worker died.
+        sweep_every: seconds between looks for replies a dead worker left pending.
+        max_pending: claimed items in this process at most (back-pressure on claiming).
+        owner: this worker's id (default: host, pid and a random part).
     """
 
-    def __init__(self, bot: Bot, *, dedupe_ttl: float = 600.0) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        *,
+        dedupe_ttl: float = 600.0,
+        lease_ttl: float = 30.0,
+        sweep_every: float = 5.0,
+        max_pending: int = 1000,
+        owner: str | None = None,
+    ) -> None:
         self.bot = bot
-        self.deduper = Deduper(dedupe_ttl)
-        self._queues: dict[str, deque[Update]] = {}
-        self._workers: dict[str, asyncio.Task[None]] = {}
-        self._closing = False
+        self.dedupe_ttl = dedupe_ttl
+        self.lease_ttl = lease_ttl
+        self.sweep_every = sweep_every
+        self.max_pending = max_pending
+        self.owner = owner or new_owner()
         self.processed = 0
+        self._queues: dict[str, deque[InboxItem]] = {}
+        self._ids: dict[str, set[str]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._generation: dict[str, int] = {}
+        self._lost: set[str] = set()
+        self._lock = asyncio.Lock()
+        self._background: list[asyncio.Task[None]] = []
+        self._started = False
+        self._closing = False
+
+    @property
+    def storage(self) -> Storage:
+        """The bot's storage."""
+        return self.bot.storage
 
     @property
     def pending(self) -> int:
-        """Updates accepted and not yet processed."""
-        return sum(len(q) for q in self._queues.values()) + len(self._workers)
+        """Items this process has claimed and not finished (the one being processed included)."""
+        return sum(len(q) for q in self._queues.values())
 
-    def submit(self, update: Update) -> str:
-        """Accept ``update`` for processing.
+    async def inbox_size(self) -> int:
+        """Accepted items not processed yet, by any worker sharing the storage."""
+        return await self.storage.inbox_size()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the storage and start the claim loop, the lease renewer and the sweeper.
+
+        Idempotent; :meth:`submit` calls it.
+
+        Raises:
+            StorageError: the storage cannot be opened.
+        """
+        if self._started:
+            return
+        await self.bot.open()
+        self._started = True
+        for name, loop in (
+            ("claim", self._claim_loop),
+            ("renew", self._renew_loop),
+            ("sweep", self._sweep_loop),
+        ):
+            self._background.append(asyncio.create_task(loop(), name=f"qbot-{name}"))
+        log.info("runtime.started", owner=self.owner, storage=self.bot.storage_url)
+
+    async def submit(self, update: Update, body: Mapping[str, Any] | None = None) -> str:
+        """Store ``update`` in the inbox; return once it is stored.
+
+        Args:
+            update: the parsed webhook.
+            body: the webhook body as received (default: ``update`` dumped back to JSON).
 
         Returns:
-            ``accepted``, ``duplicate``, ``ignored`` (the bot's own message or an unhandled system
-            event) or ``closing`` (shutting down: the sender should retry later).
+            ``accepted``, ``duplicate`` (within ``dedupe_ttl``, on any replica), ``ignored``
+            (the bot's own message or an unhandled system event) or ``closing`` (shutting
+            down: the sender should retry later).
+
+        Raises:
+            StorageError: the update could not be stored (answer an error: Qiscus retries).
         """
         if self._closing:
             return "closing"
         reason = self.bot.ignore_reason(update)
-        if reason is not None:
-            log.debug("webhook.ignored", reason=reason, room_id=str(update.room.id))
-            return "ignored"
-        key = update.dedupe_key
-        if key is not None and not self.deduper.claim(key):
-            log.info("webhook.duplicate", room_id=str(update.room.id), message=key)
-            return "duplicate"
         room = str(update.room.id)
-        queue = self._queues.get(room)
-        if queue is None:
-            queue = self._queues[room] = deque()
-        queue.append(update)
-        if room not in self._workers:
-            self._workers[room] = asyncio.create_task(self._work(room), name=f"qbot-room-{room}")
+        if reason is not None:
+            log.debug("webhook.ignored", reason=reason, room_id=room)
+            return "ignored"
+        await self.start()
+        payload = dict(body) if body is not None else update.model_dump(mode="json", by_alias=True)
+        key = update.dedupe_key
+        item = await self.storage.inbox_put(
+            room, payload, dedupe_key=key, dedupe_ttl=self.dedupe_ttl
+        )
+        if item is None:
+            log.info("webhook.duplicate", room_id=room, message=key)
+            return "duplicate"
         return "accepted"
+
+    async def drain(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109 - a grace period: on expiry the workers are cancelled, not the caller
+        """Stop accepting and finish the work in hand; return how many items were left undone.
+
+        Rooms being worked on are finished. With ``memory://`` everything in the inbox is
+        processed too (it would be lost); durable storages keep unclaimed items for a restart or
+        another replica. After ``timeout`` seconds the workers are cancelled: their items stay
+        unacked and are processed again by the next owner of the room.
+        """
+        self._closing = True
+        await self._stop_background()
+        if not self._started:
+            return 0
+        left = 0
+        try:
+            async with asyncio.timeout(timeout):
+                await self._settle()
+        except TimeoutError:
+            left = self.pending
+            log.error("runtime.drain_timeout", unprocessed=left, timeout=timeout)
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        if isinstance(self.storage, MemoryStorage):  # what is still in memory is lost now
+            left = await self.storage.inbox_size()
+        return left
+
+    async def _settle(self) -> None:
+        durable = not isinstance(self.storage, MemoryStorage)
+        while True:
+            if self._tasks:
+                log.info("runtime.draining", rooms=len(self._tasks), pending=self.pending)
+                await asyncio.wait(list(self._tasks.values()))
+                continue
+            if durable or not await self._claim():
+                return
+
+    async def _stop_background(self) -> None:
+        tasks, self._background = self._background, []
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    # --- claiming -------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while True:
+            if self.pending >= self.max_pending and self._tasks:
+                await asyncio.wait(
+                    list(self._tasks.values()), timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                )
+                continue
+            try:
+                got = await self._claim()
+            except Exception as e:  # a storage outage or a bug: keep the loop alive, retry soon
+                log.error("runtime.claim_failed", error=f"{type(e).__name__}: {e}", exc_info=e)
+                await asyncio.sleep(1.0)
+                continue
+            if not got:
+                await self.storage.inbox_wait(1.0)
+
+    async def _claim(self) -> bool:
+        """Claim what this worker may process now and hand it to room workers."""
+        async with self._lock:
+            limit = max(1, self.max_pending - self.pending)
+            items = await self.storage.inbox_claim(
+                self.owner, lease_ttl=self.lease_ttl, limit=limit
+            )
+            for item in items:
+                room = item.room_id
+                ids = self._ids.setdefault(room, set())
+                if item.id in ids:  # reclaimed after a lapse while still in hand
+                    continue
+                ids.add(item.id)
+                self._queues.setdefault(room, deque()).append(item)
+                self._lost.discard(room)
+                self._ensure_worker(room)
+        return bool(items)
+
+    def _ensure_worker(self, room: str) -> None:
+        if room not in self._tasks:
+            self._queues.setdefault(room, deque())
+            self._ids.setdefault(room, set())
+            self._generation[room] = self._generation.get(room, 0) + 1
+            self._tasks[room] = asyncio.create_task(self._work(room), name=f"qbot-room-{room}")
+
+    # --- one room -------------------------------------------------------------------------------
 
     async def _work(self, room: str) -> None:
         queue = self._queues[room]
+        ids = self._ids[room]
         try:
-            while queue:
-                update = queue.popleft()
-                await self.process(update)
+            await self._flush(room)
+            while True:
+                if room in self._lost:
+                    log.warning("runtime.room_dropped", room_id=room, items=len(queue))
+                    return
+                if not queue:
+                    async with self._lock:
+                        if queue:
+                            continue
+                        await self._release(room)
+                        self._forget(room)
+                        return
+                item = queue[0]
+                await self._process(item)
+                if queue and queue[0] is item:
+                    queue.popleft()
+                    ids.discard(item.id)
         finally:
-            del self._queues[room]
-            del self._workers[room]
+            self._forget(room)
 
-    async def process(self, update: Update) -> None:
-        """Process one update now, with the room and message bound to every log line."""
+    def _forget(self, room: str) -> None:
+        task = self._tasks.get(room)
+        if task is not None and task is asyncio.current_task():
+            del self._tasks[room]
+            self._queues.pop(room, None)
+            self._ids.pop(room, None)
+
+    async def _release(self, room: str) -> None:
+        try:
+            await self.storage.lease_release(room_lease_key(room), self.owner)
+        except StorageError as e:  # it expires on its own
+            log.warning("runtime.release_failed", room_id=room, error=str(e))
+
+    async def _flush(self, room: str) -> None:
+        """Post the replies a dead worker (or a Qiscus outage) left pending, before new work."""
+        try:
+            delivery = self.bot.outbound()
+        except ConfigError as e:  # no bot email: nothing can be posted; the handlers say so too
+            log.error("runtime.flush_failed", room_id=room, error=str(e))
+            return
+        try:
+            sent, left = await send_pending(self.storage, delivery, room)
+        except StorageError as e:
+            log.error("runtime.flush_failed", room_id=room, error=str(e))
+            return
+        if sent or left:
+            log.info("outbox.flushed", room_id=room, sent=sent, still_pending=left)
+
+    async def _process(self, item: InboxItem) -> None:
+        room = item.room_id
+        try:
+            update = Update.model_validate(item.payload)
+        except ValidationError as e:
+            log.error("update.unreadable", room_id=room, error=str(e))
+            await self._ack_only(item)
+            return
         with structlog.contextvars.bound_contextvars(
-            room_id=str(update.room.id), message_id=update.message.identity
+            room_id=room, message_id=update.message.identity
         ):
             try:
-                await self.bot.feed_update(update)
+                await self.bot.process(update, ack=item, owner=self.owner)
+            except LeaseLostError:
+                log.warning("runtime.lease_lost", reason="commit refused")
+                self._lost.add(room)
+                return
+            except StorageError as e:
+                # Not acked: the room is given up and processed again once its lease lapses.
+                log.error("update.storage_failed", error=str(e))
+                self._lost.add(room)
+                return
             except Exception as exc:
-                # feed_update already contains handler errors; this is a bug or misconfiguration
-                # outside any handler. Log it and keep serving the other messages.
+                # Handler errors are contained by the bot; this is a bug or misconfiguration
+                # outside any handler. Log it and ack, so the room is not blocked forever.
                 log.error("update.failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
-            finally:
-                self.processed += 1
+                await self._ack_only(item)
+                return
+            self.processed += 1
 
-    async def drain(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109 - a grace period: on expiry the workers are cancelled, not the caller
-        """Stop accepting, wait for queued updates to finish; return how many were left undone."""
-        self._closing = True
-        workers = list(self._workers.values())
-        if not workers:
-            return 0
-        log.info("runtime.draining", rooms=len(workers), pending=self.pending)
-        _, not_done = await asyncio.wait(workers, timeout=timeout)
-        left = self.pending
-        for task in not_done:
-            task.cancel()
-        if not_done:
-            await asyncio.wait(not_done)
-            log.error("runtime.drain_timeout", unprocessed=left, timeout=timeout)
-        return left if not_done else 0
+    async def _ack_only(self, item: InboxItem) -> None:
+        try:
+            await self.storage.commit(owner=self.owner, ack=[item])
+        except StorageError as e:
+            log.error("update.ack_failed", room_id=item.room_id, error=str(e))
+            self._lost.add(item.room_id)
+            return
+        self.processed += 1
+
+    # --- leases and orphaned replies -------------------------------------------------------------
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_ttl / 3)
+            for room in list(self._tasks):
+                generation = self._generation.get(room)
+                try:
+                    held = await self.storage.lease_renew(
+                        room_lease_key(room), self.owner, self.lease_ttl
+                    )
+                except StorageError as e:
+                    log.error("runtime.renew_failed", room_id=room, error=str(e))
+                    continue
+                if not held and room in self._tasks and self._generation.get(room) == generation:
+                    log.warning("runtime.lease_lost", room_id=room, reason="renewal refused")
+                    self._lost.add(room)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_every)
+            try:
+                await self._sweep()
+            except Exception as e:  # a storage outage or a bug: keep sweeping
+                log.error("runtime.sweep_failed", error=f"{type(e).__name__}: {e}", exc_info=e)
+
+    async def _sweep(self) -> None:
+        """Take the rooms whose replies are pending with nobody working on them, and flush them."""
+        pending = await self.storage.outbox_pending(limit=100)
+        rooms = list(dict.fromkeys(item.room_id for item in pending))
+        for room in rooms:
+            async with self._lock:
+                if room in self._tasks or self._closing:
+                    continue
+                key = room_lease_key(room)
+                if not await self.storage.lease_acquire(key, self.owner, self.lease_ttl):
+                    continue  # its worker is alive and flushes it itself
+                self._ensure_worker(room)

@@ -3,6 +3,10 @@
 The id is derived from the room, the incoming message's identity and the reply's position in the
 handler's answer, so processing the same webhook twice (a crash, a redelivery that slipped through)
 posts comments with the same ids, and a retried send can be recognised.
+
+:class:`OutboxDelivery` puts each reply in the storage's outbox under that id before posting it
+and marks it sent once Qiscus accepted it; an id already queued or sent is not posted again, and
+a reply left pending (Qiscus unreachable, a crash) is posted later by :func:`send_pending`.
 """
 
 from __future__ import annotations
@@ -12,14 +16,27 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from qbot.errors import QiscusAPIError, QiscusRateLimited, QiscusServerError
 from qbot.messages import Message, OutgoingComment, OutgoingSystemEvent
+from qbot.storage.base import OutboxItem
 
 if TYPE_CHECKING:
     from qbot.client import QiscusClient
     from qbot.messages import Outgoing
     from qbot.messages.postback import PostbackSigner
+    from qbot.storage import Storage
 
-__all__ = ["Delivery", "DirectDelivery", "Sender", "unique_temp_id"]
+__all__ = [
+    "AlreadySent",
+    "Delivery",
+    "DirectDelivery",
+    "OutboxDelivery",
+    "Sender",
+    "decode_outgoing",
+    "encode_outgoing",
+    "send_pending",
+    "unique_temp_id",
+]
 
 log = structlog.get_logger("qbot.sending")
 
@@ -67,6 +84,146 @@ class DirectDelivery:
         )
 
 
+def encode_outgoing(room_id: int | str, outgoing: Outgoing) -> dict[str, Any]:
+    """The JSON an outbox record keeps to post ``outgoing`` later."""
+    if isinstance(outgoing, OutgoingSystemEvent):
+        return {
+            "kind": "system_event",
+            "room_id": room_id,
+            "system_event_type": outgoing.system_event_type,
+            "subject_email": outgoing.subject_email,
+            "object_email": list(outgoing.object_email),
+            "updated_room_name": outgoing.updated_room_name,
+            "payload": outgoing.payload,
+        }
+    return {
+        "kind": "comment",
+        "room_id": room_id,
+        "type": outgoing.type,
+        "message": outgoing.message,
+        "payload": outgoing.payload,
+        "disable_link_preview": outgoing.disable_link_preview,
+        "extras": outgoing.extras,
+    }
+
+
+def decode_outgoing(data: Any) -> tuple[int | str, Outgoing]:
+    """The room and API call an outbox record holds (see :func:`encode_outgoing`).
+
+    Raises:
+        ValueError: the record was not written by :func:`encode_outgoing`.
+    """
+    if not isinstance(data, dict) or data.get("kind") not in ("comment", "system_event"):
+        raise ValueError(f"not an outbox reply record: {data!r}")
+    room_id = data["room_id"]
+    if data["kind"] == "system_event":
+        return room_id, OutgoingSystemEvent(
+            system_event_type=data["system_event_type"],
+            subject_email=data.get("subject_email"),
+            object_email=list(data.get("object_email") or []),
+            updated_room_name=data.get("updated_room_name"),
+            payload=data.get("payload"),
+        )
+    return room_id, OutgoingComment(
+        type=data["type"],
+        message=data["message"],
+        payload=data.get("payload"),
+        disable_link_preview=bool(data.get("disable_link_preview")),
+        extras=data.get("extras"),
+    )
+
+
+class AlreadySent:
+    """What :class:`OutboxDelivery` returns for a reply whose id was already sent or failed."""
+
+    __slots__ = ("status",)
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+    def __repr__(self) -> str:
+        return f"AlreadySent({self.status!r})"
+
+
+def _retryable(error: Exception) -> bool:
+    """Whether Qiscus may still accept the reply later (network, 5xx, 429)."""
+    if isinstance(error, QiscusRateLimited | QiscusServerError):
+        return True
+    return not isinstance(error, QiscusAPIError)
+
+
+async def _post(
+    storage: Storage, inner: Delivery, room_id: int | str, outgoing: Outgoing, temp_id: str
+) -> Any:
+    try:
+        result = await inner.deliver(room_id, outgoing, temp_id)
+    except Exception as e:
+        if not _retryable(e):
+            # Qiscus refused it for good (400, 401, 403, 404): never try it again.
+            await storage.outbox_mark(temp_id, "failed")
+            log.warning("reply.failed", unique_temp_id=temp_id, error=str(e))
+        raise
+    await storage.outbox_mark(temp_id, "sent")
+    return result
+
+
+class OutboxDelivery:
+    """Queues each reply in the storage's outbox, posts it through ``inner``, marks it sent.
+
+    A reply whose ``unique_temp_id`` is already sent or failed is not posted again (a message
+    processed a second time after a crash regenerates the same ids). When posting fails
+    transiently the reply stays pending and the error propagates to the handler;
+    :func:`send_pending` posts it later.
+
+    Args:
+        storage: the bot's storage.
+        inner: what actually posts (a :class:`DirectDelivery`, or a test's recorder).
+    """
+
+    def __init__(self, storage: Storage, inner: Delivery) -> None:
+        self.storage = storage
+        self.inner = inner
+
+    async def deliver(self, room_id: int | str, outgoing: Outgoing, unique_temp_id: str) -> Any:
+        record = OutboxItem(unique_temp_id, str(room_id), encode_outgoing(room_id, outgoing))
+        await self.storage.commit(outbox=[record])
+        queued = await self.storage.outbox_get(unique_temp_id)
+        if queued is not None and queued.status != "pending":
+            return AlreadySent(queued.status)
+        return await _post(self.storage, self.inner, room_id, outgoing, unique_temp_id)
+
+
+async def send_pending(
+    storage: Storage, inner: Delivery, room_id: str, *, limit: int = 100
+) -> tuple[int, int]:
+    """Post a room's pending outbox replies in queue order; call it holding the room's lease.
+
+    Stops at the first reply Qiscus does not accept yet, so replies never overtake each other.
+
+    Returns:
+        (replies sent, replies still pending).
+    """
+    pending = await storage.outbox_pending(room_id=room_id, limit=limit)
+    sent = 0
+    for index, item in enumerate(pending):
+        try:
+            target, outgoing = decode_outgoing(item.payload)
+        except ValueError as e:
+            await storage.outbox_mark(item.id, "failed")
+            log.error("reply.unreadable", unique_temp_id=item.id, error=str(e))
+            continue
+        try:
+            await _post(storage, inner, target, outgoing, item.id)
+        except Exception as e:
+            if _retryable(e):
+                log.warning("reply.retry_later", unique_temp_id=item.id, error=str(e))
+                return sent, len(pending) - index
+            continue
+        sent += 1
+        log.info("reply.resent", to_room=room_id, unique_temp_id=item.id)
+    return sent, 0
+
+
 class Sender:
     """Sends the replies of one update, numbering them for their ``unique_temp_id``.
 
@@ -85,11 +242,16 @@ class Sender:
     async def send(self, room_id: int | str, message: Message) -> list[Any]:
         # Build everything before sending anything: a builder error must not leave half a reply.
         outgoing = message.to_outgoing(signer=self.signer)
-        results = []
+        results: list[Any] = []
         for item in outgoing:
             self.sent += 1
             temp_id = unique_temp_id(self.origin, room_id, self.sent)
-            results.append(await self.delivery.deliver(room_id, item, temp_id))
+            result = await self.delivery.deliver(room_id, item, temp_id)
+            if isinstance(result, AlreadySent):
+                log.info("reply.skipped", reason=f"already_{result.status}", unique_temp_id=temp_id)
+                results.append(None)
+                continue
+            results.append(result)
             log.info(
                 "reply.sent",
                 to_room=str(room_id),

@@ -1,7 +1,8 @@
 """The webhook server: a thin aiohttp adapter that parses, checks and hands over to the runtime.
 
 ``POST {server.webhook_path}``: 413 over the size limit, 401 on a bad signature, 400 when the body
-is not a webhook, else 200 at once (the update is processed in the background). ``GET /healthz``.
+is not a webhook, 503 when the update cannot be stored (Qiscus delivers again), else 200 once the
+update is in the storage's inbox (it is processed in the background). ``GET /healthz``.
 """
 
 from __future__ import annotations
@@ -10,14 +11,18 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
+from qbot.config import DEFAULT_SERVED_STORAGE
+from qbot.errors import StorageError
 from qbot.models.webhook import Update
 from qbot.runtime import Runtime
+from qbot.storage import open_storage
 
 if TYPE_CHECKING:
     from qbot.bot import Bot
@@ -53,8 +58,9 @@ def _describe(error: ValidationError) -> str:
 def create_app(bot: Bot, settings: Settings) -> web.Application:
     """Build the aiohttp application serving ``bot``.
 
-    The app's startup configures the bot and starts its runtime; its cleanup drains the queued
-    updates (up to ``server.shutdown_timeout`` seconds) and closes the Qiscus client.
+    The app's startup configures the bot, opens its storage (``storage.url``; unset:
+    ``sqlite:///.qbot/qbot.db``, folder created) and starts the runtime; its cleanup drains the
+    work in hand (up to ``server.shutdown_timeout`` seconds) and closes the client and storage.
     """
     max_body = settings.server.max_body_bytes
     token = settings.webhook.signature_token
@@ -87,20 +93,45 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
         except ValidationError as e:
             log.warning("webhook.rejected", reason="not_a_webhook", detail=_describe(e))
             return _error(400, f"not a Qiscus webhook: {_describe(e)}")
-        status = runtime.submit(update)
+        try:
+            status = await runtime.submit(update, data)
+        except StorageError as e:
+            log.error("webhook.store_failed", error=str(e))
+            return _error(503, "the update could not be stored; deliver again later")
         if status == "closing":
             return _error(503, "shutting down; deliver again later")
         return web.json_response({"status": status})
 
     async def healthz(request: web.Request) -> web.Response:
+        try:
+            inbox = await runtime.inbox_size()
+        except StorageError as e:
+            return _error(503, f"storage unavailable: {e}")
         return web.json_response(
-            {"status": "ok", "pending": runtime.pending, "processed": runtime.processed}
+            {
+                "status": "ok",
+                "pending": runtime.pending,
+                "inbox": inbox,
+                "processed": runtime.processed,
+            }
         )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if bot.settings is not settings:
             bot.configure(settings)
-        log.info("server.started", webhook_path=settings.server.webhook_path, bot=bot.name)
+        url = settings.storage.served_url()
+        if bot.storage_url != url:
+            bot.use_storage(open_storage(url), url=url)
+        if settings.storage.url is None:
+            # The default file lives in .qbot/, which a fresh project does not have yet.
+            Path(DEFAULT_SERVED_STORAGE.removeprefix("sqlite:///")).parent.mkdir(exist_ok=True)
+        await runtime.start()
+        log.info(
+            "server.started",
+            webhook_path=settings.server.webhook_path,
+            bot=bot.name,
+            storage=bot.storage_url,
+        )
         yield
         left = await runtime.drain(settings.server.shutdown_timeout)
         await bot.aclose()

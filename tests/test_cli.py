@@ -132,6 +132,7 @@ async def test_cli_run_serves_the_demo_bot_and_stops_on_sigterm(tmp_path: Path) 
         config.write_text(
             f"qiscus:\n  app_id: {fake.app_id}\n  secret_key: {fake.secret_key}\n"
             f"  base_url: {fake.base_url}\nbot:\n  email: bot@shop.id\n"
+            f"storage:\n  url: sqlite:///{tmp_path / 'qbot.db'}\n"
         )
         proc = await asyncio.create_subprocess_exec(
             sys.executable,

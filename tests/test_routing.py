@@ -462,17 +462,21 @@ async def test_routing_reply_quote_builds_a_reply_comment() -> None:
 
 
 async def test_routing_unique_temp_ids_are_deterministic_and_distinct() -> None:
-    bot, out = make_bot()
-
-    @bot.message()
-    async def two(ctx: Context) -> None:
-        await ctx.reply("one")
-        await ctx.reply("two")
-
     body = sdk_body("x", message_id=77)
-    await bot.feed_update(body)
-    await bot.feed_update(body)
-    ids = [temp_id for _, _, temp_id in out.sent]
+    runs = []
+    for _ in range(2):  # two fresh bots (two processes): the same ids for the same message
+        bot, out = make_bot()
+
+        @bot.message()
+        async def two(ctx: Context) -> None:
+            await ctx.reply("one")
+            await ctx.reply("two")
+
+        await bot.feed_update(body)
+        await bot.feed_update(body)  # the same message again: its replies are already sent
+        runs.append([temp_id for _, _, temp_id in out.sent])
+    ids = runs[0]
+    assert len(ids) == 2
     assert ids[0] != ids[1]
-    assert ids[:2] == ids[2:]
+    assert runs[1] == ids
     assert all(re.fullmatch(r"qbot-[0-9a-f]{24}", i) for i in ids)

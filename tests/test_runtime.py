@@ -1,4 +1,4 @@
-"""Dedupe memory and per-room processing without HTTP."""
+"""Dedupe and per-room processing through the storage's inbox, without HTTP."""
 
 from __future__ import annotations
 
@@ -8,22 +8,26 @@ from webhooks import RecordingDelivery, sdk_body
 
 from qbot import Bot, Context
 from qbot.models import Update
-from qbot.runtime import Deduper, Runtime
+from qbot.runtime import Runtime
+from qbot.storage import MemoryStorage
 
 
-def test_runtime_deduper_remembers_for_the_ttl_then_forgets() -> None:
-    now = [0.0]
-    deduper = Deduper(ttl=600, clock=lambda: now[0])
-    assert deduper.claim("r:1")
-    assert not deduper.claim("r:1")
-    now[0] = 599.0
-    assert not deduper.claim("r:1")
-    assert deduper.claim("r:2")
-    now[0] = 600.5
-    assert deduper.claim("r:1")
-    now[0] = 2000.0
-    deduper.claim("r:3")
-    assert len(deduper) == 1  # expired keys are purged, memory stays bounded
+async def test_runtime_dedupe_remembers_for_the_ttl_then_forgets() -> None:
+    now = [1000.0]
+    bot = Bot(email="bot@example.com")
+    bot.delivery = RecordingDelivery()
+    bot.use_storage(MemoryStorage(clock=lambda: now[0]))
+    runtime = Runtime(bot, dedupe_ttl=600)
+    first = Update.model_validate(sdk_body("a", room_id=1, message_id=1))
+    other = Update.model_validate(sdk_body("b", room_id=1, message_id=2))
+    assert await runtime.submit(first) == "accepted"
+    assert await runtime.submit(first) == "duplicate"
+    now[0] += 599.0
+    assert await runtime.submit(first) == "duplicate"
+    assert await runtime.submit(other) == "accepted"
+    now[0] += 1.5
+    assert await runtime.submit(first) == "accepted"
+    await runtime.drain(timeout=10)
 
 
 async def test_runtime_drain_processes_everything_accepted_then_refuses() -> None:
@@ -37,10 +41,11 @@ async def test_runtime_drain_processes_everything_accepted_then_refuses() -> Non
 
     runtime = Runtime(bot)
     for i in range(10):
-        assert runtime.submit(Update.model_validate(sdk_body(str(i), room_id=i % 3))) == "accepted"
+        update = Update.model_validate(sdk_body(str(i), room_id=i % 3))
+        assert await runtime.submit(update) == "accepted"
     assert await runtime.drain(timeout=10) == 0
     assert sorted(out.texts, key=int) == [str(i) for i in range(10)]
-    assert runtime.submit(Update.model_validate(sdk_body("late"))) == "closing"
+    assert await runtime.submit(Update.model_validate(sdk_body("late"))) == "closing"
 
 
 async def test_runtime_drain_timeout_cancels_and_reports_unprocessed() -> None:
@@ -54,7 +59,7 @@ async def test_runtime_drain_timeout_cancels_and_reports_unprocessed() -> None:
 
     runtime = Runtime(bot)
     for i in range(3):
-        runtime.submit(Update.model_validate(sdk_body(str(i), room_id=1)))
+        await runtime.submit(Update.model_validate(sdk_body(str(i), room_id=1)))
     await asyncio.sleep(0)
     assert await runtime.drain(timeout=0.05) == 3
     assert runtime.pending == 0

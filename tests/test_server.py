@@ -34,7 +34,7 @@ def settings_for(fake: FakeQiscus, **sections: Any) -> Settings:
             "max_attempts": 3,
         },
         bot={"email": "bot@example.com", "name": "Bot"},
-        **sections,
+        **{"storage": {"url": "memory://"}, **sections},
     )
 
 
@@ -241,7 +241,7 @@ async def test_server_shutdown_drains_queued_messages(
     client = await aiohttp_client(app)
     for i in range(3):
         await client.post("/webhook", json=sdk_body(f"slow {i}", room_id=300))
-    assert app[RUNTIME_KEY].pending > 0
+    assert await app[RUNTIME_KEY].inbox_size() > 0
     await client.close()  # runs the app's cleanup: drain, then close the client
     assert [c["message"] for c in fake_qiscus.posted_comments(300)] == [
         "slow 0",

@@ -31,7 +31,19 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from qbot.errors import StorageError
+from qbot.errors import LeaseLostError, StorageError
+
+__all__ = [
+    "Clock",
+    "Handoff",
+    "InboxItem",
+    "LeaseLostError",
+    "OutboxItem",
+    "StateWrite",
+    "Storage",
+    "room_lease_key",
+    "state_key",
+]
 
 Clock = Callable[[], float]
 """Returns the current time in seconds since the epoch; tests pass a controllable one."""
@@ -40,14 +52,6 @@ OutboxStatus = Literal["pending", "sent", "failed"]
 
 DEFAULT_OUTBOX_RETENTION = 7 * 24 * 3600.0
 """How long a sent or failed outbox record is kept, so a re-queued reply is never sent again."""
-
-
-class LeaseLostError(StorageError):
-    """A commit was refused because the committing owner no longer holds the room's lease.
-
-    Another worker has (or may have) taken the room over; the commit applied nothing, and the
-    new owner will process the unacked items again.
-    """
 
 
 @dataclass(frozen=True, slots=True)

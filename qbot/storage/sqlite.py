@@ -347,8 +347,10 @@ class SqliteStorage(Storage):
         return out
 
     async def inbox_wait(self, seconds: float) -> None:
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can hang when cancelled here.
         try:
-            await asyncio.wait_for(self._arrived.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._arrived.wait()
         except TimeoutError:
             return
         self._arrived.clear()
