@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bots.complaint import router as complaint_router
 from qbot import AccountLinking, Bot, Buttons, Card, Carousel, Context
 
 HERE = Path(__file__).parent
 
 bot = Bot("demo", intents=HERE / "intents.yaml", templates=HERE.parent / "templates")
+bot.include_router(complaint_router)
 
 # A stand-in for the shop's order system.
 ORDERS = {
@@ -34,6 +36,7 @@ async def menu(ctx: Context) -> None:
         .postback("Today's deals", action="deals")
         .postback("Link my account", action="link_account")
         .link("Help centre", "https://example.com/help")
+        .postback("File a complaint", action="complaint")
     )
 
 

@@ -238,10 +238,11 @@ class Bot(_IntentHolder):
             ended = handoff is not None and await self.storage.handoff_end(room_id)
             log.info("handoff.ended" if ended else "agent.command", by=update.sender.email)
             return Outcome(ignored="agent_command"), None
-        if handoff is not None:
+        kind = update_kind(update.message.type)
+        if handoff is not None and kind != EVENT:
+            # System events still run: `@bot.event("left_room")` may call ctx.resume().
             log.info("handoff.skipped", reason=handoff.reason, sender=update.sender.email)
             return Outcome(ignored="handoff"), None
-        kind = update_kind(update.message.type)
         postback = None
         if kind == POSTBACK:
             try:

@@ -136,8 +136,9 @@ class Context:
     async def handoff(self, reason: str, *, ttl: float | None = None) -> Handoff:
         """Hand the room to a human agent: the bot stops answering in it.
 
-        Messages keep arriving and are stored and acked, but no handler runs for them (each is
-        logged as ``handoff.skipped``) until :meth:`resume`, an agent's resume command
+        Messages and button taps keep arriving and are stored and acked, but no handler runs for
+        them (each is logged as ``handoff.skipped``) until :meth:`resume` (e.g. from an
+        ``@bot.event("left_room")`` handler: system events still run), an agent's resume command
         (``state.resume_command`` from one of ``state.agents``), ``qbot handoffs end ROOM``, or
         the timeout ends it.
 

@@ -7,6 +7,7 @@ QbotError
 ├── MessageBuildError(ValueError)        a builder was given a value Qiscus would refuse
 ├── TemplateError(ValueError)            a template is missing, broken or lacks a variable
 ├── PostbackError(ValueError)            a postback whose data is forged, unsigned or unreadable
+├── InvalidInput(ValueError)             a form field refused the user's answer (shown to them)
 ├── StorageError                         a storage backend failed or is misconfigured
 │   └── LeaseLostError                   a worker lost a room's lease; its commit was refused
 ├── ImportFileError(ValueError)          an import file breaks the Qiscus import rules
@@ -50,6 +51,13 @@ class TemplateError(QbotError, ValueError):
 
 class PostbackError(QbotError, ValueError):
     """A postback's packed data is forged, unsigned while a secret is configured, or unreadable."""
+
+
+class InvalidInput(QbotError, ValueError):
+    """A form field's validator refused the user's answer; the message is shown to the user.
+
+    Raise it from a custom validator: ``raise InvalidInput("Pick a date in the future.")``.
+    """
 
 
 class StorageError(QbotError):

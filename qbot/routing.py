@@ -8,6 +8,11 @@ For every update a router tries, in this order (documented in ``docs/routing.md`
 3. its included routers, in inclusion order, each applying steps 1-3 itself;
 4. at the top (the ``Bot``) only: the fallback, when nothing matched.
 
+One exception comes first: when the sender's conversation is at a step (``ctx.state.step``), the
+handlers registered with a ``state=`` that matches it are tried before everything else, anywhere
+in the tree (in the order above, wrapped in their routers' middlewares). So a form or a question
+waiting for an answer gets it even if an earlier handler would have matched the text.
+
 The kind of an update decides which handlers are candidates: a ``button_postback_response`` goes to
 ``@postback`` handlers, a ``system_event`` to ``@event`` handlers, everything else to ``@message``
 and ``@intent`` handlers (which share one registration order).
@@ -31,6 +36,7 @@ from qbot.filters import (
     MessageType,
     PostbackAction,
     Regex,
+    State,
     Text,
     as_filter,
     state_filter,
@@ -51,6 +57,7 @@ Middleware = Callable[["Context", Callable[[], Awaitable[None]]], Awaitable[Any]
 F = TypeVar("F", bound=HandlerFn)
 
 MESSAGE, POSTBACK, EVENT = "message", "postback", "event"
+_version = [0]  # bumped by every registration and inclusion: invalidates cached handler lists
 ANY_STATE: Any = object()
 """The default of ``state=``: the handler matches whatever step the conversation is at."""
 Steps = str | Iterable[str | None] | None
@@ -296,6 +303,7 @@ class Router:
             ancestor = ancestor.parent
         router.parent = self
         self._routers.append(router)
+        _version[0] += 1
         root = self.root
         if isinstance(root, _IntentHolder):
             for handler in router.iter_handlers():
@@ -312,6 +320,7 @@ class Router:
             handlers = self._handlers[kind]
             handler = Handler(fn, tuple(filters), kind, self, len(handlers), keys)
             handlers.append(handler)
+            _version[0] += 1
             if kind == MESSAGE:
                 if keys is None:
                     self._unindexed.append(handler.position)
@@ -410,9 +419,47 @@ class Router:
 
 
 class _IntentHolder(Router):
-    """A router that owns intents (the Bot); sub-routers check intent names against it."""
+    """The root router (the Bot): owns intents, and tries step handlers first.
+
+    Sub-routers check intent names against it.
+    """
 
     intents: IntentSet | None = None
+    _stateful: tuple[int, dict[str, list[Handler]]] = (-1, {})
+
+    def stateful_handlers(self, kind: str) -> list[Handler]:
+        """Handlers of ``kind`` registered with ``state=``, anywhere in the tree, in trial order."""
+        version, cached = self._stateful
+        if version != _version[0]:
+            cached = {MESSAGE: [], POSTBACK: [], EVENT: []}
+            for handler in self.iter_handlers():
+                if any(isinstance(f, State) for f in handler.filters):
+                    cached[handler.kind].append(handler)
+            self._stateful = (_version[0], cached)
+        return cached[kind]
+
+    async def _dispatch(self, ctx: Context, kind: str) -> Handler | None:
+        if ctx.state.step is not None:
+            for handler in self.stateful_handlers(kind):
+                if await handler.matches(ctx):
+                    ctx.handler_name = handler.name
+                    await self._run_in_tree(handler, ctx)
+                    return handler
+        return await super()._dispatch(ctx, kind)
+
+    async def _run_in_tree(self, handler: Handler, ctx: Context) -> None:
+        """Run a handler wrapped in the middlewares of the routers between it and the root."""
+
+        async def call_handler() -> None:
+            await run_handler(handler.callback, handler.router, ctx)
+
+        call: Callable[[], Awaitable[None]] = call_handler
+        node: Router | None = handler.router
+        while node is not None and node is not self:
+            for mw in reversed(node._middlewares):
+                call = _bind(mw, ctx, call)
+            node = node.parent
+        await call()
 
     def _check_intent(self, name: str, handler: str | None = None) -> None:
         if self.intents is not None and name not in self.intents:

@@ -45,7 +45,9 @@ async def test_demo_menu_buttons_then_track_postback(bot: Bot, fake_qiscus: Fake
     [menu] = await say(bot, fake_qiscus, "menu")
     assert menu["type"] == "buttons"
     labels = [b["label"] for b in menu["payload"]["buttons"]]
-    assert labels == ["Track my order", "Today's deals", "Link my account", "Help centre"]
+    assert labels == [
+        "Track my order", "Today's deals", "Link my account", "Help centre", "File a complaint",
+    ]  # fmt: skip
     assert menu["payload"]["buttons"][3] == {
         "label": "Help centre", "type": "link", "payload": {"url": "https://example.com/help"},
     }  # fmt: skip
