@@ -18,7 +18,7 @@ from qbot.intents import IntentSet, load_intents
 from qbot.messages.postback import PostbackSigner, unpack_postback
 from qbot.models.webhook import Update
 from qbot.routing import EVENT, POSTBACK, _IntentHolder, run_handler, update_kind
-from qbot.sending import Delivery, DirectDelivery, OutboxDelivery, Sender
+from qbot.sending import Delivery, DirectDelivery, OutboxDelivery, Sender, send_pending
 from qbot.storage import MemoryStorage, Storage, open_storage
 from qbot.storage.base import InboxItem
 from qbot.templates import Templates
@@ -77,6 +77,7 @@ class Bot(_IntentHolder):
         self.storage_url = "memory://"
         self._storage_open = False
         self._retired: list[Storage] = []
+        self._stalled: set[str] = set()  # rooms with replies Qiscus has not accepted yet
 
     # --- configuration --------------------------------------------------------------------------
 
@@ -216,6 +217,8 @@ class Bot(_IntentHolder):
             LeaseLostError: ``owner`` lost the room meanwhile; nothing was committed.
             StorageError: the storage failed.
         """
+        if str(update.room.id) in self._stalled:
+            await self.flush(str(update.room.id))
         outcome, ctx = await self._route(update, ack)
         # Whatever the outcome, the message is now processed: its state and its ack go together.
         writes = [] if ctx is None else [ctx.state.pending_write(), ctx.room_state.pending_write()]
@@ -256,7 +259,8 @@ class Bot(_IntentHolder):
             f"item:{ack.id}" if ack is not None else f"anon:{uuid.uuid4().hex}"
         )
         origin = f"{room_id}:{identity}"
-        sender = Sender(OutboxDelivery(self.storage, self.outbound()), origin, self.signer)
+        delivery = OutboxDelivery(self.storage, self.outbound(), self._stalled)
+        sender = Sender(delivery, origin, self.signer)
         ctx = Context(self, update, sender, postback=postback)
         await ctx.state.load()
         await ctx.room_state.load()
@@ -271,6 +275,24 @@ class Bot(_IntentHolder):
             await run_handler(fn, router, ctx)
         log.info("update.handled", handler=ctx.handler_name, replies=sender.sent)
         return Outcome(handler=ctx.handler_name, replies=sender.sent), ctx
+
+    async def flush(self, room_id: str) -> int:
+        """Post the room's pending replies in order; return how many are still pending.
+
+        Call it holding the room's lease (the runtime does), or without a runtime.
+
+        Raises:
+            ConfigError: the bot has no email to post as.
+            StorageError: the storage failed.
+        """
+        sent, left = await send_pending(self.storage, self.outbound(), room_id)
+        if left:
+            self._stalled.add(room_id)
+        else:
+            self._stalled.discard(room_id)
+        if sent or left:
+            log.info("outbox.flushed", to_room=room_id, sent=sent, still_pending=left)
+        return left
 
     def _is_agent_command(self, update: Update) -> bool:
         """An agent's text that gives the room back to the bot (``state.resume_command``)."""

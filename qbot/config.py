@@ -115,6 +115,8 @@ class StorageSettings(_Section):
     """
 
     url: str | None = None
+    lease_ttl: float = Field(default=30.0, ge=1.0)
+    """Seconds a room stays with a worker that stopped renewing its lease (a dead replica)."""
 
     def served_url(self) -> str:
         """The URL a served bot (``qbot run``, ``qbot dev``) opens."""

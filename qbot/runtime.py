@@ -29,7 +29,6 @@ from pydantic import ValidationError
 
 from qbot.errors import ConfigError, LeaseLostError, StorageError
 from qbot.models.webhook import Update
-from qbot.sending import send_pending
 from qbot.storage import MemoryStorage, room_lease_key
 
 if TYPE_CHECKING:
@@ -285,17 +284,9 @@ class Runtime:
     async def _flush(self, room: str) -> None:
         """Post the replies a dead worker (or a Qiscus outage) left pending, before new work."""
         try:
-            delivery = self.bot.outbound()
-        except ConfigError as e:  # no bot email: nothing can be posted; the handlers say so too
+            await self.bot.flush(room)
+        except (ConfigError, StorageError) as e:  # no bot email, or the storage is down
             log.error("runtime.flush_failed", room_id=room, error=str(e))
-            return
-        try:
-            sent, left = await send_pending(self.storage, delivery, room)
-        except StorageError as e:
-            log.error("runtime.flush_failed", room_id=room, error=str(e))
-            return
-        if sent or left:
-            log.info("outbox.flushed", room_id=room, sent=sent, still_pending=left)
 
     async def _process(self, item: InboxItem) -> None:
         room = item.room_id

@@ -31,6 +31,7 @@ __all__ = [
     "Delivery",
     "DirectDelivery",
     "OutboxDelivery",
+    "Queued",
     "Sender",
     "decode_outgoing",
     "encode_outgoing",
@@ -145,6 +146,19 @@ class AlreadySent:
         return f"AlreadySent({self.status!r})"
 
 
+class Queued:
+    """What :class:`OutboxDelivery` returns for a reply kept in the outbox for later.
+
+    Qiscus did not accept it (or an earlier reply of the room) yet; it is posted, in order,
+    by :func:`send_pending` once Qiscus answers again.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Queued()"
+
+
 def _retryable(error: Exception) -> bool:
     """Whether Qiscus may still accept the reply later (network, 5xx, 429)."""
     if isinstance(error, QiscusRateLimited | QiscusServerError):
@@ -171,26 +185,40 @@ class OutboxDelivery:
     """Queues each reply in the storage's outbox, posts it through ``inner``, marks it sent.
 
     A reply whose ``unique_temp_id`` is already sent or failed is not posted again (a message
-    processed a second time after a crash regenerates the same ids). When posting fails
-    transiently the reply stays pending and the error propagates to the handler;
-    :func:`send_pending` posts it later.
+    processed a second time after a crash regenerates the same ids): :class:`AlreadySent`. When
+    Qiscus cannot be reached or answers 5xx/429 (after the client's retries), the reply stays
+    pending, its room is added to ``stalled`` and the later replies of that room are only queued
+    (:class:`Queued`), so they never overtake it; :func:`send_pending` posts them in order. A
+    reply Qiscus refuses for good (4xx) is marked failed and the error reaches the handler.
 
     Args:
         storage: the bot's storage.
         inner: what actually posts (a :class:`DirectDelivery`, or a test's recorder).
+        stalled: rooms whose pending replies must go first (shared by the bot's updates).
     """
 
-    def __init__(self, storage: Storage, inner: Delivery) -> None:
+    def __init__(self, storage: Storage, inner: Delivery, stalled: set[str] | None = None) -> None:
         self.storage = storage
         self.inner = inner
+        self.stalled = stalled if stalled is not None else set()
 
     async def deliver(self, room_id: int | str, outgoing: Outgoing, unique_temp_id: str) -> Any:
-        record = OutboxItem(unique_temp_id, str(room_id), encode_outgoing(room_id, outgoing))
+        room = str(room_id)
+        record = OutboxItem(unique_temp_id, room, encode_outgoing(room_id, outgoing))
         await self.storage.commit(outbox=[record])
         queued = await self.storage.outbox_get(unique_temp_id)
         if queued is not None and queued.status != "pending":
             return AlreadySent(queued.status)
-        return await _post(self.storage, self.inner, room_id, outgoing, unique_temp_id)
+        if room in self.stalled:
+            return Queued()
+        try:
+            return await _post(self.storage, self.inner, room_id, outgoing, unique_temp_id)
+        except Exception as e:
+            if not _retryable(e):
+                raise
+            self.stalled.add(room)
+            log.warning("reply.queued", unique_temp_id=unique_temp_id, error=str(e))
+            return Queued()
 
 
 async def send_pending(
@@ -249,6 +277,9 @@ class Sender:
             result = await self.delivery.deliver(room_id, item, temp_id)
             if isinstance(result, AlreadySent):
                 log.info("reply.skipped", reason=f"already_{result.status}", unique_temp_id=temp_id)
+                results.append(None)
+                continue
+            if isinstance(result, Queued):  # posted later, in order, from the outbox
                 results.append(None)
                 continue
             results.append(result)

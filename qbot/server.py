@@ -65,7 +65,9 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
     max_body = settings.server.max_body_bytes
     token = settings.webhook.signature_token
     secret = token.get_secret_value() if token is not None else None
-    runtime = Runtime(bot, dedupe_ttl=settings.webhook.dedupe_ttl)
+    runtime = Runtime(
+        bot, dedupe_ttl=settings.webhook.dedupe_ttl, lease_ttl=settings.storage.lease_ttl
+    )
 
     async def webhook(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > max_body:

@@ -1,0 +1,48 @@
+"""`kill -9` of a single `qbot run` on SQLite: what it accepted is processed after the restart."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+from test_scale import BOT, Replica, message, post, texts, until
+
+from tests.fake_qiscus import FakeQiscus
+
+
+async def test_crash_accepted_messages_are_processed_after_kill_9_and_restart(
+    tmp_path: Path, fake_qiscus: FakeQiscus
+) -> None:
+    (tmp_path / "scalebot.py").write_text(BOT)
+    url = f"sqlite:///{tmp_path / 'qbot.db'}"
+    first = await Replica(tmp_path, fake_qiscus, url, "first").start()
+    second: Replica | None = None
+    try:
+        async with aiohttp.ClientSession() as http:
+            block = message(300, "block me")
+            assert await post(http, first, block) == "accepted"
+            for i in range(3):  # accepted (stored) behind the hanging message, not processed
+                assert await post(http, first, message(300, f"after {i}")) == "accepted"
+            assert await post(http, first, message(301, "other room")) == "accepted"
+            await until(lambda: (tmp_path / "blocked").exists(), 20)
+            await fake_qiscus.wait_for(lambda: len(texts(fake_qiscus, 301)) == 1, 10)
+            await first.kill()
+            assert texts(fake_qiscus, 300) == ["got block me"]
+
+            second = await Replica(tmp_path, fake_qiscus, url, "second").start()
+            assert await post(http, second, block) == "duplicate"  # dedupe survived the crash
+            await fake_qiscus.wait_for(lambda: len(texts(fake_qiscus, 300)) == 5, 20)
+            await asyncio.sleep(0.3)  # nothing more arrives: no reply is sent twice
+    finally:
+        for replica in (first, second):
+            if replica is not None:
+                await replica.stop()
+    assert texts(fake_qiscus, 300) == [
+        "got block me",
+        "done block me",
+        "after 0",
+        "after 1",
+        "after 2",
+    ]
+    assert texts(fake_qiscus, 301) == ["other room"]
