@@ -21,6 +21,8 @@ from qbot.context import Context
 from qbot.errors import (
     ConfigError,
     HandlerRegistrationError,
+    InvalidInput,
+    LeaseLostError,
     MessageBuildError,
     PostbackError,
     QbotError,
@@ -29,6 +31,7 @@ from qbot.errors import (
     QiscusNetworkError,
     TemplateError,
 )
+from qbot.forms import Field, Form
 from qbot.intents import IntentMatch, IntentSet, load_intents
 from qbot.messages import (
     AccountLinking,
@@ -44,6 +47,7 @@ from qbot.messages import (
 )
 from qbot.models.webhook import Update
 from qbot.routing import Router
+from qbot.state import State
 from qbot.templates import Templates
 
 __version__ = "0.1.0"
@@ -57,9 +61,13 @@ __all__ = [
     "ConfigError",
     "Context",
     "Custom",
+    "Field",
+    "Form",
     "HandlerRegistrationError",
     "IntentMatch",
     "IntentSet",
+    "InvalidInput",
+    "LeaseLostError",
     "Message",
     "MessageBuildError",
     "Outcome",
@@ -74,6 +82,7 @@ __all__ = [
     "RetryPolicy",
     "Router",
     "Settings",
+    "State",
     "SystemEvent",
     "TemplateError",
     "Templates",

@@ -181,7 +181,7 @@ class Context:
         return await self._outbound.send(self.room.id, as_message(message))
 
     async def reply_template(
-        self, name: str, *, quote: bool = False, **variables: Any
+        self, name: str, /, *, quote: bool = False, **variables: Any
     ) -> list[Any]:
         """Render ``templates/<name>.*`` with ``variables`` and reply with the result."""
         templates = self.bot.templates

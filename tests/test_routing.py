@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
@@ -480,3 +481,15 @@ async def test_routing_unique_temp_ids_are_deterministic_and_distinct() -> None:
     assert ids[0] != ids[1]
     assert runs[1] == ids
     assert all(re.fullmatch(r"qbot-[0-9a-f]{24}", i) for i in ids)
+
+
+async def test_routing_reply_template_accepts_a_variable_called_name(tmp_path: Path) -> None:
+    (tmp_path / "hello.txt").write_text("Hello {{ name }}!")
+    bot, out = make_bot(templates=tmp_path)
+
+    @bot.message()
+    async def hello(ctx: Context) -> None:
+        await ctx.reply_template("hello", name=ctx.sender.name)
+
+    await bot.feed_update(sdk_body("x", name="Ani"))
+    assert out.texts == ["Hello Ani!"]
