@@ -57,7 +57,15 @@ def normalize_text(text: str) -> str:
 
 
 class Filter:
-    """Base class: subclasses implement :meth:`__call__`."""
+    """Base class: subclasses implement :meth:`__call__`.
+
+    ``pure`` filters decide from the comment type, the text, the postback action, the event type
+    and the bot's intents alone (no sender, room, state or I/O). The router memoises which of its
+    pure handlers match a given message, so leave ``pure`` false in a filter of your own unless
+    that holds.
+    """
+
+    pure: bool = False
 
     def __call__(self, ctx: Context) -> FilterResult:
         raise NotImplementedError
@@ -85,6 +93,7 @@ class All(Filter):
 
     def __init__(self, *filters: Filter) -> None:
         self.filters = filters
+        self.pure = all(f.pure for f in filters)
 
     async def __call__(self, ctx: Context) -> bool:
         for flt in self.filters:
@@ -101,6 +110,7 @@ class Any_(Filter):
 
     def __init__(self, *filters: Filter) -> None:
         self.filters = filters
+        self.pure = all(f.pure for f in filters)
 
     async def __call__(self, ctx: Context) -> bool:
         for flt in self.filters:
@@ -117,6 +127,7 @@ class Not(Filter):
 
     def __init__(self, inner: Filter) -> None:
         self.inner = inner
+        self.pure = inner.pure
 
     async def __call__(self, ctx: Context) -> bool:
         return not await evaluate(self.inner, ctx)
@@ -143,6 +154,8 @@ class Func(Filter):
 class Text(Filter):
     """The message text equals one of ``values`` (trimmed, case-insensitive)."""
 
+    pure = True
+
     def __init__(self, values: str | Iterable[str]) -> None:
         raw = [values] if isinstance(values, str) else list(values)
         if not raw or not all(isinstance(v, str) and v.strip() for v in raw):
@@ -160,6 +173,8 @@ class Text(Filter):
 
 class Regex(Filter):
     """``re.search`` on the message text; the match is stored in ``ctx.match``."""
+
+    pure = True
 
     def __init__(self, pattern: str | re.Pattern[str], flags: int = re.IGNORECASE) -> None:
         if isinstance(pattern, re.Pattern):
@@ -184,6 +199,8 @@ class Regex(Filter):
 class MessageType(Filter):
     """The comment type is one of ``types`` (``text``, ``file_attachment``, ``location``...)."""
 
+    pure = True
+
     def __init__(self, types: str | Iterable[str]) -> None:
         self.types = frozenset([types] if isinstance(types, str) else types)
         if not self.types or not all(isinstance(t, str) and t for t in self.types):
@@ -198,6 +215,8 @@ class MessageType(Filter):
 
 class PostbackAction(Filter):
     """A button tap whose packed action is one of ``actions``."""
+
+    pure = True
 
     def __init__(self, actions: str | Iterable[str]) -> None:
         self.actions = frozenset([actions] if isinstance(actions, str) else actions)
@@ -214,6 +233,8 @@ class PostbackAction(Filter):
 class EventType(Filter):
     """A system event of one of ``names`` (``add_member``, ``left_room``, custom types...)."""
 
+    pure = True
+
     def __init__(self, names: str | Iterable[str]) -> None:
         self.names = frozenset([names] if isinstance(names, str) else names)
         if not self.names or not all(isinstance(n, str) and n for n in self.names):
@@ -228,6 +249,8 @@ class EventType(Filter):
 
 class Intent(Filter):
     """The text was classified as intent ``name`` with at least the bot's threshold."""
+
+    pure = True
 
     def __init__(self, name: str) -> None:
         if not isinstance(name, str) or not name:

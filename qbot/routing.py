@@ -62,6 +62,16 @@ ANY_STATE: Any = object()
 """The default of ``state=``: the handler matches whatever step the conversation is at."""
 Steps = str | Iterable[str | None] | None
 TEXT_TYPES = ("text", "reply")
+MEMO_SIZE = 4096
+
+
+def _index_key(kind: str, ctx: Context) -> str | None:
+    """The value a handler's index key must equal for it to be a candidate."""
+    if kind == MESSAGE:
+        return ctx.normalized_text
+    if kind == POSTBACK:
+        return ctx.postback.action if ctx.postback is not None else None
+    return ctx.event_type
 
 
 def update_kind(message_type: str) -> str:
@@ -106,7 +116,8 @@ class Handler:
     kind: str
     router: Router
     position: int
-    text_keys: frozenset[str] | None = None
+    keys: frozenset[str] | None = None
+    pure: bool = False
 
     @property
     def name(self) -> str:
@@ -134,10 +145,14 @@ class Router:
         self.name = name or f"router-{id(self):x}"
         self.parent: Router | None = None
         self._handlers: dict[str, list[Handler]] = {MESSAGE: [], POSTBACK: [], EVENT: []}
-        # Exact-text index of message handlers: normalised text → positions, plus the positions
-        # of every handler that is not exact-text (always candidates). Both lists stay sorted.
-        self._text_index: dict[str, list[int]] = {}
-        self._unindexed: list[int] = []
+        # Per kind, an index from the key a handler requires (the normalised exact text of a
+        # message, the action of a postback, the subtype of an event) to its positions, plus the
+        # positions of the handlers without such a key (always candidates). Lists stay sorted.
+        self._by_key: dict[str, dict[str, list[int]]] = {MESSAGE: {}, POSTBACK: {}, EVENT: {}}
+        self._unindexed: dict[str, list[int]] = {MESSAGE: [], POSTBACK: [], EVENT: []}
+        # Which positions can match a given (kind, type, text, action, event, intents): every
+        # impure handler up to the first pure one that matched. See Filter.pure.
+        self._memo: dict[tuple[Any, ...], tuple[int, ...]] = {}
         self._routers: list[Router] = []
         self._middlewares: list[Middleware] = []
         self._fallback: HandlerFn | None = None
@@ -226,9 +241,12 @@ class Router:
         built = [as_filter(f) for f in filters]
         if state is not ANY_STATE:
             built.insert(0, state_filter(state))
+        keys = None
         if action is not None:
-            built.insert(0, PostbackAction(action))
-        return self._decorator(POSTBACK, built)
+            action_filter = PostbackAction(action)
+            keys = action_filter.actions
+            built.insert(0, action_filter)
+        return self._decorator(POSTBACK, built, keys)
 
     def event(
         self,
@@ -240,10 +258,11 @@ class Router:
 
         ``state=`` restricts it to a step of the sender's conversation, as for :meth:`message`.
         """
-        built: list[Filter] = [EventType(system_event_type)]
+        event_filter = EventType(system_event_type)
+        built: list[Filter] = [event_filter]
         if state is not ANY_STATE:
             built.append(state_filter(state))
-        return self._decorator(EVENT, [*built, *map(as_filter, filters)])
+        return self._decorator(EVENT, [*built, *map(as_filter, filters)], event_filter.names)
 
     def fallback(self, fn: F) -> F:
         """Handle what no handler took. Only the top-most fallback found runs."""
@@ -319,14 +338,15 @@ class Router:
             check_handler(fn)
             handlers = self._handlers[kind]
             handler = Handler(fn, tuple(filters), kind, self, len(handlers), keys)
+            handler.pure = all(f.pure for f in handler.filters)
             handlers.append(handler)
             _version[0] += 1
-            if kind == MESSAGE:
-                if keys is None:
-                    self._unindexed.append(handler.position)
-                else:
-                    for key in keys:
-                        self._text_index.setdefault(key, []).append(handler.position)
+            self._memo.clear()
+            if keys is None:
+                self._unindexed[kind].append(handler.position)
+            else:
+                for key in keys:
+                    self._by_key[kind].setdefault(key, []).append(handler.position)
             return fn
 
         return register
@@ -362,13 +382,14 @@ class Router:
 
     def _candidates(self, kind: str, ctx: Context) -> Iterable[Handler]:
         handlers = self._handlers[kind]
-        if kind != MESSAGE or not self._text_index:
+        index = self._by_key[kind]
+        if not index:
             return handlers
-        hits = self._text_index.get(ctx.normalized_text)
+        hits = index.get(_index_key(kind, ctx))  # type: ignore[arg-type]
         # Lazily: dispatch stops at the first match, so most candidates are never looked at.
         if not hits:
-            return map(handlers.__getitem__, self._unindexed)
-        return map(handlers.__getitem__, merge(hits, self._unindexed))
+            return map(handlers.__getitem__, self._unindexed[kind])
+        return map(handlers.__getitem__, merge(hits, self._unindexed[kind]))
 
     async def _propagate(self, ctx: Context, kind: str) -> Handler | None:
         """Find and run the handler for ``ctx`` in this router's tree; return it."""
@@ -386,16 +407,60 @@ class Router:
         return chosen[0]
 
     async def _dispatch(self, ctx: Context, kind: str) -> Handler | None:
-        for handler in self._candidates(kind, ctx):
-            if await handler.matches(ctx):
-                ctx.handler_name = handler.name
-                await run_handler(handler.callback, handler.router, ctx)
-                return handler
+        handler = await self._match(ctx, kind)
+        if handler is not None:
+            ctx.handler_name = handler.name
+            await run_handler(handler.callback, handler.router, ctx)
+            return handler
         for router in self._routers:
             found = await router._propagate(ctx, kind)
             if found is not None:
                 return found
         return None
+
+    async def _match(self, ctx: Context, kind: str) -> Handler | None:
+        """This router's first handler (registration order) whose filters pass, or None.
+
+        Pure handlers depend only on the memo key, so once a key has been seen only the impure
+        handlers before the first pure match (and that match, to set ``ctx.match``) are tried.
+        """
+        handlers = self._handlers[kind]
+        if not handlers:
+            return None
+        message = ctx.message
+        postback = ctx.postback
+        key = (
+            kind,
+            message.type,
+            message.text,
+            postback.action if postback is not None else None,
+            ctx.event_type if kind == EVENT else None,
+            ctx.bot.intents,
+        )
+        positions = self._memo.get(key)
+        if positions is not None:
+            for position in positions:
+                handler = handlers[position]
+                if await handler.matches(ctx):
+                    return handler
+            return None
+        tried: list[int] = []
+        for handler in self._candidates(kind, ctx):
+            tried.append(handler.position)
+            if await handler.matches(ctx):
+                if handler.pure:
+                    self._remember(key, tried)
+                # After an impure match, which pure handler would match next is unknown.
+                return handler
+            if handler.pure:
+                tried.pop()
+        self._remember(key, tried)
+        return None
+
+    def _remember(self, key: tuple[Any, ...], positions: list[int]) -> None:
+        if len(self._memo) >= MEMO_SIZE:
+            self._memo.clear()  # bounded; a cleared memo only costs the next lookups a scan
+        self._memo[key] = tuple(positions)
 
     def find_fallback(self) -> tuple[HandlerFn, Router] | None:
         """This router's fallback, else the first one in included routers (depth first)."""
@@ -439,8 +504,9 @@ class _IntentHolder(Router):
         return cached[kind]
 
     async def _dispatch(self, ctx: Context, kind: str) -> Handler | None:
-        if ctx.state.step is not None:
-            for handler in self.stateful_handlers(kind):
+        stateful = self.stateful_handlers(kind)
+        if stateful and ctx.state.step is not None:
+            for handler in stateful:
                 if await handler.matches(ctx):
                     ctx.handler_name = handler.name
                     await self._run_in_tree(handler, ctx)

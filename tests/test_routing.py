@@ -493,3 +493,92 @@ async def test_routing_reply_template_accepts_a_variable_called_name(tmp_path: P
 
     await bot.feed_update(sdk_body("x", name="Ani"))
     assert out.texts == ["Hello Ani!"]
+
+
+async def test_routing_memo_still_asks_impure_filters_every_time() -> None:
+    bot, out = make_bot()
+    vip = {"on": False}
+
+    @bot.message(F.Func(lambda ctx: vip["on"]))
+    async def vip_handler(ctx: Context) -> None:
+        await ctx.reply("vip")
+
+    @bot.message(regex=r"^order (\d+)$")
+    async def order(ctx: Context) -> None:
+        assert ctx.match is not None
+        await ctx.reply(f"order {ctx.match.group(1)}")
+
+    await bot.feed_update(sdk_body("order 7"))
+    vip["on"] = True
+    await bot.feed_update(sdk_body("order 7"))
+    vip["on"] = False
+    await bot.feed_update(sdk_body("order 7"))
+    await bot.feed_update(sdk_body("order 8"))
+    assert out.texts == ["order 7", "vip", "order 7", "order 8"]
+
+
+async def test_routing_memo_is_forgotten_when_a_handler_is_registered() -> None:
+    bot, out = make_bot()
+
+    @bot.fallback
+    async def fallback(ctx: Context) -> None:
+        await ctx.reply("fallback")
+
+    await bot.feed_update(sdk_body("late"))
+
+    @bot.message(text="late")
+    async def late(ctx: Context) -> None:
+        await ctx.reply("late handler")
+
+    await bot.feed_update(sdk_body("late"))
+    sub = Router("sub")
+
+    @sub.message(text="later")
+    async def later(ctx: Context) -> None:
+        await ctx.reply("sub handler")
+
+    await bot.feed_update(sdk_body("later"))
+    bot.include_router(sub)
+    await bot.feed_update(sdk_body("later"))
+    assert out.texts == ["fallback", "late handler", "fallback", "sub handler"]
+
+
+async def test_routing_memo_follows_the_intents_in_use() -> None:
+    bot, out = make_bot(intents=IntentSet({"hours": {"keywords": ["open"]}}))
+
+    @bot.intent("hours")
+    async def hours(ctx: Context) -> None:
+        await ctx.reply("hours")
+
+    @bot.fallback
+    async def fallback(ctx: Context) -> None:
+        await ctx.reply("fallback")
+
+    await bot.feed_update(sdk_body("are you open"))
+    bot.intents = IntentSet({"hours": {"keywords": ["hours"]}})
+    await bot.feed_update(sdk_body("are you open"))
+    assert out.texts == ["hours", "fallback"]
+
+
+async def test_routing_postbacks_indexed_by_action_keep_registration_order() -> None:
+    bot, out = make_bot()
+
+    @bot.postback(F.Func(lambda ctx: ctx.sender.email == "vip@example.com"))
+    async def vip(ctx: Context) -> None:
+        await ctx.reply("vip")
+
+    for i in range(300):
+
+        @bot.postback(action=f"a{i}")
+        async def numbered(ctx: Context) -> None:
+            assert ctx.postback is not None
+            await ctx.reply(f"got {ctx.postback.action}")
+
+    buttons = Buttons("pick").postback("A", action="a250").postback("B", action="nope")
+    sent = buttons.to_outgoing()[0]
+    assert isinstance(sent, OutgoingComment) and sent.payload is not None
+    a250, nope = sent.payload["buttons"]
+    await bot.feed_update(postback_body(a250))
+    await bot.feed_update(postback_body(a250, sender="vip@example.com"))
+    assert (await bot.feed_update(postback_body(nope))).ignored == "unhandled"
+    assert out.texts == ["got a250", "vip"]
