@@ -13,6 +13,8 @@ import aiohttp
 
 from qbot import Bot, Context
 from qbot.emulator.dev import DevServer, dev_settings
+from qbot.storage import open_storage
+from qbot.storage.base import state_key
 
 MEMORY = {"url": "memory://"}  # the bot's state stays out of the working directory
 CLI = "import click; from qbot._cli_dev import register; g = click.Group('qbot'); register(g); g()"
@@ -138,3 +140,52 @@ def test_dev_command_port_in_use_is_one_line(tmp_path: Path) -> None:
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"error: cannot listen on 127.0.0.1:{port}")
     assert "address already in use" in line
+
+
+def counting_bot() -> Bot:
+    bot = Bot("counter")
+
+    @bot.fallback
+    async def count(ctx: Context) -> None:
+        seen = await ctx.state.get("seen", 0) + 1
+        await ctx.state.set("seen", seen)
+        await ctx.reply(f"message {seen}")
+
+    return bot
+
+
+async def test_dev_bot_state_lives_beside_the_emulator_and_reset_clears_both(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "e.db"
+
+    rooms: list[int] = []
+
+    async def run(reset: bool, expected: str, count: int) -> None:
+        server = DevServer(
+            dev_settings(None, "counter"), counting_bot(), port=0, db=str(db), reset=reset
+        )
+        url = await server.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                room_id = await _say(session, url, "hi")
+                rooms.append(room_id)
+                messages = await _messages(session, url, room_id, count)
+                assert messages[-1] == expected, messages
+        finally:
+            await server.stop()
+
+    await run(reset=False, expected="message 1", count=2)
+    assert (tmp_path / "e-bot.sqlite3").exists()
+    await run(reset=False, expected="message 2", count=4)  # the bot's state survived a restart
+    bot_store = f"sqlite:///{tmp_path / 'e-bot.sqlite3'}"
+    async with open_storage(bot_store) as storage:
+        assert await storage.inbox_size() == 0
+        kept = [await storage.get_state(state_key(str(r), "ana@x.io")) for r in rooms]
+    assert all(kept)
+    await run(reset=True, expected="message 1", count=2)  # both stores start over
+    async with open_storage(bot_store) as storage:
+        assert [await storage.get_state(state_key(str(r), "ana@x.io")) for r in rooms] == [
+            None,
+            None,
+        ]

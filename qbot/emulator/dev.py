@@ -13,6 +13,7 @@ import dataclasses
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -23,7 +24,7 @@ from qbot.emulator.store import EmulatorStore
 
 if TYPE_CHECKING:
     from qbot.bot import Bot
-    from qbot.config import Settings
+    from qbot.config import Settings, StorageSettings
 
 __all__ = ["DEV_APP_ID", "DEV_SECRET", "DevServer", "dev_settings"]
 
@@ -113,7 +114,10 @@ class DevServer:
         self.url = f"http://{local}:{emulator_port}/"
         if self.bot is not None:
             self.settings = self.settings.model_copy(
-                update={"qiscus": q.model_copy(update={"base_url": self.url.rstrip("/")})}
+                update={
+                    "qiscus": q.model_copy(update={"base_url": self.url.rstrip("/")}),
+                    "storage": self._bot_storage(),
+                }
             )
             self.bot.configure(self.settings)
             bot_port = await self._serve(create_app(self.bot, self.settings), "127.0.0.1", 0)
@@ -123,6 +127,25 @@ class DevServer:
                 self.emulator.config, webhook_url=f"http://127.0.0.1:{bot_port}{path}"
             )
         return self.url
+
+    def _bot_storage(self) -> StorageSettings:
+        """The bot's storage lives beside the emulator's, and ``--reset`` clears both.
+
+        Otherwise a reset emulator, whose room and message ids start again, would meet the
+        bot's old conversation state and dedupe records. A configured ``storage.url`` is kept.
+        """
+        storage = self.settings.storage
+        if storage.url is not None:
+            return storage
+        if self.db == ":memory:":
+            return storage.model_copy(update={"url": "memory://"})
+        emulator_db = Path(self.db)
+        bot_db = emulator_db.with_name(f"{emulator_db.stem}-bot.sqlite3")
+        if self.reset:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{bot_db}{suffix}").unlink(missing_ok=True)
+        bot_db.parent.mkdir(parents=True, exist_ok=True)
+        return storage.model_copy(update={"url": f"sqlite:///{bot_db}"})
 
     async def _serve(self, app: web.Application, host: str, port: int) -> int:
         runner = web.AppRunner(app, access_log=None)
