@@ -1,10 +1,10 @@
 """Part 5, memory: resident memory of a bot process idle, then after 100,000 conversations.
 
 Run as its own process (``python -m bench.memory``) so nothing else inflates the figure. Each
-conversation is one webhook in its own room, accepted by the real ``Runtime`` (so the deduper
-remembers it, as it must for 10 minutes) and handled by a handler that keeps the conversation's
-state in ``qbot.storage.MemoryStorage`` (``memory://``) and replies through a no-network delivery.
-Prints one JSON object.
+conversation is one webhook in its own room, accepted by the real ``Runtime`` into the bot's
+``memory://`` storage (its dedupe record kept, as it must be for 10 minutes) and handled by a
+handler that keeps the conversation's state in ``ctx.state`` and replies through a no-network
+delivery. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -22,23 +22,24 @@ from bench.scenario import webhook
 from qbot import Bot, Context
 from qbot.models.webhook import Update
 from qbot.runtime import Runtime
-from qbot.storage import MemoryStorage, StateWrite, state_key
+from qbot.storage import MemoryStorage, state_key
 
 
 async def measure(conversations: int) -> dict[str, Any]:
     storage = MemoryStorage()
     bot = Bot("memory")
+    bot.use_storage(storage, url="memory://")
 
     @bot.message(text=["hi", "hello"])
     async def greet(ctx: Context) -> None:
-        key = state_key(str(ctx.room.id), ctx.sender.email)
-        state = await storage.get_state(key, {"step": "start", "turns": 0})
-        state = {"step": "greeted", "turns": state["turns"] + 1, "name": ctx.sender.name}
-        await storage.commit(states=[StateWrite(key, state)])
+        turns = await ctx.state.get("turns", 0)
+        await ctx.state.update(turns=turns + 1, name=ctx.sender.name)
+        await ctx.state.goto("greeted")
         await ctx.reply(f"Hello {ctx.sender.name}!")
 
     offline(bot)
     runtime = Runtime(bot)
+    await runtime.start()
     template = webhook(0, 1)
     gc.collect()
     idle = rss_mib()
@@ -48,18 +49,19 @@ async def measure(conversations: int) -> dict[str, Any]:
             body["payload"]["room"]["id"] = 1_000_000 + i
             body["payload"]["from"]["email"] = f"user{i}@example.com"
             body["payload"]["message"]["id"] = 5_000_000 + i
-            runtime.submit(Update.model_validate(body))
+            await runtime.submit(Update.model_validate(body), body)
         # Polling is fine here: the loop has nothing else to do but run the room workers.
-        while runtime.pending:  # noqa: ASYNC110
-            await asyncio.sleep(0)
+        while runtime.processed < i + 1:  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
     gc.collect()
     after = rss_mib()
+    await runtime.drain()
     last = state_key(str(1_000_000 + conversations - 1), f"user{conversations - 1}@example.com")
     return {
         "conversations": conversations,
         "processed": runtime.processed,
         "last_state": await storage.get_state(last),
-        "deduper_keys": len(runtime.deduper),
+        "inbox_left": await storage.inbox_size(),
         "rss_idle_mib": idle,
         "rss_after_mib": after,
     }
