@@ -18,7 +18,7 @@ QbotError
         ├── QiscusUnauthorized           401
         ├── QiscusForbidden              403
         ├── QiscusNotFound               404
-        ├── QiscusRateLimited            429 (``retry_after`` in seconds, when given)
+        ├── QiscusRateLimited            429
         └── QiscusServerError            5xx
 ```
 """
@@ -105,14 +105,23 @@ class QiscusAPIError(QiscusError):
         message: the server's own message, joined from ``error.message``, ``error.errors`` and
             ``error.detailed_messages`` when present, else the raw body.
         body: the decoded JSON body, or the text when it was not JSON.
+        retry_after: the server's ``Retry-After`` in seconds, when it sent one (429, 503).
     """
 
-    def __init__(self, status: int, endpoint: str, message: str, body: Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        endpoint: str,
+        message: str,
+        body: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"Qiscus answered {status} on {endpoint}: {message}")
         self.status = status
         self.endpoint = endpoint
         self.message = message
         self.body = body
+        self.retry_after = retry_after
 
 
 class QiscusBadRequest(QiscusAPIError):
@@ -134,31 +143,9 @@ class QiscusNotFound(QiscusAPIError):
 class QiscusRateLimited(QiscusAPIError):
     """429: too many requests; ``retry_after`` is the server's wait in seconds, if it sent one."""
 
-    def __init__(
-        self,
-        status: int,
-        endpoint: str,
-        message: str,
-        body: Any = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(status, endpoint, message, body)
-        self.retry_after = retry_after
-
 
 class QiscusServerError(QiscusAPIError):
     """5xx: Qiscus failed; a retry may succeed (``retry_after`` in seconds, if it said when)."""
-
-    def __init__(
-        self,
-        status: int,
-        endpoint: str,
-        message: str,
-        body: Any = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(status, endpoint, message, body)
-        self.retry_after = retry_after
 
 
 _BY_STATUS: dict[int, type[QiscusAPIError]] = {
@@ -174,7 +161,9 @@ def api_error_for(
 ) -> QiscusAPIError:
     """Map an HTTP error status to the matching exception (the one place that does it)."""
     if status == 429:
-        return QiscusRateLimited(status, endpoint, message, body, retry_after)
-    if status >= 500:
-        return QiscusServerError(status, endpoint, message, body, retry_after)
-    return _BY_STATUS.get(status, QiscusAPIError)(status, endpoint, message, body)
+        kind: type[QiscusAPIError] = QiscusRateLimited
+    elif status >= 500:
+        kind = QiscusServerError
+    else:
+        kind = _BY_STATUS.get(status, QiscusAPIError)
+    return kind(status, endpoint, message, body, retry_after)
