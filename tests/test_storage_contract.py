@@ -530,3 +530,78 @@ async def test_storage_rejects_bad_arguments_with_a_clear_message(
 ) -> None:
     with pytest.raises(StorageError, match=message):
         await call(backend.storage)
+
+
+# -- one round trip reads, done replies, concurrent commits ------------------------------------
+
+
+async def test_storage_load_room_reads_handoff_states_and_replies_at_once(
+    backend: Backend,
+) -> None:
+    s = backend.storage
+    await s.commit(
+        states=[StateWrite("user:r1:u", {"step": "ask"}), StateWrite("room:r1", [1, 2])],
+        outbox=[OutboxItem("t1", "r1", {"m": 1})],
+    )
+    await s.outbox_mark("t1", "sent")
+    assert await s.load_room("r1", ["user:r1:u", "room:r1", "room:r9"], ["t1", "t9"]) == (
+        None,
+        [{"step": "ask"}, [1, 2], None],
+        [await s.outbox_get("t1"), None],
+    )
+    await s.handoff_start("r1", "angry customer")
+    handoff, states, replies = await s.load_room("r1", [])
+    assert handoff is not None
+    assert (handoff.room_id, handoff.reason) == ("r1", "angry customer")
+    assert (states, replies) == ([], [])
+
+
+async def test_storage_commit_records_a_reply_already_sent_and_never_lists_it(
+    backend: Backend,
+) -> None:
+    s = backend.storage
+    await s.commit(outbox=[OutboxItem("t1", "r1", {"m": 1}, status="sent")])
+    assert await s.outbox_pending() == []
+    sent = await s.outbox_get("t1")
+    assert sent is not None
+    assert (sent.status, sent.payload) == ("sent", {"m": 1})
+    # queued again as pending (a replayed handler): still sent, never listed, never marked
+    await s.commit(outbox=[OutboxItem("t1", "r1", {"m": 1})])
+    assert await s.outbox_pending() == []
+    assert await s.outbox_mark("t1", "failed") is False
+    # a pending record is marked by a done record of the same id, exactly once
+    await s.commit(outbox=[OutboxItem("t2", "r1", {"m": 2})])
+    await s.commit(outbox=[OutboxItem("t2", "r1", {"m": 2}, status="failed")])
+    await s.commit(outbox=[OutboxItem("t2", "r1", {"m": 2}, status="sent")])
+    failed = await s.outbox_get("t2")
+    assert failed is not None
+    assert failed.status == "failed"
+    assert await s.outbox_pending(room_id="r1") == []
+    with pytest.raises(StorageError, match="'pending', 'sent' or 'failed', got 'lost'"):
+        await s.commit(outbox=[OutboxItem("t3", "r1", {}, status="lost")])  # type: ignore[arg-type]
+
+
+async def test_storage_concurrent_commits_a_refused_one_leaves_the_others_applied(
+    backend: Backend,
+) -> None:
+    s = backend.storage
+    for room in ("r1", "r2", "r3"):
+        await put(s, room, 1)
+    mine = await s.inbox_claim("w", lease_ttl=LONG)
+    assert sorted(i.room_id for i in mine) == ["r1", "r2", "r3"]
+    assert await s.lease_release(room_lease_key("r2"), "w")
+    assert await s.lease_acquire(room_lease_key("r2"), "thief", LONG)
+    results = await asyncio.gather(
+        *(
+            s.commit(owner="w", ack=[item], states=[StateWrite(f"k:{item.room_id}", 1)])
+            for item in mine
+        ),
+        s.inbox_put("r4", {"text": "new"}),
+        return_exceptions=True,
+    )
+    by_room = {item.room_id: r for item, r in zip(mine, results, strict=False)}
+    assert isinstance(by_room["r2"], LeaseLostError)
+    assert by_room["r1"] is None and by_room["r3"] is None
+    assert isinstance(results[-1], InboxItem)
+    assert [await s.get_state(f"k:{r}") for r in ("r1", "r2", "r3")] == [1, None, 1]
+    assert await s.inbox_size() == 2  # r2's item (its commit was refused) and r4's

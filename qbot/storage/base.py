@@ -12,8 +12,9 @@ One small interface serves six needs of the runtime:
    :meth:`Storage.inbox_claim` hands a worker whole rooms under a room lease, each room's items in
    arrival order; :meth:`Storage.commit` acks them. A room whose lease lapses is handed, with every
    unacked item, to the next claimer.
-5. **Outbox**: replies keyed by their deterministic ``unique_temp_id``, queued by :meth:`commit`,
-   listed by :meth:`Storage.outbox_pending` and marked once by :meth:`Storage.outbox_mark`.
+5. **Outbox**: replies keyed by their deterministic ``unique_temp_id``, recorded by :meth:`commit`
+   (pending, or already sent/failed), listed by :meth:`Storage.outbox_pending` and marked once by
+   :meth:`Storage.outbox_mark`.
 6. **Handoff records**: rooms a human agent took over, with an optional expiry.
 
 Every TTL is in seconds (floats allowed). Owners are opaque strings that must be unique per live
@@ -73,13 +74,15 @@ class InboxItem:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """One reply to deliver.
+    """One reply to deliver (or already delivered).
 
     Attributes:
         id: the reply's deterministic ``unique_temp_id``; queuing the same id twice is a no-op.
         room_id: the room the reply goes to; replies of one room are listed in queue order.
         payload: JSON value describing the API call (the runtime decides its shape).
         status: ``"pending"`` until :meth:`Storage.outbox_mark` records ``"sent"`` or ``"failed"``.
+            Given to :meth:`Storage.commit` as ``"sent"`` or ``"failed"``, the reply is recorded
+            as already done (it was posted, or refused, before any record of it was written).
         created_at: clock time at which the reply was queued (set by the backend).
     """
 
@@ -226,7 +229,10 @@ class Storage(ABC):
             owner: the worker acking; required when ``ack`` is not empty.
             ack: inbox items now processed; acking an already-acked item is a no-op.
             states: state writes, applied in order.
-            outbox: replies to queue; an id already queued (or already sent) is skipped.
+            outbox: replies to record. A ``"pending"`` one is queued; a ``"sent"`` or
+                ``"failed"`` one is recorded as done, and marks a pending record of the same id
+                (as :meth:`outbox_mark` would). An id already sent or failed is left as it is;
+                a pending id given as pending again is skipped.
 
         Raises:
             LeaseLostError: ``owner`` no longer holds the lease of an acked item's room;
@@ -234,6 +240,21 @@ class Storage(ABC):
             StorageError: a value is not JSON-serialisable, a TTL is invalid, or the backend
                 failed.
         """
+
+    async def load_room(
+        self, room_id: str, keys: Sequence[str], outbox_ids: Sequence[str] = ()
+    ) -> tuple[Handoff | None, list[Any], list[OutboxItem | None]]:
+        """What processing one message of ``room_id`` reads first, in one round trip.
+
+        Returns:
+            the room's handoff (as :meth:`handoff_get`), the state under each of ``keys``
+            (``None`` when absent or expired) and each of ``outbox_ids`` (as :meth:`outbox_get`).
+            Backends answer it in one round trip; this default asks one by one.
+        """
+        handoff = await self.handoff_get(room_id)
+        states = [await self.get_state(key) for key in keys]
+        replies = [await self.outbox_get(item_id) for item_id in outbox_ids]
+        return handoff, states, replies
 
     async def set_state(self, key: str, value: Any, ttl: float | None = None) -> None:
         """Write one state value outside message processing (a one-write :meth:`commit`)."""
@@ -362,6 +383,20 @@ def check_commit(
             continue
         ttl = None if w.ttl is None else check_ttl(w.ttl, f"ttl of state {w.key!r}")
         out.append((w.key, dumps(w.value, f"state {w.key!r}"), ttl))
+    return out
+
+
+def check_outbox(outbox: Sequence[OutboxItem]) -> list[tuple[str, str, str, str]]:
+    """Validate a commit's replies; return them as (id, room_id, payload json, status)."""
+    out: list[tuple[str, str, str, str]] = []
+    for r in outbox:
+        check_text(r.id, "outbox id")
+        check_text(r.room_id, "outbox room_id")
+        if r.status not in ("pending", "sent", "failed"):
+            raise StorageError(
+                f"outbox status of {r.id!r} must be 'pending', 'sent' or 'failed', got {r.status!r}"
+            )
+        out.append((r.id, r.room_id, dumps(r.payload, f"outbox payload of {r.id!r}"), r.status))
     return out
 
 

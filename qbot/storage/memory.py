@@ -10,7 +10,7 @@ import asyncio
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from qbot.storage.base import (
     DEFAULT_OUTBOX_RETENTION,
@@ -25,6 +25,7 @@ from qbot.storage.base import (
     check_commit,
     check_handoff,
     check_limit,
+    check_outbox,
     check_status,
     check_text,
     check_ttl,
@@ -122,10 +123,7 @@ class MemoryStorage(Storage):
         outbox: Sequence[OutboxItem] = (),
     ) -> None:
         writes = check_commit(owner, ack, states)
-        replies = [(r, dumps(r.payload, f"outbox payload of {r.id!r}")) for r in outbox]
-        for r, _ in replies:
-            check_text(r.id, "outbox id")
-            check_text(r.room_id, "outbox room_id")
+        replies = check_outbox(outbox)
         now = self._clock()
         for item in ack:
             holder = self._holder(room_lease_key(item.room_id), now)
@@ -140,10 +138,13 @@ class MemoryStorage(Storage):
             else:
                 self._state[key] = (text, None if ttl is None else now + ttl)
         self._forget_done(now)
-        for r, text in replies:
-            if r.id not in self._replies:
-                self._replies[r.id] = _Reply(r.room_id, text, "pending", now)
-                self._pending[r.id] = None
+        for item_id, room, text, status in replies:
+            found = self._replies.get(item_id)
+            if found is None:
+                self._replies[item_id] = _Reply(room, text, "pending", now)
+                self._pending[item_id] = None
+            if status != "pending":
+                self._mark(item_id, cast("Literal['sent', 'failed']", status), now)
         for item in ack:
             queue = self._rooms.get(item.room_id, [])
             queue[:] = [q for q in queue if q.id != item.id]
@@ -279,11 +280,14 @@ class MemoryStorage(Storage):
 
     async def outbox_mark(self, item_id: str, status: Literal["sent", "failed"]) -> bool:
         check_status(status)
+        return self._mark(item_id, status, self._clock())
+
+    def _mark(self, item_id: str, status: Literal["sent", "failed"], now: float) -> bool:
         r = self._replies.get(item_id)
         if r is None or r.status != "pending":
             return False
         r.status = status
-        r.done_at = self._clock()
+        r.done_at = now
         del self._pending[item_id]
         self._done[item_id] = r.done_at
         return True

@@ -44,6 +44,7 @@ from qbot.storage.base import (
     check_commit,
     check_handoff,
     check_limit,
+    check_outbox,
     check_status,
     check_text,
     check_ttl,
@@ -125,11 +126,22 @@ for _, s in ipairs(spec.states) do
 end
 for _, o in ipairs(spec.outbox) do
   local k = P..'oi:'..o[1]
-  if redis.call('EXISTS', k) == 0 then
-    local seq = redis.call('INCR', P..'o:seq')
-    redis.call('HSET', k, 'room', o[2], 'payload', o[3], 'status', 'pending', 'created', o[4])
-    redis.call('ZADD', P..'op', seq, o[1])
-    redis.call('ZADD', P..'opr:'..o[2], seq, o[1])
+  local status = redis.call('HGET', k, 'status')
+  if not status then
+    if o[5] == 'pending' then
+      local seq = redis.call('INCR', P..'o:seq')
+      redis.call('HSET', k, 'room', o[2], 'payload', o[3], 'status', 'pending', 'created', o[4])
+      redis.call('ZADD', P..'op', seq, o[1])
+      redis.call('ZADD', P..'opr:'..o[2], seq, o[1])
+    else
+      redis.call('HSET', k, 'room', o[2], 'payload', o[3], 'status', o[5], 'created', o[4])
+      redis.call('PEXPIRE', k, spec.retention)
+    end
+  elseif status == 'pending' and o[5] ~= 'pending' then
+    redis.call('HSET', k, 'status', o[5])
+    redis.call('ZREM', P..'op', o[1])
+    redis.call('ZREM', P..'opr:'..redis.call('HGET', k, 'room'), o[1])
+    redis.call('PEXPIRE', k, spec.retention)
   end
 end
 for _, a in ipairs(spec.acks) do
@@ -311,14 +323,10 @@ class RedisStorage(Storage):
                 for key, text, ttl in writes
             ],
             "outbox": [
-                [
-                    check_text(r.id, "outbox id"),
-                    check_text(r.room_id, "outbox room_id"),
-                    dumps(r.payload, f"outbox payload of {r.id!r}"),
-                    now,
-                ]
-                for r in outbox
+                [item_id, room, text, now, status]
+                for item_id, room, text, status in check_outbox(outbox)
             ],
+            "retention": self._retention,
         }
         # cjson decodes an empty JSON array as an object; ipairs over it is still empty.
         result = await self._eval(_COMMIT, [], self.prefix, json.dumps(spec))

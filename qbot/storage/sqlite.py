@@ -1,10 +1,17 @@
 """SQLite storage (``sqlite:///path/qbot.db``): the embedded, durable default.
 
-One connection in WAL mode; every operation is one ``BEGIN IMMEDIATE`` transaction, so other
-processes opening the same file (``qbot handoff list`` next to ``qbot run``) see consistent data
-and concurrent writers serialise. With ``synchronous=full`` (the default) a committed
-:meth:`~SqliteStorage.inbox_put` survives a power cut; ``?synchronous=normal`` in the URL trades
-that for speed and still survives a killed process.
+One connection in WAL mode, used by one thread of its own: each operation is one function run
+on that thread (one hop from the event loop, not one per statement). Writes are **group
+committed**: the writes that arrive while a transaction is being written (concurrent webhooks,
+commits of different rooms) are applied together in the next ``BEGIN IMMEDIATE`` transaction,
+each inside its own savepoint, so one write that fails (a lost lease) is undone alone and the
+others still commit. A caller's write returns only once its transaction is committed; the fsync
+is shared by the whole group. Other processes opening the same file (``qbot handoff list`` next
+to ``qbot run``) see consistent data, and concurrent writers serialise.
+
+With ``synchronous=full`` (the default) a committed :meth:`~SqliteStorage.inbox_put` survives a
+power cut; ``?synchronous=normal`` in the URL trades that for speed and still survives a killed
+process.
 """
 
 from __future__ import annotations
@@ -12,11 +19,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any, Literal, cast
-
-import aiosqlite
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal, TypeVar, cast
 
 from qbot.errors import StorageError
 from qbot.storage.base import (
@@ -32,6 +37,7 @@ from qbot.storage.base import (
     check_commit,
     check_handoff,
     check_limit,
+    check_outbox,
     check_status,
     check_text,
     check_ttl,
@@ -39,6 +45,9 @@ from qbot.storage.base import (
     loads,
     room_lease_key,
 )
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
@@ -73,6 +82,16 @@ WHERE l.owner IS NULL OR (l.owner = ? AND i.claimed_by IS NULL)
 GROUP BY i.room_id ORDER BY MIN(i.id) LIMIT ?
 """
 
+_HOLDER = "SELECT owner FROM leases WHERE key = ? AND expires_at > ?"
+_STATE = "SELECT value FROM state WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)"
+_HANDOFF = (
+    "SELECT room_id, reason, started_at, expires_at FROM handoffs "
+    "WHERE room_id = ? AND (expires_at IS NULL OR expires_at > ?)"
+)
+_OUTBOX_GET = (
+    "SELECT id, room_id, payload, status, created_at FROM outbox "
+    "WHERE id = ? AND (done_at IS NULL OR done_at > ?)"
+)
 _SWEEP_EVERY = 60.0
 _SYNCHRONOUS = ("full", "normal")
 
@@ -103,11 +122,14 @@ class SqliteStorage(Storage):
         self.path = check_text(path, "sqlite path")
         self._synchronous = synchronous
         self._retention = check_ttl(outbox_retention, "outbox_retention")
-        self._db: aiosqlite.Connection | None = None
-        # One connection: a transaction's statements must not interleave with another task's.
-        self._lock = asyncio.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._writes: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._writer: asyncio.Task[None] | None = None
         self._arrived = asyncio.Event()
         self._next_sweep = 0.0
+
+    # -- connection and the writer -----------------------------------------------------------
 
     async def open(self) -> None:
         """Open the file, switch to WAL and create the tables. Idempotent."""
@@ -119,51 +141,127 @@ class SqliteStorage(Storage):
             and folder
             and not await asyncio.to_thread(os.path.isdir, folder)
         ):
-            # Checked here: aiosqlite's failed connect leaves a worker thread behind.
             raise StorageError(
                 f"cannot open sqlite database {self.path!r}: folder {folder!r} does not exist;"
                 " create it or point storage.url elsewhere"
             )
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qbot-sqlite")
         try:
-            db = await aiosqlite.connect(self.path, isolation_level=None)
+            db = await asyncio.get_running_loop().run_in_executor(thread, self._connect)
+        except BaseException:
+            thread.shutdown(wait=False)
+            raise
+        self._db, self._thread = db, thread
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as e:
             raise StorageError(f"cannot open sqlite database {self.path!r}: {e}") from e
         try:
-            await db.execute("PRAGMA busy_timeout = 10000")
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
-            await db.executescript(_SCHEMA)
+            db.execute("PRAGMA busy_timeout = 10000")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
+            db.executescript(_SCHEMA)
         except sqlite3.Error as e:
-            await db.close()
+            db.close()
             raise StorageError(f"cannot set up sqlite database {self.path!r}: {e}") from e
-        self._db = db
+        return db
 
     async def close(self) -> None:
-        """Close the connection; the storage can be opened again."""
-        if self._db is not None:
-            db, self._db = self._db, None
-            await db.close()
-
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Finish the writes in hand and close the connection; the storage can be opened again."""
         if self._db is None:
+            return
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+        db, thread = self._db, self._thread
+        self._db, self._thread = None, None
+        if thread is not None:
+            await asyncio.get_running_loop().run_in_executor(thread, db.close)
+            thread.shutdown(wait=False)
+
+    def _need(self) -> tuple[sqlite3.Connection, ThreadPoolExecutor]:
+        if self._db is None or self._thread is None:
             raise StorageError(f"sqlite storage {self.path!r} is not open: call 'await open()'")
-        async with self._lock:
-            db = self._db
+        return self._db, self._thread
+
+    async def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``op`` (plain SELECTs, no transaction needed) on the connection's thread."""
+        db, thread = self._need()
+
+        def run() -> T:
             try:
-                await db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                except BaseException:
-                    await db.execute("ROLLBACK")
-                    raise
-                await db.execute("COMMIT")
+                return op(db)
             except sqlite3.Error as e:
                 raise StorageError(f"sqlite database {self.path!r} failed: {e}") from e
 
-    async def _rows(self, sql: str, *args: Any) -> list[Any]:
-        async with self._tx() as db, db.execute(sql, args) as cur:
-            return cast("list[Any]", await cur.fetchall())
+        return await asyncio.get_running_loop().run_in_executor(thread, run)
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Apply ``op`` in the next group transaction; return once that transaction committed.
+
+        If ``op`` raises, only its own changes are undone (a savepoint) and the error is raised
+        here; the other writes of the group commit.
+        """
+        self._need()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._writes.append((op, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_loop(), name="qbot-sqlite-writer")
+        return await future
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._writes:
+            group, self._writes = self._writes, []
+            try:
+                db, thread = self._need()
+                results = await loop.run_in_executor(
+                    thread, self._apply, db, [op for op, _ in group]
+                )
+            except BaseException as e:  # the transaction failed (or the loop is going away)
+                error = e if isinstance(e, Exception) else StorageError("sqlite writer stopped")
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(error)
+                if not isinstance(e, Exception):
+                    raise
+                continue
+            for (_, future), (ok, value) in zip(group, results, strict=True):
+                if future.done():  # the caller was cancelled; its write is applied anyway
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+    def _apply(self, db: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]:
+        """One transaction holding every op of the group, each in its own savepoint."""
+        out: list[tuple[bool, Any]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for op in ops:
+                    db.execute("SAVEPOINT op")
+                    try:
+                        value = op(db)
+                    except sqlite3.Error:
+                        raise  # the connection itself failed: the whole group fails
+                    except Exception as e:
+                        db.execute("ROLLBACK TO op")
+                        db.execute("RELEASE op")
+                        out.append((False, e))
+                        continue
+                    db.execute("RELEASE op")
+                    out.append((True, value))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            raise StorageError(f"sqlite database {self.path!r} failed: {e}") from e
+        return out
 
     # -- dedupe --------------------------------------------------------------------------------
 
@@ -171,32 +269,47 @@ class SqliteStorage(Storage):
         check_text(key, "dedupe key")
         ttl = check_ttl(ttl, "dedupe ttl")
         now = self._clock()
-        async with self._tx() as db:
-            if now >= self._next_sweep:
-                self._next_sweep = now + _SWEEP_EVERY
-                await db.execute("DELETE FROM dedupe WHERE expires_at <= ?", (now,))
-                await db.execute("DELETE FROM state WHERE expires_at <= ?", (now,))
-            return await self._claim(db, key, ttl, now)
+        sweep = now >= self._next_sweep
+        if sweep:
+            self._next_sweep = now + _SWEEP_EVERY
 
-    @staticmethod
-    async def _claim(db: aiosqlite.Connection, key: str, ttl: float, now: float) -> bool:
-        cur = await db.execute(
-            "INSERT INTO dedupe (key, expires_at) VALUES (?, ?) ON CONFLICT (key) "
-            "DO UPDATE SET expires_at = excluded.expires_at WHERE dedupe.expires_at <= ?",
-            (key, now + ttl, now),
-        )
-        return bool(cur.rowcount == 1)
+        def op(db: sqlite3.Connection) -> bool:
+            if sweep:
+                db.execute("DELETE FROM dedupe WHERE expires_at <= ?", (now,))
+                db.execute("DELETE FROM state WHERE expires_at <= ?", (now,))
+            return _claim(db, key, ttl, now)
+
+        return await self._write(op)
 
     # -- state ---------------------------------------------------------------------------------
 
     async def get_state(self, key: str, default: Any = None) -> Any:
         check_text(key, "state key")
-        rows = await self._rows(
-            "SELECT value FROM state WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
-            key,
-            self._clock(),
+        now = self._clock()
+        row = await self._read(lambda db: db.execute(_STATE, (key, now)).fetchone())
+        return loads(row[0]) if row else default
+
+    async def load_room(
+        self, room_id: str, keys: Sequence[str], outbox_ids: Sequence[str] = ()
+    ) -> tuple[Handoff | None, list[Any], list[OutboxItem | None]]:
+        check_text(room_id, "room_id")
+        for key in keys:
+            check_text(key, "state key")
+        now = self._clock()
+        kept = now - self._retention
+
+        def op(db: sqlite3.Connection) -> tuple[Any, list[Any], list[Any]]:
+            handoff = db.execute(_HANDOFF, (room_id, now)).fetchone()
+            states = [db.execute(_STATE, (key, now)).fetchone() for key in keys]
+            replies = [db.execute(_OUTBOX_GET, (i, kept)).fetchone() for i in outbox_ids]
+            return handoff, states, replies
+
+        handoff, states, replies = await self._read(op)
+        return (
+            None if handoff is None else Handoff(*handoff),
+            [None if row is None else loads(row[0]) for row in states],
+            [None if row is None else _reply(row) for row in replies],
         )
-        return loads(rows[0][0]) if rows else default
 
     async def commit(
         self,
@@ -207,86 +320,98 @@ class SqliteStorage(Storage):
         outbox: Sequence[OutboxItem] = (),
     ) -> None:
         writes = check_commit(owner, ack, states)
-        replies = [
-            (check_text(r.id, "outbox id"), check_text(r.room_id, "outbox room_id"), r.payload)
-            for r in outbox
-        ]
-        texts = [dumps(p, f"outbox payload of {i!r}") for i, _, p in replies]
+        replies = check_outbox(outbox)
         now = self._clock()
-        async with self._tx() as db:
-            for item in ack:
-                holder = await self._holder(db, room_lease_key(item.room_id), now)
+        retention = self._retention
+        acks = [(int(item.id), item.room_id) for item in ack]
+        rooms = list(dict.fromkeys(item.room_id for item in ack))
+
+        def op(db: sqlite3.Connection) -> None:
+            for room in rooms:
+                row = db.execute(_HOLDER, (room_lease_key(room), now)).fetchone()
+                holder = None if row is None else str(row[0])
                 if holder != owner:
                     raise LeaseLostError(
-                        f"owner {owner!r} no longer holds room {item.room_id!r} "
+                        f"owner {owner!r} no longer holds room {room!r} "
                         f"(holder: {holder!r}); the commit was not applied and the room's items "
                         "will be processed again"
                     )
             for key, text, ttl in writes:
                 if text is None:
-                    await db.execute("DELETE FROM state WHERE key = ?", (key,))
+                    db.execute("DELETE FROM state WHERE key = ?", (key,))
                 else:
-                    await db.execute(
+                    db.execute(
                         "INSERT OR REPLACE INTO state (key, value, expires_at) VALUES (?, ?, ?)",
                         (key, text, None if ttl is None else now + ttl),
                     )
             if replies:
-                await db.execute("DELETE FROM outbox WHERE done_at <= ?", (now - self._retention,))
-                await db.executemany(
-                    "INSERT OR IGNORE INTO outbox (id, room_id, payload, status, created_at) "
-                    "VALUES (?, ?, ?, 'pending', ?)",
+                db.execute("DELETE FROM outbox WHERE done_at <= ?", (now - retention,))
+                db.executemany(
+                    "INSERT OR IGNORE INTO outbox (id, room_id, payload, status, created_at, "
+                    "done_at) VALUES (?, ?, ?, ?, ?, ?)",
                     [
-                        (i, room, text, now)
-                        for (i, room, _), text in zip(replies, texts, strict=True)
+                        (i, room, text, status, now, None if status == "pending" else now)
+                        for i, room, text, status in replies
                     ],
                 )
-            await db.executemany(
-                "DELETE FROM inbox WHERE id = ? AND room_id = ?",
-                [(int(item.id), item.room_id) for item in ack],
-            )
+                done = [(status, now, i) for i, _, _, status in replies if status != "pending"]
+                if done:
+                    db.executemany(
+                        "UPDATE outbox SET status = ?, done_at = ? "
+                        "WHERE id = ? AND status = 'pending'",
+                        done,
+                    )
+            if acks:
+                db.executemany("DELETE FROM inbox WHERE id = ? AND room_id = ?", acks)
+
+        await self._write(op)
 
     # -- leases --------------------------------------------------------------------------------
-
-    @staticmethod
-    async def _holder(db: aiosqlite.Connection, key: str, now: float) -> str | None:
-        async with db.execute(
-            "SELECT owner FROM leases WHERE key = ? AND expires_at > ?", (key, now)
-        ) as cur:
-            row = await cur.fetchone()
-        return None if row is None else str(row[0])
 
     async def lease_acquire(self, key: str, owner: str, ttl: float) -> bool:
         check_text(key, "lease key")
         check_text(owner, "lease owner")
         ttl = check_ttl(ttl, "lease ttl")
         now = self._clock()
-        async with self._tx() as db:
-            if await self._holder(db, key, now) not in (None, owner):
+
+        def op(db: sqlite3.Connection) -> bool:
+            row = db.execute(_HOLDER, (key, now)).fetchone()
+            if row is not None and row[0] != owner:
                 return False
-            await db.execute(_UPSERT_LEASE, (key, owner, now + ttl))
+            db.execute(_UPSERT_LEASE, (key, owner, now + ttl))
             return True
+
+        return await self._write(op)
 
     async def lease_renew(self, key: str, owner: str, ttl: float) -> bool:
         ttl = check_ttl(ttl, "lease ttl")
         now = self._clock()
-        async with self._tx() as db:
-            cur = await db.execute(
-                "UPDATE leases SET expires_at = ? WHERE key = ? AND owner = ? AND expires_at > ?",
-                (now + ttl, key, owner, now),
+        return await self._write(
+            lambda db: (
+                db.execute(
+                    "UPDATE leases SET expires_at = ? WHERE key = ? AND owner = ? AND expires_at > ?",
+                    (now + ttl, key, owner, now),
+                ).rowcount
+                == 1
             )
-            return bool(cur.rowcount == 1)
+        )
 
     async def lease_release(self, key: str, owner: str) -> bool:
-        async with self._tx() as db:
-            cur = await db.execute(
-                "DELETE FROM leases WHERE key = ? AND owner = ? AND expires_at > ?",
-                (key, owner, self._clock()),
+        now = self._clock()
+        return await self._write(
+            lambda db: (
+                db.execute(
+                    "DELETE FROM leases WHERE key = ? AND owner = ? AND expires_at > ?",
+                    (key, owner, now),
+                ).rowcount
+                == 1
             )
-            return bool(cur.rowcount == 1)
+        )
 
     async def lease_owner(self, key: str) -> str | None:
-        async with self._tx() as db:
-            return await self._holder(db, key, self._clock())
+        now = self._clock()
+        row = await self._read(lambda db: db.execute(_HOLDER, (key, now)).fetchone())
+        return None if row is None else str(row[0])
 
     # -- inbox ---------------------------------------------------------------------------------
 
@@ -301,17 +426,21 @@ class SqliteStorage(Storage):
         check_text(room_id, "room_id")
         text = dumps(payload, "inbox payload")
         ttl = check_ttl(dedupe_ttl, "dedupe ttl")
+        if dedupe_key is not None:
+            check_text(dedupe_key, "dedupe key")
         now = self._clock()
-        async with self._tx() as db:
-            if dedupe_key is not None:
-                check_text(dedupe_key, "dedupe key")
-                if not await self._claim(db, dedupe_key, ttl, now):
-                    return None
-            cur = await db.execute(
+
+        def op(db: sqlite3.Connection) -> int | None:
+            if dedupe_key is not None and not _claim(db, dedupe_key, ttl, now):
+                return None
+            return db.execute(
                 "INSERT INTO inbox (room_id, payload, received_at) VALUES (?, ?, ?)",
                 (room_id, text, now),
-            )
-            item_id = cur.lastrowid
+            ).lastrowid
+
+        item_id = await self._write(op)
+        if item_id is None:
+            return None
         self._arrived.set()
         return InboxItem(str(item_id), room_id, loads(text), now)
 
@@ -322,29 +451,32 @@ class SqliteStorage(Storage):
         lease_ttl = check_ttl(lease_ttl, "lease_ttl")
         check_limit(limit)
         now = self._clock()
-        out: list[InboxItem] = []
-        async with self._tx() as db:
-            async with db.execute(_CLAIMABLE_ROOMS, (now, owner, limit)) as cur:
-                rooms = list(await cur.fetchall())
-            for room_id, holder in rooms:
-                if len(out) >= limit:
+
+        def op(db: sqlite3.Connection) -> list[tuple[str, list[Any]]]:
+            out: list[tuple[str, list[Any]]] = []
+            taken = 0
+            for room_id, holder in db.execute(_CLAIMABLE_ROOMS, (now, owner, limit)).fetchall():
+                if taken >= limit:
                     break
                 if holder is None:  # newly taken: everything unacked is ours to redo
-                    await db.execute(
-                        "UPDATE inbox SET claimed_by = NULL WHERE room_id = ?", (room_id,)
-                    )
-                async with db.execute(
+                    db.execute("UPDATE inbox SET claimed_by = NULL WHERE room_id = ?", (room_id,))
+                rows = db.execute(
                     "SELECT id, payload, received_at FROM inbox "
                     "WHERE room_id = ? AND claimed_by IS NULL ORDER BY id LIMIT ?",
-                    (room_id, limit - len(out)),
-                ) as cur:
-                    rows = list(await cur.fetchall())
-                await db.executemany(
+                    (room_id, limit - taken),
+                ).fetchall()
+                db.executemany(
                     "UPDATE inbox SET claimed_by = ? WHERE id = ?", [(owner, r[0]) for r in rows]
                 )
-                await db.execute(_UPSERT_LEASE, (room_lease_key(room_id), owner, now + lease_ttl))
-                out.extend(InboxItem(str(i), room_id, loads(p), t) for i, p, t in rows)
-        return out
+                db.execute(_UPSERT_LEASE, (room_lease_key(room_id), owner, now + lease_ttl))
+                out.append((room_id, rows))
+                taken += len(rows)
+            return out
+
+        rooms = await self._write(op)
+        return [
+            InboxItem(str(i), room_id, loads(p), t) for room_id, rows in rooms for i, p, t in rows
+        ]
 
     async def inbox_wait(self, seconds: float) -> None:
         # asyncio.timeout, not wait_for: Python 3.11's wait_for can hang when cancelled here.
@@ -356,8 +488,8 @@ class SqliteStorage(Storage):
         self._arrived.clear()
 
     async def inbox_size(self) -> int:
-        rows = await self._rows("SELECT COUNT(*) FROM inbox")
-        return int(rows[0][0])
+        row = await self._read(lambda db: db.execute("SELECT COUNT(*) FROM inbox").fetchone())
+        return int(row[0])
 
     # -- outbox --------------------------------------------------------------------------------
 
@@ -368,31 +500,31 @@ class SqliteStorage(Storage):
         select = (
             "SELECT id, room_id, payload, status, created_at FROM outbox WHERE status = 'pending'"
         )
+        args: tuple[Any, ...]
         if room_id is None:
-            rows = await self._rows(f"{select} ORDER BY seq LIMIT ?", limit)
+            sql, args = f"{select} ORDER BY seq LIMIT ?", (limit,)
         else:
-            rows = await self._rows(
-                f"{select} AND room_id = ? ORDER BY seq LIMIT ?", room_id, limit
-            )
+            sql, args = f"{select} AND room_id = ? ORDER BY seq LIMIT ?", (room_id, limit)
+        rows = await self._read(lambda db: db.execute(sql, args).fetchall())
         return [_reply(row) for row in rows]
 
     async def outbox_get(self, item_id: str) -> OutboxItem | None:
-        rows = await self._rows(
-            "SELECT id, room_id, payload, status, created_at FROM outbox "
-            "WHERE id = ? AND (done_at IS NULL OR done_at > ?)",
-            item_id,
-            self._clock() - self._retention,
-        )
-        return _reply(rows[0]) if rows else None
+        kept = self._clock() - self._retention
+        row = await self._read(lambda db: db.execute(_OUTBOX_GET, (item_id, kept)).fetchone())
+        return None if row is None else _reply(row)
 
     async def outbox_mark(self, item_id: str, status: Literal["sent", "failed"]) -> bool:
         check_status(status)
-        async with self._tx() as db:
-            cur = await db.execute(
-                "UPDATE outbox SET status = ?, done_at = ? WHERE id = ? AND status = 'pending'",
-                (status, self._clock(), item_id),
+        now = self._clock()
+        return await self._write(
+            lambda db: (
+                db.execute(
+                    "UPDATE outbox SET status = ?, done_at = ? WHERE id = ? AND status = 'pending'",
+                    (status, now, item_id),
+                ).rowcount
+                == 1
             )
-            return bool(cur.rowcount == 1)
+        )
 
     # -- handoff -------------------------------------------------------------------------------
 
@@ -402,41 +534,52 @@ class SqliteStorage(Storage):
         ttl = check_handoff(room_id, reason, ttl)
         now = self._clock()
         h = Handoff(room_id, reason, now, None if ttl is None else now + ttl)
-        async with self._tx() as db:
-            await db.execute(
+        await self._write(
+            lambda db: db.execute(
                 "INSERT OR REPLACE INTO handoffs (room_id, reason, started_at, expires_at) "
                 "VALUES (?, ?, ?, ?)",
                 (h.room_id, h.reason, h.started_at, h.expires_at),
             )
+        )
         return h
 
     async def handoff_get(self, room_id: str) -> Handoff | None:
-        rows = await self._rows(
-            "SELECT room_id, reason, started_at, expires_at FROM handoffs "
-            "WHERE room_id = ? AND (expires_at IS NULL OR expires_at > ?)",
-            room_id,
-            self._clock(),
-        )
-        return Handoff(*rows[0]) if rows else None
+        now = self._clock()
+        row = await self._read(lambda db: db.execute(_HANDOFF, (room_id, now)).fetchone())
+        return None if row is None else Handoff(*row)
 
     async def handoff_end(self, room_id: str) -> bool:
-        async with self._tx() as db:
-            cur = await db.execute(
-                "DELETE FROM handoffs WHERE room_id = ? AND (expires_at IS NULL OR expires_at > ?)",
-                (room_id, self._clock()),
+        now = self._clock()
+        return await self._write(
+            lambda db: (
+                db.execute(
+                    "DELETE FROM handoffs WHERE room_id = ? AND (expires_at IS NULL OR expires_at > ?)",
+                    (room_id, now),
+                ).rowcount
+                == 1
             )
-            return bool(cur.rowcount == 1)
+        )
 
     async def handoff_list(self) -> list[Handoff]:
         now = self._clock()
-        async with self._tx() as db:
-            await db.execute("DELETE FROM handoffs WHERE expires_at <= ?", (now,))
-            async with db.execute(
+
+        def op(db: sqlite3.Connection) -> list[Any]:
+            db.execute("DELETE FROM handoffs WHERE expires_at <= ?", (now,))
+            return db.execute(
                 "SELECT room_id, reason, started_at, expires_at FROM handoffs "
                 "ORDER BY started_at, room_id"
-            ) as cur:
-                rows = await cur.fetchall()
-        return [Handoff(*row) for row in rows]
+            ).fetchall()
+
+        return [Handoff(*row) for row in await self._write(op)]
+
+
+def _claim(db: sqlite3.Connection, key: str, ttl: float, now: float) -> bool:
+    cur = db.execute(
+        "INSERT INTO dedupe (key, expires_at) VALUES (?, ?) ON CONFLICT (key) "
+        "DO UPDATE SET expires_at = excluded.expires_at WHERE dedupe.expires_at <= ?",
+        (key, now + ttl, now),
+    )
+    return cur.rowcount == 1
 
 
 def _reply(row: Any) -> OutboxItem:
