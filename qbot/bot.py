@@ -18,8 +18,15 @@ from qbot.intents import IntentSet, load_intents
 from qbot.messages.postback import PostbackSigner, unpack_postback
 from qbot.models.webhook import Update
 from qbot.routing import EVENT, POSTBACK, _IntentHolder, run_handler, update_kind
-from qbot.sending import Delivery, DirectDelivery, OutboxDelivery, Sender, send_pending
-from qbot.storage import MemoryStorage, Storage, open_storage
+from qbot.sending import (
+    Delivery,
+    DirectDelivery,
+    OutboxDelivery,
+    Sender,
+    send_pending,
+    unique_temp_id,
+)
+from qbot.storage import MemoryStorage, Storage, open_storage, state_key
 from qbot.storage.base import InboxItem
 from qbot.templates import Templates
 
@@ -30,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["Bot", "Outcome"]
 
 log = structlog.get_logger("qbot.bot")
+
+_PREFETCH = 3
+"""Outbox records of a message's first replies read with its state (a re-run finds them sent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +246,19 @@ class Bot(_IntentHolder):
             log.debug("update.ignored", reason=reason)
             return Outcome(ignored=reason), None
         room_id = str(update.room.id)
-        handoff = await self.storage.handoff_get(room_id)
+        # The replies' ids derive from what they answer, so a re-run regenerates them; a message
+        # without any identity is told apart by its inbox item (or, fed directly, by chance).
+        identity = update.message.identity or (
+            f"item:{ack.id}" if ack is not None else f"anon:{uuid.uuid4().hex}"
+        )
+        origin = f"{room_id}:{identity}"
+        # One round trip reads the handoff, both states and the first replies' outbox records.
+        keys = [
+            state_key(room_id, update.sender.email or str(update.sender.id)),
+            state_key(room_id),
+        ]
+        ids = [unique_temp_id(origin, update.room.id, seq) for seq in range(1, _PREFETCH + 1)]
+        handoff, states, replies = await self.storage.load_room(room_id, keys, ids)
         if self._is_agent_command(update):
             ended = handoff is not None and await self.storage.handoff_end(room_id)
             log.info("handoff.ended" if ended else "agent.command", by=update.sender.email)
@@ -253,17 +275,16 @@ class Bot(_IntentHolder):
             except PostbackError as e:
                 log.warning("postback.rejected", reason=str(e), sender=update.sender.email)
                 return Outcome(ignored="rejected_postback"), None
-        # The replies' ids derive from what they answer, so a re-run regenerates them; a message
-        # without any identity is told apart by its inbox item (or, fed directly, by chance).
-        identity = update.message.identity or (
-            f"item:{ack.id}" if ack is not None else f"anon:{uuid.uuid4().hex}"
-        )
-        origin = f"{room_id}:{identity}"
-        delivery = OutboxDelivery(self.storage, self.outbound(), self._stalled)
+        known = dict(zip(ids, replies, strict=True))
+        delivery = OutboxDelivery(self.storage, self.outbound(), self._stalled, known)
         sender = Sender(delivery, origin, self.signer)
         ctx = Context(self, update, sender, postback=postback)
-        await ctx.state.load()
-        await ctx.room_state.load()
+        loaded = dict(zip(keys, states, strict=True))
+        for state in (ctx.state, ctx.room_state):
+            if state.key in loaded:
+                state.preload(loaded[state.key])
+            else:  # the context keys its state differently: read it on its own
+                await state.load()
         handler = await self._propagate(ctx, kind)
         if handler is None:
             found = self.find_fallback()

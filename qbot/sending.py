@@ -4,9 +4,9 @@ The id is derived from the room, the incoming message's identity and the reply's
 handler's answer, so processing the same webhook twice (a crash, a redelivery that slipped through)
 posts comments with the same ids, and a retried send can be recognised.
 
-:class:`OutboxDelivery` puts each reply in the storage's outbox under that id before posting it
-and marks it sent once Qiscus accepted it; an id already queued or sent is not posted again, and
-a reply left pending (Qiscus unreachable, a crash) is posted later by :func:`send_pending`.
+:class:`OutboxDelivery` looks each reply's id up in the storage's outbox before posting it and
+records it sent once Qiscus accepted it; an id already sent (or failed) is not posted again, and
+a reply Qiscus could not take yet is recorded pending and posted later by :func:`send_pending`.
 """
 
 from __future__ import annotations
@@ -182,43 +182,65 @@ async def _post(
 
 
 class OutboxDelivery:
-    """Queues each reply in the storage's outbox, posts it through ``inner``, marks it sent.
+    """Posts each reply through ``inner`` unless the outbox knows it, and records the outcome.
 
-    A reply whose ``unique_temp_id`` is already sent or failed is not posted again (a message
-    processed a second time after a crash regenerates the same ids): :class:`AlreadySent`. When
-    Qiscus cannot be reached or answers 5xx/429 (after the client's retries), the reply stays
-    pending, its room is added to ``stalled`` and the later replies of that room are only queued
-    (:class:`Queued`), so they never overtake it; :func:`send_pending` posts them in order. A
-    reply Qiscus refuses for good (4xx) is marked failed and the error reaches the handler.
+    Before posting, the reply's ``unique_temp_id`` is looked up in the outbox (or in ``known``,
+    what :meth:`~qbot.storage.Storage.load_room` read with the message's state): a reply already
+    sent or failed is not posted again (a message processed a second time after a crash
+    regenerates the same ids): :class:`AlreadySent`. Once Qiscus accepted it, the reply is
+    recorded as sent, in one write. When Qiscus cannot be reached or answers 5xx/429 (after the
+    client's retries), the reply is recorded pending, its room is added to ``stalled`` and the
+    later replies of that room are only queued (:class:`Queued`), so they never overtake it;
+    :func:`send_pending` posts them in order. A reply Qiscus refuses for good (4xx) is recorded
+    failed and the error reaches the handler.
 
     Args:
         storage: the bot's storage.
         inner: what actually posts (a :class:`DirectDelivery`, or a test's recorder).
         stalled: rooms whose pending replies must go first (shared by the bot's updates).
+        known: outbox records already read, by id (``None``: no record), used once each instead
+            of an ``outbox_get``.
     """
 
-    def __init__(self, storage: Storage, inner: Delivery, stalled: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        inner: Delivery,
+        stalled: set[str] | None = None,
+        known: dict[str, OutboxItem | None] | None = None,
+    ) -> None:
         self.storage = storage
         self.inner = inner
         self.stalled = stalled if stalled is not None else set()
+        self.known = known if known is not None else {}
 
     async def deliver(self, room_id: int | str, outgoing: Outgoing, unique_temp_id: str) -> Any:
         room = str(room_id)
-        record = OutboxItem(unique_temp_id, room, encode_outgoing(room_id, outgoing))
-        await self.storage.commit(outbox=[record])
-        queued = await self.storage.outbox_get(unique_temp_id)
-        if queued is not None and queued.status != "pending":
-            return AlreadySent(queued.status)
+        if unique_temp_id in self.known:
+            found = self.known.pop(unique_temp_id)
+        else:
+            found = await self.storage.outbox_get(unique_temp_id)
+        if found is not None and found.status != "pending":
+            return AlreadySent(found.status)
+        payload = encode_outgoing(room_id, outgoing)
         if room in self.stalled:
+            await self.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
             return Queued()
         try:
-            return await _post(self.storage, self.inner, room_id, outgoing, unique_temp_id)
+            result = await self.inner.deliver(room_id, outgoing, unique_temp_id)
         except Exception as e:
             if not _retryable(e):
+                # Qiscus refused it for good (400, 401, 403, 404): never try it again.
+                record = OutboxItem(unique_temp_id, room, payload, status="failed")
+                await self.storage.commit(outbox=[record])
+                log.warning("reply.failed", unique_temp_id=unique_temp_id, error=str(e))
                 raise
+            await self.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
             self.stalled.add(room)
             log.warning("reply.queued", unique_temp_id=unique_temp_id, error=str(e))
             return Queued()
+        await self.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload, status="sent")])
+        return result
 
 
 async def send_pending(

@@ -55,11 +55,19 @@ class State:
     async def load(self) -> State:
         """Read the stored state (once; later calls are no-ops). Returns ``self``."""
         if not self._loaded:
-            stored = await self.storage.get_state(self.key)
+            self.preload(await self.storage.get_state(self.key))
+        return self
+
+    def preload(self, stored: Any) -> None:
+        """Take ``stored`` (this key's value, read by the caller) as the loaded state.
+
+        The runtime reads both states of a message in one round trip with
+        :meth:`~qbot.storage.Storage.load_room` and hands them over here. A no-op once loaded.
+        """
+        if not self._loaded:
             self._saved = dumps(stored if isinstance(stored, dict) else {}, "state")
             self._reset()
             self._loaded = True
-        return self
 
     def _reset(self) -> None:
         stored = loads(self._saved)

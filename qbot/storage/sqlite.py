@@ -263,6 +263,10 @@ class SqliteStorage(Storage):
             raise StorageError(f"sqlite database {self.path!r} failed: {e}") from e
         return out
 
+    async def _changed(self, sql: str, args: tuple[Any, ...]) -> bool:
+        """Run one UPDATE or DELETE as a write; True when it changed exactly one row."""
+        return await self._write(lambda db: db.execute(sql, args).rowcount == 1)
+
     # -- dedupe --------------------------------------------------------------------------------
 
     async def claim_once(self, key: str, ttl: float) -> bool:
@@ -386,26 +390,16 @@ class SqliteStorage(Storage):
     async def lease_renew(self, key: str, owner: str, ttl: float) -> bool:
         ttl = check_ttl(ttl, "lease ttl")
         now = self._clock()
-        return await self._write(
-            lambda db: (
-                db.execute(
-                    "UPDATE leases SET expires_at = ? WHERE key = ? AND owner = ? AND expires_at > ?",
-                    (now + ttl, key, owner, now),
-                ).rowcount
-                == 1
-            )
+        return await self._changed(
+            "UPDATE leases SET expires_at = ? WHERE key = ? AND owner = ? AND expires_at > ?",
+            (now + ttl, key, owner, now),
         )
 
     async def lease_release(self, key: str, owner: str) -> bool:
         now = self._clock()
-        return await self._write(
-            lambda db: (
-                db.execute(
-                    "DELETE FROM leases WHERE key = ? AND owner = ? AND expires_at > ?",
-                    (key, owner, now),
-                ).rowcount
-                == 1
-            )
+        return await self._changed(
+            "DELETE FROM leases WHERE key = ? AND owner = ? AND expires_at > ?",
+            (key, owner, now),
         )
 
     async def lease_owner(self, key: str) -> str | None:
@@ -516,14 +510,9 @@ class SqliteStorage(Storage):
     async def outbox_mark(self, item_id: str, status: Literal["sent", "failed"]) -> bool:
         check_status(status)
         now = self._clock()
-        return await self._write(
-            lambda db: (
-                db.execute(
-                    "UPDATE outbox SET status = ?, done_at = ? WHERE id = ? AND status = 'pending'",
-                    (status, now, item_id),
-                ).rowcount
-                == 1
-            )
+        return await self._changed(
+            "UPDATE outbox SET status = ?, done_at = ? WHERE id = ? AND status = 'pending'",
+            (status, now, item_id),
         )
 
     # -- handoff -------------------------------------------------------------------------------
@@ -550,14 +539,9 @@ class SqliteStorage(Storage):
 
     async def handoff_end(self, room_id: str) -> bool:
         now = self._clock()
-        return await self._write(
-            lambda db: (
-                db.execute(
-                    "DELETE FROM handoffs WHERE room_id = ? AND (expires_at IS NULL OR expires_at > ?)",
-                    (room_id, now),
-                ).rowcount
-                == 1
-            )
+        return await self._changed(
+            "DELETE FROM handoffs WHERE room_id = ? AND (expires_at IS NULL OR expires_at > ?)",
+            (room_id, now),
         )
 
     async def handoff_list(self) -> list[Handoff]:
