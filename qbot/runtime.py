@@ -9,7 +9,8 @@ renewer         ── every lease_ttl / 3 ──▶ lease_renew of every room b
 sweeper         ── every sweep_every s ──▶ rooms with pending (orphaned) replies: take the
                                           room's lease, post them in order
 ```
-A room's worker releases the room's lease when its queue is empty. A worker that loses its lease
+A room's worker keeps the room's lease for ``linger`` seconds after its queue empties (the room's
+next message is handed over without a lease change), then releases it. A worker that loses its lease
 (a stalled event loop, a storage outage) drops its queued items: the next owner of the room gets
 every unacked item again. Every task is held by the runtime and awaited on :meth:`Runtime.drain`.
 """
@@ -54,6 +55,8 @@ class Runtime:
         lease_ttl: seconds a room stays this worker's after the last renewal; the longest a room
             waits when its worker died.
         sweep_every: seconds between looks for replies a dead worker left pending.
+        linger: seconds a room worker keeps an emptied room (and its lease) waiting for the
+            room's next message before releasing it; 0 releases at once.
         max_pending: claimed items in this process at most (back-pressure on claiming).
         owner: this worker's id (default: host, pid and a random part).
     """
@@ -65,6 +68,7 @@ class Runtime:
         dedupe_ttl: float = 600.0,
         lease_ttl: float = 30.0,
         sweep_every: float = 5.0,
+        linger: float = 0.5,
         max_pending: int = 1000,
         owner: str | None = None,
     ) -> None:
@@ -72,6 +76,7 @@ class Runtime:
         self.dedupe_ttl = dedupe_ttl
         self.lease_ttl = lease_ttl
         self.sweep_every = sweep_every
+        self.linger = linger
         self.max_pending = max_pending
         self.owner = owner or new_owner()
         self.processed = 0
@@ -79,6 +84,7 @@ class Runtime:
         self._ids: dict[str, set[str]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._generation: dict[str, int] = {}
+        self._wake: dict[str, asyncio.Event] = {}
         self._lost: set[str] = set()
         self._lock = asyncio.Lock()
         self._background: list[asyncio.Task[None]] = []
@@ -163,6 +169,8 @@ class Runtime:
         unacked and are processed again by the next owner of the room.
         """
         self._closing = True
+        for event in self._wake.values():  # lingering workers release their rooms now
+            event.set()
         await self._stop_background()
         if not self._started:
             return 0
@@ -233,12 +241,14 @@ class Runtime:
                 self._queues.setdefault(room, deque()).append(item)
                 self._lost.discard(room)
                 self._ensure_worker(room)
+                self._wake[room].set()
         return bool(items)
 
     def _ensure_worker(self, room: str) -> None:
         if room not in self._tasks:
             self._queues.setdefault(room, deque())
             self._ids.setdefault(room, set())
+            self._wake[room] = asyncio.Event()
             self._generation[room] = self._generation.get(room, 0) + 1
             self._tasks[room] = asyncio.create_task(self._work(room), name=f"qbot-room-{room}")
 
@@ -247,12 +257,23 @@ class Runtime:
     async def _work(self, room: str) -> None:
         queue = self._queues[room]
         ids = self._ids[room]
+        wake = self._wake[room]
         try:
             await self._flush(room)
             while True:
                 if room in self._lost:
                     log.warning("runtime.room_dropped", room_id=room, items=len(queue))
                     return
+                if not queue and self.linger > 0 and not self._closing:
+                    # Keep the room a moment: its next message needs no lease change.
+                    wake.clear()
+                    try:
+                        async with asyncio.timeout(self.linger):
+                            await wake.wait()
+                    except TimeoutError:
+                        pass
+                    if queue:
+                        continue
                 if not queue:
                     async with self._lock:
                         if queue:
@@ -274,6 +295,7 @@ class Runtime:
             del self._tasks[room]
             self._queues.pop(room, None)
             self._ids.pop(room, None)
+            self._wake.pop(room, None)
 
     async def _release(self, room: str) -> None:
         try:

@@ -153,10 +153,12 @@ class MemoryStorage(Storage):
 
     def _forget_done(self, now: float) -> None:
         # _done is ordered by marking time, so expired records are at its front.
-        for item_id, done_at in list(self._done.items()):
-            if done_at + self._retention > now:
-                break
-            del self._done[item_id]
+        done = self._done
+        while done:
+            item_id = next(iter(done))
+            if done[item_id] + self._retention > now:
+                return
+            del done[item_id]
             self._replies.pop(item_id, None)
 
     # -- leases --------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from qbot.errors import StorageError
@@ -239,6 +240,7 @@ class RedisStorage(Storage):
         self._shown = _redacted(url)
         self._retention = _ms(check_ttl(outbox_retention, "outbox_retention"))
         self._r: aioredis.Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
         self._last_event = "0-0"
 
     @contextmanager
@@ -255,8 +257,12 @@ class RedisStorage(Storage):
         return self._r
 
     async def _eval(self, script: str, keys: Sequence[str], *args: Any) -> Any:
+        # EVALSHA (the script text is sent once per connection pool, not with every call).
+        runner = self._scripts.get(script)
+        if runner is None:
+            runner = self._scripts[script] = self._redis.register_script(script)
         with self._errors():
-            return await self._redis.eval(script, len(keys), *keys, *args)
+            return await runner(keys=list(keys), args=list(args))
 
     async def open(self) -> None:
         """Connect and check the server answers. Idempotent."""
@@ -280,6 +286,7 @@ class RedisStorage(Storage):
         """Close the connection pool; the storage can be opened again."""
         if self._r is not None:
             r, self._r = self._r, None
+            self._scripts.clear()
             await r.aclose()
 
     async def drop(self) -> int:
@@ -304,6 +311,27 @@ class RedisStorage(Storage):
         with self._errors():
             text = await self._redis.get(self.prefix + "s:" + key)
         return default if text is None else loads(text)
+
+    async def load_room(
+        self, room_id: str, keys: Sequence[str], outbox_ids: Sequence[str] = ()
+    ) -> tuple[Handoff | None, list[Any], list[OutboxItem | None]]:
+        check_text(room_id, "room_id")
+        for key in keys:
+            check_text(key, "state key")
+        with self._errors():
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.get(self.prefix + "h:" + room_id)
+            for key in keys:
+                pipe.get(self.prefix + "s:" + key)
+            for item_id in outbox_ids:
+                pipe.hgetall(self.prefix + "oi:" + item_id)
+            found = await pipe.execute()
+        handoff, states, replies = found[0], found[1 : 1 + len(keys)], found[1 + len(keys) :]
+        return (
+            None if handoff is None else Handoff(room_id, *json.loads(handoff)),
+            [None if text is None else loads(text) for text in states],
+            [_reply(i, h) if h else None for i, h in zip(outbox_ids, replies, strict=True)],
+        )
 
     async def commit(
         self,
