@@ -9,6 +9,7 @@ per room and user, as a form in progress leaves them); the figure is the process
 
     python -m bench.storage_bench                 # 5,000 messages, 100,000 conversations
     python -m bench.storage_bench -n 2000 --no-redis
+    python -m bench.storage_bench --concurrency 32   # 32 webhooks in flight, as under load
 
 ``sqlite`` is the default ``synchronous=full`` (every commit fsynced), ``sqlite_normal`` the
 ``?synchronous=normal`` option (survives a killed process, not a power cut).
@@ -75,15 +76,21 @@ def make_bot(storage: Storage, url: str) -> tuple[Bot, NullDelivery]:
     return bot, out
 
 
-async def throughput(storage: Storage, url: str, messages: int, rooms: int) -> dict[str, Any]:
+async def throughput(
+    storage: Storage, url: str, messages: int, rooms: int, concurrency: int = 1
+) -> dict[str, Any]:
     bot, out = make_bot(storage, url)
     runtime = Runtime(bot)
     bodies = [webhook(i, rooms) for i in range(messages)]
-    updates = [Update.model_validate(b) for b in bodies]
+    todo = iter(zip([Update.model_validate(b) for b in bodies], bodies, strict=True))
     await runtime.start()
+
+    async def client() -> None:  # one webhook connection: posts the next once this one is stored
+        for update, body in todo:
+            await runtime.submit(update, body)
+
     start = time.perf_counter()
-    for update, body in zip(updates, bodies, strict=True):
-        await runtime.submit(update, body)
+    await asyncio.gather(*(client() for _ in range(concurrency)))
     while runtime.processed < messages:  # noqa: ASYNC110 - the bench polls its own counter
         await asyncio.sleep(0.005)
     elapsed = time.perf_counter() - start
@@ -124,7 +131,9 @@ async def idle_memory(conversations: int) -> dict[str, Any]:
     }
 
 
-async def run(messages: int, rooms: int, conversations: int, redis: bool) -> dict[str, Any]:
+async def run(
+    messages: int, rooms: int, conversations: int, redis: bool, concurrency: int
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
         backends = [
@@ -139,7 +148,7 @@ async def run(messages: int, rooms: int, conversations: int, redis: bool) -> dic
         for name, url in backends:
             storage = open_storage(url)
             try:
-                results[name] = await throughput(storage, url, messages, rooms)
+                results[name] = await throughput(storage, url, messages, rooms, concurrency)
             finally:
                 if isinstance(storage, RedisStorage):
                     async with RedisStorage(url) as cleanup:
@@ -158,9 +167,20 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=50, help="rooms the messages are spread over")
     parser.add_argument("--conversations", type=int, default=100_000, help="idle conversations")
     parser.add_argument("--no-redis", action="store_true", help="skip Redis")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="webhooks in flight at once (1: each is stored before the next is submitted)",
+    )
     args = parser.parse_args()
     configure_logging("warning", "json", stream=io.StringIO())
-    report = asyncio.run(run(args.n, args.rooms, args.conversations, not args.no_redis))
+    if args.concurrency < 1:
+        parser.error(f"--concurrency must be >= 1, got {args.concurrency}")
+    report = asyncio.run(
+        run(args.n, args.rooms, args.conversations, not args.no_redis, args.concurrency)
+    )
+    report["concurrency"] = args.concurrency
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
