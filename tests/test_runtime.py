@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from webhooks import RecordingDelivery, sdk_body
 
 from qbot import Bot, Context
 from qbot.models import Update
 from qbot.runtime import Runtime
-from qbot.storage import MemoryStorage
+from qbot.storage import MemoryStorage, SqliteStorage, room_lease_key
 
 
 async def test_runtime_dedupe_remembers_for_the_ttl_then_forgets() -> None:
@@ -63,3 +64,34 @@ async def test_runtime_drain_timeout_cancels_and_reports_unprocessed() -> None:
     await asyncio.sleep(0)
     assert await runtime.drain(timeout=0.05) == 3
     assert runtime.pending == 0
+
+
+async def test_runtime_keeps_an_emptied_room_for_its_next_message_and_drain_frees_it(
+    tmp_path: Path,
+) -> None:
+    bot = Bot(email="bot@example.com")
+    bot.delivery = out = RecordingDelivery()
+    bot.use_storage(SqliteStorage(str(tmp_path / "qbot.db")))
+
+    @bot.message()
+    async def echo(ctx: Context) -> None:
+        await ctx.reply(ctx.text)
+
+    runtime = Runtime(bot, linger=60, owner="replica-a")
+    assert await runtime.submit(Update.model_validate(sdk_body("one", room_id=5))) == "accepted"
+    for _ in range(500):
+        if out.texts == ["one"] and await bot.storage.inbox_size() == 0:
+            break
+        await asyncio.sleep(0.01)
+    # Emptied but kept: another replica does not take the room, this one takes its next message.
+    assert await bot.storage.lease_owner(room_lease_key("5")) == "replica-a"
+    assert await bot.storage.inbox_claim("replica-b", lease_ttl=30) == []
+    assert await runtime.submit(Update.model_validate(sdk_body("two", room_id=5))) == "accepted"
+    for _ in range(500):
+        if out.texts == ["one", "two"]:
+            break
+        await asyncio.sleep(0.01)
+    assert out.texts == ["one", "two"]
+    assert await runtime.drain(timeout=10) == 0  # returns without waiting out the linger
+    assert await bot.storage.lease_owner(room_lease_key("5")) is None
+    await bot.aclose()
