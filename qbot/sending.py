@@ -305,7 +305,7 @@ class Sender:
                 results.append(None)
                 continue
             results.append(result)
-            log.info(
+            log.debug(
                 "reply.sent",
                 to_room=str(room_id),
                 comment_type=item.type if isinstance(item, OutgoingComment) else "system_event",

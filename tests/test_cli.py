@@ -172,5 +172,5 @@ async def test_cli_run_serves_the_demo_bot_and_stops_on_sigterm(tmp_path: Path) 
         assert proc.returncode == 0
         events = [json.loads(line)["event"] for line in stderr.decode().splitlines() if line]
         assert "server.started" in events
-        assert "reply.sent" in events
+        assert "update.handled" in events
         assert events[-1] == "server.stopped"
