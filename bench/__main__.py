@@ -32,16 +32,24 @@ def _verdict(ok: bool) -> str:
 def _e2e(n: int, rounds: int) -> list[Row]:
     runs = e2e.run(n, rounds, workers=64)
     best = {k: max(v, key=lambda r: r.load["per_second"]) for k, v in runs.items()}
-    q, b = best["qbot"], best["bare"]
+    q, b, m = best["qbot"], best["bare"], best["qbot-memory"]
     ratio = q.load["per_second"] / b.load["per_second"]
+    memory_ratio = m.load["per_second"] / b.load["per_second"]
     rows: list[Row] = [
         (
             "1 end to end",
-            f"webhooks/s, {n} webhooks, 64 in flight (best of {rounds})",
+            f"webhooks/s, {n} webhooks, 64 in flight (best of {rounds}), default config (SQLite)",
             f"{q.load['per_second']:.0f}",
             f"bare {b.load['per_second']:.0f}",
             f"{ratio:.2f} (target >= 0.85: {_verdict(ratio >= 0.85)})",
-        )
+        ),
+        (
+            "",
+            "webhooks/s, same load, storage.url memory://",
+            f"{m.load['per_second']:.0f}",
+            f"bare {b.load['per_second']:.0f}",
+            f"{memory_ratio:.2f}",
+        ),
     ]
     for pct in ("p50", "p95", "p99"):
         rows.append(
@@ -65,6 +73,8 @@ def _e2e(n: int, rounds: int) -> list[Row]:
     qcpu = q.cpu / (n + 500) * 1e6
     bcpu = b.cpu / (n + 500) * 1e6
     rows.append(("", "server CPU per webhook", f"{qcpu:.0f} us", f"bare {bcpu:.0f} us", ""))
+    mcpu = m.cpu / (n + 500) * 1e6
+    rows.append(("", "server CPU per webhook, memory://", f"{mcpu:.0f} us", "", ""))
     lost = sum(r.load["lost"] + r.load["status"] for v in runs.values() for r in v)
     if lost:
         rows.append(("", "webhooks without a reply or answered non-200", str(lost), "", "MISSED"))

@@ -72,7 +72,11 @@ def run_bot(name: str, n: int, workers: int, tmp: Path, profile: Path | None = N
     log = tmp / f"{name}.log"
     bot_dir = tmp / f"{name}-{port}"
     bot_dir.mkdir()
-    if name == "qbot":
+    extra_env: dict[str, str] = {}
+    if name == "qbot-memory":
+        # The same bot with the in-memory storage: the framework's cost without durability.
+        extra_env["QBOT_STORAGE__URL"] = "memory://"
+    if name.startswith("qbot"):
         config = tmp / "qbot.yaml"
         _config(config, port, sink_port)
         cmd = [
@@ -90,7 +94,7 @@ def run_bot(name: str, n: int, workers: int, tmp: Path, profile: Path | None = N
     if profile is not None:
         spy = Path(sys.executable).with_name("py-spy")
         cmd = [str(spy), "record", "-r", "500", "-f", "raw", "-o", str(profile), "--", *cmd]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **extra_env}
     with log.open("wb") as out:
         # A fresh working directory per run: a served bot keeps durable state (dedupe records)
         # under its cwd by default, and the workload reuses message ids from run to run.
@@ -130,10 +134,11 @@ def _child(pid: int) -> int:
 
 
 def run(n: int, rounds: int, workers: int) -> dict[str, list[Run]]:
-    """``rounds`` alternating rounds of both bots."""
-    runs: dict[str, list[Run]] = {"bare": [], "qbot": []}
+    """``rounds`` alternating rounds of the bare bot, qbot as configured by default (SQLite), and
+    qbot with ``storage.url: memory://``."""
+    runs: dict[str, list[Run]] = {"bare": [], "qbot": [], "qbot-memory": []}
     with tempfile.TemporaryDirectory(prefix="qbot-bench-") as tmp:
         for _ in range(rounds):
-            for name in ("bare", "qbot"):
+            for name in runs:
                 runs[name].append(run_bot(name, n, workers, Path(tmp)))
     return runs

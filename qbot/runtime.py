@@ -21,7 +21,7 @@ import asyncio
 import os
 import socket
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["Runtime"]
 
 log = structlog.get_logger("qbot.runtime")
+PARSED_CACHE = 4096
 
 
 def new_owner() -> str:
@@ -86,6 +87,10 @@ class Runtime:
         self._generation: dict[str, int] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._lost: set[str] = set()
+        # Updates this process accepted, by inbox item id: the worker that claims one here need
+        # not parse the stored body again. Bounded: items another replica claims are never
+        # looked up here, and a miss only costs a parse.
+        self._parsed: OrderedDict[tuple[str, str], Update] = OrderedDict()
         self._lock = asyncio.Lock()
         self._background: list[asyncio.Task[None]] = []
         self._started = False
@@ -158,6 +163,9 @@ class Runtime:
         if item is None:
             log.info("webhook.duplicate", room_id=room, message=key)
             return "duplicate"
+        self._parsed[(room, item.id)] = update
+        if len(self._parsed) > PARSED_CACHE:
+            self._parsed.popitem(last=False)
         return "accepted"
 
     async def drain(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109 - a grace period: on expiry the workers are cancelled, not the caller
@@ -313,7 +321,7 @@ class Runtime:
     async def _process(self, item: InboxItem) -> None:
         room = item.room_id
         try:
-            update = Update.model_validate(item.payload)
+            update = self._parsed.pop((room, item.id), None) or Update.model_validate(item.payload)
         except ValidationError as e:
             log.error("update.unreadable", room_id=room, error=str(e))
             await self._ack_only(item)
