@@ -64,9 +64,20 @@ async def page(dev_url: str) -> AsyncIterator[Page]:
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         await page.goto(dev_url)
+        # The page is set up (a first visit also creates a customer and a chat) once it is live.
+        await expect(page.locator("#conn")).to_have_text("live")
         yield page
         assert errors == []
         await browser.close()
+
+
+async def test_first_visit_opens_a_chat_with_the_bot_ready_to_type(page: Page) -> None:
+    await expect(page.locator("#conn")).to_have_text("live")
+    await expect(page.locator("#user-select")).to_have_value("ana@example.com")
+    await expect(page.locator("#text")).to_be_enabled()
+    await page.fill("#text", "hello")
+    await page.press("#text", "Enter")
+    await expect(page.locator(".msg.theirs").last).to_contain_text("Hello Ana!")
 
 
 async def test_chat_with_the_demo_bot_in_chromium(page: Page) -> None:
@@ -119,14 +130,15 @@ async def test_chat_text_is_never_rendered_as_html(page: Page) -> None:
 
 
 async def test_group_member_added_on_the_page_gets_the_bots_welcome(page: Page) -> None:
-    for email in ("bo@example.com", "ana@example.com"):
+    await expect(page.locator("#conn")).to_have_text("live")  # the first-visit chat is set up
+    for email in ("bo@example.com", "cy@example.com"):
         await page.fill("#user-email", email)
         await page.click("#user-form button[type=submit]")
         await expect(page.locator("#user-select")).to_have_value(email)
     await page.fill("#group-name", "Family")
     await page.click("#group-form button[type=submit]")
-    await expect(page.locator(".system").first).to_have_text("ana created room 'Family'")
+    await expect(page.locator(".system").first).to_have_text("cy created room 'Family'")
     await page.fill("#member-email", "bo@example.com")
     await page.click("#member-form button[type=submit]")
-    await expect(page.locator(".system").last).to_have_text("ana added bo")
+    await expect(page.locator(".system").last).to_have_text("cy added bo")
     await expect(page.locator(".msg.theirs").last).to_contain_text("Welcome!")

@@ -173,6 +173,19 @@ async function init() {
   state.users = info.users;
   $("bot-info").textContent = `bot ${info.bot.name} <${info.bot.email}> · app ${info.app_id} · webhook ${info.webhook_url || "not set"}${info.signed ? " (signed)" : ""}`;
   if (!state.users.some((u) => u.email === state.me)) state.me = "";
+  if (state.users.length === 0) {
+    // A first visit: a customer to be and a chat with the bot, so typing works right away.
+    const user = await api("POST", "/emulator/api/users", { email: "ana@example.com", username: "Ana" });
+    state.users.push(user);
+    state.me = user.email;
+    renderUsers();
+    await selectUser(user.email);
+    const room = await api("POST", "/emulator/api/rooms", { type: "single", user_email: user.email });
+    await loadRooms();
+    await openRoom(room.id);
+    connect();
+    return;
+  }
   renderUsers();
   await selectUser(state.me);
   const remembered = Number(localStorage.getItem("qbot.room"));
