@@ -1,8 +1,8 @@
 """``python -m bench``: run every part of the benchmark and print one table.
 
-python -m bench                 # the full run (about a minute and a half on 2 cores)
+python -m bench                 # the full run (about two minutes on 2 cores)
 python -m bench --quick         # smaller N, for a smoke test
-python -m bench --parts e2e,peer
+python -m bench --parts e2e,peer   # parts: e2e, dispatch, intents, peer, memory, storage
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 from bench import dispatch, e2e, intents_bench, peer
 from bench.e2e import ROOT
 
-PARTS = ("e2e", "dispatch", "intents", "peer", "memory")
+PARTS = ("e2e", "dispatch", "intents", "peer", "memory", "storage")
 Row = tuple[str, str, str, str, str]
 
 
@@ -150,6 +150,40 @@ def _memory(conversations: int) -> list[Row]:
     ]
 
 
+def _storage(messages: int, conversations: int) -> list[Row]:
+    """Issue 5's bench: the core through each storage (no HTTP), relative to memory, one run."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable, "-m", "bench.storage_bench", "-n", str(messages),
+        "--conversations", str(conversations), "--concurrency", "32",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=600, check=True)
+    r: dict[str, Any] = json.loads(done.stdout)
+    rows: list[Row] = []
+    for name in ("memory", "sqlite", "sqlite_normal", "redis"):
+        if name in r:
+            rows.append(
+                (
+                    "6 storage" if not rows else "",
+                    f"messages/s through the core, {name}, 32 in flight",
+                    f"{r[name]['per_second']:.0f}",
+                    "memory" if name != "memory" else "",
+                    f"{r[name]['relative_to_memory']:.2f}x" if name != "memory" else "",
+                )
+            )
+    idle = r["idle_memory"]
+    rows.append(
+        (
+            "",
+            f"memory store, {idle['conversations']} idle conversations",
+            f"{idle['rss_growth_mib']:.1f} MiB",
+            "",
+            f"{idle['bytes_each']} bytes each",
+        )
+    )
+    return rows
+
+
 def _table(rows: list[Row]) -> str:
     head = ("part", "measure", "qbot", "reference", "ratio / verdict")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -173,6 +207,7 @@ def main() -> None:
         "e2e": lambda: _e2e(1_000 if q else 10_000, 1 if q else 2),
         "dispatch": lambda: _dispatch(500 if q else 5_000),
         "intents": _intents,
+        "storage": lambda: _storage(1_000 if q else 5_000, 10_000 if q else 100_000),
         "peer": lambda: _peer(400 if q else 4_000),
         "memory": lambda: _memory(5_000 if q else 100_000),
     }
