@@ -314,7 +314,8 @@ class Runtime:
     async def _flush(self, room: str) -> None:
         """Post the replies a dead worker (or a Qiscus outage) left pending, before new work."""
         try:
-            await self.bot.flush(room)
+            if room in self.bot._stalled or await self.storage.outbox_has_pending(room):
+                await self.bot.flush(room)
         except (ConfigError, StorageError) as e:  # no bot email, or the storage is down
             log.error("runtime.flush_failed", room_id=room, error=str(e))
 

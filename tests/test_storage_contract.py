@@ -556,6 +556,28 @@ async def test_storage_load_room_reads_handoff_states_and_replies_at_once(
     assert (states, replies) == ([], [])
 
 
+async def test_storage_outbox_has_pending_tells_the_rooms_with_unmarked_replies(
+    backend: Backend,
+) -> None:
+    s = backend.storage
+    assert not await s.outbox_has_pending("r1")
+    await s.commit(outbox=[OutboxItem("t1", "r1", {"m": 1}), OutboxItem("t2", "r2", {"m": 2})])
+    assert await s.outbox_has_pending("r1")
+    assert await s.outbox_has_pending("r2")
+    assert not await s.outbox_has_pending("r3")
+    await s.outbox_mark("t1", "sent")
+    assert not await s.outbox_has_pending("r1")
+    assert await s.outbox_has_pending("r2")
+
+
+async def test_storage_load_room_drops_expired_states(backend: Backend) -> None:
+    s = backend.storage
+    await s.commit(states=[StateWrite("room:r1", {"a": 1}, ttl=SHORT), StateWrite("room:r2", 2)])
+    assert (await s.load_room("r1", ["room:r1", "room:r2"]))[1] == [{"a": 1}, 2]
+    await backend.advance(2 * SHORT)
+    assert (await s.load_room("r1", ["room:r1", "room:r2"]))[1] == [None, 2]
+
+
 async def test_storage_commit_records_a_reply_already_sent_and_never_lists_it(
     backend: Backend,
 ) -> None:

@@ -348,6 +348,14 @@ class Storage(ABC):
         never listed as pending again.
         """
 
+    async def outbox_has_pending(self, room_id: str) -> bool:
+        """Whether ``room_id`` has replies not yet marked (the runtime flushes them first).
+
+        This default asks :meth:`outbox_pending`; a backend that knows it cheaply answers
+        without a round trip.
+        """
+        return bool(await self.outbox_pending(room_id=room_id, limit=1))
+
     # -- handoff -------------------------------------------------------------------------------
 
     @abstractmethod

@@ -161,6 +161,24 @@ class MemoryStorage(Storage):
             del done[item_id]
             self._replies.pop(item_id, None)
 
+    async def load_room(
+        self, room_id: str, keys: Sequence[str], outbox_ids: Sequence[str] = ()
+    ) -> tuple[Handoff | None, list[Any], list[OutboxItem | None]]:
+        check_text(room_id, "room_id")
+        now = self._clock()
+        states: list[Any] = []
+        for key in keys:
+            check_text(key, "state key")
+            found = self._state.get(key)
+            live = found is not None and (found[1] is None or found[1] > now)
+            states.append(loads(found[0]) if found is not None and live else None)
+        self._forget_done(now)
+        replies: list[OutboxItem | None] = []
+        for item_id in outbox_ids:
+            r = self._replies.get(item_id)
+            replies.append(None if r is None else self._reply(item_id, r))
+        return self._live_handoff(room_id, now), states, replies
+
     # -- leases --------------------------------------------------------------------------------
 
     def _holder(self, key: str, now: float) -> str | None:
@@ -274,6 +292,10 @@ class MemoryStorage(Storage):
                 if len(out) >= limit:
                     break
         return out
+
+    async def outbox_has_pending(self, room_id: str) -> bool:
+        replies = self._replies
+        return any(replies[item_id].room_id == room_id for item_id in self._pending)
 
     async def outbox_get(self, item_id: str) -> OutboxItem | None:
         self._forget_done(self._clock())
