@@ -97,6 +97,7 @@ class Transport:
         self.base_url = base_url
         self._headers = dict(headers)
         self._timeout = timeout
+        self._first_timeout = aiohttp.ClientTimeout(total=timeout)
         self._retry = retry
         self._session = session
         self._owns_session = session is None
@@ -134,7 +135,7 @@ class Transport:
                 json=json_body,
                 data=form() if form is not None else None,
                 headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=budget),
+                timeout=self._client_timeout(budget),
             ) as resp:
                 text = await resp.text(errors="replace")
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
@@ -149,7 +150,7 @@ class Transport:
         """
 
         async def once(budget: float) -> bytes:
-            async with self.session().get(url, timeout=aiohttp.ClientTimeout(total=budget)) as resp:
+            async with self.session().get(url, timeout=self._client_timeout(budget)) as resp:
                 data = await resp.read()
                 if resp.status >= 400:
                     text = data.decode(errors="replace")
@@ -158,6 +159,12 @@ class Transport:
                 return data
 
         return await self._with_retry("GET", url, once)
+
+    def _client_timeout(self, budget: float) -> aiohttp.ClientTimeout:
+        # The first try's budget is the configured timeout: its ClientTimeout is made once.
+        if budget == self._timeout:
+            return self._first_timeout
+        return aiohttp.ClientTimeout(total=budget)
 
     async def _with_retry(
         self, method: str, endpoint: str, once: Callable[[float], Awaitable[T]]
@@ -168,71 +175,60 @@ class Transport:
         attempt = 0
         while True:
             attempt += 1
-            remaining = policy.max_total_time - (loop.time() - started)
+            begun = loop.time()
+            budget = min(self._timeout, max(0.001, policy.max_total_time - (begun - started)))
+            # One attempt, inline (no coroutine layer of its own): the common path is one try.
+            status: int | str = "error"
             try:
-                return await self._attempt(method, endpoint, once, max(0.001, remaining))
-            except _Retryable as failure:
-                elapsed = loop.time() - started
-                wait = failure.retry_after
-                if wait is None:
-                    wait = policy.backoff(attempt)
-                if attempt >= policy.max_attempts or elapsed + wait > policy.max_total_time:
-                    raise failure.error from failure.error.__cause__
-                # A fresh logger per event: a cached one would pin whatever config was active.
-                structlog.get_logger().warning(
-                    "qiscus.retry",
+                result = await once(budget)
+                status = 200
+                return result
+            except (QiscusServerError, QiscusRateLimited) as e:
+                status = e.status
+                failure = _Retryable(e, e.retry_after)
+            except QiscusAPIError as e:
+                status = e.status
+                raise
+            except aiohttp.InvalidURL as e:
+                raise QiscusNetworkError(
+                    f"invalid Qiscus URL {str(e)!r}: check qiscus.base_url", endpoint=endpoint
+                ) from e
+            except TimeoutError as e:
+                status = "timeout"
+                error = QiscusNetworkError(
+                    f"no answer from Qiscus within {budget:g}s on {endpoint}", endpoint=endpoint
+                )
+                error.__cause__ = e
+                failure = _Retryable(error, None)
+            except aiohttp.ClientError as e:
+                status = type(e).__name__
+                error = QiscusNetworkError(
+                    f"could not reach Qiscus at {self.base_url} ({endpoint}): {e}",
+                    endpoint=endpoint,
+                )
+                error.__cause__ = e
+                failure = _Retryable(error, None)
+            finally:
+                structlog.get_logger().debug(
+                    "qiscus.request",
                     method=method,
                     endpoint=endpoint,
-                    attempt=attempt,
-                    delay=round(wait, 3),
-                    error=str(failure.error),
+                    status=status,
+                    duration_ms=round((loop.time() - begun) * 1000, 1),
                 )
-                await asyncio.sleep(wait)
-
-    async def _attempt(
-        self,
-        method: str,
-        endpoint: str,
-        once: Callable[[float], Awaitable[T]],
-        remaining: float,
-    ) -> T:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        status: int | str = "error"
-        try:
-            result = await once(min(self._timeout, remaining))
-            status = 200
-            return result
-        except (QiscusServerError, QiscusRateLimited) as e:
-            status = e.status
-            raise _Retryable(e, e.retry_after) from e
-        except QiscusAPIError as e:
-            status = e.status
-            raise
-        except aiohttp.InvalidURL as e:
-            raise QiscusNetworkError(
-                f"invalid Qiscus URL {str(e)!r}: check qiscus.base_url", endpoint=endpoint
-            ) from e
-        except TimeoutError as e:
-            status = "timeout"
-            error = QiscusNetworkError(
-                f"no answer from Qiscus within {min(self._timeout, remaining):g}s on {endpoint}",
-                endpoint=endpoint,
-            )
-            error.__cause__ = e
-            raise _Retryable(error, None) from e
-        except aiohttp.ClientError as e:
-            status = type(e).__name__
-            error = QiscusNetworkError(
-                f"could not reach Qiscus at {self.base_url} ({endpoint}): {e}", endpoint=endpoint
-            )
-            error.__cause__ = e
-            raise _Retryable(error, None) from e
-        finally:
-            structlog.get_logger().debug(
-                "qiscus.request",
+            elapsed = loop.time() - started
+            wait = failure.retry_after
+            if wait is None:
+                wait = policy.backoff(attempt)
+            if attempt >= policy.max_attempts or elapsed + wait > policy.max_total_time:
+                raise failure.error from failure.error.__cause__
+            # A fresh logger per event: a cached one would pin whatever config was active.
+            structlog.get_logger().warning(
+                "qiscus.retry",
                 method=method,
                 endpoint=endpoint,
-                status=status,
-                duration_ms=round((loop.time() - started) * 1000, 1),
+                attempt=attempt,
+                delay=round(wait, 3),
+                error=str(failure.error),
             )
+            await asyncio.sleep(wait)
