@@ -570,6 +570,22 @@ async def test_storage_outbox_has_pending_tells_the_rooms_with_unmarked_replies(
     assert await s.outbox_has_pending("r2")
 
 
+async def test_storage_outbox_has_pending_is_right_for_rooms_just_claimed(backend: Backend) -> None:
+    s = backend.storage
+    await put(s, "r1", 1)
+    await put(s, "r2", 1)
+    await s.commit(outbox=[OutboxItem("t1", "r1", {"m": 1})])
+    assert {i.room_id for i in await s.inbox_claim("w1", lease_ttl=LONG)} == {"r1", "r2"}
+    assert await s.outbox_has_pending("r1")
+    assert not await s.outbox_has_pending("r2")
+    # A reply queued after the claim is seen, and so is one marked done.
+    await s.commit(outbox=[OutboxItem("t2", "r2", {"m": 2})])
+    assert await s.outbox_has_pending("r2")
+    await s.outbox_mark("t2", "sent")
+    assert not await s.outbox_has_pending("r2")
+    assert await s.outbox_has_pending("r1")
+
+
 async def test_storage_load_room_drops_expired_states(backend: Backend) -> None:
     s = backend.storage
     await s.commit(states=[StateWrite("room:r1", {"a": 1}, ttl=SHORT), StateWrite("room:r2", 2)])

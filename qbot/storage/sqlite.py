@@ -92,6 +92,7 @@ _OUTBOX_GET = (
     "SELECT id, room_id, payload, status, created_at FROM outbox "
     "WHERE id = ? AND (done_at IS NULL OR done_at > ?)"
 )
+_ROOM_HAS_PENDING = "SELECT 1 FROM outbox WHERE status = 'pending' AND room_id = ? LIMIT 1"
 _SWEEP_EVERY = 60.0
 _SYNCHRONOUS = ("full", "normal")
 
@@ -128,6 +129,10 @@ class SqliteStorage(Storage):
         self._writer: asyncio.Task[None] | None = None
         self._arrived = asyncio.Event()
         self._next_sweep = 0.0
+        # Rooms the last inbox_claim handed out, and whether each had pending replies then (read
+        # in the claim's transaction): the room worker's first question, answered without a hop.
+        # Replaced by each claim, used once, and dropped for a room this process queues replies to.
+        self._claimed_pending: dict[str, bool] = {}
 
     # -- connection and the writer -----------------------------------------------------------
 
@@ -329,6 +334,8 @@ class SqliteStorage(Storage):
         retention = self._retention
         acks = [(int(item.id), item.room_id) for item in ack]
         rooms = list(dict.fromkeys(item.room_id for item in ack))
+        for r in outbox:
+            self._claimed_pending.pop(r.room_id, None)
 
         def op(db: sqlite3.Connection) -> None:
             for room in rooms:
@@ -446,8 +453,8 @@ class SqliteStorage(Storage):
         check_limit(limit)
         now = self._clock()
 
-        def op(db: sqlite3.Connection) -> list[tuple[str, list[Any]]]:
-            out: list[tuple[str, list[Any]]] = []
+        def op(db: sqlite3.Connection) -> list[tuple[str, list[Any], bool]]:
+            out: list[tuple[str, list[Any], bool]] = []
             taken = 0
             for room_id, holder in db.execute(_CLAIMABLE_ROOMS, (now, owner, limit)).fetchall():
                 if taken >= limit:
@@ -463,13 +470,17 @@ class SqliteStorage(Storage):
                     "UPDATE inbox SET claimed_by = ? WHERE id = ?", [(owner, r[0]) for r in rows]
                 )
                 db.execute(_UPSERT_LEASE, (room_lease_key(room_id), owner, now + lease_ttl))
-                out.append((room_id, rows))
+                pending = db.execute(_ROOM_HAS_PENDING, (room_id,)).fetchone() is not None
+                out.append((room_id, rows, pending))
                 taken += len(rows)
             return out
 
         rooms = await self._write(op)
+        self._claimed_pending = {room_id: pending for room_id, rows, pending in rooms if rows}
         return [
-            InboxItem(str(i), room_id, loads(p), t) for room_id, rows in rooms for i, p, t in rows
+            InboxItem(str(i), room_id, loads(p), t)
+            for room_id, rows, _ in rooms
+            for i, p, t in rows
         ]
 
     async def inbox_wait(self, seconds: float) -> None:
@@ -501,6 +512,13 @@ class SqliteStorage(Storage):
             sql, args = f"{select} AND room_id = ? ORDER BY seq LIMIT ?", (room_id, limit)
         rows = await self._read(lambda db: db.execute(sql, args).fetchall())
         return [_reply(row) for row in rows]
+
+    async def outbox_has_pending(self, room_id: str) -> bool:
+        found = self._claimed_pending.pop(room_id, None)
+        if found is not None:  # read by the claim that just handed the room out
+            return found
+        row = await self._read(lambda db: db.execute(_ROOM_HAS_PENDING, (room_id,)).fetchone())
+        return row is not None
 
     async def outbox_get(self, item_id: str) -> OutboxItem | None:
         kept = self._clock() - self._retention
