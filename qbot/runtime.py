@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from pydantic import ValidationError
 
 from qbot.errors import ConfigError, LeaseLostError, StorageError
 from qbot.models.webhook import Update
@@ -323,7 +322,7 @@ class Runtime:
         room = item.room_id
         try:
             update = self._parsed.pop((room, item.id), None) or Update.model_validate(item.payload)
-        except ValidationError as e:
+        except ValueError as e:  # not a webhook (ValidationError), or not even JSON
             log.error("update.unreadable", room_id=room, error=str(e))
             await self._ack_only(item)
             return

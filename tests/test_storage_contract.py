@@ -643,3 +643,31 @@ async def test_storage_concurrent_commits_a_refused_one_leaves_the_others_applie
     assert isinstance(results[-1], InboxItem)
     assert [await s.get_state(f"k:{r}") for r in ("r1", "r2", "r3")] == [1, None, 1]
     assert await s.inbox_size() == 2  # r2's item (its commit was refused) and r4's
+
+
+async def test_storage_inbox_items_hold_copies_decoded_once(backend: Backend) -> None:
+    s = backend.storage
+    body = {"text": "héllo", "n": [1, 2]}
+    put_item = await s.inbox_put("r1", body, dedupe_key="k1")
+    assert put_item is not None
+    body["n"].append(3)  # the caller's object is not what was stored
+    (claimed,) = await s.inbox_claim("w1", lease_ttl=LONG)
+    assert claimed.payload == {"text": "héllo", "n": [1, 2]}
+    assert claimed.payload is claimed.payload  # decoded once
+    assert claimed == InboxItem(
+        claimed.id, "r1", {"text": "héllo", "n": [1, 2]}, claimed.received_at
+    )
+    assert put_item.payload == claimed.payload
+    assert put_item.payload is not claimed.payload
+    assert "héllo" in repr(claimed)
+    with pytest.raises(AttributeError):
+        claimed.room_id = "r2"  # type: ignore[misc]
+
+
+def test_inbox_item_built_from_stored_text_decodes_on_access() -> None:
+    item = InboxItem.stored("7", "r1", '{"a":1}', 5.0)
+    assert (item.id, item.room_id, item.received_at) == ("7", "r1", 5.0)
+    assert item.payload == {"a": 1}
+    assert item == InboxItem("7", "r1", {"a": 1}, 5.0)
+    assert item != InboxItem("7", "r1", {"a": 2}, 5.0)
+    assert hash(item) == hash(InboxItem("7", "r1", {"a": 1}, 5.0))

@@ -55,21 +55,75 @@ DEFAULT_OUTBOX_RETENTION = 7 * 24 * 3600.0
 """How long a sent or failed outbox record is kept, so a re-queued reply is never sent again."""
 
 
-@dataclass(frozen=True, slots=True)
+_UNDECODED: Any = object()
+
+
 class InboxItem:
-    """One accepted webhook waiting to be processed.
+    """One accepted webhook waiting to be processed (immutable).
 
     Attributes:
         id: backend-assigned, unique within the room; pass the item back to ``commit(ack=...)``.
         room_id: the room whose ordering the item follows.
-        payload: the JSON value given to :meth:`Storage.inbox_put` (usually the webhook body).
+        payload: the JSON value given to :meth:`Storage.inbox_put` (usually the webhook body), a
+            copy. Backends build items with :meth:`stored`, which decodes it on first access
+            only: the runtime, which parsed the webhook itself, never pays for it.
         received_at: clock time of :meth:`Storage.inbox_put`.
     """
 
+    __slots__ = ("_payload", "_text", "id", "received_at", "room_id")
+
     id: str
     room_id: str
-    payload: Any
     received_at: float
+    _payload: Any
+    _text: str | bytes | None
+
+    def __init__(self, id: str, room_id: str, payload: Any, received_at: float) -> None:
+        set_ = object.__setattr__
+        set_(self, "id", id)
+        set_(self, "room_id", room_id)
+        set_(self, "received_at", received_at)
+        set_(self, "_payload", payload)
+        set_(self, "_text", None)
+
+    @classmethod
+    def stored(cls, id: str, room_id: str, text: str | bytes, received_at: float) -> InboxItem:
+        """An item whose payload is the JSON ``text`` (from :func:`dumps`), decoded lazily."""
+        item = cls(id, room_id, _UNDECODED, received_at)
+        object.__setattr__(item, "_text", text)
+        return item
+
+    @property
+    def payload(self) -> Any:
+        """The stored JSON value (decoded once, on first access)."""
+        if self._payload is _UNDECODED:
+            object.__setattr__(self, "_payload", loads(self._text or "null"))
+            object.__setattr__(self, "_text", None)
+        return self._payload
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"InboxItem is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"InboxItem is immutable: cannot delete {name!r}")
+
+    def _key(self) -> tuple[str, str, Any, float]:
+        return (self.id, self.room_id, self.payload, self.received_at)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, InboxItem)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.room_id, self.received_at))
+
+    def __repr__(self) -> str:
+        return (
+            f"InboxItem(id={self.id!r}, room_id={self.room_id!r}, payload={self.payload!r}, "
+            f"received_at={self.received_at!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -234,7 +234,7 @@ class MemoryStorage(Storage):
         queued = _Queued(str(next(self._ids)), text, now)
         self._rooms.setdefault(room_id, []).append(queued)
         self._arrived.set()
-        return InboxItem(queued.id, room_id, loads(text), now)
+        return InboxItem.stored(queued.id, room_id, text, now)
 
     async def inbox_claim(
         self, owner: str, *, lease_ttl: float, limit: int = 100
@@ -260,7 +260,7 @@ class MemoryStorage(Storage):
             self._leases[key] = (owner, now + lease_ttl)
             for q in fresh:
                 q.delivered_to = owner
-                out.append(InboxItem(q.id, room_id, loads(q.payload), q.received_at))
+                out.append(InboxItem.stored(q.id, room_id, q.payload, q.received_at))
         return out
 
     async def inbox_wait(self, seconds: float) -> None:

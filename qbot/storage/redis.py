@@ -404,7 +404,7 @@ class RedisStorage(Storage):
         item_id = await self._eval(_PUT, [], *args)
         if item_id is None:
             return None
-        return InboxItem(str(item_id), room_id, loads(text), now)
+        return InboxItem.stored(str(item_id), room_id, text, now)
 
     async def inbox_claim(
         self, owner: str, *, lease_ttl: float, limit: int = 100
@@ -417,7 +417,7 @@ class RedisStorage(Storage):
         for room_id, entries in rooms:
             for entry_id, flat in entries:
                 fields = dict(zip(flat[::2], flat[1::2], strict=True))
-                out.append(InboxItem(entry_id, room_id, loads(fields["p"]), float(fields["t"])))
+                out.append(InboxItem.stored(entry_id, room_id, fields["p"], float(fields["t"])))
         return out
 
     async def inbox_wait(self, seconds: float) -> None:

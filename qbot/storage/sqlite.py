@@ -443,7 +443,7 @@ class SqliteStorage(Storage):
         if item_id is None:
             return None
         self._arrived.set()
-        return InboxItem(str(item_id), room_id, loads(text), now)
+        return InboxItem.stored(str(item_id), room_id, text, now)
 
     async def inbox_claim(
         self, owner: str, *, lease_ttl: float, limit: int = 100
@@ -478,7 +478,7 @@ class SqliteStorage(Storage):
         rooms = await self._write(op)
         self._claimed_pending = {room_id: pending for room_id, rows, pending in rooms if rows}
         return [
-            InboxItem(str(i), room_id, loads(p), t)
+            InboxItem.stored(str(i), room_id, p, t)
             for room_id, rows, _ in rooms
             for i, p, t in rows
         ]
