@@ -6,8 +6,11 @@ committed**: the writes that arrive while a transaction is being written (concur
 commits of different rooms) are applied together in the next ``BEGIN IMMEDIATE`` transaction,
 each inside its own savepoint, so one write that fails (a lost lease) is undone alone and the
 others still commit. A caller's write returns only once its transaction is committed; the fsync
-is shared by the whole group. Other processes opening the same file (``qbot handoff list`` next
-to ``qbot run``) see consistent data, and concurrent writers serialise.
+is shared by the whole group. The read of each message (:meth:`~SqliteStorage.load_room`) joins
+the group too, so under load many rooms' reads and writes share one hop to the storage thread; it
+sees what the group's earlier writes did, and fails with them if the group fails. Other processes
+opening the same file (``qbot handoff list`` next to ``qbot run``) see consistent data, and
+concurrent writers serialise.
 
 With ``synchronous=full`` (the default) a committed :meth:`~SqliteStorage.inbox_put` survives a
 power cut; ``?synchronous=normal`` in the URL trades that for speed and still survives a killed
@@ -313,7 +316,9 @@ class SqliteStorage(Storage):
             replies = [db.execute(_OUTBOX_GET, (i, kept)).fetchone() for i in outbox_ids]
             return handoff, states, replies
 
-        handoff, states, replies = await self._read(op)
+        # Read in the next group transaction: under load, many rooms' reads share one hop to the
+        # storage thread with the writes in flight (one thread runs both either way).
+        handoff, states, replies = await self._write(op)
         return (
             None if handoff is None else Handoff(*handoff),
             [None if row is None else loads(row[0]) for row in states],
