@@ -81,6 +81,7 @@ class Runtime:
         self.owner = owner or new_owner()
         self.processed = 0
         self._queues: dict[str, deque[InboxItem]] = {}
+        self._held = 0  # items in self._queues, kept as a count: read at every claim
         self._ids: dict[str, set[str]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._generation: dict[str, int] = {}
@@ -103,7 +104,7 @@ class Runtime:
     @property
     def pending(self) -> int:
         """Items this process has claimed and not finished (the one being processed included)."""
-        return sum(len(q) for q in self._queues.values())
+        return self._held
 
     async def inbox_size(self) -> int:
         """Accepted items not processed yet, by any worker sharing the storage."""
@@ -246,6 +247,7 @@ class Runtime:
                     continue
                 ids.add(item.id)
                 self._queues.setdefault(room, deque()).append(item)
+                self._held += 1
                 self._lost.discard(room)
                 self._ensure_worker(room)
                 self._wake[room].set()
@@ -292,6 +294,7 @@ class Runtime:
                 await self._process(item)
                 if queue and queue[0] is item:
                     queue.popleft()
+                    self._held -= 1
                     ids.discard(item.id)
         finally:
             self._forget(room)
@@ -300,7 +303,9 @@ class Runtime:
         task = self._tasks.get(room)
         if task is not None and task is asyncio.current_task():
             del self._tasks[room]
-            self._queues.pop(room, None)
+            dropped = self._queues.pop(room, None)
+            if dropped:
+                self._held -= len(dropped)
             self._ids.pop(room, None)
             self._wake.pop(room, None)
 

@@ -66,6 +66,33 @@ async def test_runtime_drain_timeout_cancels_and_reports_unprocessed() -> None:
     assert runtime.pending == 0
 
 
+async def test_runtime_pending_counts_claimed_items_until_each_is_done() -> None:
+    bot = Bot(email="bot@example.com")
+    bot.delivery = out = RecordingDelivery()
+    gate = asyncio.Event()
+    started = asyncio.Event()
+
+    @bot.message()
+    async def gated(ctx: Context) -> None:
+        started.set()
+        await gate.wait()
+        await ctx.reply(ctx.text)
+
+    runtime = Runtime(bot, linger=0)
+    assert runtime.pending == 0
+    for i in range(3):
+        await runtime.submit(Update.model_validate(sdk_body(f"a{i}", room_id=1)))
+    await runtime.submit(Update.model_validate(sdk_body("b0", room_id=2)))
+    await asyncio.wait_for(started.wait(), 5)
+    while runtime.pending < 4:  # the claim loop may hand the rooms over in two claims
+        await asyncio.sleep(0.01)
+    assert runtime.pending == 4
+    gate.set()
+    assert await runtime.drain(timeout=10) == 0
+    assert runtime.pending == 0
+    assert sorted(out.texts) == ["a0", "a1", "a2", "b0"]
+
+
 async def test_runtime_keeps_an_emptied_room_for_its_next_message_and_drain_frees_it(
     tmp_path: Path,
 ) -> None:
