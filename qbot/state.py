@@ -64,10 +64,15 @@ class State:
         The runtime reads both states of a message in one round trip with
         :meth:`~qbot.storage.Storage.load_room` and hands them over here. A no-op once loaded.
         """
-        if not self._loaded:
-            self._saved = dumps(stored if isinstance(stored, dict) else {}, "state")
-            self._reset()
-            self._loaded = True
+        if self._loaded:
+            return
+        self._loaded = True
+        if not stored or not isinstance(stored, dict):  # nothing stored: no JSON to copy
+            self._saved = "{}"
+            self._step, self._data, self._dirty = None, {}, False
+            return
+        self._saved = dumps(stored, "state")
+        self._reset()
 
     def _reset(self) -> None:
         stored = loads(self._saved)
