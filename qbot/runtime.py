@@ -18,6 +18,7 @@ every unacked item again. Every task is held by the runtime and awaited on :meth
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import uuid
@@ -29,7 +30,7 @@ import structlog
 
 from qbot.errors import ConfigError, LeaseLostError, StorageError
 from qbot.models.webhook import Update
-from qbot.storage import MemoryStorage, room_lease_key
+from qbot.storage import JSONText, MemoryStorage, room_lease_key
 
 if TYPE_CHECKING:
     from qbot.bot import Bot
@@ -44,6 +45,14 @@ PARSED_CACHE = 4096
 def new_owner() -> str:
     """A worker id unique per process start: host, pid and a random part."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def _as_text(raw: bytes) -> JSONText | None:
+    """``raw`` as JSON text to store as it is, or None when it is not plain Unicode JSON text."""
+    try:
+        return JSONText(raw.decode(json.detect_encoding(raw)))
+    except (UnicodeDecodeError, LookupError):
+        return None
 
 
 class Runtime:
@@ -132,12 +141,16 @@ class Runtime:
             self._background.append(asyncio.create_task(loop(), name=f"qbot-{name}"))
         log.info("runtime.started", owner=self.owner, storage=self.bot.storage_url)
 
-    async def submit(self, update: Update, body: Mapping[str, Any] | None = None) -> str:
+    async def submit(
+        self, update: Update, body: Mapping[str, Any] | None = None, *, raw: bytes | None = None
+    ) -> str:
         """Store ``update`` in the inbox; return once it is stored.
 
         Args:
             update: the parsed webhook.
             body: the webhook body as received (default: ``update`` dumped back to JSON).
+            raw: the JSON text ``body`` was parsed from; stored as it is (not encoded again)
+                when it is plain Unicode text.
 
         Returns:
             ``accepted``, ``duplicate`` (within ``dedupe_ttl``, on any replica), ``ignored``
@@ -155,7 +168,11 @@ class Runtime:
             log.debug("webhook.ignored", reason=reason, room_id=room)
             return "ignored"
         await self.start()
-        payload = dict(body) if body is not None else update.model_dump(mode="json", by_alias=True)
+        payload: Any = _as_text(raw) if raw is not None else None
+        if payload is None:
+            payload = (
+                dict(body) if body is not None else update.model_dump(mode="json", by_alias=True)
+            )
         key = update.dedupe_key
         item = await self.storage.inbox_put(
             room, payload, dedupe_key=key, dedupe_ttl=self.dedupe_ttl

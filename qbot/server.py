@@ -96,7 +96,7 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
             log.warning("webhook.rejected", reason="not_a_webhook", detail=_describe(e))
             return _error(400, f"not a Qiscus webhook: {_describe(e)}")
         try:
-            status = await runtime.submit(update, data)
+            status = await runtime.submit(update, data, raw=body)
         except StorageError as e:
             log.error("webhook.store_failed", error=str(e))
             return _error(503, "the update could not be stored; deliver again later")

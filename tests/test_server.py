@@ -94,6 +94,16 @@ async def test_server_text_webhook_gets_a_reply(served: Any) -> None:
     assert auth["QISCUS-SDK-APP-ID"] == fake.app_id
 
 
+async def test_server_stores_the_body_as_received_even_with_a_bom(served: Any) -> None:
+    client, fake = served
+    raw = json.dumps(sdk_body("hi", room_id=7), indent=1, ensure_ascii=False).encode()
+    for body in (raw, b"\xef\xbb\xbf" + raw, raw.decode().encode("utf-16")):
+        resp = await client.post("/webhook", data=body)
+        assert await resp.json() in ({"status": "accepted"}, {"status": "duplicate"})
+    await fake.wait_for(lambda: len(fake.posted_comments()) == 1)
+    assert fake.posted_comments()[0]["message"] == "Hello User One!"
+
+
 async def test_server_postback_round_trip(served: Any) -> None:
     client, fake = served
     await client.post("/webhook", json=sdk_body("menu", room_id=6))

@@ -18,6 +18,7 @@ import pytest
 from qbot.errors import StorageError
 from qbot.storage import (
     InboxItem,
+    JSONText,
     LeaseLostError,
     MemoryStorage,
     OutboxItem,
@@ -671,3 +672,12 @@ def test_inbox_item_built_from_stored_text_decodes_on_access() -> None:
     assert item == InboxItem("7", "r1", {"a": 1}, 5.0)
     assert item != InboxItem("7", "r1", {"a": 2}, 5.0)
     assert hash(item) == hash(InboxItem("7", "r1", {"a": 1}, 5.0))
+
+
+async def test_storage_inbox_stores_json_text_as_given(backend: Backend) -> None:
+    s = backend.storage
+    item = await s.inbox_put("r1", JSONText('{"text": "h\\u00e9llo", "n": [1, 2]}'))
+    assert item is not None
+    (claimed,) = await s.inbox_claim("w1", lease_ttl=LONG)
+    assert claimed.payload == {"text": "héllo", "n": [1, 2]}
+    assert item.payload == claimed.payload

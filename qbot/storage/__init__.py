@@ -18,6 +18,7 @@ from qbot.storage.base import (
     Clock,
     Handoff,
     InboxItem,
+    JSONText,
     LeaseLostError,
     OutboxItem,
     StateWrite,
@@ -32,6 +33,7 @@ from qbot.storage.sqlite import SqliteStorage
 __all__ = [
     "Handoff",
     "InboxItem",
+    "JSONText",
     "LeaseLostError",
     "MemoryStorage",
     "OutboxItem",

@@ -38,6 +38,7 @@ __all__ = [
     "Clock",
     "Handoff",
     "InboxItem",
+    "JSONText",
     "LeaseLostError",
     "OutboxItem",
     "StateWrite",
@@ -207,8 +208,20 @@ def check_text(value: str, what: str) -> str:
     return value
 
 
+class JSONText(str):
+    """A JSON value already encoded, e.g. a webhook body just parsed: stored as this text.
+
+    Give it as an :meth:`Storage.inbox_put` payload to spare encoding the value again; it must
+    be valid JSON (what reads the item back decodes it).
+    """
+
+    __slots__ = ()
+
+
 def dumps(value: Any, what: str) -> str:
     """Encode a JSON value, naming ``what`` when it cannot be stored."""
+    if type(value) is JSONText:
+        return str.__str__(value)
     try:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as e:
