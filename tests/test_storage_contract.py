@@ -7,6 +7,8 @@ so there ``advance`` sleeps (TTLs that must lapse are kept short, TTLs that must
 from __future__ import annotations
 
 import asyncio
+import copy
+import pickle
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -672,6 +674,8 @@ def test_inbox_item_built_from_stored_text_decodes_on_access() -> None:
     assert item == InboxItem("7", "r1", {"a": 1}, 5.0)
     assert item != InboxItem("7", "r1", {"a": 2}, 5.0)
     assert hash(item) == hash(InboxItem("7", "r1", {"a": 1}, 5.0))
+    assert copy.deepcopy(item) == item
+    assert pickle.loads(pickle.dumps(item)) == item
 
 
 async def test_storage_inbox_stores_json_text_as_given(backend: Backend) -> None:

@@ -120,6 +120,9 @@ class InboxItem:
     def __hash__(self) -> int:
         return hash((self.id, self.room_id, self.received_at))
 
+    def __reduce__(self) -> tuple[type[InboxItem], tuple[str, str, Any, float]]:
+        return (InboxItem, (self.id, self.room_id, self.payload, self.received_at))
+
     def __repr__(self) -> str:
         return (
             f"InboxItem(id={self.id!r}, room_id={self.room_id!r}, payload={self.payload!r}, "
