@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import ValidationError
 
-from qbot.context import Context
+from qbot.context import Context, state_owner
 from qbot.errors import ConfigError, PostbackError, QbotError
 from qbot.filters import normalize_text
 from qbot.intents import IntentSet, load_intents
@@ -254,7 +254,7 @@ class Bot(_IntentHolder):
         origin = f"{room_id}:{identity}"
         # One round trip reads the handoff, both states and the first replies' outbox records.
         keys = [
-            state_key(room_id, update.sender.email or str(update.sender.id)),
+            state_key(room_id, state_owner(update.sender)),
             state_key(room_id),
         ]
         ids = [unique_temp_id(origin, update.room.id, seq) for seq in range(1, _PREFETCH + 1)]

@@ -70,7 +70,9 @@ class Context:
         self._intent: IntentMatch | None = _UNSET
         room_id = str(self.room.id)
         ttl = bot.settings.state.ttl if bot.settings is not None else None
-        self.state = state or State(bot.storage, state_key(room_id, _user_id(self.sender)), ttl=ttl)
+        self.state = state or State(
+            bot.storage, state_key(room_id, state_owner(self.sender)), ttl=ttl
+        )
         self.room_state = room_state or State(bot.storage, state_key(room_id), ttl=ttl)
 
     # --- what was said -------------------------------------------------------------------------
@@ -219,6 +221,6 @@ class Context:
         )
 
 
-def _user_id(user: User) -> str:
+def state_owner(user: User) -> str:
     """Who the per-user state belongs to: the email, else the id."""
     return user.email or str(user.id)
