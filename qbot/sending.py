@@ -167,17 +167,28 @@ def _retryable(error: Exception) -> bool:
 
 
 async def _post(
-    storage: Storage, inner: Delivery, room_id: int | str, outgoing: Outgoing, temp_id: str
+    storage: Storage,
+    inner: Delivery,
+    room_id: int | str,
+    outgoing: Outgoing,
+    temp_id: str,
+    payload: dict[str, Any],
 ) -> Any:
+    """Post one reply and record the outcome in one write: sent, or failed for good.
+
+    A retryable error (network, 5xx, 429) is re-raised with nothing recorded; the caller decides
+    whether the reply waits in the outbox. Works whether or not the outbox holds the reply yet.
+    """
     try:
         result = await inner.deliver(room_id, outgoing, temp_id)
     except Exception as e:
         if not _retryable(e):
             # Qiscus refused it for good (400, 401, 403, 404): never try it again.
-            await storage.outbox_mark(temp_id, "failed")
+            failed = OutboxItem(temp_id, str(room_id), payload, status="failed")
+            await storage.commit(outbox=[failed])
             log.warning("reply.failed", unique_temp_id=temp_id, error=str(e))
         raise
-    await storage.outbox_mark(temp_id, "sent")
+    await storage.commit(outbox=[OutboxItem(temp_id, str(room_id), payload, status="sent")])
     return result
 
 
@@ -227,20 +238,14 @@ class OutboxDelivery:
             await self.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
             return Queued()
         try:
-            result = await self.inner.deliver(room_id, outgoing, unique_temp_id)
+            return await _post(self.storage, self.inner, room_id, outgoing, unique_temp_id, payload)
         except Exception as e:
             if not _retryable(e):
-                # Qiscus refused it for good (400, 401, 403, 404): never try it again.
-                record = OutboxItem(unique_temp_id, room, payload, status="failed")
-                await self.storage.commit(outbox=[record])
-                log.warning("reply.failed", unique_temp_id=unique_temp_id, error=str(e))
                 raise
             await self.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
             self.stalled.add(room)
             log.warning("reply.queued", unique_temp_id=unique_temp_id, error=str(e))
             return Queued()
-        await self.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload, status="sent")])
-        return result
 
 
 async def send_pending(
@@ -263,7 +268,7 @@ async def send_pending(
             log.error("reply.unreadable", unique_temp_id=item.id, error=str(e))
             continue
         try:
-            await _post(storage, inner, target, outgoing, item.id)
+            await _post(storage, inner, target, outgoing, item.id, item.payload)
         except Exception as e:
             if _retryable(e):
                 log.warning("reply.retry_later", unique_temp_id=item.id, error=str(e))
