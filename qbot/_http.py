@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
 import structlog
 
+from qbot._json import dumps, loads
 from qbot._retry import RetryPolicy, parse_retry_after
 from qbot.errors import (
     QiscusAPIError,
@@ -60,26 +60,28 @@ def error_message(body: Any, text: str) -> str:
     return "; ".join(parts) or text.strip()[:500] or "(empty body)"
 
 
-def decode(status: int, endpoint: str, text: str, retry_after: float | None) -> Any:
+def decode(status: int, endpoint: str, raw: bytes, retry_after: float | None) -> Any:
     """Turn an answer into its ``results``, or raise the matching `QiscusAPIError`.
 
     Qiscus sometimes answers 200 with a plain-text error or with ``"status": 4xx`` in the JSON
     body, so a non-JSON body or an error status inside the body is an error too.
     """
     try:
-        body: Any = json.loads(text) if text.strip() else None
+        body: Any = loads(raw) if raw.strip() else None
     except ValueError:
         body = None
+    inner = body.get("status") if isinstance(body, dict) else None
+    failed_inside = isinstance(inner, int) and inner >= 400
+    if status < 400 and isinstance(body, dict) and not failed_inside:
+        return body.get("results", body)
+    text = raw.decode(errors="replace")
     if status >= 400:
         raise api_error_for(status, endpoint, error_message(body, text), body or text, retry_after)
     if not isinstance(body, dict):
         raise api_error_for(
             status, endpoint, f"expected a JSON object, got {text.strip()[:200]!r}", body or text
         )
-    inner = body.get("status")
-    if isinstance(inner, int) and inner >= 400:
-        raise api_error_for(inner, endpoint, error_message(body, text), body, retry_after)
-    return body.get("results", body)
+    raise api_error_for(int(body["status"]), endpoint, error_message(body, text), body, retry_after)
 
 
 class Transport:
@@ -96,6 +98,7 @@ class Transport:
     ) -> None:
         self.base_url = base_url
         self._headers = dict(headers)
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self._timeout = timeout
         self._first_timeout = aiohttp.ClientTimeout(total=timeout)
         self._retry = retry
@@ -128,18 +131,23 @@ class Transport:
         """Call an API endpoint with auth headers and return its ``results``."""
 
         async def once(budget: float) -> Any:
+            if json_body is not None:
+                data: Any = dumps(json_body)
+                headers = self._json_headers
+            else:
+                data = form() if form is not None else None
+                headers = self._headers
             async with self.session().request(
                 method,
                 self.base_url + path,
                 params=params,
-                json=json_body,
-                data=form() if form is not None else None,
-                headers=self._headers,
+                data=data,
+                headers=headers,
                 timeout=self._client_timeout(budget),
             ) as resp:
-                text = await resp.text(errors="replace")
+                raw = await resp.read()
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                return decode(resp.status, path, text, retry_after)
+                return decode(resp.status, path, raw, retry_after)
 
         return await self._with_retry(method, path, once)
 

@@ -12,6 +12,8 @@ from typing import Literal
 
 import structlog
 
+from qbot._json import dumps_text
+
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 LEVELS["error"] = logging.ERROR
 
@@ -31,7 +33,9 @@ def configure_logging(
         isatty = getattr(out, "isatty", None)
         fmt = "console" if callable(isatty) and isatty() else "json"
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer()
+        if fmt == "console"
+        else structlog.processors.JSONRenderer(serializer=dumps_text)
     )
     structlog.configure(
         processors=[
@@ -43,6 +47,7 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=out),  # type: ignore[arg-type]
+        # One write and one flush per line (print() costs more for the same).
+        logger_factory=structlog.WriteLoggerFactory(file=out),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )

@@ -348,27 +348,31 @@ class Runtime:
             log.error("update.unreadable", room_id=room, error=str(e))
             await self._ack_only(item)
             return
-        with structlog.contextvars.bound_contextvars(
+        # bind + reset, not bound_contextvars(): that one also reads the whole context twice.
+        tokens = structlog.contextvars.bind_contextvars(
             room_id=room, message_id=update.message.identity
-        ):
-            try:
-                await self.bot.process(update, ack=item, owner=self.owner)
-            except LeaseLostError:
-                log.warning("runtime.lease_lost", reason="commit refused")
-                self._lost.add(room)
-                return
-            except StorageError as e:
-                # Not acked: the room is given up and processed again once its lease lapses.
-                log.error("update.storage_failed", error=str(e))
-                self._lost.add(room)
-                return
-            except Exception as exc:
-                # Handler errors are contained by the bot; this is a bug or misconfiguration
-                # outside any handler. Log it and ack, so the room is not blocked forever.
-                log.error("update.failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
-                await self._ack_only(item)
-                return
+        )
+        try:
+            await self.bot.process(update, ack=item, owner=self.owner)
+        except LeaseLostError:
+            log.warning("runtime.lease_lost", reason="commit refused")
+            self._lost.add(room)
+            return
+        except StorageError as e:
+            # Not acked: the room is given up and processed again once its lease lapses.
+            log.error("update.storage_failed", error=str(e))
+            self._lost.add(room)
+            return
+        except Exception as exc:
+            # Handler errors are contained by the bot; this is a bug or misconfiguration
+            # outside any handler. Log it and ack, so the room is not blocked forever.
+            log.error("update.failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+            await self._ack_only(item)
+            return
+        else:
             self.processed += 1
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
 
     async def _ack_only(self, item: InboxItem) -> None:
         try:

@@ -55,6 +55,23 @@ def _describe(error: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
+def _refusal(body: bytes) -> web.Response | Update:
+    """The 400 that says why ``body`` is not a webhook (or the update, for a body pydantic's
+    JSON reader refused and ``json`` reads: not UTF-8)."""
+    try:
+        data = json.loads(body)
+    except ValueError as e:
+        log.warning("webhook.rejected", reason="not_json")
+        return _error(400, f"body is not JSON: {e}")
+    if not isinstance(data, dict):
+        return _error(400, f"body must be a JSON object, got {type(data).__name__}")
+    try:
+        return Update.model_validate(data)
+    except ValidationError as e:
+        log.warning("webhook.rejected", reason="not_a_webhook", detail=_describe(e))
+        return _error(400, f"not a Qiscus webhook: {_describe(e)}")
+
+
 def create_app(bot: Bot, settings: Settings) -> web.Application:
     """Build the aiohttp application serving ``bot``.
 
@@ -84,19 +101,16 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
             log.warning("webhook.rejected", reason=f"signature_{reason}")
             return _error(401, f"{reason} {SIGNATURE_HEADER} header")
         try:
-            data = json.loads(body)
-        except ValueError as e:
-            log.warning("webhook.rejected", reason="not_json")
-            return _error(400, f"body is not JSON: {e}")
-        if not isinstance(data, dict):
-            return _error(400, f"body must be a JSON object, got {type(data).__name__}")
+            # pydantic reads the JSON itself (one pass, no dict in between); what it refuses
+            # goes through json and the model again, to answer which of the two it is.
+            update = Update.model_validate_json(body)
+        except ValidationError:
+            refusal = _refusal(body)
+            if isinstance(refusal, web.Response):
+                return refusal
+            update = refusal
         try:
-            update = Update.model_validate(data)
-        except ValidationError as e:
-            log.warning("webhook.rejected", reason="not_a_webhook", detail=_describe(e))
-            return _error(400, f"not a Qiscus webhook: {_describe(e)}")
-        try:
-            status = await runtime.submit(update, data, raw=body)
+            status = await runtime.submit(update, raw=body)
         except StorageError as e:
             log.error("webhook.store_failed", error=str(e))
             return _error(503, "the update could not be stored; deliver again later")

@@ -274,3 +274,13 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
 def test_client_rejects_bad_settings(kwargs: dict[str, str], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         QiscusClient(**kwargs)  # type: ignore[arg-type]
+
+
+def test_client_answers_decode_beyond_what_orjson_reads() -> None:
+    from qbot._http import decode
+
+    # Integers over 64 bits and UTF-16 text: orjson refuses both, the json fallback reads them.
+    assert decode(200, "x", b'{"results": {"id": 123456789012345678901234}}', None) == {
+        "id": 123456789012345678901234
+    }
+    assert decode(200, "x", '{"results": [1]}'.encode("utf-16"), None) == [1]

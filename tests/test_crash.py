@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import aiohttp
@@ -13,10 +14,14 @@ from tests.fake_qiscus import FakeQiscus
 
 def handled(replica: Replica, room: str) -> bool:
     """Whether the replica logged ``update.handled`` for a message of ``room``."""
-    return any(
-        '"update.handled"' in line and f'"room_id": "{room}"' in line
-        for line in replica.log_text().splitlines()
-    )
+    for line in replica.log_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:  # a line cut by the kill
+            continue
+        if entry.get("event") == "update.handled" and entry.get("room_id") == room:
+            return True
+    return False
 
 
 async def test_crash_accepted_messages_are_processed_after_kill_9_and_restart(

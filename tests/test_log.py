@@ -47,3 +47,16 @@ def test_log_console_on_a_terminal_and_level_filter() -> None:
     assert "quiet.event" not in text
     assert "loud.event" in text and "key" in text
     assert not text.lstrip().startswith("{")
+
+
+def test_log_json_lines_carry_what_orjson_alone_refuses() -> None:
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    log = structlog.get_logger("t")
+    log.info("big.number", value=2**70, by_id={7: "seven"})
+    log.info("odd.value", value=Tty(), text="ñ 🙂")
+    big, odd = (json.loads(line) for line in out.getvalue().splitlines())
+    assert big["value"] == 2**70
+    assert big["by_id"] == {"7": "seven"}
+    assert "Tty" in odd["value"]  # repr() of what JSON cannot hold
+    assert odd["text"] == "ñ 🙂"
