@@ -24,6 +24,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache, partial
 from typing import Any, Literal, TypeVar, cast
 
 from qbot.errors import StorageError
@@ -85,6 +86,12 @@ WHERE l.owner IS NULL OR (l.owner = ? AND i.claimed_by IS NULL)
 GROUP BY i.room_id ORDER BY MIN(i.id) LIMIT ?
 """
 
+_UPSERT_REPLY = (
+    "INSERT INTO outbox (id, room_id, payload, status, created_at, done_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+    "status = excluded.status, done_at = excluded.done_at "
+    "WHERE outbox.status = 'pending' AND excluded.status != 'pending'"
+)
 _HOLDER = "SELECT owner FROM leases WHERE key = ? AND expires_at > ?"
 _STATE = "SELECT value FROM state WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)"
 _HANDOFF = (
@@ -95,8 +102,39 @@ _OUTBOX_GET = (
     "SELECT id, room_id, payload, status, created_at FROM outbox "
     "WHERE id = ? AND (done_at IS NULL OR done_at > ?)"
 )
+
+
+@lru_cache(maxsize=64)
+def _load_room_sql(keys: int, outbox_ids: int) -> str:
+    """One statement reading a room's handoff, ``keys`` states and ``outbox_ids`` replies, as
+    rows of (kind, key, ...): ``h`` (room, reason, started_at, expires_at), ``s`` (key, value),
+    ``o`` (the columns of :data:`_OUTBOX_GET`)."""
+    parts = [
+        "SELECT 'h', room_id, reason, started_at, expires_at, NULL FROM handoffs "
+        "WHERE room_id = ? AND (expires_at IS NULL OR expires_at > ?)"
+    ]
+    marks = ", ".join("?" * keys) or "NULL"
+    parts.append(
+        f"SELECT 's', key, value, NULL, NULL, NULL FROM state WHERE key IN ({marks}) "
+        "AND (expires_at IS NULL OR expires_at > ?)"
+    )
+    marks = ", ".join("?" * outbox_ids) or "NULL"
+    parts.append(
+        "SELECT 'o', id, room_id, payload, status, created_at FROM outbox "
+        f"WHERE id IN ({marks}) AND (done_at IS NULL OR done_at > ?)"
+    )
+    return " UNION ALL ".join(parts)
+
+
 _ROOM_HAS_PENDING = "SELECT 1 FROM outbox WHERE status = 'pending' AND room_id = ? LIMIT 1"
 _SWEEP_EVERY = 60.0
+_BUSY_TIMEOUT_MS = 10_000
+
+
+class _Busy(Exception):
+    """Another connection holds the write lock (seen on the event loop, which never waits)."""
+
+
 _SYNCHRONOUS = ("full", "normal")
 
 
@@ -128,7 +166,7 @@ class SqliteStorage(Storage):
         self._retention = check_ttl(outbox_retention, "outbox_retention")
         self._db: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
-        self._writes: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._writes: list[tuple[Op, asyncio.Future[Any], bool]] = []
         self._writer: asyncio.Task[None] | None = None
         self._arrived = asyncio.Event()
         self._next_sweep = 0.0
@@ -167,7 +205,8 @@ class SqliteStorage(Storage):
         except sqlite3.Error as e:
             raise StorageError(f"cannot open sqlite database {self.path!r}: {e}") from e
         try:
-            db.execute("PRAGMA busy_timeout = 10000")
+            # No waiting on the event loop: a locked database sends the group to the thread.
+            db.execute("PRAGMA busy_timeout = 0")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
             db.executescript(_SCHEMA)
@@ -194,26 +233,21 @@ class SqliteStorage(Storage):
         return self._db, self._thread
 
     async def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``op`` (plain SELECTs, no transaction needed) on the connection's thread."""
-        db, thread = self._need()
+        """Run ``op`` (plain SELECTs) in the next group transaction: one user of the connection
+        at a time, and a read sees every write committed before it was asked."""
+        return await self._write(op, durable=False)
 
-        def run() -> T:
-            try:
-                return op(db)
-            except sqlite3.Error as e:
-                raise StorageError(f"sqlite database {self.path!r} failed: {e}") from e
-
-        return await asyncio.get_running_loop().run_in_executor(thread, run)
-
-    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, op: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
         """Apply ``op`` in the next group transaction; return once that transaction committed.
 
-        If ``op`` raises, only its own changes are undone (a savepoint) and the error is raised
-        here; the other writes of the group commit.
+        If ``op`` raises, the error is raised here and nothing it did is kept; the other writes
+        of the group commit. ``durable=False`` marks an op whose writes may be lost in a power
+        cut (reads, claims and leases: a lost one is redone, a lease expires): a group of only
+        such ops commits without an fsync, on the event loop.
         """
         self._need()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._writes.append((op, future))
+        self._writes.append((op, future, durable))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_loop(), name="qbot-sqlite-writer")
         return await future
@@ -222,20 +256,40 @@ class SqliteStorage(Storage):
         loop = asyncio.get_running_loop()
         while self._writes:
             group, self._writes = self._writes, []
+            ops = [op for op, _, _ in group]
+            # Without an fsync the COMMIT takes microseconds: no hop to the thread for it.
+            light = self._synchronous == "full" and not any(d for _, _, d in group)
+            now = self._clock()
+            if now >= self._next_sweep:  # expired dedupe records, states and done replies
+                self._next_sweep = now + _SWEEP_EVERY
+                ops.append(partial(_sweep, now=now, kept=now - self._retention))
             try:
                 db, thread = self._need()
-                results = await loop.run_in_executor(
-                    thread, self._apply, db, [op for op, _ in group]
-                )
+                if light:
+                    db.execute("PRAGMA synchronous = NORMAL")
+                try:
+                    # The statements run here, on the event loop: each takes microseconds, and
+                    # a hop to the thread per group costs more than they do (and the two
+                    # threads would fight over the GIL).
+                    results = self._apply(db, ops, wait=False)
+                except _Busy:  # another process is writing: wait for it on the thread
+                    results = await loop.run_in_executor(thread, self._apply, db, ops, True)
+                if light:
+                    self._commit(db)
+                else:  # the fsync: milliseconds, on the thread (it releases the GIL)
+                    await loop.run_in_executor(thread, self._commit, db)
             except BaseException as e:  # the transaction failed (or the loop is going away)
                 error = e if isinstance(e, Exception) else StorageError("sqlite writer stopped")
-                for _, future in group:
+                for _, future, _ in group:
                     if not future.done():
                         future.set_exception(error)
                 if not isinstance(e, Exception):
                     raise
                 continue
-            for (_, future), (ok, value) in zip(group, results, strict=True):
+            finally:
+                if light and self._db is not None:
+                    self._db.execute("PRAGMA synchronous = FULL")
+            for (_, future, _), (ok, value) in zip(group, results, strict=False):
                 if future.done():  # the caller was cancelled; its write is applied anyway
                     continue
                 if ok:
@@ -243,37 +297,72 @@ class SqliteStorage(Storage):
                 else:
                     future.set_exception(value)
 
-    def _apply(self, db: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]:
-        """One transaction holding every op of the group, each in its own savepoint."""
-        out: list[tuple[bool, Any]] = []
+    def _apply(self, db: sqlite3.Connection, ops: list[Op], wait: bool) -> list[tuple[bool, Any]]:
+        """Open the group's transaction and run every op in it; the caller commits.
+
+        No savepoint per op (two statements each, as many as the op's own): when an op raises,
+        the transaction is rolled back and the group run again without it. Ops only read and
+        write the database, so running one again gives what it would have given the first time.
+
+        Raises:
+            _Busy: ``wait`` is false and another connection holds the write lock.
+            StorageError: the database failed; nothing of the group is applied.
+        """
+        failed: dict[int, Exception] = {}
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for op in ops:
-                    db.execute("SAVEPOINT op")
-                    try:
-                        value = op(db)
-                    except sqlite3.Error:
-                        raise  # the connection itself failed: the whole group fails
-                    except Exception as e:
-                        db.execute("ROLLBACK TO op")
-                        db.execute("RELEASE op")
-                        out.append((False, e))
-                        continue
-                    db.execute("RELEASE op")
-                    out.append((True, value))
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
+            while True:
+                self._begin(db, wait)
+                try:
+                    values: dict[int, Any] = {}
+                    for index, op in enumerate(ops):
+                        if index in failed:
+                            continue
+                        try:
+                            values[index] = op(db)
+                        except sqlite3.Error:
+                            raise  # the connection itself failed: the whole group fails
+                        except Exception as e:
+                            failed[index] = e
+                            break
+                    else:
+                        return [
+                            (False, failed[i]) if i in failed else (True, values[i])
+                            for i in range(len(ops))
+                        ]
                     db.execute("ROLLBACK")
-                raise
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
         except sqlite3.Error as e:
             raise StorageError(f"sqlite database {self.path!r} failed: {e}") from e
-        return out
 
-    async def _changed(self, sql: str, args: tuple[Any, ...]) -> bool:
+    def _begin(self, db: sqlite3.Connection, wait: bool) -> None:
+        if wait:  # on the thread: let SQLite's busy handler wait for the other writer
+            db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            finally:
+                db.execute("PRAGMA busy_timeout = 0")
+            return
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if e.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                raise _Busy from e
+            raise
+
+    def _commit(self, db: sqlite3.Connection) -> None:
+        try:
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    async def _changed(self, sql: str, args: tuple[Any, ...], *, durable: bool = True) -> bool:
         """Run one UPDATE or DELETE as a write; True when it changed exactly one row."""
-        return await self._write(lambda db: db.execute(sql, args).rowcount == 1)
+        return await self._write(lambda db: db.execute(sql, args).rowcount == 1, durable=durable)
 
     # -- dedupe --------------------------------------------------------------------------------
 
@@ -281,17 +370,7 @@ class SqliteStorage(Storage):
         check_text(key, "dedupe key")
         ttl = check_ttl(ttl, "dedupe ttl")
         now = self._clock()
-        sweep = now >= self._next_sweep
-        if sweep:
-            self._next_sweep = now + _SWEEP_EVERY
-
-        def op(db: sqlite3.Connection) -> bool:
-            if sweep:
-                db.execute("DELETE FROM dedupe WHERE expires_at <= ?", (now,))
-                db.execute("DELETE FROM state WHERE expires_at <= ?", (now,))
-            return _claim(db, key, ttl, now)
-
-        return await self._write(op)
+        return await self._write(lambda db: _claim(db, key, ttl, now))
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -310,20 +389,24 @@ class SqliteStorage(Storage):
         now = self._clock()
         kept = now - self._retention
 
-        def op(db: sqlite3.Connection) -> tuple[Any, list[Any], list[Any]]:
-            handoff = db.execute(_HANDOFF, (room_id, now)).fetchone()
-            states = [db.execute(_STATE, (key, now)).fetchone() for key in keys]
-            replies = [db.execute(_OUTBOX_GET, (i, kept)).fetchone() for i in outbox_ids]
-            return handoff, states, replies
+        sql = _load_room_sql(len(keys), len(outbox_ids))
 
-        # Read in the next group transaction: under load, many rooms' reads share one hop to the
-        # storage thread with the writes in flight (one thread runs both either way).
-        handoff, states, replies = await self._write(op)
-        return (
-            None if handoff is None else Handoff(*handoff),
-            [None if row is None else loads(row[0]) for row in states],
-            [None if row is None else _reply(row) for row in replies],
-        )
+        def op(db: sqlite3.Connection) -> list[Any]:
+            return db.execute(sql, (room_id, now, *keys, now, *outbox_ids, kept)).fetchall()
+
+        # Read in the next group transaction, with the writes in flight: one statement for the
+        # handoff, the states and the replies.
+        handoff: Handoff | None = None
+        states: dict[str, Any] = {}
+        replies: dict[str, OutboxItem] = {}
+        for kind, key, *rest in await self._write(op, durable=False):
+            if kind == "h":
+                handoff = Handoff(key, *rest[:3])
+            elif kind == "s":
+                states[key] = loads(rest[0])
+            else:
+                replies[key] = _reply((key, *rest))
+        return handoff, [states.get(k) for k in keys], [replies.get(i) for i in outbox_ids]
 
     async def commit(
         self,
@@ -336,7 +419,6 @@ class SqliteStorage(Storage):
         writes = check_commit(owner, ack, states)
         replies = check_outbox(outbox)
         now = self._clock()
-        retention = self._retention
         acks = [(int(item.id), item.room_id) for item in ack]
         rooms = list(dict.fromkeys(item.room_id for item in ack))
         for r in outbox:
@@ -361,22 +443,12 @@ class SqliteStorage(Storage):
                         (key, text, None if ttl is None else now + ttl),
                     )
             if replies:
-                db.execute("DELETE FROM outbox WHERE done_at <= ?", (now - retention,))
-                db.executemany(
-                    "INSERT OR IGNORE INTO outbox (id, room_id, payload, status, created_at, "
-                    "done_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (i, room, text, status, now, None if status == "pending" else now)
-                        for i, room, text, status in replies
-                    ],
-                )
-                done = [(status, now, i) for i, _, _, status in replies if status != "pending"]
-                if done:
-                    db.executemany(
-                        "UPDATE outbox SET status = ?, done_at = ? "
-                        "WHERE id = ? AND status = 'pending'",
-                        done,
-                    )
+                # One upsert per reply: a new id is inserted as given; a pending one given as
+                # sent or failed is marked so; an id already done is left as it is.
+                db.executemany(_UPSERT_REPLY, [
+                    (i, room, text, status, now, None if status == "pending" else now)
+                    for i, room, text, status in replies
+                ])  # fmt: skip
             if acks:
                 db.executemany("DELETE FROM inbox WHERE id = ? AND room_id = ?", acks)
 
@@ -397,7 +469,7 @@ class SqliteStorage(Storage):
             db.execute(_UPSERT_LEASE, (key, owner, now + ttl))
             return True
 
-        return await self._write(op)
+        return await self._write(op, durable=False)
 
     async def lease_renew(self, key: str, owner: str, ttl: float) -> bool:
         ttl = check_ttl(ttl, "lease ttl")
@@ -405,6 +477,7 @@ class SqliteStorage(Storage):
         return await self._changed(
             "UPDATE leases SET expires_at = ? WHERE key = ? AND owner = ? AND expires_at > ?",
             (now + ttl, key, owner, now),
+            durable=False,
         )
 
     async def lease_release(self, key: str, owner: str) -> bool:
@@ -412,6 +485,7 @@ class SqliteStorage(Storage):
         return await self._changed(
             "DELETE FROM leases WHERE key = ? AND owner = ? AND expires_at > ?",
             (key, owner, now),
+            durable=False,
         )
 
     async def lease_owner(self, key: str) -> str | None:
@@ -480,7 +554,7 @@ class SqliteStorage(Storage):
                 taken += len(rows)
             return out
 
-        rooms = await self._write(op)
+        rooms = await self._write(op, durable=False)
         self._claimed_pending = {room_id: pending for room_id, rows, pending in rooms if rows}
         return [
             InboxItem.stored(str(i), room_id, p, t)
@@ -587,6 +661,13 @@ def _claim(db: sqlite3.Connection, key: str, ttl: float, now: float) -> bool:
         (key, now + ttl, now),
     )
     return cur.rowcount == 1
+
+
+def _sweep(db: sqlite3.Connection, *, now: float, kept: float) -> None:
+    """Delete what has expired: dedupe records, states, and replies done before ``kept``."""
+    db.execute("DELETE FROM dedupe WHERE expires_at <= ?", (now,))
+    db.execute("DELETE FROM state WHERE expires_at <= ?", (now,))
+    db.execute("DELETE FROM outbox WHERE done_at <= ?", (kept,))
 
 
 def _reply(row: Any) -> OutboxItem:

@@ -1,0 +1,91 @@
+"""What only the SQLite backend does: group transactions, the expiry sweep, another writer."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from qbot.storage import LeaseLostError, OutboxItem, SqliteStorage, StateWrite
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def rows(path: Path, table: str) -> int:
+    with sqlite3.connect(path) as db:
+        count: int = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        return count
+
+
+async def test_sqlite_expired_dedupe_records_states_and_replies_are_swept(tmp_path: Path) -> None:
+    path, clock = tmp_path / "qbot.db", Clock()
+    async with SqliteStorage(str(path), clock=clock, outbox_retention=10) as s:
+        # The runtime's path: dedupe records come from inbox_put, never from claim_once.
+        for i in range(5):
+            await s.inbox_put("r1", {"i": i}, dedupe_key=f"r1:m{i}", dedupe_ttl=30)
+        await s.commit(states=[StateWrite("user:r1:u1", {"step": "x"}, 30)])
+        await s.commit(outbox=[OutboxItem("t1", "r1", {"m": 1}, status="sent")])
+        assert (rows(path, "dedupe"), rows(path, "state"), rows(path, "outbox")) == (5, 1, 1)
+        clock.now += 61  # past every expiry and the sweep interval
+        await s.inbox_put("r2", {"i": 9}, dedupe_key="r2:m9", dedupe_ttl=30)
+        assert (rows(path, "dedupe"), rows(path, "state"), rows(path, "outbox")) == (1, 0, 0)
+
+
+async def test_sqlite_an_op_that_fails_is_undone_alone_in_its_group(tmp_path: Path) -> None:
+    async with SqliteStorage(str(tmp_path / "qbot.db")) as s:
+        await s.inbox_put("r1", {"n": 1})
+        [item] = await s.inbox_claim("owner-a", lease_ttl=60)
+        results = await asyncio.gather(
+            s.inbox_put("r2", {"n": 2}),
+            # Not the lease holder: refused, and its state write must not land.
+            s.commit(owner="owner-b", ack=[item], states=[StateWrite("k", {"bad": 1})]),
+            s.commit(states=[StateWrite("k2", {"good": 1})]),
+            return_exceptions=True,
+        )
+        assert isinstance(results[1], LeaseLostError)
+        assert results[0] is not None and results[2] is None
+        assert await s.get_state("k") is None
+        assert await s.get_state("k2") == {"good": 1}
+        assert await s.inbox_size() == 2  # r1 not acked, r2 stored
+
+
+async def test_sqlite_waits_for_another_processs_write_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "qbot.db"
+    async with SqliteStorage(str(path)) as s:
+        await s.inbox_put("r1", {"n": 1})  # tables exist
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # e.g. `qbot handoffs end` in another process
+        put = asyncio.create_task(s.inbox_put("r1", {"n": 2}))
+        ticks = 0
+        for _ in range(20):  # the event loop keeps running while the write waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not put.done()
+        other.execute("COMMIT")
+        other.close()
+        assert (await asyncio.wait_for(put, 5)) is not None
+        assert ticks == 20
+        assert await s.inbox_size() == 2
+
+
+@pytest.mark.parametrize("configured", ["full", "normal"])
+async def test_sqlite_keeps_its_configured_synchronous_level_after_light_groups(
+    tmp_path: Path, configured: str
+) -> None:
+    async with SqliteStorage(str(tmp_path / "qbot.db"), synchronous=configured) as s:
+        await s.inbox_put("r1", {"n": 1})
+        await s.inbox_claim("owner", lease_ttl=60)  # a claim commits without an fsync
+        await s.lease_release("room:r1", "owner")
+        # Read in a durable group: it runs at the configured level.
+        level = await s._write(lambda db: db.execute("PRAGMA synchronous").fetchone()[0])
+        assert level == {"full": 2, "normal": 1}[configured]
