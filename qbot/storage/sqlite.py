@@ -1,16 +1,16 @@
 """SQLite storage (``sqlite:///path/qbot.db``): the embedded, durable default.
 
-One connection in WAL mode, used by one thread of its own: each operation is one function run
-on that thread (one hop from the event loop, not one per statement). Writes are **group
-committed**: the writes that arrive while a transaction is being written (concurrent webhooks,
-commits of different rooms) are applied together in the next ``BEGIN IMMEDIATE`` transaction,
-each inside its own savepoint, so one write that fails (a lost lease) is undone alone and the
-others still commit. A caller's write returns only once its transaction is committed; the fsync
-is shared by the whole group. The read of each message (:meth:`~SqliteStorage.load_room`) joins
-the group too, so under load many rooms' reads and writes share one hop to the storage thread; it
-sees what the group's earlier writes did, and fails with them if the group fails. Other processes
-opening the same file (``qbot handoff list`` next to ``qbot run``) see consistent data, and
-concurrent writers serialise.
+One connection in WAL mode, used by one writer task at a time. Operations are **group
+committed**: the ones that arrive while a transaction is being written (concurrent webhooks,
+commits of different rooms, reads) are applied together in the next ``BEGIN IMMEDIATE``
+transaction. Its statements run on the event loop (microseconds each); its COMMIT, the fsync,
+runs on a thread of its own, so the loop goes on meanwhile and the fsync is shared by the group.
+An operation that raises (a lost lease) is dropped and the rest of the group run again, so it is
+undone alone. A group of only reads, claims and lease changes commits without an fsync, on the
+loop: a claim lost to a power cut is claimed again, a lease expires. A caller's operation returns
+only once its transaction is committed. Other processes opening the same file (``qbot handoff
+list`` next to ``qbot run``) see consistent data; while one holds the write lock, groups wait for
+it on the thread, never on the event loop.
 
 With ``synchronous=full`` (the default) a committed :meth:`~SqliteStorage.inbox_put` survives a
 power cut; ``?synchronous=normal`` in the URL trades that for speed and still survives a killed
