@@ -6,6 +6,7 @@ one ``error: ...`` line and exits non-zero (2 for usage and configuration), neve
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from pathlib import Path
@@ -114,6 +115,11 @@ def run(target: str, config_path: str | None, host: str | None, port: int | None
         app = create_app(bot, settings)
     except ConfigError as e:
         fail(str(e))
+    # What is loaded by now (modules, the bot and its handlers) lives as long as the process:
+    # frozen out of the collector's sight, each full collection under load scans only what
+    # the messages allocate (measured: -120 us of CPU per message on SQLite, bench/RESULTS.md).
+    gc.collect()
+    gc.freeze()
     try:
         web.run_app(
             app,
