@@ -61,6 +61,32 @@ def _e2e(n: int, rounds: int) -> list[Row]:
                 f"{q.load[pct + '_ms'] / b.load[pct + '_ms']:.2f}x",
             )
         )
+    # The ladder: the bare bot paying, one by one, what qbot's contract costs every message.
+    ceiling = best["bare+contract"]
+    for name, what in (
+        ("bare+models", "bare bot + qbot's typed models (webhook and answer)"),
+        ("bare+models+log", "  + one info log line per message (qbot's default logging)"),
+        ("bare+contract", "  + the durable path on SQLite (inbox, claim, reply record, ack)"),
+    ):
+        r = best[name]
+        rows.append(
+            (
+                "",
+                f"webhooks/s, {what}",
+                f"{r.load['per_second']:.0f}",
+                f"bare {b.load['per_second']:.0f}",
+                f"{r.load['per_second'] / b.load['per_second']:.2f}",
+            )
+        )
+    rows.append(
+        (
+            "",
+            "webhooks/s, qbot (default config) vs the bare bot with the whole contract",
+            f"{q.load['per_second']:.0f}",
+            f"contract {ceiling.load['per_second']:.0f}",
+            f"{q.load['per_second'] / ceiling.load['per_second']:.2f}",
+        )
+    )
     rows.append(
         (
             "",
@@ -75,6 +101,8 @@ def _e2e(n: int, rounds: int) -> list[Row]:
     rows.append(("", "server CPU per webhook", f"{qcpu:.0f} us", f"bare {bcpu:.0f} us", ""))
     mcpu = m.cpu / (n + 500) * 1e6
     rows.append(("", "server CPU per webhook, memory://", f"{mcpu:.0f} us", "", ""))
+    ccpu = ceiling.cpu / (n + 500) * 1e6
+    rows.append(("", "server CPU per webhook, bare bot + contract", f"{ccpu:.0f} us", "", ""))
     lost = sum(r.load["lost"] + r.load["status"] for v in runs.values() for r in v)
     if lost:
         rows.append(("", "webhooks without a reply or answered non-200", str(lost), "", "MISSED"))

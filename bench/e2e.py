@@ -24,6 +24,15 @@ from bench.scenario import APP_ID, BOT_EMAIL, SECRET_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 20.0
+BARE_LADDER = {
+    "bare": [],
+    "bare+models": ["--models"],
+    "bare+models+log": ["--models", "--log"],
+    "bare+contract": ["--models", "--log", "--storage", "sqlite:///bare.db"],
+}
+"""The bare bot, then the bare bot paying each per-message cost of qbot's contract in turn (typed
+models, a log line, the durable path on the default SQLite storage): where a framework that keeps
+the contract tops out (``bench/bare_bot.py``)."""
 
 
 @dataclass
@@ -91,6 +100,7 @@ def run_bot(name: str, n: int, workers: int, tmp: Path, profile: Path | None = N
     else:
         url = f"http://127.0.0.1:{sink_port}"
         cmd = [sys.executable, "-m", "bench.bare_bot", "--port", str(port), "--base-url", url]
+        cmd += BARE_LADDER[name]
     if profile is not None:
         spy = Path(sys.executable).with_name("py-spy")
         cmd = [str(spy), "record", "-r", "500", "-f", "raw", "-o", str(profile), "--", *cmd]
@@ -134,9 +144,9 @@ def _child(pid: int) -> int:
 
 
 def run(n: int, rounds: int, workers: int) -> dict[str, list[Run]]:
-    """``rounds`` alternating rounds of the bare bot, qbot as configured by default (SQLite), and
-    qbot with ``storage.url: memory://``."""
-    runs: dict[str, list[Run]] = {"bare": [], "qbot": [], "qbot-memory": []}
+    """``rounds`` alternating rounds of the bare bot and its ladder (:data:`BARE_LADDER`), qbot as
+    configured by default (SQLite), and qbot with ``storage.url: memory://``."""
+    runs: dict[str, list[Run]] = {name: [] for name in [*BARE_LADDER, "qbot", "qbot-memory"]}
     with tempfile.TemporaryDirectory(prefix="qbot-bench-") as tmp:
         for _ in range(rounds):
             for name in runs:
