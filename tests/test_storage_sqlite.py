@@ -89,3 +89,19 @@ async def test_sqlite_keeps_its_configured_synchronous_level_after_light_groups(
         # Read in a durable group: it runs at the configured level.
         level = await s._write(lambda db: db.execute("PRAGMA synchronous").fetchone()[0])
         assert level == {"full": 2, "normal": 1}[configured]
+
+
+async def test_sqlite_a_reclaimed_room_cut_by_the_limit_hands_out_the_rest_next(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    async with SqliteStorage(str(tmp_path / "qbot.db"), clock=clock) as s:
+        for n in range(3):
+            await s.inbox_put("r1", {"n": n})
+        assert len(await s.inbox_claim("dead", lease_ttl=10)) == 3
+        clock.now += 11  # the dead worker's lease lapses with its items unacked
+        first = await s.inbox_claim("alive", lease_ttl=10, limit=2)
+        rest = await s.inbox_claim("alive", lease_ttl=10, limit=2)
+        assert [i.payload["n"] for i in first] == [0, 1]
+        assert [i.payload["n"] for i in rest] == [2]
+        assert await s.inbox_claim("alive", lease_ttl=10) == []

@@ -78,9 +78,12 @@ _UPSERT_LEASE = (
     "DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at"
 )
 
-# Rooms with unacked items whose lease is free, expired or ours, oldest pending item first.
+# Rooms with unacked items whose lease is free, expired or ours, oldest pending item first, and
+# whether each has replies pending in the outbox.
 _CLAIMABLE_ROOMS = """
-SELECT i.room_id, l.owner FROM inbox i
+SELECT i.room_id, l.owner,
+       EXISTS (SELECT 1 FROM outbox o WHERE o.status = 'pending' AND o.room_id = i.room_id)
+FROM inbox i
 LEFT JOIN leases l ON l.key = 'room:' || i.room_id AND l.expires_at > ?
 WHERE l.owner IS NULL OR (l.owner = ? AND i.claimed_by IS NULL)
 GROUP BY i.room_id ORDER BY MIN(i.id) LIMIT ?
@@ -208,7 +211,9 @@ class SqliteStorage(Storage):
             # No waiting on the event loop: a locked database sends the group to the thread.
             db.execute("PRAGMA busy_timeout = 0")
             db.execute("PRAGMA journal_mode = WAL")
-            db.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
+            # The resting level: light groups commit at it; a durable group of a `full` storage
+            # switches to FULL for its own commit (see _write_loop).
+            db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(_SCHEMA)
         except sqlite3.Error as e:
             db.close()
@@ -257,16 +262,18 @@ class SqliteStorage(Storage):
         while self._writes:
             group, self._writes = self._writes, []
             ops = [op for op, _, _ in group]
-            # Without an fsync the COMMIT takes microseconds: no hop to the thread for it.
-            light = self._synchronous == "full" and not any(d for _, _, d in group)
+            # Only a group holding a durable write commits on the thread (its COMMIT may fsync);
+            # without one the COMMIT takes microseconds, and no hop to the thread is worth it.
+            durable = any(d for _, _, d in group)
+            fsync = durable and self._synchronous == "full"
             now = self._clock()
             if now >= self._next_sweep:  # expired dedupe records, states and done replies
                 self._next_sweep = now + _SWEEP_EVERY
                 ops.append(partial(_sweep, now=now, kept=now - self._retention))
             try:
                 db, thread = self._need()
-                if light:
-                    db.execute("PRAGMA synchronous = NORMAL")
+                if fsync:
+                    db.execute("PRAGMA synchronous = FULL")
                 try:
                     # The statements run here, on the event loop: each takes microseconds, and
                     # a hop to the thread per group costs more than they do (and the two
@@ -274,10 +281,10 @@ class SqliteStorage(Storage):
                     results = self._apply(db, ops, wait=False)
                 except _Busy:  # another process is writing: wait for it on the thread
                     results = await loop.run_in_executor(thread, self._apply, db, ops, True)
-                if light:
-                    self._commit(db)
-                else:  # the fsync: milliseconds, on the thread (it releases the GIL)
+                if durable:  # the fsync: milliseconds, on the thread (it releases the GIL)
                     await loop.run_in_executor(thread, self._commit, db)
+                else:
+                    self._commit(db)
             except BaseException as e:  # the transaction failed (or the loop is going away)
                 error = e if isinstance(e, Exception) else StorageError("sqlite writer stopped")
                 for _, future, _ in group:
@@ -287,8 +294,8 @@ class SqliteStorage(Storage):
                     raise
                 continue
             finally:
-                if light and self._db is not None:
-                    self._db.execute("PRAGMA synchronous = FULL")
+                if fsync and self._db is not None:
+                    self._db.execute("PRAGMA synchronous = NORMAL")
             for (_, future, _), (ok, value) in zip(group, results, strict=False):
                 if future.done():  # the caller was cancelled; its write is applied anyway
                     continue
@@ -535,22 +542,30 @@ class SqliteStorage(Storage):
         def op(db: sqlite3.Connection) -> list[tuple[str, list[Any], bool]]:
             out: list[tuple[str, list[Any], bool]] = []
             taken = 0
-            for room_id, holder in db.execute(_CLAIMABLE_ROOMS, (now, owner, limit)).fetchall():
+            claimable = db.execute(_CLAIMABLE_ROOMS, (now, owner, limit)).fetchall()
+            for room_id, holder, pending in claimable:
                 if taken >= limit:
                     break
-                if holder is None:  # newly taken: everything unacked is ours to redo
-                    db.execute("UPDATE inbox SET claimed_by = NULL WHERE room_id = ?", (room_id,))
+                # A room newly taken (free, or its holder's lease expired): every unacked item
+                # is ours to redo. A room we hold: the items not handed out yet.
+                fresh = "" if holder is None else " AND claimed_by IS NULL"
                 rows = db.execute(
-                    "SELECT id, payload, received_at FROM inbox "
-                    "WHERE room_id = ? AND claimed_by IS NULL ORDER BY id LIMIT ?",
+                    f"SELECT id, payload, received_at FROM inbox WHERE room_id = ?{fresh} "
+                    "ORDER BY id LIMIT ?",
                     (room_id, limit - taken),
                 ).fetchall()
-                db.executemany(
-                    "UPDATE inbox SET claimed_by = ? WHERE id = ?", [(owner, r[0]) for r in rows]
-                )
+                if rows:
+                    db.execute(
+                        "UPDATE inbox SET claimed_by = ? WHERE room_id = ? AND id <= ?",
+                        (owner, room_id, rows[-1][0]),
+                    )
+                    if holder is None and len(rows) == limit - taken:  # the rest, for later
+                        db.execute(
+                            "UPDATE inbox SET claimed_by = NULL WHERE room_id = ? AND id > ?",
+                            (room_id, rows[-1][0]),
+                        )
                 db.execute(_UPSERT_LEASE, (room_lease_key(room_id), owner, now + lease_ttl))
-                pending = db.execute(_ROOM_HAS_PENDING, (room_id,)).fetchone() is not None
-                out.append((room_id, rows, pending))
+                out.append((room_id, rows, bool(pending)))
                 taken += len(rows)
             return out
 
