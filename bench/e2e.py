@@ -103,7 +103,19 @@ def run_bot(name: str, n: int, workers: int, tmp: Path, profile: Path | None = N
         cmd += BARE_LADDER[name]
     if profile is not None:
         spy = Path(sys.executable).with_name("py-spy")
-        cmd = [str(spy), "record", "-r", "500", "-f", "raw", "-o", str(profile), "--", *cmd]
+        cmd = [
+            str(spy),
+            "record",
+            "--nonblocking",
+            "-r",
+            "250",
+            "-f",
+            "raw",
+            "-o",
+            str(profile),
+            "--",
+            *cmd,
+        ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), **extra_env}
     with log.open("wb") as out:
         # A fresh working directory per run: a served bot keeps durable state (dedupe records)
