@@ -12,7 +12,11 @@ intents:
 ```
 Similarity to the examples is the cosine of idf-weighted word sets, computed through an inverted
 index so a message costs time in the words it shares with the examples, not in the number of
-intents. Ties go to the intent declared first.
+intents. :meth:`IntentSet.match` goes further: it reads the message's words rarest first, and once
+the words left could not lift an example it has not met yet to the threshold, it stops opening
+their (long) posting lists and only adds them to the examples already met: the same answer as
+scoring every example, at a fraction of the cost for messages full of common words. Ties go to the
+intent declared first.
 """
 
 from __future__ import annotations
@@ -116,10 +120,16 @@ class IntentSet:
         self._example_norm = [
             math.sqrt(sum(self._idf[w] ** 2 for w in words)) for _, words in examples
         ]
+        self._example_words = [words for _, words in examples]
         self._postings: dict[str, list[int]] = {}
         for i, (_, words) in enumerate(examples):
             for w in words:
                 self._postings.setdefault(w, []).append(i)
+        # Per word, 1 / the smallest norm of an example holding it: bounds what the word can add.
+        self._reach = {
+            w: 1.0 / min(self._example_norm[i] for i in posting)
+            for w, posting in self._postings.items()
+        }
 
     @property
     def names(self) -> list[str]:
@@ -132,7 +142,7 @@ class IntentSet:
     def scores(self, text: str) -> dict[str, float]:
         """Every intent's score for ``text`` (0.0 for those with no evidence)."""
         result = dict.fromkeys(self._names, 0.0)
-        for match in self._evidence(text):
+        for match in self._evidence(text, floor=0.0):
             result[match.name] = max(result[match.name], match.score)
         return result
 
@@ -140,7 +150,8 @@ class IntentSet:
         """The best intent at or above the threshold, or ``None``."""
         best: IntentMatch | None = None
         best_order = len(self._names)
-        for m in self._evidence(text):
+        # Examples scoring under the threshold cannot be the answer: they may be left unscored.
+        for m in self._evidence(text, floor=self.threshold):
             order = self._intents[m.name].order
             if (
                 best is None
@@ -152,7 +163,9 @@ class IntentSet:
             return None
         return best
 
-    def _evidence(self, text: str) -> Iterable[IntentMatch]:
+    def _evidence(self, text: str, floor: float) -> Iterable[IntentMatch]:
+        """Pattern, keyword and example evidence for ``text``; an example that cannot score
+        ``floor`` or more may be left out (``floor=0``: every example that shares a word)."""
         tokens = tokenize(text)
         if not tokens:
             return
@@ -164,17 +177,46 @@ class IntentSet:
             for order, phrase in self._keywords.get(w, ()):
                 if _contains(tokens, phrase):
                     yield IntentMatch(self._names[order], KEYWORD_SCORE, "keyword")
+        idf = self._idf
+        norm = math.sqrt(sum(idf.get(w, self._unseen_idf) ** 2 for w in words))
+        # Rarest first. An example sharing only words from position k on has a dot product of
+        # at most tail[k] (the sum of those words' idf squared) and a norm of at least both
+        # sqrt(dot) and 1 / reach[k] (the largest reach among those words), so a cosine of at
+        # most min(sqrt(tail[k]), tail[k] * reach[k]) / norm. Once that is under the floor, the
+        # later words are only added to the examples already met. (1e-6: scores are rounded.)
+        known = sorted((w for w in words if w in idf), key=lambda w: -idf[w])
+        bounds: list[float] = []
+        tails = [0.0]  # tails[k]: the sum of idf squared of known[k:]
+        reach = 0.0
+        for w in reversed(known):
+            tails.append(tails[-1] + idf[w] ** 2)
+            reach = max(reach, self._reach[w])
+            bounds.append(min(math.sqrt(tails[-1]), tails[-1] * reach) / norm)
+        bounds.reverse()
+        tails.reverse()
+        least = (floor - 1e-6) * norm  # dot / example norm an example must reach
         dots: dict[int, float] = {}
-        for w in words:
-            posting = self._postings.get(w)
-            if posting is None:
-                continue
-            weight = self._idf[w] ** 2
-            for i in posting:
-                dots[i] = dots.get(i, 0.0) + weight
+        for k, w in enumerate(known):
+            weight = idf[w] ** 2
+            posting = self._postings[w]
+            if bounds[k] >= floor - 1e-6:
+                for i in posting:
+                    dots[i] = dots.get(i, 0.0) + weight
+            else:
+                if len(posting) <= len(dots):
+                    for i in posting:
+                        if i in dots:
+                            dots[i] += weight
+                else:
+                    example_words = self._example_words
+                    for i in dots:
+                        if w in example_words[i]:
+                            dots[i] += weight
+                # Forget the examples that cannot reach the floor even with every word left.
+                rest, example_norm = tails[k + 1], self._example_norm
+                dots = {i: d for i, d in dots.items() if d + rest >= least * example_norm[i]}
         if not dots:
             return
-        norm = math.sqrt(sum(self._idf.get(w, self._unseen_idf) ** 2 for w in words))
         best: dict[int, float] = {}
         for i, dot in dots.items():
             score = dot / (norm * self._example_norm[i])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,32 @@ def test_intents_bad_files_name_the_problem(tmp_path: Path, yaml_text: str, frag
 def test_intents_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_intents(tmp_path / "nope.yaml")
+
+
+def test_intents_match_prunes_to_the_same_answer_as_scoring_every_example() -> None:
+    # Many intents sharing a vocabulary of common words: match() skips examples that cannot
+    # reach the threshold; the answer must be the one the exhaustive scores() give.
+    rnd = random.Random(5)
+    common = [f"c{i}" for i in range(30)]
+    rare = [f"r{i}" for i in range(400)]
+    spec = {}
+    for n in range(60):
+        topic = rnd.sample(rare, 5)
+        spec[f"i{n}"] = {
+            "examples": [" ".join(rnd.sample(topic, 2) + rnd.sample(common, 4)) for _ in range(8)]
+        }
+    for threshold in (0.0, 0.3, 0.6, 0.9):
+        intents = IntentSet(spec, threshold=threshold)
+        for _ in range(400):
+            words = rnd.sample(common, rnd.randint(1, 8)) + rnd.sample(rare, rnd.randint(0, 3))
+            rnd.shuffle(words)
+            text = " ".join(words)
+            scores = intents.scores(text)
+            top = max(scores.values())
+            expected = next(n for n in intents.names if scores[n] == top)
+            found = intents.match(text)
+            if top < threshold or top == 0.0:
+                assert found is None, (text, found)
+            else:
+                assert found is not None, (text, top)
+                assert (found.name, found.score) == (expected, top), text
