@@ -56,8 +56,10 @@ def build(n: int, seed: int = 7) -> tuple[Bot, list[str]]:
 
 
 def _updates(texts: list[str], count: int) -> list[Update]:
+    """``count`` updates (their own rooms and ids) hitting texts spread over ``texts``: the same
+    number of distinct updates whatever the handler count, so only the handlers differ."""
     step = max(1, len(texts) // count)
-    chosen = texts[::step][:count]
+    chosen = [texts[i * step % len(texts)] for i in range(count)]
     updates = []
     for i, text in enumerate(chosen):
         body: dict[str, Any] = webhook(i, 50)
@@ -67,25 +69,37 @@ def _updates(texts: list[str], count: int) -> list[Update]:
     return updates
 
 
-async def _measure(n: int, messages: int) -> dict[str, float]:
-    bot, texts = build(n)
-    updates = _updates(texts, min(200, len(texts)))
-    rounds = max(1, messages // len(updates))
-    await time_each(updates, bot.feed_update)  # warm-up
-    times = await time_each(updates, bot.feed_update, rounds)
-    if bot.delivery is None:
-        raise RuntimeError("the bench bot lost its delivery")
-    return {
-        "handlers": n,
-        "mean_us": sum(times) / len(times) * 1e6,
-        "p50_us": percentile(times, 50) * 1e6,
-        "p99_us": percentile(times, 99) * 1e6,
-    }
+async def _measure(messages: int, slices: int = 10) -> list[dict[str, float]]:
+    """Time every size in interleaved slices (1, 100, 1,000, 10,000, 1, 100, ...), so that a
+    slower spell of a shared machine hits every size alike instead of the last ones measured."""
+    setups = []
+    for n in SIZES:
+        bot, texts = build(n)
+        updates = _updates(texts, 200)
+        await time_each(updates, bot.feed_update)  # warm-up
+        setups.append((n, bot, updates))
+    times: dict[int, list[float]] = {n: [] for n in SIZES}
+    for _ in range(slices):
+        for n, bot, updates in setups:
+            rounds = max(1, messages // len(updates) // slices)
+            times[n] += await time_each(updates, bot.feed_update, rounds)
+    for _, bot, _ in setups:
+        if bot.delivery is None:
+            raise RuntimeError("the bench bot lost its delivery")
+    return [
+        {
+            "handlers": n,
+            "mean_us": sum(times[n]) / len(times[n]) * 1e6,
+            "p50_us": percentile(times[n], 50) * 1e6,
+            "p99_us": percentile(times[n], 99) * 1e6,
+        }
+        for n in SIZES
+    ]
 
 
 def run(messages: int = 5_000) -> list[dict[str, float]]:
     quiet_logging()
-    return [asyncio.run(_measure(n, messages)) for n in SIZES]
+    return asyncio.run(_measure(messages))
 
 
 if __name__ == "__main__":
