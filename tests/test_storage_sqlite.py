@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from pathlib import Path
 
@@ -65,15 +66,18 @@ async def test_sqlite_waits_for_another_processs_write_without_blocking_the_loop
         await s.inbox_put("r1", {"n": 1})  # tables exist
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # e.g. `qbot handoffs end` in another process
+        # A light op first (it would run at once on an idle connection), then a durable one.
+        claim = asyncio.create_task(s.inbox_claim("w", lease_ttl=60))
         put = asyncio.create_task(s.inbox_put("r1", {"n": 2}))
         ticks = 0
         for _ in range(20):  # the event loop keeps running while the write waits
             await asyncio.sleep(0.01)
             ticks += 1
-        assert not put.done()
+        assert not put.done() and not claim.done()
         other.execute("COMMIT")
         other.close()
         assert (await asyncio.wait_for(put, 5)) is not None
+        assert len(await asyncio.wait_for(claim, 5)) >= 1
         assert ticks == 20
         assert await s.inbox_size() == 2
 
@@ -105,3 +109,17 @@ async def test_sqlite_a_reclaimed_room_cut_by_the_limit_hands_out_the_rest_next(
         assert [i.payload["n"] for i in first] == [0, 1]
         assert [i.payload["n"] for i in rest] == [2]
         assert await s.inbox_claim("alive", lease_ttl=10) == []
+
+
+async def test_sqlite_checkpoints_the_wal_itself_off_the_event_loop(tmp_path: Path) -> None:
+    # SQLite's automatic checkpoints are off (one could fsync inside a commit on the event
+    # loop); the storage checkpoints after durable commits, so the WAL does not grow forever.
+    path = tmp_path / "qbot.db"
+    async with SqliteStorage(str(path)) as s:
+        s.checkpoint_every = 0.0
+        for n in range(300):
+            await s.commit(states=[StateWrite(f"k{n}", {"n": n, "pad": "x" * 500})])
+        wal = os.path.getsize(f"{path}-wal")  # noqa: ASYNC240 - a test reading one size
+        auto = await s._read(lambda db: db.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+    assert auto == 0
+    assert wal < 512 * 1024, wal  # 300 commits without a checkpoint leave ~4 MB
