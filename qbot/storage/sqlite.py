@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache, partial
 from typing import Any, Literal, TypeVar, cast
 
+import structlog
+
 from qbot.errors import StorageError
 from qbot.storage.base import (
     DEFAULT_OUTBOX_RETENTION,
@@ -52,6 +54,7 @@ from qbot.storage.base import (
 )
 
 T = TypeVar("T")
+log = structlog.get_logger("qbot.storage.sqlite")
 Op = Callable[[sqlite3.Connection], Any]
 
 _SCHEMA = """
@@ -313,7 +316,9 @@ class SqliteStorage(Storage):
                     raise
                 continue
             finally:
-                if fsync and self._db is not None:
+                if fsync and self._db is not None and not self._db.in_transaction:
+                    # (Still in a transaction only if cancelled mid-commit; the next durable group
+                    # then sets it back.)
                     self._db.execute("PRAGMA synchronous = NORMAL")
             for (_, future, _), (ok, value) in zip(group, results, strict=False):
                 if future.done():  # the caller was cancelled; its write is applied anyway
@@ -387,8 +392,8 @@ class SqliteStorage(Storage):
             self._next_checkpoint = now + self.checkpoint_every
             try:
                 db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error as e:  # the commit stands; the next checkpoint catches up
-                raise StorageError(f"sqlite database {self.path!r} failed: {e}") from e
+            except sqlite3.Error as e:  # the commit stands: no error for it; the next one retries
+                log.warning("sqlite.checkpoint_failed", path=self.path, error=str(e))
 
     def _commit(self, db: sqlite3.Connection) -> None:
         try:
