@@ -21,6 +21,8 @@ from qbot.errors import (
 )
 
 BodyFactory = Callable[[], aiohttp.FormData]
+_MIN_TRY = 0.05
+"""Seconds of budget a retry must have left to be made."""
 T = TypeVar("T")
 
 
@@ -228,7 +230,10 @@ class Transport:
             wait = failure.retry_after
             if wait is None:
                 wait = policy.backoff(attempt)
-            if attempt >= policy.max_attempts or elapsed + wait > policy.max_total_time:
+            # A try needs time to be worth making: one squeezed into the last milliseconds of the
+            # budget would only time out and hide the error that made us retry.
+            left = policy.max_total_time - (elapsed + wait)
+            if attempt >= policy.max_attempts or left < min(_MIN_TRY, self._timeout):
                 raise failure.error from failure.error.__cause__
             # A fresh logger per event: a cached one would pin whatever config was active.
             structlog.get_logger().warning(

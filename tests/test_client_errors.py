@@ -145,6 +145,22 @@ async def test_total_time_budget_ends_retries(fake_qiscus: FakeQiscus) -> None:
     assert 1 < len(fake_qiscus.calls) < 1000
 
 
+async def test_the_last_retry_is_not_squeezed_into_the_end_of_the_budget(
+    fake_qiscus: FakeQiscus,
+) -> None:
+    # Each answer (a 500) takes 40 ms; with 0.25 s in all, a try started in the last few
+    # milliseconds would time out and the caller would see "no answer" instead of the 500.
+    policy = RetryPolicy(max_attempts=1000, base_delay=0.001, max_delay=0.001, max_total_time=0.25)
+    fake_qiscus.fail("post_comment", 500, times=10_000)
+    fake_qiscus.delay("post_comment", 0.04, times=10_000)
+    async with QiscusClient(
+        "fake-app", "fake-secret", base_url=fake_qiscus.base_url, retry=policy
+    ) as client:
+        for _ in range(3):
+            with pytest.raises(QiscusServerError):
+                await client.post_comment(BOT, 1, "hi")
+
+
 async def test_429_waits_the_servers_retry_after(
     client: QiscusClient, fake_qiscus: FakeQiscus
 ) -> None:
