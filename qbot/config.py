@@ -101,6 +101,9 @@ class PostbackSettings(_Section):
     secret: SecretStr | None = None
 
 
+DEFAULT_ROOM_LINGER = 5.0
+"""Seconds a room's worker keeps an emptied room when ``storage.room_linger`` is unset."""
+
 DEFAULT_SERVED_STORAGE = "sqlite:///.qbot/qbot.db"
 """The storage of ``qbot run`` and ``qbot dev`` when ``storage.url`` is not set."""
 
@@ -117,6 +120,25 @@ class StorageSettings(_Section):
     url: str | None = None
     lease_ttl: float = Field(default=30.0, ge=1.0)
     """Seconds a room stays with a worker that stopped renewing its lease (a dead replica)."""
+    room_linger: float | None = Field(default=None, ge=0.0)
+    """Seconds a room's worker keeps the room (and its lease) after its last message, so that
+    the conversation's next message needs no lease change; under half ``lease_ttl``. Unset:
+    5 s, or a third of ``lease_ttl`` when that is shorter (see :meth:`linger`)."""
+
+    @model_validator(mode="after")
+    def _linger_under_lease(self) -> StorageSettings:
+        if self.room_linger is not None and self.room_linger >= self.lease_ttl / 2:
+            raise ValueError(
+                f"room_linger ({self.room_linger:g} s) must be under half of lease_ttl "
+                f"({self.lease_ttl:g} s): a lingering room's lease is not renewed"
+            )
+        return self
+
+    def linger(self) -> float:
+        """The room linger in effect: ``room_linger``, else 5 s capped at a third of the lease."""
+        if self.room_linger is not None:
+            return self.room_linger
+        return min(DEFAULT_ROOM_LINGER, self.lease_ttl / 3)
 
     def served_url(self) -> str:
         """The URL a served bot (``qbot run``, ``qbot dev``) opens."""

@@ -65,7 +65,8 @@ class Runtime:
             waits when its worker died.
         sweep_every: seconds between looks for replies a dead worker left pending.
         linger: seconds a room worker keeps an emptied room (and its lease) waiting for the
-            room's next message before releasing it; 0 releases at once.
+            room's next message before releasing it; 0 releases at once. Under half
+            ``lease_ttl``: a lingering room's lease is not renewed.
         max_pending: claimed items in this process at most (back-pressure on claiming).
         owner: this worker's id (default: host, pid and a random part).
     """
@@ -81,6 +82,11 @@ class Runtime:
         max_pending: int = 1000,
         owner: str | None = None,
     ) -> None:
+        if not 0 <= linger < lease_ttl / 2:
+            raise ConfigError(
+                f"linger ({linger:g} s) must be at least 0 and under half of lease_ttl "
+                f"({lease_ttl:g} s): a lingering room's lease is not renewed"
+            )
         self.bot = bot
         self.dedupe_ttl = dedupe_ttl
         self.lease_ttl = lease_ttl
@@ -389,6 +395,10 @@ class Runtime:
         while True:
             await asyncio.sleep(self.lease_ttl / 3)
             for room in list(self._tasks):
+                if not self._queues.get(room):
+                    # Lingering: its lease, set or renewed at most lease_ttl / 3 before the queue
+                    # emptied, outlives the linger (under lease_ttl / 2) without a renewal.
+                    continue
                 generation = self._generation.get(room)
                 try:
                     held = await self.storage.lease_renew(

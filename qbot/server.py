@@ -83,7 +83,10 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
     token = settings.webhook.signature_token
     secret = token.get_secret_value() if token is not None else None
     runtime = Runtime(
-        bot, dedupe_ttl=settings.webhook.dedupe_ttl, lease_ttl=settings.storage.lease_ttl
+        bot,
+        dedupe_ttl=settings.webhook.dedupe_ttl,
+        lease_ttl=settings.storage.lease_ttl,
+        linger=settings.storage.linger(),
     )
 
     async def webhook(request: web.Request) -> web.Response:

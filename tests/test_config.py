@@ -102,3 +102,15 @@ def test_config_missing_key_names_the_env_var(tmp_path: Path) -> None:
 def test_config_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.yaml")
+
+
+def test_config_room_linger_defaults_under_the_lease_and_refuses_a_long_one(
+    tmp_path: Path,
+) -> None:
+    assert load_settings(write(tmp_path, MINIMAL)).storage.linger() == 5.0
+    short = load_settings(write(tmp_path, MINIMAL + "storage:\n  lease_ttl: 3\n"))
+    assert short.storage.linger() == 1.0  # a third of the lease
+    kept = load_settings(write(tmp_path, MINIMAL + "storage:\n  room_linger: 0\n"))
+    assert kept.storage.linger() == 0.0
+    with pytest.raises(ConfigError, match=r"room_linger \(20 s\) must be under half of lease_ttl"):
+        load_settings(write(tmp_path, MINIMAL + "storage:\n  room_linger: 20\n"))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from webhooks import RecordingDelivery, sdk_body
 
 from qbot import Bot, Context
+from qbot.errors import ConfigError
 from qbot.models import Update
 from qbot.runtime import Runtime
 from qbot.storage import MemoryStorage, SqliteStorage, room_lease_key
@@ -106,7 +108,7 @@ async def test_runtime_keeps_an_emptied_room_for_its_next_message_and_drain_free
     async def echo(ctx: Context) -> None:
         await ctx.reply(ctx.text)
 
-    runtime = Runtime(bot, linger=60, owner="replica-a")
+    runtime = Runtime(bot, linger=10, owner="replica-a")
     assert await runtime.submit(Update.model_validate(sdk_body("one", room_id=5))) == "accepted"
     for _ in range(500):
         if out.texts == ["one"] and await bot.storage.inbox_size() == 0:
@@ -124,3 +126,8 @@ async def test_runtime_keeps_an_emptied_room_for_its_next_message_and_drain_free
     assert await runtime.drain(timeout=10) == 0  # returns without waiting out the linger
     assert await bot.storage.lease_owner(room_lease_key("5")) is None
     await bot.aclose()
+
+
+def test_runtime_refuses_a_linger_its_unrenewed_lease_would_not_outlive() -> None:
+    with pytest.raises(ConfigError, match=r"linger \(20 s\) must be .* under half of lease_ttl"):
+        Runtime(Bot(email="bot@example.com"), linger=20, lease_ttl=30)
