@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from qbot import _json
 from qbot.errors import LeaseLostError, StorageError
 
 __all__ = [
@@ -234,8 +235,8 @@ def dumps(value: Any, what: str) -> str:
 
 
 def loads(text: str | bytes) -> Any:
-    """Decode a JSON value written by :func:`dumps`."""
-    return json.loads(text)
+    """Decode a JSON value written by :func:`dumps` (or a webhook body stored as received)."""
+    return _json.loads(text)
 
 
 class Storage(ABC):
