@@ -102,6 +102,7 @@ class Runtime:
         self._generation: dict[str, int] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._lost: set[str] = set()
+        self._lingering: set[str] = set()  # rooms waiting out their linger (leases not renewed)
         # Updates this process accepted, by inbox item id: the worker that claims one here need
         # not parse the stored body again. Bounded: items another replica claims are never
         # looked up here, and a miss only costs a parse.
@@ -299,11 +300,14 @@ class Runtime:
                 if not queue and self.linger > 0 and not self._closing:
                     # Keep the room a moment: its next message needs no lease change.
                     wake.clear()
+                    self._lingering.add(room)
                     try:
                         async with asyncio.timeout(self.linger):
                             await wake.wait()
                     except TimeoutError:
                         pass
+                    finally:
+                        self._lingering.discard(room)
                     if queue:
                         continue
                 if not queue:
@@ -395,9 +399,11 @@ class Runtime:
         while True:
             await asyncio.sleep(self.lease_ttl / 3)
             for room in list(self._tasks):
-                if not self._queues.get(room):
-                    # Lingering: its lease, set or renewed at most lease_ttl / 3 before the queue
-                    # emptied, outlives the linger (under lease_ttl / 2) without a renewal.
+                if room in self._lingering:
+                    # Its lease, set or renewed at most lease_ttl / 3 before the linger began,
+                    # outlives the linger (under lease_ttl / 2) without a renewal. A worker busy
+                    # with anything else (an item, or flushing a dead worker's pending replies
+                    # with an empty queue) is renewed.
                     continue
                 generation = self._generation.get(room)
                 try:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from webhooks import RecordingDelivery, sdk_body
 
 from qbot import Bot, Context
 from qbot.errors import ConfigError
+from qbot.messages.base import Outgoing, OutgoingComment
 from qbot.models import Update
 from qbot.runtime import Runtime
-from qbot.storage import MemoryStorage, SqliteStorage, room_lease_key
+from qbot.sending import encode_outgoing
+from qbot.storage import MemoryStorage, OutboxItem, SqliteStorage, room_lease_key
 
 
 async def test_runtime_dedupe_remembers_for_the_ttl_then_forgets() -> None:
@@ -131,3 +134,29 @@ async def test_runtime_keeps_an_emptied_room_for_its_next_message_and_drain_free
 def test_runtime_refuses_a_linger_its_unrenewed_lease_would_not_outlive() -> None:
     with pytest.raises(ConfigError, match=r"linger \(20 s\) must be .* under half of lease_ttl"):
         Runtime(Bot(email="bot@example.com"), linger=20, lease_ttl=30)
+
+
+async def test_runtime_renews_a_room_flushing_orphaned_replies_with_an_empty_queue() -> None:
+    # The sweeper hands the room to a worker with nothing queued; its flush outlasts the lease.
+    # Only a lingering room goes unrenewed, so this one must keep its lease throughout.
+    class SlowDelivery(RecordingDelivery):
+        async def deliver(self, room_id: int | str, outgoing: Outgoing, unique_temp_id: str) -> Any:
+            await asyncio.sleep(2.5)
+            return await super().deliver(room_id, outgoing, unique_temp_id)
+
+    bot = Bot(email="bot@example.com")
+    bot.delivery = out = SlowDelivery()
+    bot.use_storage(MemoryStorage())
+    await bot.open()
+    record = encode_outgoing(9, OutgoingComment(type="text", message="orphan"))
+    await bot.storage.commit(outbox=[OutboxItem("t-orphan", "9", record)])
+    runtime = Runtime(bot, lease_ttl=1.5, linger=0.1, sweep_every=0.05, owner="replica-a")
+    await runtime.start()
+    await asyncio.sleep(1.9)  # past the lease set when the sweeper took the room, mid-flush
+    assert await bot.storage.lease_owner(room_lease_key("9")) == "replica-a"
+    for _ in range(300):
+        if out.texts == ["orphan"]:
+            break
+        await asyncio.sleep(0.01)
+    assert out.texts == ["orphan"]
+    await runtime.drain(timeout=5)
