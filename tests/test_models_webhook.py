@@ -1,13 +1,14 @@
-"""Every webhook shape of shared/qiscus parses, and unknown fields never reject a body."""
+"""Every documented webhook shape (tests/examples) parses; unknown fields never reject one."""
 
 from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from webhooks import example, sdk_body
+from webhooks import EXAMPLES, example, sdk_body
 
 from qbot.models import (
     ContactPerson,
@@ -195,3 +196,13 @@ def test_webhook_sent_at_from_any_timestamp_field() -> None:
 def test_webhook_parsing_bytes_and_dicts_agree() -> None:
     for body in (sdk_body("hi"), example("omnichannel-documented-2025.json")):
         assert Update.model_validate_json(json.dumps(body)) == Update.model_validate(body)
+
+
+def test_example_bodies_live_inside_the_repository() -> None:
+    """A fresh clone has nothing beside it: the documented bodies the tests read are in tests/."""
+    repo = Path(__file__).resolve().parents[1]
+    assert EXAMPLES.resolve().is_relative_to(repo)
+    assert sorted(p.name for p in EXAMPLES.glob("*.json")) == [
+        "omnichannel-documented-2025.json",
+        "sdk-documented.json",
+    ]

@@ -1,4 +1,4 @@
-"""Webhook bodies for tests, shaped like the deliveries described in shared/qiscus/README.md."""
+"""Webhook bodies for tests, shaped like the deliveries Qiscus documents (tests/examples/)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from qbot.messages import Outgoing
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "qiscus" / "examples"
+EXAMPLES = Path(__file__).resolve().parent / "examples"
 _ids = itertools.count(1000)
 
 
@@ -76,7 +76,7 @@ def event_body(event_type: str, **kw: Any) -> dict[str, Any]:
 
 
 def example(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((SHARED / name).read_text())
+    data: dict[str, Any] = json.loads((EXAMPLES / name).read_text())
     return data
 
 

@@ -1,9 +1,9 @@
 """Inbound webhook bodies, parsed leniently.
 
-One model parses every delivery shape seen in the field (see ``shared/qiscus/README.md``): the
-documented SDK body, real SDK deliveries (numeric ids, ``unique_temp_id``, timestamps) and
-Omnichannel bodies (string ids, ids ``0``, ``options`` as a JSON string, ``type`` at the top level,
-inside ``payload`` or both, ``null`` payloads). Unknown fields are kept, never rejected.
+One model parses every delivery shape seen in the field: the documented SDK body, real SDK
+deliveries (numeric ids, ``unique_temp_id``, timestamps) and Omnichannel bodies (string ids, ids
+``0``, ``options`` as a JSON string, ``type`` at the top level, inside ``payload`` or both,
+``null`` payloads). Unknown fields are kept, never rejected.
 """
 
 from __future__ import annotations
