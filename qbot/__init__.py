@@ -13,6 +13,9 @@ async def greet(ctx: Context) -> None:
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 from qbot import filters
 from qbot.bot import Bot, Outcome
 from qbot.client import QiscusClient, RetryPolicy
@@ -21,14 +24,21 @@ from qbot.context import Context
 from qbot.errors import (
     ConfigError,
     HandlerRegistrationError,
+    ImportFileError,
     InvalidInput,
-    LeaseLostError,
     MessageBuildError,
     PostbackError,
     QbotError,
     QiscusAPIError,
+    QiscusBadRequest,
     QiscusError,
+    QiscusForbidden,
     QiscusNetworkError,
+    QiscusNotFound,
+    QiscusRateLimited,
+    QiscusServerError,
+    QiscusUnauthorized,
+    StorageError,
     TemplateError,
 )
 from qbot.forms import Field, Form
@@ -64,10 +74,10 @@ __all__ = [
     "Field",
     "Form",
     "HandlerRegistrationError",
+    "ImportFileError",
     "IntentMatch",
     "IntentSet",
     "InvalidInput",
-    "LeaseLostError",
     "Message",
     "MessageBuildError",
     "Outcome",
@@ -75,14 +85,21 @@ __all__ = [
     "PostbackError",
     "QbotError",
     "QiscusAPIError",
+    "QiscusBadRequest",
     "QiscusClient",
     "QiscusError",
+    "QiscusForbidden",
     "QiscusNetworkError",
+    "QiscusNotFound",
+    "QiscusRateLimited",
+    "QiscusServerError",
+    "QiscusUnauthorized",
     "Reply",
     "RetryPolicy",
     "Router",
     "Settings",
     "State",
+    "StorageError",
     "SystemEvent",
     "TemplateError",
     "Templates",
@@ -92,3 +109,19 @@ __all__ = [
     "load_intents",
     "load_settings",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Names qbot no longer exports, kept importable for one release with a warning."""
+    if name == "LeaseLostError":
+        from qbot.errors import LeaseLostError
+
+        warnings.warn(
+            "qbot.LeaseLostError is internal to the runtime and leaves qbot's exports in the "
+            "next release: catch qbot.StorageError (its base class), or import it from "
+            "qbot.errors",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return LeaseLostError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,6 +17,7 @@ from qbot.storage.base import Handoff, state_key
 if TYPE_CHECKING:
     from qbot.bot import Bot
     from qbot.client import QiscusClient
+    from qbot.dispatcher import Dispatcher
     from qbot.intents import IntentMatch
     from qbot.messages.postback import Postback
     from qbot.sending import Sender
@@ -31,7 +32,8 @@ class Context:
     """Everything about the update being handled, and the ways to answer it.
 
     Attributes:
-        bot: the bot handling the update.
+        bot: the bot handling the update (its handlers and routers).
+        dispatcher: what runs the bot (settings, client, storage), ``bot.dispatcher``.
         update: the whole parsed webhook body.
         sender: who wrote (``email``, ``name``, ``id``, ``avatar_url``).
         room: where (``id``, ``type``, ``name``, ``options`` parsed from JSON).
@@ -39,7 +41,7 @@ class Context:
         match: the ``re.Match`` of the ``regex=`` filter that selected the handler.
         postback: for a button tap, the packed ``action`` and ``data``; else ``None``.
         error: in an ``@bot.error`` handler, the exception the handler raised.
-        log: a structlog logger bound to the room and message.
+        log: a structlog logger bound to ``room_id`` and ``message_id``.
         state: the conversation state of this sender in this room (``get``, ``set``,
             ``update``, ``clear``, ``goto``, ``step``); see ``qbot.state``.
         room_state: the state shared by everyone in the room.
@@ -47,7 +49,7 @@ class Context:
 
     def __init__(
         self,
-        bot: Bot,
+        dispatcher: Dispatcher,
         update: Update,
         sender: Sender,
         *,
@@ -55,7 +57,8 @@ class Context:
         state: State | None = None,
         room_state: State | None = None,
     ) -> None:
-        self.bot = bot
+        self.bot: Bot = dispatcher.bot
+        self.dispatcher = dispatcher
         self.update = update
         self.sender: User = update.payload.sender
         self.room: Room = update.payload.room
@@ -63,17 +66,26 @@ class Context:
         self.match: re.Match[str] | None = None
         self.postback = postback
         self.error: BaseException | None = None
-        self.log = structlog.get_logger("qbot.handler")
+        self._log: Any = None
         self.handler_name: str | None = None
         self._outbound = sender
         self._normalized: str | None = None
         self._intent: IntentMatch | None = _UNSET
         room_id = str(self.room.id)
-        ttl = bot.settings.state.ttl if bot.settings is not None else None
-        self.state = state or State(
-            bot.storage, state_key(room_id, state_owner(self.sender)), ttl=ttl
-        )
-        self.room_state = room_state or State(bot.storage, state_key(room_id), ttl=ttl)
+        settings = dispatcher.settings
+        ttl = settings.state.ttl if settings is not None else None
+        storage = dispatcher.storage
+        self.state = state or State(storage, state_key(room_id, state_owner(self.sender)), ttl=ttl)
+        self.room_state = room_state or State(storage, state_key(room_id), ttl=ttl)
+
+    @property
+    def log(self) -> Any:
+        """A structlog logger bound to ``room_id`` and ``message_id`` (built on first use)."""
+        if self._log is None:
+            self._log = structlog.get_logger("qbot.handler").bind(
+                room_id=str(self.room.id), message_id=self.message.identity
+            )
+        return self._log
 
     # --- what was said -------------------------------------------------------------------------
 
@@ -113,7 +125,7 @@ class Context:
     def classify(self) -> IntentMatch | None:
         """Classify the text against the bot's intents once, caching the result."""
         if self._intent is _UNSET:
-            intents = self.bot.intents
+            intents = self.dispatcher.intents
             is_text = self.message.type in ("text", "reply")
             self._intent = intents.match(self.text) if intents and is_text else None
         return self._intent
@@ -121,12 +133,12 @@ class Context:
     @property
     def client(self) -> QiscusClient:
         """The bot's Qiscus REST client, for calls beyond replying."""
-        return self.bot.client
+        return self.dispatcher.client
 
     @property
     def storage(self) -> Storage:
         """The bot's storage (state, handoffs, ...), for what ``ctx.state`` does not cover."""
-        return self.bot.storage
+        return self.dispatcher.storage
 
     # --- state and handoff ----------------------------------------------------------------------
 
@@ -151,15 +163,16 @@ class Context:
         Raises:
             StorageError: ``reason`` is not a string or ``ttl`` is not a positive number.
         """
-        if ttl is None and self.bot.settings is not None:
-            ttl = self.bot.settings.state.handoff_ttl
-        started = await self.bot.storage.handoff_start(str(self.room.id), reason, ttl=ttl)
+        settings = self.dispatcher.settings
+        if ttl is None and settings is not None:
+            ttl = settings.state.handoff_ttl
+        started = await self.dispatcher.storage.handoff_start(str(self.room.id), reason, ttl=ttl)
         self.log.info("handoff.started", reason=reason, ttl=ttl)
         return started
 
     async def resume(self) -> bool:
         """Give the room back to the bot; False when it was not handed off."""
-        ended = await self.bot.storage.handoff_end(str(self.room.id))
+        ended = await self.dispatcher.storage.handoff_end(str(self.room.id))
         if ended:
             self.log.info("handoff.ended", by="handler")
         return ended
@@ -186,7 +199,7 @@ class Context:
         self, name: str, /, *, quote: bool = False, **variables: Any
     ) -> list[Any]:
         """Render ``templates/<name>.*`` with ``variables`` and reply with the result."""
-        templates = self.bot.templates
+        templates = self.dispatcher.templates
         if templates is None:
             raise QbotError(
                 f"cannot render template {name!r}: the bot has no templates directory "

@@ -6,7 +6,7 @@ for anything else with ``&``, ``|`` and ``~``:
 ```python
 from qbot import filters as F
 
-@bot.message(F.RoomType("single") & ~F.Sender("boss@example.com"), text="hi")
+@bot.message(F.RoomType("single") & ~F.SentBy("boss@example.com"), text="hi")
 async def greet(ctx): ...
 
 @bot.message(F.Func(lambda ctx: len(ctx.text) > 200))
@@ -15,12 +15,18 @@ async def long_story(ctx): ...
 A filter is called with the :class:`~qbot.context.Context` and returns a bool (or an awaitable
 of one, for filters that need I/O). Filters that capture something store it on the context
 (``Regex`` sets ``ctx.match``).
+
+The filter names say what they test, so that none shares a name with a message or a state
+class: ``TextIs`` (not the ``Text`` message), ``StateIs`` (not ``qbot.State``), ``SentBy`` (not
+``ctx.sender``, a user). The old names ``Text``, ``State`` and ``Sender`` still work for one
+release, with a ``DeprecationWarning``.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
+import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -42,9 +48,9 @@ __all__ = [
     "PostbackAction",
     "Regex",
     "RoomType",
-    "Sender",
-    "State",
-    "Text",
+    "SentBy",
+    "StateIs",
+    "TextIs",
     "normalize_text",
 ]
 
@@ -151,7 +157,7 @@ class Func(Filter):
         return f"Func({getattr(self.fn, '__qualname__', self.fn)!r})"
 
 
-class Text(Filter):
+class TextIs(Filter):
     """The message text equals one of ``values`` (trimmed, case-insensitive)."""
 
     pure = True
@@ -168,7 +174,7 @@ class Text(Filter):
         return ctx.normalized_text in self.keys
 
     def __repr__(self) -> str:
-        return f"Text({sorted(self.keys)!r})"
+        return f"TextIs({sorted(self.keys)!r})"
 
 
 class Regex(Filter):
@@ -278,7 +284,7 @@ class RoomType(Filter):
         return f"RoomType({sorted(self.types)!r})"
 
 
-class Sender(Filter):
+class SentBy(Filter):
     """The sender's email (case-insensitive) is one of ``emails``."""
 
     def __init__(self, *emails: str) -> None:
@@ -288,7 +294,7 @@ class Sender(Filter):
         return ctx.sender.email.casefold() in self.emails
 
     def __repr__(self) -> str:
-        return f"Sender({sorted(self.emails)!r})"
+        return f"SentBy({sorted(self.emails)!r})"
 
 
 class Channel(Filter):
@@ -304,7 +310,7 @@ class Channel(Filter):
         return f"Channel({sorted(self.sources)!r})"
 
 
-class State(Filter):
+class StateIs(Filter):
     """The sender's conversation is at one of ``steps`` (``ctx.state.step``).
 
     ``None`` matches a conversation at no step, ``"*"`` one at any step, and a step ending in
@@ -328,14 +334,14 @@ class State(Filter):
 
     def __repr__(self) -> str:
         shown = sorted(self.steps, key=str) + [p + "*" for p in self.prefixes]
-        return f"State({', '.join(map(repr, shown))})"
+        return f"StateIs({', '.join(map(repr, shown))})"
 
 
-def state_filter(steps: str | Iterable[str | None] | None) -> State:
+def state_filter(steps: str | Iterable[str | None] | None) -> StateIs:
     """The filter of a decorator's ``state=`` argument (one step, ``None`` or several)."""
     if steps is None or isinstance(steps, str):
-        return State(steps)
-    return State(*steps)
+        return StateIs(steps)
+    return StateIs(*steps)
 
 
 def as_filter(value: Any) -> Filter:
@@ -345,3 +351,25 @@ def as_filter(value: Any) -> Filter:
     if callable(value):
         return Func(value)
     raise HandlerRegistrationError(f"{value!r} is not a filter (a Filter or a callable on ctx)")
+
+
+# Old name: (new filter, what the old name clashed with).
+_RENAMED: dict[str, tuple[type[Filter], str]] = {
+    "Text": (TextIs, "the Text message"),
+    "State": (StateIs, "qbot.State, the state class"),
+    "Sender": (SentBy, "ctx.sender, a user"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The filters' old names, kept for one release: ``F.Text`` is ``F.TextIs``, and so on."""
+    if name not in _RENAMED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    new, clash = _RENAMED[name]
+    warnings.warn(
+        f"qbot.filters.{name} is now {new.__name__} (the old name clashed with {clash}); "
+        f"{name} will be removed in the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return new

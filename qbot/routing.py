@@ -6,7 +6,11 @@ For every update a router tries, in this order (documented in ``docs/routing.md`
 2. its own handlers of the update's kind, in registration order (the first whose filters all pass
    wins); exact-text handlers are found through an index, so 10,000 of them cost a dict lookup;
 3. its included routers, in inclusion order, each applying steps 1-3 itself;
-4. at the top (the ``Bot``) only: the fallback, when nothing matched.
+4. at the top (the ``Bot``) only: the fallback, when nothing matched (inside the bot's own
+   middlewares).
+
+A middleware that returns without calling ``call_next`` stops the update: nothing else runs, the
+fallback included (:class:`~qbot.handlers.Result` ``STOPPED``).
 
 One exception comes first: when the sender's conversation is at a step (``ctx.state.step``), the
 handlers registered with a ``state=`` that matches it are tried before everything else, anywhere
@@ -22,11 +26,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from heapq import merge
 from typing import TYPE_CHECKING, Any, TypeVar, overload
-
-import structlog
 
 from qbot.errors import ConfigError, HandlerRegistrationError
 from qbot.filters import (
@@ -36,10 +36,25 @@ from qbot.filters import (
     MessageType,
     PostbackAction,
     Regex,
-    State,
-    Text,
+    StateIs,
+    TextIs,
     as_filter,
     state_filter,
+)
+from qbot.handlers import (
+    EVENT,
+    KINDS,
+    MESSAGE,
+    POSTBACK,
+    Handler,
+    HandlerFn,
+    HandlerList,
+    Middleware,
+    Result,
+    check_handler,
+    check_middleware,
+    describe,
+    run_handler,
 )
 
 if TYPE_CHECKING:
@@ -48,90 +63,15 @@ if TYPE_CHECKING:
     from qbot.context import Context
     from qbot.intents import IntentSet
 
-__all__ = ["Handler", "Middleware", "Router"]
+__all__ = ["Handler", "Middleware", "Result", "RootRouter", "Router"]
 
-log = structlog.get_logger("qbot.routing")
-
-HandlerFn = Callable[["Context"], Awaitable[Any]]
-Middleware = Callable[["Context", Callable[[], Awaitable[None]]], Awaitable[Any]]
 F = TypeVar("F", bound=HandlerFn)
 
-MESSAGE, POSTBACK, EVENT = "message", "postback", "event"
 _version = [0]  # bumped by every registration and inclusion: invalidates cached handler lists
 ANY_STATE: Any = object()
 """The default of ``state=``: the handler matches whatever step the conversation is at."""
 Steps = str | Iterable[str | None] | None
 TEXT_TYPES = ("text", "reply")
-MEMO_SIZE = 4096
-
-
-def _index_key(kind: str, ctx: Context) -> str | None:
-    """The value a handler's index key must equal for it to be a candidate."""
-    if kind == MESSAGE:
-        return ctx.normalized_text
-    if kind == POSTBACK:
-        return ctx.postback.action if ctx.postback is not None else None
-    return ctx.event_type
-
-
-def update_kind(message_type: str) -> str:
-    """Which handler list a comment type is routed to."""
-    if message_type == "button_postback_response":
-        return POSTBACK
-    if message_type == "system_event":
-        return EVENT
-    return MESSAGE
-
-
-def _name(fn: Any) -> str:
-    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
-
-
-def check_handler(fn: Any, what: str = "handler") -> None:
-    """Reject at registration what would fail at the first message."""
-    if not callable(fn):
-        raise HandlerRegistrationError(f"{what} {fn!r} is not callable")
-    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else getattr(fn, "__call__", fn)  # noqa: B004
-    if not inspect.iscoroutinefunction(target):
-        short = getattr(fn, "__name__", "handler")
-        raise HandlerRegistrationError(
-            f"{what} {_name(fn)!r} must be 'async def': write "
-            f"'async def {short}(ctx: Context) -> None'"
-        )
-    try:
-        inspect.signature(fn).bind(None)
-    except TypeError:
-        raise HandlerRegistrationError(
-            f"{what} {_name(fn)!r} must take exactly one argument, the context: "
-            f"async def {getattr(fn, '__name__', 'handler')}(ctx: Context) -> None"
-        ) from None
-
-
-@dataclass(slots=True, eq=False)
-class Handler:
-    """A registered callback and the filters that select it."""
-
-    callback: HandlerFn
-    filters: tuple[Filter, ...]
-    kind: str
-    router: Router
-    position: int
-    keys: frozenset[str] | None = None
-    pure: bool = False
-
-    @property
-    def name(self) -> str:
-        return _name(self.callback)
-
-    async def matches(self, ctx: Context) -> bool:
-        for flt in self.filters:
-            result = flt(ctx)
-            # Most filters are synchronous and return a bool: skip the costlier awaitable check.
-            if result.__class__ is not bool and inspect.isawaitable(result):
-                result = await result
-            if not result:
-                return False
-        return True
 
 
 class Router:
@@ -144,15 +84,8 @@ class Router:
     def __init__(self, name: str | None = None) -> None:
         self.name = name or f"router-{id(self):x}"
         self.parent: Router | None = None
-        self._handlers: dict[str, list[Handler]] = {MESSAGE: [], POSTBACK: [], EVENT: []}
-        # Per kind, an index from the key a handler requires (the normalised exact text of a
-        # message, the action of a postback, the subtype of an event) to its positions, plus the
-        # positions of the handlers without such a key (always candidates). Lists stay sorted.
-        self._by_key: dict[str, dict[str, list[int]]] = {MESSAGE: {}, POSTBACK: {}, EVENT: {}}
-        self._unindexed: dict[str, list[int]] = {MESSAGE: [], POSTBACK: [], EVENT: []}
-        # Which positions can match a given (kind, type, text, action, event, intents): every
-        # impure handler up to the first pure one that matched. See Filter.pure.
-        self._memo: dict[tuple[Any, ...], tuple[int, ...]] = {}
+        # One handler list per kind of update, each with its index and memo.
+        self.handlers: dict[str, HandlerList] = {kind: HandlerList(kind) for kind in KINDS}
         self._routers: list[Router] = []
         self._middlewares: list[Middleware] = []
         self._fallback: HandlerFn | None = None
@@ -200,7 +133,7 @@ class Router:
             built.insert(0, state_filter(state))
         keys: frozenset[str] | None = None
         if text is not None:
-            text_filter = Text(text)
+            text_filter = TextIs(text)
             keys = text_filter.keys
             built.insert(0, text_filter)
         if regex is not None:
@@ -269,8 +202,8 @@ class Router:
         check_handler(fn, "fallback")
         if self._fallback is not None:
             raise HandlerRegistrationError(
-                f"router {self.name!r} already has fallback {_name(self._fallback)!r}; "
-                f"cannot add {_name(fn)!r}"
+                f"router {self.name!r} already has fallback {describe(self._fallback)!r}; "
+                f"cannot add {describe(fn)!r}"
             )
         self._fallback = fn
         return fn
@@ -324,11 +257,11 @@ class Router:
         self._routers.append(router)
         _version[0] += 1
         root = self.root
-        if isinstance(root, _IntentHolder):
+        if isinstance(root, RootRouter):
             for handler in router.iter_handlers():
                 for flt in handler.filters:
                     if isinstance(flt, Intent):
-                        root._check_intent(flt.name, handler.name)
+                        root.check_intent(flt.name, handler.name)
         return router
 
     def _decorator(
@@ -336,25 +269,16 @@ class Router:
     ) -> Callable[[F], F]:
         def register(fn: F) -> F:
             check_handler(fn)
-            handlers = self._handlers[kind]
-            handler = Handler(fn, tuple(filters), kind, self, len(handlers), keys)
-            handler.pure = all(f.pure for f in handler.filters)
-            handlers.append(handler)
+            self.handlers[kind].register(fn, tuple(filters), self, keys)
             _version[0] += 1
-            self._memo.clear()
-            if keys is None:
-                self._unindexed[kind].append(handler.position)
-            else:
-                for key in keys:
-                    self._by_key[kind].setdefault(key, []).append(handler.position)
             return fn
 
         return register
 
-    def _check_intent(self, name: str, handler: str | None = None) -> None:
+    def _check_intent(self, name: str) -> None:
         root = self.root
-        if isinstance(root, _IntentHolder):
-            root._check_intent(name, handler)
+        if isinstance(root, RootRouter):
+            root.check_intent(name)
 
     # --- lookup ---------------------------------------------------------------------------------
 
@@ -367,100 +291,43 @@ class Router:
 
     def iter_handlers(self) -> Iterable[Handler]:
         """Every handler of this router and the routers inside it, in trial order per kind."""
-        for handlers in self._handlers.values():
+        for handlers in self.handlers.values():
             yield from handlers
         for router in self._routers:
             yield from router.iter_handlers()
 
     def handles_event(self, event_type: str | None) -> bool:
         """Whether any router in the tree has an ``@event`` handler for ``event_type``."""
-        for handler in self._handlers[EVENT]:
+        for handler in self.handlers[EVENT]:
             for flt in handler.filters:
                 if isinstance(flt, EventType) and event_type in flt.names:
                     return True
         return any(r.handles_event(event_type) for r in self._routers)
 
-    def _candidates(self, kind: str, ctx: Context) -> Iterable[Handler]:
-        handlers = self._handlers[kind]
-        index = self._by_key[kind]
-        if not index:
-            return handlers
-        hits = index.get(_index_key(kind, ctx))  # type: ignore[arg-type]
-        # Lazily: dispatch stops at the first match, so most candidates are never looked at.
-        if not hits:
-            return map(handlers.__getitem__, self._unindexed[kind])
-        return map(handlers.__getitem__, merge(hits, self._unindexed[kind]))
-
-    async def _propagate(self, ctx: Context, kind: str) -> Handler | None:
-        """Find and run the handler for ``ctx`` in this router's tree; return it."""
+    async def propagate(self, ctx: Context, kind: str) -> Result:
+        """Try this router's tree for ``ctx``, inside its middlewares; run what matches."""
         if not self._middlewares:
             return await self._dispatch(ctx, kind)
-        chosen: list[Handler | None] = [None]
+        # Stays STOPPED unless the innermost call_next is reached.
+        result = [Result.STOPPED]
 
         async def innermost() -> None:
-            chosen[0] = await self._dispatch(ctx, kind)
+            result[0] = await self._dispatch(ctx, kind)
 
-        call = innermost
-        for mw in reversed(self._middlewares):
-            call = _bind(mw, ctx, call)
-        await call()
-        return chosen[0]
+        await _wrap(self._middlewares, ctx, innermost)()
+        return result[0]
 
-    async def _dispatch(self, ctx: Context, kind: str) -> Handler | None:
-        handler = await self._match(ctx, kind)
+    async def _dispatch(self, ctx: Context, kind: str) -> Result:
+        handler = await self.handlers[kind].match(ctx)
         if handler is not None:
             ctx.handler_name = handler.name
             await run_handler(handler.callback, handler.router, ctx)
-            return handler
+            return Result.HANDLED
         for router in self._routers:
-            found = await router._propagate(ctx, kind)
-            if found is not None:
-                return found
-        return None
-
-    async def _match(self, ctx: Context, kind: str) -> Handler | None:
-        """This router's first handler (registration order) whose filters pass, or None.
-
-        Pure handlers depend only on the memo key, so once a key has been seen only the impure
-        handlers before the first pure match (and that match, to set ``ctx.match``) are tried.
-        """
-        handlers = self._handlers[kind]
-        if not handlers:
-            return None
-        message = ctx.message
-        postback = ctx.postback
-        key = (
-            kind,
-            message.type,
-            message.text,
-            postback.action if postback is not None else None,
-            ctx.event_type if kind == EVENT else None,
-            ctx.bot.intents,
-        )
-        positions = self._memo.get(key)
-        if positions is not None:
-            for position in positions:
-                handler = handlers[position]
-                if await handler.matches(ctx):
-                    return handler
-            return None
-        tried: list[int] = []
-        for handler in self._candidates(kind, ctx):
-            tried.append(handler.position)
-            if await handler.matches(ctx):
-                if handler.pure:
-                    self._remember(key, tried)
-                # After an impure match, which pure handler would match next is unknown.
-                return handler
-            if handler.pure:
-                tried.pop()
-        self._remember(key, tried)
-        return None
-
-    def _remember(self, key: tuple[Any, ...], positions: list[int]) -> None:
-        if len(self._memo) >= MEMO_SIZE:
-            self._memo.clear()  # bounded; a cleared memo only costs the next lookups a scan
-        self._memo[key] = tuple(positions)
+            result = await router.propagate(ctx, kind)
+            if result is not Result.NOT_HANDLED:
+                return result
+        return Result.NOT_HANDLED
 
     def find_fallback(self) -> tuple[HandlerFn, Router] | None:
         """This router's fallback, else the first one in included routers (depth first)."""
@@ -483,10 +350,10 @@ class Router:
         return None
 
 
-class _IntentHolder(Router):
-    """The root router (the Bot): owns intents, and tries step handlers first.
+class RootRouter(Router):
+    """The root of a router tree (the Bot): tries step handlers first and the fallback last.
 
-    Sub-routers check intent names against it.
+    Holds the intents ``@intent`` names are checked against (sub-routers check against it).
     """
 
     intents: IntentSet | None = None
@@ -498,36 +365,47 @@ class _IntentHolder(Router):
         if version != _version[0]:
             cached = {MESSAGE: [], POSTBACK: [], EVENT: []}
             for handler in self.iter_handlers():
-                if any(isinstance(f, State) for f in handler.filters):
+                if any(isinstance(f, StateIs) for f in handler.filters):
                     cached[handler.kind].append(handler)
             self._stateful = (_version[0], cached)
         return cached[kind]
 
-    async def _dispatch(self, ctx: Context, kind: str) -> Handler | None:
+    async def _dispatch(self, ctx: Context, kind: str) -> Result:
         stateful = self.stateful_handlers(kind)
         if stateful and ctx.state.step is not None:
             for handler in stateful:
                 if await handler.matches(ctx):
                     ctx.handler_name = handler.name
-                    await self._run_in_tree(handler, ctx)
-                    return handler
-        return await super()._dispatch(ctx, kind)
+                    return await self._run_in_tree(handler, ctx)
+        result = await super()._dispatch(ctx, kind)
+        if result is not Result.NOT_HANDLED:
+            return result
+        found = self.find_fallback()
+        if found is None:
+            return Result.NOT_HANDLED
+        fn, router = found
+        ctx.handler_name = "fallback"
+        await run_handler(fn, router, ctx)
+        return Result.HANDLED
 
-    async def _run_in_tree(self, handler: Handler, ctx: Context) -> None:
+    async def _run_in_tree(self, handler: Handler, ctx: Context) -> Result:
         """Run a handler wrapped in the middlewares of the routers between it and the root."""
+        ran = [False]
 
         async def call_handler() -> None:
+            ran[0] = True
             await run_handler(handler.callback, handler.router, ctx)
 
         call: Callable[[], Awaitable[None]] = call_handler
         node: Router | None = handler.router
         while node is not None and node is not self:
-            for mw in reversed(node._middlewares):
-                call = _bind(mw, ctx, call)
+            call = _wrap(node._middlewares, ctx, call)
             node = node.parent
         await call()
+        return Result.HANDLED if ran[0] else Result.STOPPED
 
-    def _check_intent(self, name: str, handler: str | None = None) -> None:
+    def check_intent(self, name: str, handler: str | None = None) -> None:
+        """Raise ConfigError when the intents are loaded and do not define ``name``."""
         if self.intents is not None and name not in self.intents:
             who = f"handler {handler!r}" if handler else "@intent"
             raise ConfigError(
@@ -545,45 +423,21 @@ class _IntentHolder(Router):
                             f"handler {handler.name!r} waits for intent {flt.name!r} but the bot "
                             "has no intents: pass Bot(intents='intents.yaml') or set intents.file"
                         )
-                    self._check_intent(flt.name, handler.name)
+                    self.check_intent(flt.name, handler.name)
 
 
-async def run_handler(fn: HandlerFn, router: Router, ctx: Context) -> None:
-    """Run one handler; if it raises, drop its state writes, log, run the ``@error`` handler."""
-    try:
-        await fn(ctx)
-    except Exception as exc:
-        # The failed handler's state writes are dropped; the error handler starts clean.
-        ctx.rollback_state()
-        ctx.error = exc
-        error_fn = router.error_handler_for(exc)
-        log.error(
-            "handler.failed",
-            handler=_name(fn),
-            error=f"{type(exc).__name__}: {exc}",
-            error_handler=_name(error_fn) if error_fn else None,
-            exc_info=exc,
-        )
-        if error_fn is None:
-            return
-        try:
-            await error_fn(ctx)
-        except Exception as again:
-            log.error("error_handler.failed", handler=_name(error_fn), exc_info=again)
+def _wrap(
+    middlewares: list[Middleware], ctx: Context, call: Callable[[], Awaitable[None]]
+) -> Callable[[], Awaitable[None]]:
+    """``call`` inside ``middlewares``, the first registered outermost."""
+    for mw in reversed(middlewares):
+        call = _bind(mw, ctx, call)
+    return call
 
 
-def check_middleware(fn: Any) -> None:
-    if not inspect.iscoroutinefunction(fn):
-        raise HandlerRegistrationError(f"middleware {_name(fn)!r} must be 'async def'")
-    try:
-        inspect.signature(fn).bind(None, None)
-    except TypeError:
-        raise HandlerRegistrationError(
-            f"middleware {_name(fn)!r} must take (ctx, call_next)"
-        ) from None
-
-
-def _bind(mw: Middleware, ctx: Context, call_next: Callable[[], Awaitable[None]]) -> Any:
+def _bind(
+    mw: Middleware, ctx: Context, call_next: Callable[[], Awaitable[None]]
+) -> Callable[[], Awaitable[None]]:
     async def call() -> None:
         await mw(ctx, call_next)
 

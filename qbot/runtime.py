@@ -3,8 +3,8 @@
 ```
 submit(update)  ── inbox_put (deduped) ──▶ storage inbox         (then the server answers 200)
 claim loop      ── inbox_claim(owner) ──▶ whole rooms, each under this process's room lease
-room worker     ── one item at a time ──▶ bot.process(update, ack=item): handler, replies via
-                                          the outbox, state + ack in one commit
+room worker     ── one item at a time ──▶ dispatcher.process(update, ack=item): handler, replies
+                                          via the outbox, state + ack in one commit
 renewer         ── every lease_ttl / 3 ──▶ lease_renew of every room being worked on
 sweeper         ── every sweep_every s ──▶ rooms with pending (orphaned) replies: take the
                                           room's lease, post them in order
@@ -13,6 +13,9 @@ A room's worker keeps the room's lease for ``linger`` seconds after its queue em
 next message is handed over without a lease change), then releases it. A worker that loses its lease
 (a stalled event loop, a storage outage) drops its queued items: the next owner of the room gets
 every unacked item again. Every task is held by the runtime and awaited on :meth:`Runtime.drain`.
+
+:meth:`Runtime.run` is the in-process way in (``bot.feed_update``: tests, shell, emulator): it
+submits like the server, claims at once and waits for the update's :class:`Outcome`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from qbot.errors import ConfigError, LeaseLostError, StorageError
+from qbot.errors import ConfigError, LeaseLostError, QbotError, StorageError
+from qbot.handlers import Outcome
 from qbot.models.webhook import Update
 from qbot.storage import JSONText, MemoryStorage, room_lease_key
 
@@ -69,6 +73,8 @@ class Runtime:
             ``lease_ttl``: a lingering room's lease is not renewed.
         max_pending: claimed items in this process at most (back-pressure on claiming).
         owner: this worker's id (default: host, pid and a random part).
+        in_process: the runtime of ``bot.feed_update`` (tests, shell, emulator): its start is
+            not logged.
     """
 
     def __init__(
@@ -81,6 +87,7 @@ class Runtime:
         linger: float = 0.5,
         max_pending: int = 1000,
         owner: str | None = None,
+        in_process: bool = False,
     ) -> None:
         if not 0 <= linger < lease_ttl / 2:
             raise ConfigError(
@@ -88,12 +95,14 @@ class Runtime:
                 f"({lease_ttl:g} s): a lingering room's lease is not renewed"
             )
         self.bot = bot
+        self.dispatcher = bot.dispatcher
         self.dedupe_ttl = dedupe_ttl
         self.lease_ttl = lease_ttl
         self.sweep_every = sweep_every
         self.linger = linger
         self.max_pending = max_pending
         self.owner = owner or new_owner()
+        self.in_process = in_process
         self.processed = 0
         self._queues: dict[str, deque[InboxItem]] = {}
         self._held = 0  # items in self._queues, kept as a count: read at every claim
@@ -107,6 +116,8 @@ class Runtime:
         # not parse the stored body again. Bounded: items another replica claims are never
         # looked up here, and a miss only costs a parse.
         self._parsed: OrderedDict[tuple[str, str], Update] = OrderedDict()
+        # Callers of run() waiting for their update, by inbox item id.
+        self._waiters: dict[str, asyncio.Future[Outcome]] = {}
         self._lock = asyncio.Lock()
         self._background: list[asyncio.Task[None]] = []
         self._started = False
@@ -115,7 +126,7 @@ class Runtime:
     @property
     def storage(self) -> Storage:
         """The bot's storage."""
-        return self.bot.storage
+        return self.dispatcher.storage
 
     @property
     def pending(self) -> int:
@@ -138,7 +149,7 @@ class Runtime:
         """
         if self._started:
             return
-        await self.bot.open()
+        await self.dispatcher.open()
         self._started = True
         for name, loop in (
             ("claim", self._claim_loop),
@@ -146,10 +157,34 @@ class Runtime:
             ("sweep", self._sweep_loop),
         ):
             self._background.append(asyncio.create_task(loop(), name=f"qbot-{name}"))
-        log.info("runtime.started", owner=self.owner, storage=self.bot.storage_url)
+        if not self.in_process:  # feed_update's runtime starts with the first update: no news
+            log.info("runtime.started", owner=self.owner, storage=self.dispatcher.storage_url)
+
+    async def run(self, update: Update) -> Outcome:
+        """Submit ``update`` and wait until its room's worker has processed it.
+
+        The in-process path (``feed_update``): the same dedupe, room order and processing as a
+        webhook's, except that the update is claimed at once rather than by the claim loop.
+
+        Raises:
+            StorageError: the update could not be stored, or its room was lost before it was
+                processed (``LeaseLostError``).
+            Exception: what processing raised outside the handlers.
+        """
+        waiter: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        status = await self.submit(update, waiter=waiter)
+        if status != "accepted":
+            return Outcome(ignored=status)
+        await self._claim()
+        return await waiter
 
     async def submit(
-        self, update: Update, body: Mapping[str, Any] | None = None, *, raw: bytes | None = None
+        self,
+        update: Update,
+        body: Mapping[str, Any] | None = None,
+        *,
+        raw: bytes | None = None,
+        waiter: asyncio.Future[Outcome] | None = None,
     ) -> str:
         """Store ``update`` in the inbox; return once it is stored.
 
@@ -158,6 +193,7 @@ class Runtime:
             body: the webhook body as received (default: ``update`` dumped back to JSON).
             raw: the JSON text ``body`` was parsed from; stored as it is (not encoded again)
                 when it is plain Unicode text.
+            waiter: given the update's :class:`Outcome` (or exception) once it is processed.
 
         Returns:
             ``accepted``, ``duplicate`` (within ``dedupe_ttl``, on any replica), ``ignored``
@@ -169,7 +205,7 @@ class Runtime:
         """
         if self._closing:
             return "closing"
-        reason = self.bot.ignore_reason(update)
+        reason = self.dispatcher.ignore_reason(update)
         room = str(update.room.id)
         if reason is not None:
             log.debug("webhook.ignored", reason=reason, room_id=room)
@@ -177,8 +213,9 @@ class Runtime:
         await self.start()
         payload: Any = _as_text(raw) if raw is not None else None
         if payload is None:
+            # Serialised by pydantic-core straight to JSON text: no dict and json.dumps between.
             payload = (
-                dict(body) if body is not None else update.model_dump(mode="json", by_alias=True)
+                dict(body) if body is not None else JSONText(update.model_dump_json(by_alias=True))
             )
         key = update.dedupe_key
         item = await self.storage.inbox_put(
@@ -190,6 +227,8 @@ class Runtime:
         self._parsed[(room, item.id)] = update
         if len(self._parsed) > PARSED_CACHE:
             self._parsed.popitem(last=False)
+        if waiter is not None:
+            self._waiters[item.id] = waiter
         return "accepted"
 
     async def drain(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109 - a grace period: on expiry the workers are cancelled, not the caller
@@ -220,6 +259,8 @@ class Runtime:
             await asyncio.wait(tasks)
         if isinstance(self.storage, MemoryStorage):  # what is still in memory is lost now
             left = await self.storage.inbox_size()
+        for item_id in list(self._waiters):
+            self._resolve(item_id, error=QbotError("the runtime stopped before the update ran"))
         return left
 
     async def _settle(self) -> None:
@@ -333,6 +374,9 @@ class Runtime:
             dropped = self._queues.pop(room, None)
             if dropped:
                 self._held -= len(dropped)
+                for item in dropped:
+                    lost = LeaseLostError(f"room {room!r} was lost before the update was processed")
+                    self._resolve(item.id, error=lost)
             self._ids.pop(room, None)
             self._wake.pop(room, None)
 
@@ -345,8 +389,8 @@ class Runtime:
     async def _flush(self, room: str) -> None:
         """Post the replies a dead worker (or a Qiscus outage) left pending, before new work."""
         try:
-            if room in self.bot._stalled or await self.storage.outbox_has_pending(room):
-                await self.bot.flush(room)
+            if self.dispatcher.is_stalled(room) or await self.storage.outbox_has_pending(room):
+                await self.dispatcher.flush(room)
         except (ConfigError, StorageError) as e:  # no bot email, or the storage is down
             log.error("runtime.flush_failed", room_id=room, error=str(e))
 
@@ -356,6 +400,7 @@ class Runtime:
             update = self._parsed.pop((room, item.id), None) or Update.model_validate(item.payload)
         except ValueError as e:  # not a webhook (ValidationError), or not even JSON
             log.error("update.unreadable", room_id=room, error=str(e))
+            self._resolve(item.id, error=e)
             await self._ack_only(item)
             return
         # bind + reset, not bound_contextvars(): that one also reads the whole context twice.
@@ -363,26 +408,42 @@ class Runtime:
             room_id=room, message_id=update.message.identity
         )
         try:
-            await self.bot.process(update, ack=item, owner=self.owner)
-        except LeaseLostError:
+            outcome = await self.dispatcher.process(update, ack=item, owner=self.owner)
+        except LeaseLostError as e:
             log.warning("runtime.lease_lost", reason="commit refused")
             self._lost.add(room)
+            self._resolve(item.id, error=e)
             return
         except StorageError as e:
             # Not acked: the room is given up and processed again once its lease lapses.
             log.error("update.storage_failed", error=str(e))
             self._lost.add(room)
+            self._resolve(item.id, error=e)
             return
         except Exception as exc:
             # Handler errors are contained by the bot; this is a bug or misconfiguration
             # outside any handler. Log it and ack, so the room is not blocked forever.
             log.error("update.failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+            self._resolve(item.id, error=exc)
             await self._ack_only(item)
             return
         else:
             self.processed += 1
+            self._resolve(item.id, outcome)
         finally:
             structlog.contextvars.reset_contextvars(**tokens)
+
+    def _resolve(
+        self, item_id: str, outcome: Outcome | None = None, *, error: BaseException | None = None
+    ) -> None:
+        """Hand a run() caller its update's outcome or error (no-op for a webhook's item)."""
+        waiter = self._waiters.pop(item_id, None)
+        if waiter is None or waiter.done():
+            return
+        if error is not None:
+            waiter.set_exception(error)
+        else:
+            waiter.set_result(outcome or Outcome())
 
     async def _ack_only(self, item: InboxItem) -> None:
         try:

@@ -110,9 +110,9 @@ async def test_routing_type_filter_for_attachments() -> None:
 
 async def test_routing_composed_filters() -> None:
     bot, out = make_bot()
-    only_single_non_boss = F.RoomType("single") & ~F.Sender("BOSS@example.com")
+    only_single_non_boss = F.RoomType("single") & ~F.SentBy("BOSS@example.com")
 
-    @bot.message(only_single_non_boss | F.Text("override"), text=["x", "override"])
+    @bot.message(only_single_non_boss | F.TextIs("override"), text=["x", "override"])
     async def handler(ctx: Context) -> None:
         await ctx.reply("ok")
 
@@ -582,3 +582,56 @@ async def test_routing_postbacks_indexed_by_action_keep_registration_order() -> 
     await bot.feed_update(postback_body(a250, sender="vip@example.com"))
     assert (await bot.feed_update(postback_body(nope))).ignored == "unhandled"
     assert out.texts == ["got a250", "vip"]
+
+
+async def test_routing_middleware_that_does_not_call_next_stops_the_update() -> None:
+    bot, out = make_bot()
+    sub = Router("sub")
+    later = Router("later")
+    seen: list[str] = []
+
+    @sub.middleware
+    async def block(ctx: Context, call_next) -> None:  # type: ignore[no-untyped-def]
+        if ctx.sender.email == "blocked@example.com":
+            seen.append("blocked")
+            await ctx.reply("you are blocked")
+            return
+        await call_next()
+
+    @sub.message(text="nope")
+    async def never(ctx: Context) -> None:
+        seen.append("sub handler")
+
+    @later.message()
+    async def after(ctx: Context) -> None:
+        seen.append("later handler")
+
+    @bot.fallback
+    async def fallback(ctx: Context) -> None:
+        seen.append("fallback")
+        await ctx.reply("fallback")
+
+    bot.include_router(sub)
+    bot.include_router(later)
+    outcome = await bot.feed_update(sdk_body("hello", sender="blocked@example.com"))
+    assert seen == ["blocked"]
+    assert out.texts == ["you are blocked"]
+    assert outcome.handler is None
+    assert outcome.ignored == "stopped"
+    assert outcome.replies == 1
+
+
+async def test_routing_root_middleware_that_stops_skips_the_fallback() -> None:
+    bot, out = make_bot()
+
+    @bot.middleware
+    async def block_all(ctx: Context, call_next) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+    @bot.fallback
+    async def fallback(ctx: Context) -> None:
+        await ctx.reply("fallback")
+
+    outcome = await bot.feed_update(sdk_body("anything"))
+    assert out.texts == []
+    assert outcome.ignored == "stopped"

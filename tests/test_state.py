@@ -149,12 +149,12 @@ async def test_state_commit_refused_after_losing_the_lease_applies_nothing() -> 
     await storage.inbox_put("5", body)
     [item] = await storage.inbox_claim("A", lease_ttl=30)
     with pytest.raises(LeaseLostError):
-        await bot.process(Update.model_validate(body), ack=item, owner="A")
+        await bot.dispatcher.process(Update.model_validate(body), ack=item, owner="A")
     assert await storage.get_state(state_key("5", "user1@example.com")) is None
     assert await storage.inbox_size() == 1  # still there for B, which holds the room now
 
     out.sent.clear()
-    await bot.process(Update.model_validate(body), ack=item, owner="B")
+    await bot.dispatcher.process(Update.model_validate(body), ack=item, owner="B")
     assert out.texts == []  # the reply A sent has the same id: it is not sent twice
     assert await storage.inbox_size() == 0
     assert await storage.get_state(state_key("5", "user1@example.com")) == {
@@ -172,5 +172,5 @@ async def test_state_api_errors_name_the_problem() -> None:
     with pytest.raises(QbotError, match="non-empty strings"):
         await state.update({"": 1})
     with pytest.raises(HandlerRegistrationError, match="state= needs step names"):
-        F.State("")
-    assert repr(F.State("a", None, "form:*")) == "State(None, 'a', 'form:*')"
+        F.StateIs("")
+    assert repr(F.StateIs("a", None, "form:*")) == "StateIs(None, 'a', 'form:*')"

@@ -2,7 +2,8 @@
 
 The emulator serves its REST API on ``127.0.0.1`` (port 0) and the bot's Qiscus client points at
 it, so replies travel over real HTTP exactly as in production; user messages are built as real
-webhook bodies and handed to ``bot.feed_update``, which returns once the replies are sent.
+webhook bodies and handed to ``bot.feed_update``, which takes the webhook server's path (inbox
+and dedupe, one worker per room, the outbox) and returns once the replies are sent.
 
 ```python
 async with Harness(bot) as harness:
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -231,6 +232,22 @@ class Chat:
         )
         return await self._collect(comment["id"])
 
+    async def redeliver(self) -> Replies:
+        """Deliver this chat's latest webhook again, as Qiscus does when an answer is late.
+
+        The bot drops it as a duplicate, so this returns no replies unless that is broken.
+
+        Raises:
+            AssertionError: nothing was delivered in this room yet.
+        """
+        raw = self.harness.delivered.get(self.room_id)
+        if raw is None:
+            raise AssertionError(f"nothing was delivered in room {self.room_id} yet")
+        newest = await self.harness.emulator.store.comments(self.room_id, limit=1)
+        after = int(newest[0]["id"]) if newest else 0
+        await self.harness.deliver(raw)
+        return await self._collect(after)
+
     async def event(self, event_type: str, *, objects: list[str] | None = None) -> Replies:
         """Post a system event (``add_member``, ``join_room``, ...) done by this user."""
         comment = await self.harness.emulator.system_event(
@@ -272,6 +289,8 @@ class Harness:
         self._client: Any = None
         self._errors: list[BaseException] = []
         self._emulator: Emulator | None = None
+        self.delivered: dict[int, bytes] = {}
+        """The latest webhook body delivered to the bot, by room id."""
 
     @property
     def emulator(self) -> Emulator:
@@ -296,7 +315,7 @@ class Harness:
             bot_email=settings.bot.email,
             bot_name=settings.bot.name,
         )
-        self._emulator = Emulator(config, EmulatorStore(self._db), deliver=self._deliver)
+        self._emulator = Emulator(config, EmulatorStore(self._db), deliver=self.deliver)
         await self._emulator.start()
         self._runner = web.AppRunner(
             create_emulator_app(self._emulator, manage=False), access_log=None
@@ -322,9 +341,10 @@ class Harness:
         self.bot.configure(self.settings, client=self._client)
 
     async def close(self) -> None:
-        """Stop the emulator server and close the bot's client."""
+        """Finish the bot's work in hand, stop the emulator server, close the bot's client."""
         if self._emulator is not None:
             await self._emulator.drain()
+        await self.bot.aclose()
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -366,9 +386,19 @@ class Harness:
             first, self._errors = self._errors[0], []
             raise first
 
-    async def _deliver(self, raw: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
+    async def deliver(
+        self, raw: bytes, headers: Mapping[str, str] | None = None
+    ) -> tuple[int | None, str]:
+        """Hand a webhook body to the bot (``feed_update``); return the status and outcome JSON.
+
+        An exception the bot raised is kept for :meth:`raise_errors` and answered with 500.
+        """
+        body = json.loads(raw)
+        room = body.get("payload", {}).get("room", {}).get("id") if isinstance(body, dict) else None
+        if isinstance(room, int):
+            self.delivered[room] = raw
         try:
-            outcome = await self.bot.feed_update(json.loads(raw))
+            outcome = await self.bot.feed_update(body)
         except Exception as e:
             # Surfaced by Chat.say(): a test must see the bot's crash, not a missing reply.
             self._errors.append(e)

@@ -1,0 +1,383 @@
+"""The dispatcher: does the work for a :class:`~qbot.bot.Bot`, which only declares handlers.
+
+The bot is the root router (what the author writes); its dispatcher owns what settings decide
+(identity, intents, templates, postback secret, the Qiscus client, the storage and its
+lifecycle) and processes updates:
+
+```
+feed_update(update) ──▶ Runtime.run: accept (ignore / dedupe in the inbox) → room worker
+                         (one room at a time, in order) → process(update, ack=item)
+process(update)     ──▶ handoff / agent command / postback checks → Context → router tree
+                         (bot.propagate) → replies through the outbox → state + ack committed
+```
+``feed_update`` (the test kit, ``qbot shell``, the emulator) goes through the same runtime as
+the webhook server, on the bot's storage (``memory://`` unless configured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from pydantic import ValidationError
+
+from qbot.context import Context, state_owner
+from qbot.errors import ConfigError, PostbackError, QbotError, StorageError
+from qbot.filters import normalize_text
+from qbot.handlers import EVENT, POSTBACK, Outcome, Result, update_kind
+from qbot.intents import IntentSet, load_intents
+from qbot.messages.postback import PostbackSigner, unpack_postback
+from qbot.models.webhook import Update
+from qbot.runtime import Runtime
+from qbot.sending import (
+    Delivery,
+    DirectDelivery,
+    OutboxDelivery,
+    Sender,
+    send_pending,
+    unique_temp_id,
+)
+from qbot.storage import MemoryStorage, Storage, open_storage, state_key
+from qbot.templates import Templates
+
+if TYPE_CHECKING:
+    from qbot.bot import Bot
+    from qbot.client import QiscusClient
+    from qbot.config import Settings
+    from qbot.storage import InboxItem
+
+__all__ = ["Dispatcher", "Outcome"]
+
+log = structlog.get_logger("qbot.bot")
+
+_PREFETCH = 3
+"""Outbox records of a message's first replies read with its state (a re-run finds them sent)."""
+
+
+class Dispatcher:
+    """Runs a bot: settings, client, storage, and the path of every update through them.
+
+    Built by the :class:`~qbot.bot.Bot` (``bot.dispatcher``); the bot's ``configure``,
+    ``feed_update``, ``client``, ``storage``... are this object's.
+
+    Args:
+        bot: the root router whose handlers run.
+        email: the bot's Qiscus user (its replies are posted as it, its messages ignored).
+        intents: what ``@intent`` handlers wait for.
+        templates: reply templates.
+        signer: signs and checks postback data.
+        client: a ready Qiscus client (otherwise one is built from the settings).
+    """
+
+    def __init__(
+        self,
+        bot: Bot,
+        *,
+        email: str | None = None,
+        intents: IntentSet | None = None,
+        templates: Templates | None = None,
+        signer: PostbackSigner | None = None,
+        client: QiscusClient | None = None,
+    ) -> None:
+        self.bot = bot
+        self.email = email
+        self.intents = intents
+        self.templates = templates
+        self.signer = signer
+        self.settings: Settings | None = None
+        self.delivery: Delivery | None = None
+        self.storage: Storage = MemoryStorage()
+        self.storage_url = "memory://"
+        self._client = client
+        self._owns_client = False
+        self._storage_open = False
+        self._retired: list[Storage] = []
+        self._runtime: Runtime | None = None
+        self._runtime_for: tuple[asyncio.AbstractEventLoop, Storage] | None = None
+        # --- outbox state (to become qbot.outbox.Outbox): rooms with replies Qiscus has not
+        # accepted yet; their next update first flushes them (see flush()).
+        self._stalled: set[str] = set()
+
+    # --- configuration --------------------------------------------------------------------------
+
+    def configure(self, settings: Settings, *, client: QiscusClient | None = None) -> None:
+        """Apply settings: identity, intents, templates, postback secret, client and storage.
+
+        The storage is ``storage.url`` (not connected until first use); unset, a fresh
+        ``memory://`` (the webhook server then opens ``sqlite:///.qbot/qbot.db`` instead).
+
+        Raises:
+            ConfigError: an intents file is invalid, an ``@intent`` handler names no intent, or
+                ``storage.url`` is not a storage URL.
+        """
+        from qbot.client import QiscusClient, RetryPolicy
+
+        url = settings.storage.url or "memory://"
+        if url == "memory://" or url != self.storage_url:
+            try:
+                self.use_storage(open_storage(url), url=url)
+            except StorageError as e:
+                raise ConfigError(f"storage.url: {e}") from e
+        self.settings = settings
+        self.email = settings.bot.email
+        if settings.intents.file:
+            self.intents = load_intents(settings.intents.file, settings.intents.threshold)
+        if self.templates is None and Path(settings.templates.directory).is_dir():
+            self.templates = Templates(settings.templates.directory)
+        if settings.postback.secret is not None:
+            self.signer = PostbackSigner(settings.postback.secret.get_secret_value())
+        if client is not None:
+            self._client, self._owns_client = client, False
+        elif self._client is None or self._owns_client:
+            # A client built for older settings is replaced (the caller closed it with
+            # aclose(); its session is only opened on first use).
+            q = settings.qiscus
+            self._client = QiscusClient(
+                q.app_id,
+                q.secret_key,
+                q.base_url,
+                q.api_version,
+                timeout=q.timeout,
+                retry=RetryPolicy(max_attempts=q.max_attempts, max_total_time=q.max_retry_time),
+            )
+            self._owns_client = True
+        self.delivery = None
+        self.bot.check_intents()
+
+    @property
+    def client(self) -> QiscusClient:
+        """The Qiscus REST client replies go through."""
+        if self._client is None:
+            raise QbotError(
+                f"bot {self.bot.name!r} has no Qiscus client: call bot.configure(settings) "
+                "or pass Bot(client=QiscusClient(...))"
+            )
+        return self._client
+
+    def use_storage(self, storage: Storage, *, url: str | None = None) -> None:
+        """Replace the storage (opened on first use; the old one is closed by :meth:`aclose`).
+
+        Args:
+            storage: a storage not yet opened, e.g. ``open_storage("sqlite:///qbot.db")``.
+            url: the URL it was opened from, shown in logs.
+        """
+        if self._storage_open:
+            self._retired.append(self.storage)
+        self.storage = storage
+        self.storage_url = url or type(storage).__name__
+        self._storage_open = False
+
+    async def open(self) -> Storage:
+        """Connect the storage (idempotent) and return it.
+
+        Raises:
+            StorageError: the storage cannot be reached or created.
+        """
+        if not self._storage_open:
+            await self.storage.open()
+            self._storage_open = True
+        return self.storage
+
+    async def aclose(self) -> None:
+        """Finish the updates fed in hand, then close the client built here and the storage."""
+        runtime, self._runtime, self._runtime_for = self._runtime, None, None
+        if runtime is not None:
+            await runtime.drain()
+        if self._client is not None and self._owns_client:
+            await self._client.close()
+        for old in self._retired:
+            await old.close()
+        self._retired.clear()
+        if self._storage_open:
+            self._storage_open = False
+            await self.storage.close()
+
+    # --- the way in -----------------------------------------------------------------------------
+
+    def ignore_reason(self, update: Update) -> str | None:
+        """Why ``update`` needs no processing (cheap; checked before it is queued), or ``None``."""
+        if self.email and update.sender.email.casefold() == self.email.casefold():
+            return "own_message"
+        message = update.message
+        if update_kind(message.type) == EVENT:
+            event_type = (message.payload or {}).get("type")
+            if not self.bot.handles_event(event_type if isinstance(event_type, str) else None):
+                return "unhandled_system_event"
+        return None
+
+    async def feed_update(self, update: Update | Mapping[str, Any]) -> Outcome:
+        """Process one update as the webhook server would, and return once it is done.
+
+        The update takes the server's path (the runtime's inbox with its dedupe, the room's
+        worker, the handler, the outbox) on the bot's storage, with no HTTP involved: a
+        redelivered message is dropped as a ``duplicate``, a room's updates run one at a time
+        in order, different rooms concurrently.
+
+        Raises:
+            ValueError: ``update`` is a mapping that is not a webhook body.
+            StorageError: the storage failed.
+            Exception: whatever the processing raised outside the handlers (their errors go to
+                ``@error`` handlers), e.g. ``ConfigError`` when the bot has no email.
+        """
+        if not isinstance(update, Update):
+            try:
+                update = Update.model_validate(update)
+            except ValidationError as e:
+                raise ValueError(f"not a Qiscus webhook body: {e}") from e
+        reason = self.ignore_reason(update)
+        if reason is not None:
+            log.debug("update.ignored", reason=reason)
+            return Outcome(ignored=reason)
+        return await self._local_runtime().run(update)
+
+    def _local_runtime(self) -> Runtime:
+        """The runtime of ``feed_update``: one per event loop and storage, rooms not kept."""
+
+        key = (asyncio.get_running_loop(), self.storage)
+        if self._runtime is None or self._runtime_for != key:
+            self._runtime = Runtime(self.bot, linger=0.0, in_process=True)
+            self._runtime_for = key
+        return self._runtime
+
+    # --- processing -----------------------------------------------------------------------------
+
+    async def process(
+        self, update: Update, *, ack: InboxItem | None = None, owner: str | None = None
+    ) -> Outcome:
+        """Handle one update and commit its state changes, acking ``ack`` in the same commit.
+
+        The runtime's room workers call this; everything else goes through :meth:`feed_update`.
+
+        Args:
+            update: the parsed webhook.
+            ack: the inbox item the update came from, acked with the state.
+            owner: the worker holding the room's lease (required with ``ack``).
+
+        Raises:
+            LeaseLostError: ``owner`` lost the room meanwhile; nothing was committed.
+            StorageError: the storage failed.
+        """
+        room_id = str(update.room.id)
+        if room_id in self._stalled:
+            await self.flush(room_id)
+        outcome, ctx = await self._route(update, ack)
+        # Whatever the outcome, the message is now processed: its state and its ack go together.
+        writes = [] if ctx is None else [ctx.state.pending_write(), ctx.room_state.pending_write()]
+        states = [w for w in writes if w is not None]
+        if states or ack is not None:
+            await self.storage.commit(owner=owner, ack=[ack] if ack else (), states=states)
+            if ctx is not None:
+                ctx.state.committed()
+                ctx.room_state.committed()
+        return outcome
+
+    async def _route(self, update: Update, ack: InboxItem | None) -> tuple[Outcome, Context | None]:
+        reason = self.ignore_reason(update)
+        if reason is not None:
+            log.debug("update.ignored", reason=reason)
+            return Outcome(ignored=reason), None
+        room_id = str(update.room.id)
+        # The replies' ids derive from what they answer, so a re-run regenerates them; a message
+        # without any identity is told apart by its inbox item (or, fed directly, by chance).
+        identity = update.message.identity or (
+            f"item:{ack.id}" if ack is not None else f"anon:{uuid.uuid4().hex}"
+        )
+        origin = f"{room_id}:{identity}"
+        # One round trip reads the handoff, both states and the first replies' outbox records.
+        keys = [state_key(room_id, state_owner(update.sender)), state_key(room_id)]
+        ids = [unique_temp_id(origin, update.room.id, seq) for seq in range(1, _PREFETCH + 1)]
+        handoff, states, replies = await self.storage.load_room(room_id, keys, ids)
+        if self._is_agent_command(update):
+            ended = handoff is not None and await self.storage.handoff_end(room_id)
+            log.info("handoff.ended" if ended else "agent.command", by=update.sender.email)
+            return Outcome(ignored="agent_command"), None
+        kind = update_kind(update.message.type)
+        if handoff is not None and kind != EVENT:
+            # System events still run: `@bot.event("left_room")` may call ctx.resume().
+            log.info("handoff.skipped", reason=handoff.reason, sender=update.sender.email)
+            return Outcome(ignored="handoff"), None
+        postback = None
+        if kind == POSTBACK:
+            try:
+                postback = unpack_postback(update.message.payload, self.signer)
+            except PostbackError as e:
+                log.warning("postback.rejected", reason=str(e), sender=update.sender.email)
+                return Outcome(ignored="rejected_postback"), None
+        known = dict(zip(ids, replies, strict=True))
+        sender = Sender(self._delivery_for(known), origin, self.signer)
+        ctx = Context(self, update, sender, postback=postback)
+        loaded = dict(zip(keys, states, strict=True))
+        for state in (ctx.state, ctx.room_state):
+            if state.key in loaded:
+                state.preload(loaded[state.key])
+            else:  # the context keys its state differently: read it on its own
+                await state.load()
+        result = await self.bot.propagate(ctx, kind)
+        if result is Result.STOPPED:
+            log.info("update.stopped", by="middleware", replies=sender.sent)
+            return Outcome(ignored="stopped", replies=sender.sent), ctx
+        if result is Result.NOT_HANDLED:
+            log.info("update.unhandled", message_type=update.message.type)
+            return Outcome(ignored="unhandled", replies=sender.sent), ctx
+        log.info("update.handled", handler=ctx.handler_name, replies=sender.sent)
+        return Outcome(handler=ctx.handler_name, replies=sender.sent), ctx
+
+    def _is_agent_command(self, update: Update) -> bool:
+        """An agent's text that gives the room back to the bot (``state.resume_command``)."""
+        if self.settings is None or not self.settings.state.agents:
+            return False
+        state = self.settings.state
+        agents = {a.casefold() for a in state.agents}
+        if update.sender.email.casefold() not in agents:
+            return False
+        return normalize_text(update.message.text) == normalize_text(state.resume_command)
+
+    # --- delivery and the outbox ----------------------------------------------------------------
+    # The one place that knows which rooms have replies waiting (self._stalled) and flushes them.
+    # qbot.outbox.Outbox (storage branch) replaces this section: is_stalled, flush and
+    # _delivery_for become its methods.
+
+    def is_stalled(self, room_id: str) -> bool:
+        """Whether replies of ``room_id`` wait for Qiscus (they go before the room's next ones)."""
+        return room_id in self._stalled
+
+    async def flush(self, room_id: str) -> int:
+        """Post the room's pending replies in order; return how many are still pending.
+
+        Call it holding the room's lease (the runtime does).
+
+        Raises:
+            ConfigError: the bot has no email to post as.
+            StorageError: the storage failed.
+        """
+        sent, left = await send_pending(self.storage, self.outbound(), room_id)
+        if left:
+            self._stalled.add(room_id)
+        else:
+            self._stalled.discard(room_id)
+        if sent or left:
+            log.info("outbox.flushed", to_room=room_id, sent=sent, still_pending=left)
+        return left
+
+    def _delivery_for(self, known: dict[str, Any]) -> Delivery:
+        """What one update's replies go through: the outbox in front of :meth:`outbound`."""
+        return OutboxDelivery(self.storage, self.outbound(), self._stalled, known)
+
+    def outbound(self) -> Delivery:
+        """What posts replies: ``delivery`` when set (tests), else the Qiscus client.
+
+        Raises:
+            ConfigError: the bot has no email to post as.
+        """
+        if self.delivery is None:
+            if not self.email:
+                raise ConfigError(
+                    f"bot {self.bot.name!r} has no email to post replies as: set bot.email in "
+                    "the config or Bot(email=...)"
+                )
+            self.delivery = DirectDelivery(self.client, self.email)
+        return self.delivery
