@@ -35,7 +35,7 @@ def _config_path(path: str | None) -> str | None:
 
 
 def _load_bot(target: str) -> Bot:
-    from qbot.cli import load_bot
+    from qbot._cli_common import load_bot
 
     bot: Bot = load_bot(target)
     return bot

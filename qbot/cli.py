@@ -7,15 +7,15 @@ one ``error: ...`` line and exits non-zero (2 for usage and configuration), neve
 from __future__ import annotations
 
 import gc
-import importlib
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
+from qbot._cli_common import load_bot, load_target
 from qbot.config import Settings, load_settings
-from qbot.errors import ConfigError, QbotError
+from qbot.errors import ConfigError
 
 __all__ = ["fail", "load_target", "main"]
 
@@ -26,46 +26,6 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print one clear line on stderr and exit."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
-
-
-def load_target(target: str) -> Any:
-    """Import ``MODULE:ATTR`` (uvicorn's convention) from the current directory.
-
-    Raises:
-        ConfigError: the target is malformed, the module cannot be imported or lacks the attribute.
-    """
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f"target {target!r} must look like MODULE:ATTR, e.g. bots.demo:bot")
-    cwd = str(Path.cwd())
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name and module_name.startswith(e.name):
-            raise ConfigError(f"cannot import module {module_name!r} (from {target!r})") from None
-        raise ConfigError(f"importing {module_name!r} failed: {e}") from None
-    except QbotError as e:
-        raise ConfigError(f"importing {module_name!r} failed: {e}") from None
-    except Exception as e:
-        raise ConfigError(f"importing {module_name!r} raised {type(e).__name__}: {e}") from None
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ConfigError(f"module {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    return obj
-
-
-def load_bot(target: str) -> Any:
-    """Load ``target`` and check that it is a :class:`qbot.Bot`."""
-    from qbot.bot import Bot
-
-    obj = load_target(target)
-    if not isinstance(obj, Bot):
-        raise ConfigError(f"{target!r} is a {type(obj).__name__}, not a qbot.Bot")
-    return obj
 
 
 def settings_from(path: str | None, **overrides: Any) -> Settings:

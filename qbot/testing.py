@@ -80,7 +80,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _load_bot(target: str) -> Bot:
-    from qbot.cli import load_bot
+    from qbot._cli_common import load_bot
 
     bot: Bot = load_bot(target)
     return bot
