@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import structlog
 from structlog.testing import capture_logs
 
 from qbot import Bot, Context
-from qbot.testing import Chat
+from qbot.config import load_settings
+from qbot.testing import Chat, Harness
 
 # A safety net so that a broken pipeline fails the test instead of hanging it; no test asserts
 # how long anything takes.
@@ -108,3 +110,19 @@ async def test_pipeline_binds_ctx_log_and_library_lines_to_room_and_message(
     assert note["room_id"] == str(qbot_chat.room_id)
     assert note["message_id"].startswith("id:")
     assert (handled["room_id"], handled["message_id"]) == (note["room_id"], note["message_id"])
+
+
+async def test_pipeline_harness_keeps_the_bot_off_a_configured_storage(tmp_path: Path) -> None:
+    bot = make_bot(Seen())
+    shared = f"sqlite:///{tmp_path / 'shared.db'}"
+    settings = load_settings(
+        None,
+        qiscus={"app_id": "a", "secret_key": "s"},
+        bot={"email": "bot@example.com"},
+        storage={"url": shared},
+    )
+    async with Harness(bot, settings) as harness:
+        chat = await harness.chat()
+        (await chat.say("count")).assert_texts("call 1")
+        assert bot.storage_url == "memory://"
+    assert not (tmp_path / "shared.db").exists()

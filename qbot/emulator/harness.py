@@ -276,7 +276,8 @@ class Harness:
     Args:
         bot: the bot under test (configured by :meth:`start`).
         settings: the bot's settings (postback secret, intents, ...); its Qiscus ``base_url`` is
-            replaced by the emulator's. ``None``: minimal settings for the emulator.
+            replaced by the emulator's and its storage by a fresh ``memory://``. ``None``:
+            minimal settings for the emulator.
         db: the emulator's SQLite file; ``":memory:"`` keeps nothing.
     """
 
@@ -325,8 +326,14 @@ class Harness:
         await site.start()
         host, port = self._runner.addresses[0][:2]
         base_url = f"http://{host}:{port}"
+        # A fresh memory:// storage whatever storage.url says: the emulator's rooms are its own,
+        # and the bot's runtime claims every update in its storage's inbox (a shared Redis would
+        # hand it another deployment's messages).
         self.settings = settings.model_copy(
-            update={"qiscus": q.model_copy(update={"base_url": base_url})}
+            update={
+                "qiscus": q.model_copy(update={"base_url": base_url}),
+                "storage": settings.storage.model_copy(update={"url": "memory://"}),
+            }
         )
         # A fresh client per harness: a bot object outlives tests, its old client would point at
         # a closed emulator. One attempt: a failing call should fail the test, not retry.
