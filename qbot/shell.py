@@ -1,6 +1,7 @@
 """``qbot shell``: chat with a bot in the terminal.
 
-The bot runs against an in-process emulator, as in ``qbot.testing``. Replies are printed as text
+The bot runs against an in-process emulator, as in ``qbot.testing``: each line typed is a webhook
+taking the server's path through the core (``bot.feed_update``). Replies are printed as text
 blocks; postback buttons are numbered, and typing a number taps one. ``/quit`` (or end of input)
 leaves.
 """

@@ -635,3 +635,33 @@ async def test_routing_root_middleware_that_stops_skips_the_fallback() -> None:
     outcome = await bot.feed_update(sdk_body("anything"))
     assert out.texts == []
     assert outcome.ignored == "stopped"
+
+
+async def test_routing_step_handler_is_stopped_by_its_routers_middleware() -> None:
+    bot, out = make_bot()
+    form = Router("form")
+
+    @bot.message(text="start")
+    async def start(ctx: Context) -> None:
+        await ctx.state.goto("ask_name")
+        await ctx.reply("your name?")
+
+    @form.middleware
+    async def closed(ctx: Context, call_next) -> None:  # type: ignore[no-untyped-def]
+        if ctx.text == "blocked":
+            return
+        await call_next()
+
+    @form.message(state="ask_name")
+    async def name(ctx: Context) -> None:
+        await ctx.reply(f"hi {ctx.text}")
+
+    @bot.fallback
+    async def fallback(ctx: Context) -> None:
+        await ctx.reply("fallback")
+
+    bot.include_router(form)
+    await bot.feed_update(sdk_body("start"))
+    assert (await bot.feed_update(sdk_body("blocked"))).ignored == "stopped"
+    assert (await bot.feed_update(sdk_body("Ana"))).handler is not None
+    assert out.texts == ["your name?", "hi Ana"]
