@@ -18,9 +18,11 @@ async def test_menu(qbot_chat):
 
 A bot runs against an in-process Qiscus emulator (real HTTP on 127.0.0.1, port 0): every reply
 goes through the real client and REST API, and every message through the webhook server's path
-(``bot.feed_update``: dedupe, one room at a time in order, the outbox, ``ctx.log`` bound). Files named ``test_*.yaml`` holding ``turns`` or
-``transcripts`` (and every YAML file under the ``qbot_transcripts`` directories) are collected
-as transcript tests; see ``docs/testing.md`` for the format.
+(``bot.feed_update``: dedupe, one room at a time in order, the outbox, ``ctx.log`` bound).
+
+Files named ``test_*.yaml`` holding ``turns`` or ``transcripts`` (and every YAML file under the
+``qbot_transcripts`` directories) are collected as transcript tests; see ``docs/testing.md``
+for the format.
 """
 
 from __future__ import annotations
