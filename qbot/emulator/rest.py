@@ -85,8 +85,12 @@ def _room_key(params: Params) -> int | None:
     return int(room_id) if isinstance(room_id, int | str) and str(room_id).isdigit() else None
 
 
-def _answer(emulator: Emulator, fn: Handler, *, auth: bool = True) -> RouteHandler:
-    """An aiohttp handler around ``fn``: record the call, inject faults, check auth, answer."""
+def recorded_handler(emulator: Emulator, fn: Handler, *, auth: bool = True) -> RouteHandler:
+    """An aiohttp handler around ``fn``: record the call, inject faults, check auth, answer.
+
+    ``auth=False`` skips the ``QISCUS-SDK-SECRET`` check (export downloads; an endpoint family
+    with its own credentials checks them in ``fn``). A :class:`RestError` becomes its JSON.
+    """
 
     async def handler(request: web.Request) -> web.StreamResponse:
         emulator.learn_base_url(str(request.url.origin()))
@@ -131,7 +135,7 @@ def rest_routes(
     """
     rows = list(table)
     return [
-        web.route(method, f"/api/{version}/rest/{name}", _answer(emulator, fn))
+        web.route(method, f"/api/{version}/rest/{name}", recorded_handler(emulator, fn))
         for version in ("v2", "v2.1")
         for method, name, fn in rows
     ]
@@ -179,7 +183,7 @@ class RestApi:
 
         return [
             *rest_routes(self.em, [*table, *backups.table()]),
-            web.get("/download/{unique_id}.json", _answer(self.em, download, auth=False)),
+            web.get("/download/{unique_id}.json", recorded_handler(self.em, download, auth=False)),
         ]
 
     async def login_or_register(self, params: Params) -> web.Response:
