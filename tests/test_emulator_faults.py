@@ -148,7 +148,7 @@ async def test_delay_applies_to_the_next_calls_only(
     client: QiscusClient, fake_qiscus: Emulator
 ) -> None:
     fake_qiscus.delay("post_comment", seconds=0.01, times=2)
-    fake_qiscus.hang("post_comment", times=1)  # rules of each kind are taken in turn
+    fake_qiscus.hang("post_comment", times=1)  # the first call: delayed, then held
 
     first = asyncio.create_task(client.post_comment(BOT, 1, "delayed and held"))
     await fake_qiscus.wait_for(1)
