@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from webhooks import sdk_body
 
 from qbot.cli import main
-from tests.fake_qiscus import FakeQiscus
+from qbot.emulator import serve_emulator
+from tests.emulated import FAKE, fake_store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,11 +127,11 @@ def free_port() -> int:
 
 
 async def test_cli_run_serves_the_demo_bot_and_stops_on_sigterm(tmp_path: Path) -> None:
-    async with FakeQiscus() as fake:
+    async with serve_emulator(FAKE, fake_store()) as fake:
         port = free_port()
         config = tmp_path / "config.yaml"
         config.write_text(
-            f"qiscus:\n  app_id: {fake.app_id}\n  secret_key: {fake.secret_key}\n"
+            f"qiscus:\n  app_id: {fake.config.app_id}\n  secret_key: {fake.config.secret_key}\n"
             f"  base_url: {fake.base_url}\nbot:\n  email: bot@shop.id\n"
             f"storage:\n  url: sqlite:///{tmp_path / 'qbot.db'}\n"
         )

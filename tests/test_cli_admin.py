@@ -18,7 +18,8 @@ import structlog
 from click.testing import CliRunner, Result
 
 from qbot._cli_admin import register
-from tests.fake_qiscus import FakeQiscus
+from qbot.emulator import Emulator, serve_emulator
+from tests.emulated import FAKE, STRICT, fake_store
 
 BOT = "bot@example.com"
 
@@ -48,10 +49,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
-def write_config(path: Path, fake: FakeQiscus, secret: str = "fake-secret", **qiscus: Any) -> Path:
+def write_config(path: Path, fake: Emulator, secret: str = "fake-secret", **qiscus: Any) -> Path:
     settings = {
         "qiscus": {
-            "app_id": fake.app_id,
+            "app_id": fake.config.app_id,
             "secret_key": secret,
             "base_url": fake.base_url,
             "max_attempts": 2,
@@ -65,7 +66,7 @@ def write_config(path: Path, fake: FakeQiscus, secret: str = "fake-secret", **qi
 
 
 @pytest.fixture
-def config(tmp_path: Path, fake_qiscus: FakeQiscus, clean_env: None) -> Path:
+def config(tmp_path: Path, fake_qiscus: Emulator, clean_env: None) -> Path:
     return write_config(tmp_path / "config.yaml", fake_qiscus)
 
 
@@ -83,7 +84,7 @@ def one_error_line(result: Result) -> str:
 
 
 # -- send, users, rooms --------------------------------------------------------------------------
-async def test_send_posts_as_the_configured_bot(config: Path, fake_qiscus: FakeQiscus) -> None:
+async def test_send_posts_as_the_configured_bot(config: Path, fake_qiscus: Emulator) -> None:
     result = await qbot("send", "7", "hello room", "--config", config)
 
     assert result.exit_code == 0, result.stderr
@@ -100,7 +101,7 @@ async def test_send_refuses_text_over_4000_characters(config: Path) -> None:
 
 
 async def test_wrong_secret_is_one_clear_line_and_exit_1(
-    tmp_path: Path, fake_qiscus: FakeQiscus, clean_env: None
+    tmp_path: Path, fake_qiscus: Emulator, clean_env: None
 ) -> None:
     config = write_config(tmp_path / "c.yaml", fake_qiscus, secret="nope")
 
@@ -114,8 +115,8 @@ async def test_wrong_secret_is_one_clear_line_and_exit_1(
 
 
 async def test_unknown_room_is_reported_as_not_found(tmp_path: Path, clean_env: None) -> None:
-    async with FakeQiscus(strict=True) as fake:
-        fake.add_user(BOT)
+    async with serve_emulator(STRICT, fake_store()) as fake:
+        await fake.add_user(BOT)
         config = write_config(tmp_path / "c.yaml", fake)
         result = await qbot("send", "999", "hi", "--config", config)
 
@@ -133,7 +134,7 @@ async def test_missing_config_file_exits_2(tmp_path: Path, clean_env: None) -> N
 
 
 async def test_config_from_environment_only(
-    fake_qiscus: FakeQiscus, monkeypatch: pytest.MonkeyPatch, clean_env: None, tmp_path: Path
+    fake_qiscus: Emulator, monkeypatch: pytest.MonkeyPatch, clean_env: None, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("QBOT_QISCUS__APP_ID", "fake-app")
@@ -148,7 +149,7 @@ async def test_config_from_environment_only(
 
 
 async def test_unreachable_qiscus_exits_1(tmp_path: Path, clean_env: None) -> None:
-    async with FakeQiscus() as fake:
+    async with serve_emulator(FAKE, fake_store()) as fake:
         config = write_config(tmp_path / "c.yaml", fake, max_attempts=1)
     result = await qbot("send", "7", "hi", "--config", config)
 
@@ -156,7 +157,7 @@ async def test_unreachable_qiscus_exits_1(tmp_path: Path, clean_env: None) -> No
     assert "could not reach Qiscus" in one_error_line(result)
 
 
-async def test_users_register_and_rooms_create(config: Path, fake_qiscus: FakeQiscus) -> None:
+async def test_users_register_and_rooms_create(config: Path, fake_qiscus: Emulator) -> None:
     registered = await qbot("users", "register", "ann@x.com", "Ann", "--config", config)
     created = await qbot("rooms", "create", "Support", "ann@x.com", "--config", config)
 
@@ -164,14 +165,14 @@ async def test_users_register_and_rooms_create(config: Path, fake_qiscus: FakeQi
     assert registered.stdout == "registered ann@x.com (Ann), id 1\n"
     assert created.exit_code == 0, created.stderr
     assert created.stdout == "created room 1 'Support' with 2 participants\n"
-    assert fake_qiscus.rooms[1]["creator"] == BOT
+    assert (await fake_qiscus.store.get_room(1) or {}).get("creator") == BOT
 
 
 # -- exports -------------------------------------------------------------------------------------
 async def test_export_wait_downloads_the_json(
-    config: Path, fake_qiscus: FakeQiscus, tmp_path: Path
+    config: Path, fake_qiscus: Emulator, tmp_path: Path
 ) -> None:
-    fake_qiscus.add_user("ann@x.com", "Ann")
+    await fake_qiscus.add_user("ann@x.com", "Ann")
     output = tmp_path / "users.json"
 
     result = await qbot(
@@ -187,12 +188,12 @@ async def test_export_wait_downloads_the_json(
 
 
 async def test_export_without_wait_prints_how_to_follow(
-    config: Path, fake_qiscus: FakeQiscus
+    config: Path, fake_qiscus: Emulator
 ) -> None:
     result = await qbot("export", "comments", "--from", "2024-01-01", "--config", config)
 
     assert result.exit_code == 0, result.stderr
-    unique_id = next(iter(fake_qiscus.exports))
+    unique_id = next(iter(fake_qiscus.backups.exports))
     assert f"qbot exports show {unique_id}" in result.stdout
 
 
@@ -205,9 +206,9 @@ async def test_export_rejects_reversed_dates(config: Path) -> None:
     assert one_error_line(result) == "error: --to 2024-01-01 is before --from 2024-02-01"
 
 
-async def test_exports_list_show_delete(config: Path, fake_qiscus: FakeQiscus) -> None:
+async def test_exports_list_show_delete(config: Path, fake_qiscus: Emulator) -> None:
     await qbot("export", "rooms", "--from", "2024-01-01", "--config", config)
-    unique_id = next(iter(fake_qiscus.exports))
+    unique_id = next(iter(fake_qiscus.backups.exports))
 
     listed = await qbot("exports", "list", "--config", config)
     shown = await qbot("exports", "show", unique_id, "--config", config)
@@ -228,7 +229,7 @@ async def test_exports_list_show_delete(config: Path, fake_qiscus: FakeQiscus) -
 
 # -- imports -------------------------------------------------------------------------------------
 async def test_import_valid_users_uploads_and_imports_list_shows_it(
-    config: Path, fake_qiscus: FakeQiscus, tmp_path: Path
+    config: Path, fake_qiscus: Emulator, tmp_path: Path
 ) -> None:
     file = tmp_path / "users.json"
     file.write_text(json.dumps([{"Email": "ann@x.com", "Name": "Ann"}]))
@@ -238,13 +239,13 @@ async def test_import_valid_users_uploads_and_imports_list_shows_it(
 
     assert result.exit_code == 0, result.stderr
     assert "uploaded users.json: import" in result.stdout
-    assert fake_qiscus.imported_rows == [("users", [{"Email": "ann@x.com", "Name": "Ann"}])]
+    assert fake_qiscus.backups.imported_rows == [("users", [{"Email": "ann@x.com", "Name": "Ann"}])]
     assert "finished" in listed.stdout
-    assert "ann@x.com" in fake_qiscus.users
+    assert await fake_qiscus.store.get_user("ann@x.com") is not None
 
 
 async def test_import_with_problems_lists_rows_and_uploads_nothing(
-    config: Path, fake_qiscus: FakeQiscus, tmp_path: Path
+    config: Path, fake_qiscus: Emulator, tmp_path: Path
 ) -> None:
     rows = [
         {"Email": "ann@x.com", "Name": "Ann"},
@@ -276,7 +277,7 @@ async def test_import_malformed_file_is_one_line(config: Path, tmp_path: Path) -
 
 
 async def test_import_check_validates_against_users_file(
-    config: Path, fake_qiscus: FakeQiscus, tmp_path: Path
+    config: Path, fake_qiscus: Emulator, tmp_path: Path
 ) -> None:
     users = tmp_path / "users.json"
     users.write_text(json.dumps([{"Email": "a@x.com", "Name": "A"}]))
@@ -298,7 +299,7 @@ async def test_import_check_validates_against_users_file(
 
 
 async def test_import_over_4mb_is_uploaded_in_ordered_chunks(
-    config: Path, fake_qiscus: FakeQiscus, tmp_path: Path
+    config: Path, fake_qiscus: Emulator, tmp_path: Path
 ) -> None:
     def row(n: int, **kw: Any) -> dict[str, Any]:
         return {
@@ -327,7 +328,7 @@ async def test_import_over_4mb_is_uploaded_in_ordered_chunks(
     assert len(files) == 2
     assert [f.filename for f in files] == ["comments.part1.json", "comments.part2.json"]
     assert all(len(f.data) <= 4 * 1024 * 1024 for f in files)
-    assert [r for _, chunk in fake_qiscus.imported_rows for r in chunk] == rows
+    assert [r for _, chunk in fake_qiscus.backups.imported_rows for r in chunk] == rows
     # The second chunk went up only after the first one finished.
     methods = [c.method for c in uploads]
     assert methods.index("GET") < len(methods) - 1 - methods[::-1].index("POST")

@@ -12,23 +12,23 @@ import pytest_asyncio
 from structlog.testing import capture_logs
 
 from qbot.client import QiscusClient
+from qbot.emulator import Emulator, UploadedFile
 from qbot.errors import QiscusNotFound
 from qbot.models.api import Comment, Export, Room
-from tests.fake_qiscus import FakeQiscus, UploadedFile
 
 BOT = "bot@example.com"
 
 
 @pytest_asyncio.fixture
-async def client(fake_qiscus: FakeQiscus) -> AsyncIterator[QiscusClient]:
+async def client(fake_qiscus: Emulator) -> AsyncIterator[QiscusClient]:
     async with QiscusClient(
-        fake_qiscus.app_id, fake_qiscus.secret_key, base_url=fake_qiscus.base_url
+        fake_qiscus.config.app_id, fake_qiscus.config.secret_key, base_url=fake_qiscus.base_url
     ) as c:
         yield c
 
 
 async def test_post_comment_sends_v2_fields_and_payload_as_json_string(
-    client: QiscusClient, fake_qiscus: FakeQiscus
+    client: QiscusClient, fake_qiscus: Emulator
 ) -> None:
     buttons = {"text": "pick", "buttons": [{"label": "A", "type": "link", "payload": {"url": "u"}}]}
     comment = await client.post_comment(BOT, 42, "pick", type="buttons", payload=buttons)
@@ -47,7 +47,7 @@ async def test_post_comment_sends_v2_fields_and_payload_as_json_string(
 
 
 async def test_post_comment_ids_increase_and_unique_temp_id_is_kept_or_generated(
-    client: QiscusClient, fake_qiscus: FakeQiscus
+    client: QiscusClient, fake_qiscus: Emulator
 ) -> None:
     first = await client.post_comment(BOT, 1, "one", unique_temp_id="reply-1")
     second = await client.post_comment(BOT, 1, "two")
@@ -73,7 +73,7 @@ async def test_rooms_create_add_remove_participants(client: QiscusClient) -> Non
 
 
 async def test_get_or_create_room_with_target_sends_emails_array_and_reuses_room(
-    client: QiscusClient, fake_qiscus: FakeQiscus
+    client: QiscusClient, fake_qiscus: Emulator
 ) -> None:
     first = await client.get_or_create_room_with_target(["a@x.com", "b@x.com"])
     again = await client.get_or_create_room_with_target(["b@x.com", "a@x.com"])
@@ -111,10 +111,10 @@ async def test_load_comments_pages_and_iter_comments_walks_every_page(
 
 
 async def test_iter_user_rooms_walks_all_pages_with_participants(
-    client: QiscusClient, fake_qiscus: FakeQiscus
+    client: QiscusClient, fake_qiscus: Emulator
 ) -> None:
     for n in range(45):
-        fake_qiscus.add_room(f"room {n}", [BOT, f"u{n}@x.com"])
+        await fake_qiscus.add_room(f"room {n}", [BOT, f"u{n}@x.com"])
 
     first = await client.get_user_rooms(BOT)
     rooms = [r async for r in client.iter_user_rooms(BOT, show_participants=True)]
@@ -141,7 +141,7 @@ async def test_login_or_register_then_reset_token(client: QiscusClient) -> None:
 
 
 async def test_post_system_event_message_add_member_and_custom(
-    client: QiscusClient, fake_qiscus: FakeQiscus
+    client: QiscusClient, fake_qiscus: Emulator
 ) -> None:
     added = await client.post_system_event_message("add_member", 5, BOT, object_email="a@x.com")
     custom = await client.post_system_event_message(
@@ -156,7 +156,7 @@ async def test_post_system_event_message_add_member_and_custom(
 
 
 async def test_export_progresses_downloads_lists_and_deletes(
-    client: QiscusClient, fake_qiscus: FakeQiscus
+    client: QiscusClient, fake_qiscus: Emulator
 ) -> None:
     await client.post_comment(BOT, 3, "backed up")
     created = await client.create_export("comments", "2024-01-01", "2024-01-31")
@@ -181,7 +181,7 @@ async def test_export_progresses_downloads_lists_and_deletes(
 
 
 async def test_create_import_uploads_multipart_from_bytes_and_path(
-    client: QiscusClient, fake_qiscus: FakeQiscus, tmp_path: Path
+    client: QiscusClient, fake_qiscus: Emulator, tmp_path: Path
 ) -> None:
     users = [{"Email": "imp@x.com", "Name": "Imp"}]
     path = tmp_path / "users.json"
@@ -198,11 +198,11 @@ async def test_create_import_uploads_multipart_from_bytes_and_path(
     assert from_bytes.status == "started"
     assert from_path.original_filename == "users.json"
     assert {i.status for i in listed} == {"finished"}
-    assert "imp@x.com" in fake_qiscus.users
+    assert await fake_qiscus.store.get_user("imp@x.com") is not None
 
 
 async def test_client_without_context_manager_reuses_one_connection(
-    fake_qiscus: FakeQiscus,
+    fake_qiscus: Emulator,
 ) -> None:
     client = QiscusClient("fake-app", "fake-secret", base_url=fake_qiscus.base_url)
     for n in range(5):
@@ -216,7 +216,7 @@ async def test_client_without_context_manager_reuses_one_connection(
     assert len(fake_qiscus.posted_comments(1)) == 6
 
 
-async def test_shared_session_is_left_open(fake_qiscus: FakeQiscus) -> None:
+async def test_shared_session_is_left_open(fake_qiscus: Emulator) -> None:
     async with aiohttp.ClientSession() as session:
         async with QiscusClient(
             "fake-app", "fake-secret", base_url=fake_qiscus.base_url, session=session
@@ -237,13 +237,13 @@ async def test_secret_never_appears_in_repr_or_logs(client: QiscusClient) -> Non
 
 
 async def test_iter_user_rooms_without_meta_still_walks_pages(
-    client: QiscusClient, fake_qiscus: FakeQiscus
+    client: QiscusClient, fake_qiscus: Emulator
 ) -> None:
     for n in range(25):
-        fake_qiscus.add_room(f"room {n}", [BOT])
-    fake_qiscus.fail(
+        await fake_qiscus.add_room(f"room {n}", [BOT])
+    fake_qiscus.fail_next(
         "get_user_rooms",
-        200,
+        status=200,
         body={"status": 200, "results": {"rooms_info": [{"room_id": 100 + n} for n in range(20)]}},
     )
 

@@ -11,6 +11,7 @@ import pytest_asyncio
 from structlog.testing import capture_logs
 
 from qbot.client import QiscusClient, RetryPolicy
+from qbot.emulator import Emulator, serve_emulator
 from qbot.errors import (
     ConfigError,
     QiscusAPIError,
@@ -23,21 +24,21 @@ from qbot.errors import (
     QiscusServerError,
     QiscusUnauthorized,
 )
-from tests.fake_qiscus import FakeQiscus
+from tests.emulated import STRICT, fake_store
 
 BOT = "bot@example.com"
 FAST = RetryPolicy(max_attempts=3, base_delay=0, max_delay=0, jitter=False)
 
 
 @pytest_asyncio.fixture
-async def client(fake_qiscus: FakeQiscus) -> AsyncIterator[QiscusClient]:
+async def client(fake_qiscus: Emulator) -> AsyncIterator[QiscusClient]:
     async with QiscusClient(
         "fake-app", "fake-secret", base_url=fake_qiscus.base_url, retry=FAST
     ) as c:
         yield c
 
 
-async def test_wrong_secret_is_unauthorized_and_not_retried(fake_qiscus: FakeQiscus) -> None:
+async def test_wrong_secret_is_unauthorized_and_not_retried(fake_qiscus: Emulator) -> None:
     async with QiscusClient(
         "fake-app", "wrong", base_url=fake_qiscus.base_url, retry=FAST
     ) as client:
@@ -52,7 +53,7 @@ async def test_wrong_secret_is_unauthorized_and_not_retried(fake_qiscus: FakeQis
 
 async def test_unknown_room_is_not_found_with_server_message() -> None:
     async with (
-        FakeQiscus(strict=True) as fake,
+        serve_emulator(STRICT, fake_store()) as fake,
         QiscusClient("fake-app", "fake-secret", base_url=fake.base_url) as client,
     ):
         with pytest.raises(QiscusNotFound, match="room '999' not found"):
@@ -60,7 +61,7 @@ async def test_unknown_room_is_not_found_with_server_message() -> None:
 
 
 async def test_field_errors_and_detailed_messages_are_joined(
-    client: QiscusClient, fake_qiscus: FakeQiscus
+    client: QiscusClient, fake_qiscus: Emulator
 ) -> None:
     body = {
         "status": 400,
@@ -70,7 +71,7 @@ async def test_field_errors_and_detailed_messages_are_joined(
             "detailed_messages": ["room_id is required"],
         },
     }
-    fake_qiscus.fail("post_comment", 400, body=body)
+    fake_qiscus.fail_next("post_comment", status=400, body=body)
 
     with pytest.raises(QiscusBadRequest) as info:
         await client.post_comment(BOT, 1, "hi")
@@ -86,9 +87,9 @@ async def test_field_errors_and_detailed_messages_are_joined(
     ("status", "error"), [(403, QiscusForbidden), (404, QiscusNotFound), (422, QiscusAPIError)]
 )
 async def test_other_4xx_are_never_retried(
-    client: QiscusClient, fake_qiscus: FakeQiscus, status: int, error: type[QiscusAPIError]
+    client: QiscusClient, fake_qiscus: Emulator, status: int, error: type[QiscusAPIError]
 ) -> None:
-    fake_qiscus.fail("post_comment", status, times=5)
+    fake_qiscus.fail_next("post_comment", status=status, times=5)
 
     with pytest.raises(error):
         await client.post_comment(BOT, 1, "hi")
@@ -96,8 +97,8 @@ async def test_other_4xx_are_never_retried(
     assert len(fake_qiscus.calls) == 1
 
 
-async def test_5xx_is_retried_until_success(client: QiscusClient, fake_qiscus: FakeQiscus) -> None:
-    fake_qiscus.fail("post_comment", 503, times=2)
+async def test_5xx_is_retried_until_success(client: QiscusClient, fake_qiscus: Emulator) -> None:
+    fake_qiscus.fail_next("post_comment", status=503, times=2)
 
     with capture_logs() as logs:
         comment = await client.post_comment(BOT, 1, "hi", unique_temp_id="same")
@@ -111,9 +112,9 @@ async def test_5xx_is_retried_until_success(client: QiscusClient, fake_qiscus: F
 
 
 async def test_generated_unique_temp_id_is_stable_across_retries(
-    client: QiscusClient, fake_qiscus: FakeQiscus
+    client: QiscusClient, fake_qiscus: Emulator
 ) -> None:
-    fake_qiscus.fail("post_comment", 500)
+    fake_qiscus.fail_next("post_comment", status=500)
 
     await client.post_comment(BOT, 1, "hi")
 
@@ -121,10 +122,8 @@ async def test_generated_unique_temp_id_is_stable_across_retries(
     assert len(ids) == 1
 
 
-async def test_5xx_gives_up_after_max_attempts(
-    client: QiscusClient, fake_qiscus: FakeQiscus
-) -> None:
-    fake_qiscus.fail("post_comment", 502, times=10)
+async def test_5xx_gives_up_after_max_attempts(client: QiscusClient, fake_qiscus: Emulator) -> None:
+    fake_qiscus.fail_next("post_comment", status=502, times=10)
 
     with pytest.raises(QiscusServerError) as info:
         await client.post_comment(BOT, 1, "hi")
@@ -133,9 +132,9 @@ async def test_5xx_gives_up_after_max_attempts(
     assert len(fake_qiscus.calls) == 3
 
 
-async def test_total_time_budget_ends_retries(fake_qiscus: FakeQiscus) -> None:
+async def test_total_time_budget_ends_retries(fake_qiscus: Emulator) -> None:
     policy = RetryPolicy(max_attempts=1000, base_delay=0.01, max_delay=0.01, max_total_time=0.2)
-    fake_qiscus.fail("post_comment", 500, times=10_000)
+    fake_qiscus.fail_next("post_comment", status=500, times=10_000)
     async with QiscusClient(
         "fake-app", "fake-secret", base_url=fake_qiscus.base_url, retry=policy
     ) as client:
@@ -146,13 +145,13 @@ async def test_total_time_budget_ends_retries(fake_qiscus: FakeQiscus) -> None:
 
 
 async def test_the_last_retry_is_not_squeezed_into_the_end_of_the_budget(
-    fake_qiscus: FakeQiscus,
+    fake_qiscus: Emulator,
 ) -> None:
     # Each answer (a 500) takes 40 ms; with 0.25 s in all, a try started in the last few
     # milliseconds would time out and the caller would see "no answer" instead of the 500.
     policy = RetryPolicy(max_attempts=1000, base_delay=0.001, max_delay=0.001, max_total_time=0.25)
-    fake_qiscus.fail("post_comment", 500, times=10_000)
-    fake_qiscus.delay("post_comment", 0.04, times=10_000)
+    fake_qiscus.fail_next("post_comment", status=500, times=10_000)
+    fake_qiscus.delay("post_comment", seconds=0.04, times=10_000)
     async with QiscusClient(
         "fake-app", "fake-secret", base_url=fake_qiscus.base_url, retry=policy
     ) as client:
@@ -162,9 +161,9 @@ async def test_the_last_retry_is_not_squeezed_into_the_end_of_the_budget(
 
 
 async def test_429_waits_the_servers_retry_after(
-    client: QiscusClient, fake_qiscus: FakeQiscus
+    client: QiscusClient, fake_qiscus: Emulator
 ) -> None:
-    fake_qiscus.fail("post_comment", 429, retry_after=0.02)
+    fake_qiscus.fail_next("post_comment", status=429, retry_after=0.02)
 
     with capture_logs() as logs:
         await client.post_comment(BOT, 1, "hi")
@@ -174,9 +173,9 @@ async def test_429_waits_the_servers_retry_after(
 
 
 async def test_429_longer_than_the_budget_is_raised_with_retry_after(
-    client: QiscusClient, fake_qiscus: FakeQiscus
+    client: QiscusClient, fake_qiscus: Emulator
 ) -> None:
-    fake_qiscus.fail("post_comment", 429, retry_after=3600)
+    fake_qiscus.fail_next("post_comment", status=429, retry_after=3600)
 
     with pytest.raises(QiscusRateLimited) as info:
         await client.post_comment(BOT, 1, "hi")
@@ -185,10 +184,8 @@ async def test_429_longer_than_the_budget_is_raised_with_retry_after(
     assert len(fake_qiscus.calls) == 1
 
 
-async def test_503_retry_after_is_honoured_too(
-    client: QiscusClient, fake_qiscus: FakeQiscus
-) -> None:
-    fake_qiscus.fail("post_comment", 503, retry_after=0.01)
+async def test_503_retry_after_is_honoured_too(client: QiscusClient, fake_qiscus: Emulator) -> None:
+    fake_qiscus.fail_next("post_comment", status=503, retry_after=0.01)
 
     with capture_logs() as logs:
         await client.post_comment(BOT, 1, "hi")
@@ -197,9 +194,9 @@ async def test_503_retry_after_is_honoured_too(
 
 
 async def test_200_with_plain_text_error_is_an_error(
-    client: QiscusClient, fake_qiscus: FakeQiscus
+    client: QiscusClient, fake_qiscus: Emulator
 ) -> None:
-    fake_qiscus.fail("post_comment", 200, body="sender_email is invalid")
+    fake_qiscus.fail_next("post_comment", status=200, body="sender_email is invalid")
 
     with pytest.raises(QiscusAPIError, match="sender_email is invalid"):
         await client.post_comment(BOT, 1, "hi")
@@ -207,18 +204,18 @@ async def test_200_with_plain_text_error_is_an_error(
 
 
 async def test_200_with_error_status_in_json_body_is_an_error(
-    client: QiscusClient, fake_qiscus: FakeQiscus
+    client: QiscusClient, fake_qiscus: Emulator
 ) -> None:
     body = {"status": 400, "error": {"message": "room_id is invalid"}}
-    fake_qiscus.fail("post_comment", 200, body=body)
+    fake_qiscus.fail_next("post_comment", status=200, body=body)
 
     with pytest.raises(QiscusBadRequest, match="room_id is invalid") as info:
         await client.post_comment(BOT, 1, "hi")
     assert info.value.status == 400
 
 
-async def test_timeout_is_a_network_error_after_retries(fake_qiscus: FakeQiscus) -> None:
-    fake_qiscus.delay("post_comment", 2.0, times=2)
+async def test_timeout_is_a_network_error_after_retries(fake_qiscus: Emulator) -> None:
+    fake_qiscus.hang("post_comment", times=2)
     policy = RetryPolicy(max_attempts=2, base_delay=0, jitter=False)
     async with QiscusClient(
         "fake-app", "fake-secret", base_url=fake_qiscus.base_url, timeout=0.05, retry=policy
@@ -230,8 +227,8 @@ async def test_timeout_is_a_network_error_after_retries(fake_qiscus: FakeQiscus)
     assert len(fake_qiscus.calls_to("post_comment")) == 2
 
 
-async def test_one_slow_answer_is_retried(fake_qiscus: FakeQiscus) -> None:
-    fake_qiscus.delay("post_comment", 2.0)
+async def test_one_slow_answer_is_retried(fake_qiscus: Emulator) -> None:
+    fake_qiscus.hang("post_comment")
     async with QiscusClient(
         "fake-app", "fake-secret", base_url=fake_qiscus.base_url, timeout=0.2, retry=FAST
     ) as client:

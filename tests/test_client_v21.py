@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from qbot.client import QiscusClient
-from tests.fake_qiscus import FakeQiscus
+from qbot.emulator import Emulator
 
 BOT = "bot@example.com"
 CARD = {"text": "deal", "title": "Shirt", "image_url": "https://img/1.jpg", "buttons": []}
@@ -16,7 +16,7 @@ def test_default_base_urls_follow_the_version() -> None:
     assert QiscusClient("my-app", "s", api_version="2.1").base_url == "https://api.qiscus.com"
 
 
-async def test_v21_posts_user_id_with_extras_to_v21_path(fake_qiscus: FakeQiscus) -> None:
+async def test_v21_posts_user_id_with_extras_to_v21_path(fake_qiscus: Emulator) -> None:
     async with QiscusClient(
         "fake-app", "fake-secret", base_url=fake_qiscus.base_url, api_version="2.1"
     ) as client:
@@ -31,7 +31,7 @@ async def test_v21_posts_user_id_with_extras_to_v21_path(fake_qiscus: FakeQiscus
     assert comment.extras == {"source": "bot"}
 
 
-async def test_v21_card_sends_image_and_v2_sends_image_url(fake_qiscus: FakeQiscus) -> None:
+async def test_v21_card_sends_image_and_v2_sends_image_url(fake_qiscus: Emulator) -> None:
     base = fake_qiscus.base_url
     async with (
         QiscusClient("fake-app", "fake-secret", base_url=base, api_version="2.1") as v21,
@@ -51,7 +51,7 @@ async def test_v21_card_sends_image_and_v2_sends_image_url(fake_qiscus: FakeQisc
     assert sent[2]["cards"][0]["image"] == "https://img/1.jpg"
 
 
-async def test_v21_requires_the_app_id_header(fake_qiscus: FakeQiscus) -> None:
+async def test_v21_requires_the_app_id_header(fake_qiscus: Emulator) -> None:
     async with QiscusClient(
         "fake-app", "fake-secret", base_url=fake_qiscus.base_url, api_version="2.1"
     ) as client:

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 from test_scale import BOT, Replica, message, post, texts, until
 
-from tests.fake_qiscus import FakeQiscus
+from qbot.emulator import Emulator
 
 
 def handled(replica: Replica, room: str) -> bool:
@@ -25,7 +25,7 @@ def handled(replica: Replica, room: str) -> bool:
 
 
 async def test_crash_accepted_messages_are_processed_after_kill_9_and_restart(
-    tmp_path: Path, fake_qiscus: FakeQiscus
+    tmp_path: Path, fake_qiscus: Emulator
 ) -> None:
     (tmp_path / "scalebot.py").write_text(BOT)
     url = f"sqlite:///{tmp_path / 'qbot.db'}"

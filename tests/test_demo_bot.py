@@ -11,16 +11,16 @@ from webhooks import event_body, postback_body, sdk_body
 from bots.demo import bot as demo
 from qbot import Bot
 from qbot.config import load_settings
-from tests.fake_qiscus import FakeQiscus
+from qbot.emulator import Emulator
 
 
 @pytest.fixture
-async def bot(fake_qiscus: FakeQiscus) -> AsyncIterator[Bot]:
+async def bot(fake_qiscus: Emulator) -> AsyncIterator[Bot]:
     settings = load_settings(
         None,
         qiscus={
-            "app_id": fake_qiscus.app_id,
-            "secret_key": fake_qiscus.secret_key,
+            "app_id": fake_qiscus.config.app_id,
+            "secret_key": fake_qiscus.config.secret_key,
             "base_url": fake_qiscus.base_url,
         },
         bot={"email": "bot@shop.id"},
@@ -30,18 +30,18 @@ async def bot(fake_qiscus: FakeQiscus) -> AsyncIterator[Bot]:
     await demo.aclose()
 
 
-async def say(bot: Bot, fake: FakeQiscus, text: str, **kw: Any) -> list[dict[str, Any]]:
+async def say(bot: Bot, fake: Emulator, text: str, **kw: Any) -> list[dict[str, Any]]:
     before = len(fake.posted_comments())
     await bot.feed_update(sdk_body(text, **kw))
     return fake.posted_comments()[before:]
 
 
-async def test_demo_greets_by_name(bot: Bot, fake_qiscus: FakeQiscus) -> None:
+async def test_demo_greets_by_name(bot: Bot, fake_qiscus: Emulator) -> None:
     [reply] = await say(bot, fake_qiscus, "Hello", name="Ani")
     assert reply["message"].startswith("Hello Ani!")
 
 
-async def test_demo_menu_buttons_then_track_postback(bot: Bot, fake_qiscus: FakeQiscus) -> None:
+async def test_demo_menu_buttons_then_track_postback(bot: Bot, fake_qiscus: Emulator) -> None:
     [menu] = await say(bot, fake_qiscus, "menu")
     assert menu["type"] == "buttons"
     labels = [b["label"] for b in menu["payload"]["buttons"]]
@@ -56,7 +56,7 @@ async def test_demo_menu_buttons_then_track_postback(bot: Bot, fake_qiscus: Fake
 
 
 async def test_demo_order_status_card_then_postback_template(
-    bot: Bot, fake_qiscus: FakeQiscus
+    bot: Bot, fake_qiscus: Emulator
 ) -> None:
     [card] = await say(bot, fake_qiscus, "order #123")
     assert card["type"] == "card"
@@ -67,14 +67,14 @@ async def test_demo_order_status_card_then_postback_template(
     assert status == "Order #123: on its way.\nExpected delivery: tomorrow."
 
 
-async def test_demo_unknown_order_is_a_quoted_reply(bot: Bot, fake_qiscus: FakeQiscus) -> None:
+async def test_demo_unknown_order_is_a_quoted_reply(bot: Bot, fake_qiscus: Emulator) -> None:
     [reply] = await say(bot, fake_qiscus, "order 999", message_id=31337)
     assert reply["type"] == "reply"
     assert reply["payload"]["replied_comment_id"] == 31337
     assert "#999" in reply["payload"]["text"]
 
 
-async def test_demo_deals_carousel_and_account_linking(bot: Bot, fake_qiscus: FakeQiscus) -> None:
+async def test_demo_deals_carousel_and_account_linking(bot: Bot, fake_qiscus: Emulator) -> None:
     [menu] = await say(bot, fake_qiscus, "menu")
     await bot.feed_update(postback_body(menu["payload"]["buttons"][1]))
     carousel = fake_qiscus.posted_comments()[-1]
@@ -98,12 +98,12 @@ async def test_demo_deals_carousel_and_account_linking(bot: Bot, fake_qiscus: Fa
     ],
 )
 async def test_demo_intents_and_fallback(
-    bot: Bot, fake_qiscus: FakeQiscus, text: str, fragment: str
+    bot: Bot, fake_qiscus: Emulator, text: str, fragment: str
 ) -> None:
     replies = await say(bot, fake_qiscus, text)
     assert fragment in replies[-1]["message"]
 
 
-async def test_demo_welcomes_added_members(bot: Bot, fake_qiscus: FakeQiscus) -> None:
+async def test_demo_welcomes_added_members(bot: Bot, fake_qiscus: Emulator) -> None:
     await bot.feed_update(event_body("add_member"))
     assert fake_qiscus.posted_comments()[-1]["message"].startswith("Welcome!")

@@ -6,12 +6,12 @@ from webhooks import sdk_body
 
 from qbot import Bot, Context
 from qbot.config import load_settings
+from qbot.emulator import Emulator
 from qbot.models import Update
 from qbot.runtime import Runtime
-from tests.fake_qiscus import FakeQiscus
 
 
-async def test_runtime_outbox_resends_until_qiscus_accepts(fake_qiscus: FakeQiscus) -> None:
+async def test_runtime_outbox_resends_until_qiscus_accepts(fake_qiscus: Emulator) -> None:
     bot = Bot("outbox")
 
     @bot.message()
@@ -23,8 +23,8 @@ async def test_runtime_outbox_resends_until_qiscus_accepts(fake_qiscus: FakeQisc
         load_settings(
             None,
             qiscus={
-                "app_id": fake_qiscus.app_id,
-                "secret_key": fake_qiscus.secret_key,
+                "app_id": fake_qiscus.config.app_id,
+                "secret_key": fake_qiscus.config.secret_key,
                 "base_url": fake_qiscus.base_url,
                 "max_attempts": 1,
             },
@@ -32,7 +32,7 @@ async def test_runtime_outbox_resends_until_qiscus_accepts(fake_qiscus: FakeQisc
             storage={"url": "memory://"},
         )
     )
-    fake_qiscus.fail("post_comment", 503, times=3)  # Qiscus is down for a while
+    fake_qiscus.fail_next("post_comment", status=503, times=3)  # Qiscus is down for a while
     runtime = Runtime(bot, sweep_every=0.05)
     try:
         await runtime.submit(Update.model_validate(sdk_body("a", room_id=1)))

@@ -22,8 +22,8 @@ import aiohttp
 import pytest
 from webhooks import sdk_body
 
+from qbot.emulator import Emulator
 from qbot.storage import RedisStorage
-from tests.fake_qiscus import FakeQiscus
 
 BOT = textwrap.dedent(
     """
@@ -60,13 +60,13 @@ def free_port() -> int:
 class Replica:
     """One `qbot run` subprocess serving the test bot."""
 
-    def __init__(self, folder: Path, fake: FakeQiscus, storage_url: str, name: str) -> None:
+    def __init__(self, folder: Path, fake: Emulator, storage_url: str, name: str) -> None:
         self.folder = folder
         self.port = free_port()
         self.name = name
         self.config = folder / f"{name}.yaml"
         self.config.write_text(
-            f"qiscus: {{app_id: {fake.app_id}, secret_key: {fake.secret_key}, "
+            f"qiscus: {{app_id: {fake.config.app_id}, secret_key: {fake.config.secret_key}, "
             f"base_url: '{fake.base_url}'}}\n"
             "bot: {email: bot@example.com}\n"
             f"server: {{host: 127.0.0.1, port: {self.port}, shutdown_timeout: 5}}\n"
@@ -146,7 +146,7 @@ async def until(predicate: Callable[[], bool], seconds: float) -> None:
             await asyncio.sleep(0.05)
 
 
-def texts(fake: FakeQiscus, room: int) -> list[str]:
+def texts(fake: Emulator, room: int) -> list[str]:
     return [c["message"] for c in fake.posted_comments(room)]
 
 
@@ -160,7 +160,7 @@ async def redis_url() -> AsyncIterator[str]:
 
 @pytest.mark.redis
 async def test_scale_two_replicas_answer_every_message_once_in_order_despite_a_kill(
-    tmp_path: Path, redis_url: str, fake_qiscus: FakeQiscus
+    tmp_path: Path, redis_url: str, fake_qiscus: Emulator
 ) -> None:
     (tmp_path / "scalebot.py").write_text(BOT)
     replicas = [Replica(tmp_path, fake_qiscus, redis_url, name) for name in ("a", "b")]

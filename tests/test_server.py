@@ -18,18 +18,18 @@ from webhooks import example, postback_body, sdk_body
 
 from qbot import Bot, Buttons, Context
 from qbot.config import Settings, load_settings
+from qbot.emulator import Emulator
 from qbot.server import RUNTIME_KEY, create_app
-from tests.fake_qiscus import FakeQiscus
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
-def settings_for(fake: FakeQiscus, **sections: Any) -> Settings:
+def settings_for(fake: Emulator, **sections: Any) -> Settings:
     return load_settings(
         None,
         qiscus={
-            "app_id": fake.app_id,
-            "secret_key": fake.secret_key,
+            "app_id": fake.config.app_id,
+            "secret_key": fake.config.secret_key,
             "base_url": fake.base_url,
             "max_attempts": 3,
         },
@@ -72,8 +72,8 @@ def demo_bot() -> Bot:
 
 @pytest.fixture
 async def served(
-    aiohttp_client: ClientFactory, fake_qiscus: FakeQiscus
-) -> tuple[TestClient[Any, Any], FakeQiscus]:
+    aiohttp_client: ClientFactory, fake_qiscus: Emulator
+) -> tuple[TestClient[Any, Any], Emulator]:
     app = create_app(demo_bot(), settings_for(fake_qiscus))
     return await aiohttp_client(app), fake_qiscus
 
@@ -90,8 +90,8 @@ async def test_server_text_webhook_gets_a_reply(served: Any) -> None:
     assert str(comment["room_id"]) == "5"
     assert comment["unique_temp_id"].startswith("qbot-")
     auth = fake.calls_to("post_comment")[0].headers
-    assert auth["QISCUS-SDK-SECRET"] == fake.secret_key
-    assert auth["QISCUS-SDK-APP-ID"] == fake.app_id
+    assert auth["QISCUS-SDK-SECRET"] == fake.config.secret_key
+    assert auth["QISCUS-SDK-APP-ID"] == fake.config.app_id
 
 
 async def test_server_stores_the_body_as_received_even_with_a_bom(served: Any) -> None:
@@ -178,7 +178,7 @@ async def test_server_handler_error_keeps_serving(served: Any) -> None:
 
 async def test_server_send_is_retried_on_5xx_with_same_unique_temp_id(served: Any) -> None:
     client, fake = served
-    fake.fail("post_comment", 503, times=2)
+    fake.fail_next("post_comment", status=503, times=2)
     await client.post("/webhook", json=sdk_body("hi", room_id=10))
     await fake.wait_for(lambda: len(fake.posted_comments()) == 1, timeout=10)
     tries = fake.calls_to("post_comment")
@@ -218,7 +218,7 @@ async def test_server_body_over_1_mib_gets_413(served: Any) -> None:
 
 
 async def test_server_signature_checked_when_configured(
-    aiohttp_client: ClientFactory, fake_qiscus: FakeQiscus
+    aiohttp_client: ClientFactory, fake_qiscus: Emulator
 ) -> None:
     settings = settings_for(fake_qiscus, webhook={"signature_token": "tok"})
     client = await aiohttp_client(create_app(demo_bot(), settings))
@@ -245,7 +245,7 @@ async def test_server_healthz(served: Any) -> None:
 
 
 async def test_server_shutdown_drains_queued_messages(
-    aiohttp_client: ClientFactory, fake_qiscus: FakeQiscus
+    aiohttp_client: ClientFactory, fake_qiscus: Emulator
 ) -> None:
     app = create_app(demo_bot(), settings_for(fake_qiscus))
     client = await aiohttp_client(app)

@@ -5,22 +5,29 @@ config = EmulatorConfig(webhook_url="http://127.0.0.1:8081/webhook")
 emulator = Emulator(config, EmulatorStore(".qbot/emulator.sqlite3"))
 app = create_emulator_app(emulator)   # serve it with aiohttp; the page is at /
 ```
+
+In tests, ``serve_emulator`` starts and serves one on a free port; the emulator records every
+REST call (``emulator.calls``) and injects faults (``fail_next``, ``delay``, ``hang``).
 """
 
 from __future__ import annotations
 
-from qbot.emulator.app import create_emulator_app
+from qbot.emulator.app import create_emulator_app, serve_emulator
+from qbot.emulator.calls import Call, UploadedFile
 from qbot.emulator.core import Emulator, EmulatorConfig
 from qbot.emulator.store import EmulatorStore
 from qbot.emulator.webhook import buttons_of, postback_response, sign, webhook_body
 
 __all__ = [
+    "Call",
     "Emulator",
     "EmulatorConfig",
     "EmulatorStore",
+    "UploadedFile",
     "buttons_of",
     "create_emulator_app",
     "postback_response",
+    "serve_emulator",
     "sign",
     "webhook_body",
 ]

@@ -2,6 +2,7 @@
 
 Routes:
     ``/api/v2/rest/*``, ``/api/v2.1/rest/*``   what the bot calls (see :mod:`qbot.emulator.rest`)
+    ``GET /download/{id}.json``                 finished exports (:mod:`qbot.emulator.backups`)
     ``GET /``                                   the web chat page
     ``/emulator/static/*``                      its JS and CSS (local files, no CDN)
     ``/emulator/api/*``                         what the page calls
@@ -11,13 +12,16 @@ Routes:
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from qbot.emulator.core import Emulator
+from qbot.emulator.core import Emulator, EmulatorConfig
 from qbot.emulator.rest import EMULATOR_KEY, RestApi
+from qbot.emulator.store import EmulatorStore
 from qbot.emulator.ws import websocket_handler
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -201,7 +205,8 @@ def create_emulator_app(
             caller manages its lifetime, as ``qbot.testing`` does).
         reset: when managed, clear the stored state at start.
     """
-    app = web.Application()
+    # Import files reach 4 MB each (plus multipart framing); page bodies stay small anyway.
+    app = web.Application(client_max_size=16 * 1024 * 1024)
     app[EMULATOR_KEY] = emulator
     sockets: set[web.WebSocketResponse] = set()
     app.add_routes(RestApi(emulator).routes())
@@ -215,6 +220,8 @@ def create_emulator_app(
     app.router.add_get("/emulator/ws", ws)
 
     async def close_sockets(app: web.Application) -> None:
+        # Held calls (Emulator.hang) answer now, or the server would wait for them to stop.
+        emulator.call_log.clear_faults()
         for sock in list(sockets):
             await sock.close()
 
@@ -228,3 +235,47 @@ def create_emulator_app(
 
         app.cleanup_ctx.append(lifespan)
     return app
+
+
+@asynccontextmanager
+async def serve_emulator(
+    config: EmulatorConfig | None = None,
+    store: EmulatorStore | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> AsyncIterator[Emulator]:
+    """Start an emulator and serve it on ``host:port``; stop both on exit.
+
+    The emulator yielded knows its :attr:`~Emulator.base_url`: point a ``QiscusClient`` (or a
+    bot's ``qiscus.base_url``) at it, then inspect :attr:`~Emulator.calls` or inject faults.
+
+    ```python
+    config = EmulatorConfig(app_id="my-app", secret_key="s", lenient=True)
+    async with serve_emulator(config) as emulator:
+        client = QiscusClient("my-app", "s", base_url=emulator.base_url)
+    ```
+
+    Args:
+        config: what the emulator pretends to be (default: :class:`EmulatorConfig`).
+        store: its state (default: a throw-away ``EmulatorStore(":memory:")``).
+        host: where to listen.
+        port: the port, ``0`` for any free one.
+
+    Raises:
+        OSError: the port is taken.
+    """
+    emulator = Emulator(config or EmulatorConfig(), store or EmulatorStore(":memory:"))
+    await emulator.start()
+    runner = web.AppRunner(create_emulator_app(emulator, manage=False), access_log=None)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound: Any = runner.addresses[0]
+        local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        emulator.base_url = f"http://{local}:{int(bound[1])}"
+        yield emulator
+    finally:
+        await runner.cleanup()
+        await emulator.close()

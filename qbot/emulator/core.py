@@ -16,6 +16,8 @@ from typing import Any
 import aiohttp
 import structlog
 
+from qbot.emulator.backups import Backups
+from qbot.emulator.calls import Call, CallLog
 from qbot.emulator.store import EmulatorStore
 from qbot.emulator.webhook import MOBILE, REST, SIGNATURE_HEADER, sign, webhook_body
 
@@ -51,6 +53,13 @@ class EmulatorConfig:
         signature_token: when set, webhooks carry ``QISCUS-SDK-SIGNATURE``.
         echo_rest: also deliver the bot's own posts back as ``post_comment_rest`` webhooks.
         webhook_timeout: seconds to wait for the bot's answer to one webhook.
+        lenient: create what a call names but nobody made: unknown users (a sender, a
+            participant) and, for ``post_comment`` and ``post_system_event_message``, unknown
+            numeric rooms; a ``reply`` may quote an unknown comment. The bot and System users
+            are then created on first use too, not at start. For tests that post without setup;
+            ``False`` (``qbot dev``) answers 404 as Qiscus does.
+        call_history: how many recorded calls (and posted bodies) to keep, the newest;
+            ``None`` keeps all (a test's emulator). ``qbot dev``, which runs for hours, keeps 1000.
     """
 
     app_id: str = "qbot-emulator"
@@ -61,6 +70,8 @@ class EmulatorConfig:
     signature_token: str | None = None
     echo_rest: bool = True
     webhook_timeout: float = 10.0
+    lenient: bool = False
+    call_history: int | None = None
 
     @property
     def system_email(self) -> str:
@@ -70,6 +81,9 @@ class EmulatorConfig:
 
 class Emulator:
     """A local Qiscus backend: users, rooms, comments, webhook delivery and an inspector log.
+
+    It also records every REST call and injects faults, for tests: :attr:`calls`,
+    :meth:`fail_next`, :meth:`delay`, :meth:`hang`, :meth:`posted_comments`, :meth:`wait_for`.
 
     Args:
         config: identity, credentials and webhook target.
@@ -82,19 +96,50 @@ class Emulator:
     ) -> None:
         self.config = config
         self.store = store
+        #: Every REST call and the faults still to inject (see :mod:`qbot.emulator.calls`).
+        self.call_log = CallLog(limit=config.call_history)
+        #: Exports and imports, kept in memory (see :mod:`qbot.emulator.backups`).
+        self.backups = Backups()
         self._deliver = deliver
+        self._base_url: str | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: list[Listener] = []
 
+    @property
+    def base_url(self) -> str:
+        """Where the REST API is served, e.g. ``http://127.0.0.1:PORT`` (the client's base_url).
+
+        Set by :func:`~qbot.emulator.serve_emulator` and ``qbot dev``.
+
+        Raises:
+            RuntimeError: the emulator is not served.
+        """
+        if self._base_url is None:
+            raise RuntimeError(
+                "the emulator is not served: use 'async with serve_emulator(config) as emulator'"
+            )
+        return self._base_url
+
+    @base_url.setter
+    def base_url(self, url: str) -> None:
+        self._base_url = url.rstrip("/")
+
+    def learn_base_url(self, url: str) -> None:
+        """Take ``url`` (where a call arrived) as :attr:`base_url` unless one was set."""
+        if self._base_url is None:
+            self.base_url = url
+
     async def start(self, *, reset: bool = False) -> None:
         """Open the store (``reset`` clears it) and register the bot and System users."""
         await self.store.open(reset=reset)
-        await self.store.upsert_user(self.config.bot_email, self.config.bot_name)
-        await self.store.upsert_user(self.config.system_email, "System")
+        if not self.config.lenient:
+            await self.store.upsert_user(self.config.bot_email, self.config.bot_name)
+            await self.store.upsert_user(self.config.system_email, "System")
 
     async def close(self) -> None:
-        """Finish pending deliveries, then close the HTTP session and the store."""
+        """Release held calls, finish pending deliveries, then close the session and the store."""
+        self.call_log.clear_faults()
         await self.drain()
         if self._session is not None:
             await self._session.close()
@@ -116,7 +161,149 @@ class Emulator:
         for listener in list(self._listeners):
             listener(event)
 
+    # recorded calls and injected faults (for tests)
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every REST call received, oldest first (both API versions, downloads too)."""
+        return self.call_log.calls
+
+    def calls_to(self, endpoint: str) -> list[Call]:
+        """The calls to one endpoint, by name: ``post_comment``, ``exports/ID``..."""
+        return self.call_log.calls_to(endpoint)
+
+    def posted_comments(self, room_id: int | str | None = None) -> list[dict[str, Any]]:
+        """Bodies of accepted ``post_comment`` calls to ``room_id`` (``None``: any), oldest first.
+
+        Each is the body as sent, with ``payload`` decoded from its JSON string.
+        """
+        return self.call_log.posted_comments(room_id)
+
+    def posted_system_events(self, room_id: int | str | None = None) -> list[dict[str, Any]]:
+        """Bodies of accepted ``post_system_event_message`` calls, oldest first."""
+        return self.call_log.posted_system_events(room_id)
+
+    def fail_next(
+        self,
+        endpoint: str | None = None,
+        *,
+        status: int,
+        times: int = 1,
+        body: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls to ``endpoint`` with ``status`` instead of serving them.
+
+        Args:
+            endpoint: a name (``post_comment``, either API version), a full path
+                (``/api/v2.1/rest/post_comment``), or ``None`` for any call.
+            status: the HTTP status; a 200 with ``body`` makes a malformed success.
+            times: how many calls fail; later calls are served again.
+            body: the answer: ``None`` is Qiscus's error JSON, a ``str`` is sent as plain text
+                (Qiscus sometimes answers 200 with a text error), ``bytes`` as they are (labelled
+                JSON), anything else as JSON.
+            retry_after: seconds sent in a ``Retry-After`` header (a 429's or a 503's).
+
+        Raises:
+            ValueError: ``times`` is below 1.
+        """
+        self.call_log.fail_next(
+            endpoint, status=status, times=times, body=body, retry_after=retry_after
+        )
+
+    def delay(self, endpoint: str | None = None, *, seconds: float, times: int = 1) -> None:
+        """Wait ``seconds`` before answering each of the next ``times`` calls to ``endpoint``.
+
+        Raises:
+            ValueError: ``seconds`` is negative or ``times`` below 1.
+        """
+        self.call_log.delay(endpoint, seconds=seconds, times=times)
+
+    def hang(self, endpoint: str | None = None, *, times: int = 1) -> None:
+        """Leave the next ``times`` calls to ``endpoint`` unanswered until :meth:`release`.
+
+        The client then meets its own timeout; :meth:`close` releases every held call.
+
+        Raises:
+            ValueError: ``times`` is below 1.
+        """
+        self.call_log.hang(endpoint, times=times)
+
+    def release(self) -> None:
+        """Answer the calls :meth:`hang` holds now (calls held later wait for the next release)."""
+        self.call_log.release()
+
+    async def wait_for(
+        self,
+        condition: int | Callable[[], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109 - the documented test API takes a timeout
+    ) -> None:
+        """Wait until ``condition()`` holds, or until ``len(calls) >= condition`` for an int.
+
+        Checked again after every call received and answered, so it never polls.
+
+        Raises:
+            TimeoutError: not within ``timeout`` seconds; the message lists the calls seen.
+        """
+        await self.call_log.wait_for(condition, timeout)
+
     # users and rooms
+
+    async def add_user(self, email: str, username: str | None = None) -> dict[str, Any]:
+        """Register a user without HTTP (a test's setup); an existing user is returned as is."""
+        user = await self.store.get_user(email)
+        return user or await self.store.upsert_user(email, username or email.split("@")[0])
+
+    async def add_room(
+        self,
+        name: str,
+        participants: list[str],
+        *,
+        creator: str | None = None,
+        room_type: str = "group",
+    ) -> dict[str, Any]:
+        """Create a room without HTTP or system event (a test's setup); users are registered.
+
+        ``creator`` defaults to the first participant.
+        """
+        for email in participants:
+            await self.add_user(email)
+        owner = creator or (participants[0] if participants else self.config.bot_email)
+        await self.add_user(owner)
+        return await self.store.create_room(
+            name=name, room_type=room_type, creator=owner, participants=participants
+        )
+
+    async def find_user(self, email: str) -> dict[str, Any] | None:
+        """The user with this email; a lenient emulator registers an unknown one first."""
+        user = await self.store.get_user(email)
+        if user is None and self.config.lenient:
+            name = "System" if email == self.config.system_email else email.split("@")[0]
+            user = await self.store.upsert_user(email, name)
+        return user
+
+    async def find_room(
+        self, key: int | str, *, creator: str | None = None
+    ) -> dict[str, Any] | None:
+        """The room with this id (or unique id).
+
+        A lenient emulator given ``creator`` creates an unknown numeric room with that id.
+        """
+        digits = isinstance(key, int) or (isinstance(key, str) and key.isdigit())
+        if digits:
+            room = await self.store.get_room(int(key))
+        else:
+            room = await self.store.get_room_by_unique_id(str(key))
+        if room is None and digits and creator is not None and self.config.lenient:
+            room = await self.store.create_room(
+                name=f"room {key}",
+                room_type="group",
+                creator=creator,
+                participants=[],
+                room_id=int(key),
+            )
+            self.publish({"event": "room", "room": room})
+        return room
 
     async def single_room(self, user_email: str) -> dict[str, Any]:
         """The one-to-one room between a user and the bot, created on first use."""
@@ -222,6 +409,8 @@ class Emulator:
             payload: the payload of a ``custom`` event, stored as given.
             deliver_as: also deliver it as a webhook of this kind (a client-side action).
         """
+        if self.config.lenient:
+            await self.find_user(self.config.system_email)
         subject = await self.store.get_user(subject_email)
         subject_name = subject["username"] if subject else subject_email
         objects = [await self.store.get_user(e) for e in object_emails or []]

@@ -103,6 +103,7 @@ class DevServer:
                 bot_name=self.settings.bot.name,
                 webhook_url=self.webhook_url,
                 signature_token=token.get_secret_value() if token is not None else None,
+                call_history=1000,
             ),
             EmulatorStore(self.db),
         )
@@ -112,6 +113,7 @@ class DevServer:
         )
         local = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         self.url = f"http://{local}:{emulator_port}/"
+        self.emulator.base_url = self.url
         if self.bot is not None:
             self.settings = self.settings.model_copy(
                 update={

@@ -2,19 +2,33 @@
 
 Requests are checked like Qiscus does (credentials, required fields, known rooms and users) and
 errors come back in Qiscus's shape: ``{"status": 4xx, "error": {"message", "errors"}}``. Every
-call is recorded for the inspector.
+call is recorded (``Emulator.calls`` and the inspector) and first meets the faults a test set
+(:mod:`qbot.emulator.calls`). Exports and imports are in :mod:`qbot.emulator.backups`.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
-from multidict import MultiMapping
 
+from qbot.emulator.answers import (
+    Handler,
+    Params,
+    RestError,
+    as_int,
+    as_list,
+    json_value,
+    ok,
+    required,
+)
+from qbot.emulator.backups import BackupApi
+from qbot.emulator.calls import BodyError, Call, UploadedFile
 from qbot.emulator.core import SYSTEM_EVENT_TYPES, Emulator
+
+RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 EMULATOR_KEY: web.AppKey[Emulator] = web.AppKey("qbot_emulator", Emulator)
 
@@ -35,59 +49,6 @@ _POSTABLE_TYPES = frozenset(
 )
 
 
-class RestError(Exception):
-    """A request Qiscus would refuse; becomes a JSON error response."""
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
-
-    def response(self) -> web.Response:
-        errors = {self.field: [self.message]} if self.field else {}
-        return web.json_response(
-            {
-                "status": self.status,
-                "error": {
-                    "message": self.message,
-                    "errors": errors,
-                    "detailed_messages": [self.message],
-                },
-            },
-            status=self.status,
-        )
-
-
-def _ok(results: dict[str, Any]) -> web.Response:
-    return web.json_response({"status": 200, "results": results})
-
-
-def _flatten(multi: MultiMapping[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in multi:
-        name = key.removesuffix("[]")
-        values = multi.getall(key)
-        out[name] = values if key.endswith("[]") or len(values) > 1 else values[0]
-    return out
-
-
-async def _params(request: web.Request) -> dict[str, Any]:
-    params = _flatten(request.query)
-    if request.body_exists:
-        if request.content_type == "application/json":
-            try:
-                body = await request.json()
-            except json.JSONDecodeError as e:
-                raise RestError(400, f"request body is not valid JSON: {e}") from e
-            if not isinstance(body, dict):
-                raise RestError(400, f"request body must be a JSON object, got {body!r:.80}")
-            params.update({k.removesuffix("[]"): v for k, v in body.items()})
-        else:
-            params.update(_flatten(await request.post()))  # type: ignore[arg-type]
-    return params
-
-
 def _check_auth(request: web.Request, emulator: Emulator) -> None:
     cfg = emulator.config
     secret = request.headers.get("QISCUS-SDK-SECRET") or request.headers.get("QISCUS_SDK_SECRET")
@@ -102,37 +63,82 @@ def _check_auth(request: web.Request, emulator: Emulator) -> None:
         raise RestError(401, f"unknown app id {app_id!r}: the emulator serves {cfg.app_id!r}")
 
 
-def _required(params: dict[str, Any], name: str) -> Any:
-    value = params.get(name)
-    if value is None or value == "" or value == []:
-        raise RestError(400, f"{name} is required", name)
-    return value
+def _params(call: Call, match_info: Mapping[str, str]) -> Params:
+    """Query, body fields and path parameters in one dict (a body that is no object adds none)."""
+    params: Params = dict(call.query)
+    if isinstance(call.body, dict):
+        params.update({k.removesuffix("[]"): v for k, v in call.body.items()})
+    params.update(match_info)
+    return params
 
 
-def _as_list(value: Any, name: str) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise RestError(400, f"{name} must be a list of emails, got {value!r:.80}", name)
+def _inspectable(params: Params) -> Params:
+    """The parameters as the inspector stores them: a file part becomes its name and size."""
+    return {
+        k: {"filename": v.filename, "size": len(v.data)} if isinstance(v, UploadedFile) else v
+        for k, v in params.items()
+    }
 
 
-def _as_int(value: Any, name: str, default: int | None = None) -> int:
-    if value is None and default is not None:
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError) as e:
-        raise RestError(400, f"{name} must be an integer, got {value!r:.80}", name) from e
+def _room_key(params: Params) -> int | None:
+    room_id = params.get("room_id")
+    return int(room_id) if isinstance(room_id, int | str) and str(room_id).isdigit() else None
 
 
-def _json_value(value: Any, name: str) -> Any:
-    if isinstance(value, str) and value.strip():
+def recorded_handler(emulator: Emulator, fn: Handler, *, auth: bool = True) -> RouteHandler:
+    """An aiohttp handler around ``fn``: record the call, inject faults, check auth, answer.
+
+    ``auth=False`` skips the ``QISCUS-SDK-SECRET`` check (export downloads; an endpoint family
+    with its own credentials checks them in ``fn``). A :class:`RestError` becomes its JSON.
+    """
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        emulator.learn_base_url(str(request.url.origin()))
+        log = emulator.call_log
+        params: Params = {}
         try:
-            return json.loads(value)
-        except json.JSONDecodeError as e:
-            raise RestError(400, f"{name} must be a JSON object: {e}", name) from e
-    return value if value != "" else None
+            try:
+                call = await log.record(request)
+            except BodyError as e:
+                raise RestError(400, str(e)) from e
+            params = _params(call, request.match_info)
+            injected = await log.before(call)
+            if injected is not None:
+                response: web.StreamResponse = injected
+            else:
+                if auth:
+                    _check_auth(request, emulator)
+                if call.body is not None and not isinstance(call.body, dict):
+                    raise RestError(
+                        400, f"request body must be a JSON object, got {call.body!r:.80}"
+                    )
+                response = await fn(params)
+        except RestError as e:
+            response = e.response()
+        await emulator.record_call(
+            _room_key(params), request.method, request.path, _inspectable(params), response.status
+        )
+        log.changed()
+        return response
+
+    return handler
+
+
+def rest_routes(
+    emulator: Emulator, table: Iterable[tuple[str, str, Handler]]
+) -> list[web.RouteDef]:
+    """Routes for ``(method, endpoint, handler)`` under ``/api/v2/rest/`` and ``/api/v2.1/rest/``.
+
+    Each call is recorded (:attr:`Emulator.calls` and the inspector), meets the faults a test
+    set, is authenticated, and a :class:`RestError` becomes Qiscus's error JSON. A module that
+    adds endpoints registers them with ``app.add_routes(rest_routes(emulator, table))``.
+    """
+    rows = list(table)
+    return [
+        web.route(method, f"/api/{version}/rest/{name}", recorded_handler(emulator, fn))
+        for version in ("v2", "v2.1")
+        for method, name, fn in rows
+    ]
 
 
 class RestApi:
@@ -141,17 +147,14 @@ class RestApi:
     def __init__(self, emulator: Emulator) -> None:
         self.em = emulator
 
-    async def _room(self, value: Any) -> dict[str, Any]:
-        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-            room = await self.em.store.get_room(int(value))
-        else:
-            room = await self.em.store.get_room_by_unique_id(str(value))
+    async def _room(self, value: Any, *, creator: str | None = None) -> dict[str, Any]:
+        room = await self.em.find_room(value, creator=creator)
         if room is None:
-            raise RestError(404, f"room {value!r} not found", "room_id")
+            raise RestError(404, f"room {str(value)!r} not found")
         return room
 
     async def _user(self, email: str, field: str) -> dict[str, Any]:
-        user = await self.em.store.get_user(email)
+        user = await self.em.find_user(email)
         if user is None:
             raise RestError(
                 404, f"user {email!r} not found: register it with login_or_register", field
@@ -159,56 +162,46 @@ class RestApi:
         return user
 
     def routes(self) -> list[web.RouteDef]:
-        """The endpoints, once for each API version."""
-        table = {
-            "login_or_register": self.login_or_register,
-            "create_room": self.create_room,
-            "get_or_create_room_with_target": self.get_or_create_room_with_target,
-            "post_comment": self.post_comment,
-            "post_system_event_message": self.post_system_event_message,
-            "load_comments": self.load_comments,
-            "get_user_rooms": self.get_user_rooms,
-            "get_rooms_info": self.get_rooms_info,
-            "add_room_participants": self.add_room_participants,
-            "remove_room_participants": self.remove_room_participants,
-        }
-        routes = []
-        for version in ("v2", "v2.1"):
-            for name, fn in table.items():
-                routes.append(web.route("*", f"/api/{version}/rest/{name}", self._wrap(fn)))
-        return routes
+        """The endpoints (backups included), once for each API version, and export downloads."""
+        table: list[tuple[str, str, Handler]] = [
+            ("*", "login_or_register", self.login_or_register),
+            ("*", "reset_user_token", self.reset_user_token),
+            ("*", "create_room", self.create_room),
+            ("*", "get_or_create_room_with_target", self.get_or_create_room_with_target),
+            ("*", "post_comment", self.post_comment),
+            ("*", "post_system_event_message", self.post_system_event_message),
+            ("*", "load_comments", self.load_comments),
+            ("*", "get_user_rooms", self.get_user_rooms),
+            ("*", "get_rooms_info", self.get_rooms_info),
+            ("*", "add_room_participants", self.add_room_participants),
+            ("*", "remove_room_participants", self.remove_room_participants),
+        ]
+        backups = BackupApi(self.em)
 
-    def _wrap(self, fn: Any) -> Any:
-        async def handler(request: web.Request) -> web.StreamResponse:
-            params: dict[str, Any] = {}
-            try:
-                _check_auth(request, self.em)
-                params = await _params(request)
-                response: web.Response = await fn(params)
-            except RestError as e:
-                response = e.response()
-            room_id = params.get("room_id")
-            await self.em.record_call(
-                int(room_id) if isinstance(room_id, int | str) and str(room_id).isdigit() else None,
-                request.method,
-                request.path,
-                params,
-                response.status,
-            )
-            return response
+        async def download(params: Params) -> web.Response:
+            return await backups.download(str(params["unique_id"]))
 
-        return handler
+        return [
+            *rest_routes(self.em, [*table, *backups.table()]),
+            web.get("/download/{unique_id}.json", recorded_handler(self.em, download, auth=False)),
+        ]
 
-    async def login_or_register(self, params: dict[str, Any]) -> web.Response:
-        email = str(_required(params, "email"))
+    async def login_or_register(self, params: Params) -> web.Response:
+        email = str(required(params, "email"))
         name = str(params.get("username") or email.split("@")[0])
         user = await self.em.store.upsert_user(email, name, str(params.get("avatar_url") or ""))
-        return _ok({"user": user})
+        return ok({"user": user})
 
-    async def create_room(self, params: dict[str, Any]) -> web.Response:
-        name = str(params.get("name") or _required(params, "room_name"))
-        creator = str(_required(params, "creator"))
-        members = _as_list(_required(params, "participants"), "participants")
+    async def reset_user_token(self, params: Params) -> web.Response:
+        email = str(required(params, "user_email"))
+        await self._user(email, "user_email")
+        user = await self.em.store.reset_token(email)
+        return ok({"user": user})
+
+    async def create_room(self, params: Params) -> web.Response:
+        name = str(params.get("name") or required(params, "room_name"))
+        creator = str(required(params, "creator"))
+        members = as_list(required(params, "participants"), "participants")
         for email in [creator, *members]:
             await self._user(email, "participants")
         room = await self.em.store.create_room(
@@ -220,10 +213,10 @@ class RestApi:
             avatar_url=str(params.get("avatar_url") or ""),
         )
         self.em.publish({"event": "room", "room": room})
-        return _ok(self._room_summary(room))
+        return ok(self._room_summary(room))
 
-    async def get_or_create_room_with_target(self, params: dict[str, Any]) -> web.Response:
-        emails = _as_list(_required(params, "emails"), "emails")
+    async def get_or_create_room_with_target(self, params: Params) -> web.Response:
+        emails = as_list(required(params, "emails"), "emails")
         if len(emails) != 2:
             raise RestError(400, f"emails must hold exactly 2 emails, got {emails!r}", "emails")
         for email in emails:
@@ -238,14 +231,14 @@ class RestApi:
             )
             self.em.publish({"event": "room", "room": room})
         comments = await self.em.store.comments(room["id"])
-        return _ok({"comments": comments, "room": self._room_detail(room)})
+        return ok({"comments": comments, "room": self._room_detail(room)})
 
-    async def post_comment(self, params: dict[str, Any]) -> web.Response:
+    async def post_comment(self, params: Params) -> web.Response:
         sender_email = params.get("sender_email") or params.get("user_id")
         if not sender_email:
             raise RestError(400, "sender_email (v2) or user_id (v2.1) is required", "sender_email")
         sender = await self._user(str(sender_email), "sender_email")
-        room = await self._room(_required(params, "room_id"))
+        room = await self._room(required(params, "room_id"), creator=sender["email"])
         comment_type = str(params.get("type") or "text")
         if comment_type == "system_event":
             raise RestError(
@@ -253,8 +246,8 @@ class RestApi:
             )
         if comment_type not in _POSTABLE_TYPES:
             raise RestError(400, f"unknown comment type {comment_type!r}", "type")
-        payload = _json_value(params.get("payload"), "payload")
-        extras = _json_value(params.get("extras"), "extras")
+        payload = json_value(params.get("payload"), "payload")
+        extras = json_value(params.get("extras"), "extras")
         message = str(params.get("message") or "")
         payload = await self._check_payload(comment_type, payload, message)
         if not message and comment_type == "text":
@@ -272,7 +265,8 @@ class RestApi:
             disable_link_preview=str(params.get("disable_link_preview")).lower() == "true",
         )
         await self.em.rest_post(comment)
-        return _ok({"comment": comment})
+        self.em.call_log.accepted_comment({**params, "payload": payload})
+        return ok({"comment": comment})
 
     async def _check_payload(self, comment_type: str, payload: Any, message: str) -> Any:
         if comment_type == "text":
@@ -294,8 +288,10 @@ class RestApi:
             raise RestError(400, "payload.url of an account_linking comment is required")
         if comment_type == "reply":
             replied = await self.em.store.get_comment(
-                _as_int(payload.get("replied_comment_id"), "replied_comment_id")
+                as_int(payload.get("replied_comment_id"), "replied_comment_id")
             )
+            if replied is None and self.em.config.lenient:
+                return {**payload, "text": payload.get("text") or message}
             if replied is None:
                 raise RestError(
                     404, f"replied comment {payload.get('replied_comment_id')!r} not found"
@@ -311,22 +307,22 @@ class RestApi:
             }
         return payload
 
-    async def post_system_event_message(self, params: dict[str, Any]) -> web.Response:
-        event_type = str(_required(params, "system_event_type"))
+    async def post_system_event_message(self, params: Params) -> web.Response:
+        event_type = str(required(params, "system_event_type"))
         if event_type not in SYSTEM_EVENT_TYPES:
             raise RestError(
                 400,
                 f"unknown system_event_type {event_type!r}; one of {', '.join(SYSTEM_EVENT_TYPES)}",
                 "system_event_type",
             )
-        room = await self._room(_required(params, "room_id"))
         subject = str(params.get("subject_email") or "")
         if event_type != "custom":
-            await self._user(str(_required(params, "subject_email")), "subject_email")
-        objects = _as_list(params.get("object_email") or [], "object_email")
+            await self._user(str(required(params, "subject_email")), "subject_email")
+        room = await self._room(required(params, "room_id"), creator=subject or None)
+        objects = as_list(params.get("object_email") or [], "object_email")
         if event_type in ("add_member", "remove_member") and not objects:
             raise RestError(400, f"object_email is required for {event_type!r}", "object_email")
-        payload = _json_value(params.get("payload"), "payload")
+        payload = json_value(params.get("payload"), "payload")
         comment = await self.em.system_event(
             room["id"],
             event_type,
@@ -337,49 +333,51 @@ class RestApi:
         )
         if event_type == "change_room_name" and params.get("updated_room_name"):
             await self.em.store.rename_room(room["id"], str(params["updated_room_name"]))
-        return _ok({"comment": comment})
+        self.em.call_log.accepted_event(dict(params))
+        return ok({"comment": comment})
 
-    async def load_comments(self, params: dict[str, Any]) -> web.Response:
-        room = await self._room(_required(params, "room_id"))
+    async def load_comments(self, params: Params) -> web.Response:
+        room = await self._room(required(params, "room_id"))
         comments = await self.em.store.comments(
             room["id"],
-            limit=min(_as_int(params.get("limit"), "limit", 20), 100),
-            page=_as_int(params.get("page"), "page", 1),
+            limit=min(as_int(params.get("limit"), "limit", 20), 100),
+            page=as_int(params.get("page"), "page", 1),
         )
-        return _ok({"comments": comments})
+        return ok({"comments": comments})
 
-    async def get_user_rooms(self, params: dict[str, Any]) -> web.Response:
-        email = str(_required(params, "user_email"))
+    async def get_user_rooms(self, params: Params) -> web.Response:
+        email = str(required(params, "user_email"))
         await self._user(email, "user_email")
-        page = _as_int(params.get("page"), "page", 1)
+        page = as_int(params.get("page"), "page", 1)
         rooms = await self.em.store.user_rooms(email)
         show = str(params.get("show_participants")).lower() == "true"
         info = [self._room_info(r, show) for r in rooms[(page - 1) * 20 : page * 20]]
-        return _ok({"meta": {"current_page": page, "total_room": len(rooms)}, "rooms_info": info})
+        return ok({"meta": {"current_page": page, "total_room": len(rooms)}, "rooms_info": info})
 
-    async def get_rooms_info(self, params: dict[str, Any]) -> web.Response:
-        ids = _as_list(_required(params, "room_id"), "room_id")
+    async def get_rooms_info(self, params: Params) -> web.Response:
+        raw = required(params, "room_id")
+        ids = [str(i) for i in (raw if isinstance(raw, list) else [raw])]
         rooms = [await self._room(i) for i in ids]
-        return _ok({"rooms_info": [self._room_info(r, False) for r in rooms]})
+        return ok({"rooms_info": [self._room_info(r, False) for r in rooms]})
 
-    async def add_room_participants(self, params: dict[str, Any]) -> web.Response:
-        room = await self._room(_required(params, "room_id"))
-        emails = _as_list(_required(params, "emails"), "emails")
+    async def add_room_participants(self, params: Params) -> web.Response:
+        room = await self._room(required(params, "room_id"))
+        emails = as_list(required(params, "emails"), "emails")
         for email in emails:
             await self._user(email, "emails")
         await self.em.store.add_participants(room["id"], emails)
         return await self._participants_changed(room["id"])
 
-    async def remove_room_participants(self, params: dict[str, Any]) -> web.Response:
-        room = await self._room(_required(params, "room_id"))
-        emails = _as_list(_required(params, "emails"), "emails")
+    async def remove_room_participants(self, params: Params) -> web.Response:
+        room = await self._room(required(params, "room_id"))
+        emails = as_list(required(params, "emails"), "emails")
         await self.em.store.remove_participants(room["id"], emails)
         return await self._participants_changed(room["id"])
 
     async def _participants_changed(self, room_id: int) -> web.Response:
         room = await self._room(room_id)
         self.em.publish({"event": "room", "room": room})
-        return _ok(self._room_summary(room))
+        return ok(self._room_summary(room))
 
     @staticmethod
     def _room_summary(room: dict[str, Any]) -> dict[str, Any]:

@@ -95,10 +95,15 @@ class EmulatorStore:
 
     Args:
         path: the database file, or ``":memory:"`` for a throw-away store (tests).
+        first_id: where room and comment ids start in a new database; ``None`` (the default):
+            from the clock, see :meth:`open`. ``1`` gives the small, predictable ids of a test.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, first_id: int | None = None) -> None:
+        if first_id is not None and first_id < 1:
+            raise StorageError(f"first_id={first_id!r} must be 1 or more")
         self.path = str(path)
+        self.first_id = first_id
         self._db: aiosqlite.Connection | None = None
         # Writes that read-then-insert (comment_before_id, ids) must not interleave.
         self._write_lock = asyncio.Lock()
@@ -130,9 +135,9 @@ class EmulatorStore:
             ) as cur:
                 seeded = await cur.fetchone()
             if seeded is None:
+                start = self.first_id or time.time_ns() // 1_000_000 % 10**12
                 await self._db.execute(
-                    "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
-                    (table, time.time_ns() // 1_000_000 % 10**12),
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, start - 1)
                 )
         await self._db.commit()
 
@@ -188,6 +193,15 @@ class EmulatorStore:
         """Every registered user, oldest first."""
         return [self._user(r) for r in await self._all("SELECT * FROM users ORDER BY id")]
 
+    async def reset_token(self, email: str) -> dict[str, Any] | None:
+        """Give the user a new token (reset_user_token); ``None`` when there is no such user."""
+        async with self._write_lock:
+            await self.db.execute(
+                "UPDATE users SET token = ? WHERE email = ?", (secrets.token_urlsafe(15), email)
+            )
+            await self.db.commit()
+        return await self.get_user(email)
+
     @staticmethod
     def _user(row: aiosqlite.Row) -> dict[str, Any]:
         return {
@@ -211,14 +225,20 @@ class EmulatorStore:
         unique_id: str | None = None,
         avatar_url: str = "",
         options: str = "{}",
+        room_id: int | None = None,
     ) -> dict[str, Any]:
-        """Create a room with these participants (the creator is always one of them)."""
+        """Create a room with these participants (the creator is always one of them).
+
+        ``room_id`` chooses the id (a lenient emulator creates the rooms a bot posts to);
+        later rooms get higher ids.
+        """
         now = time.time()
         async with self._write_lock:
             cur = await self.db.execute(
-                "INSERT INTO rooms (name, type, unique_id, avatar_url, options, creator, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO rooms (id, name, type, unique_id, avatar_url, options, creator, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    room_id,
                     name,
                     room_type,
                     unique_id or secrets.token_hex(16),
@@ -263,6 +283,10 @@ class EmulatorStore:
             email_b,
         )
         return None if row is None else await self._room(row)
+
+    async def list_rooms(self) -> list[dict[str, Any]]:
+        """Every room, oldest first."""
+        return [await self._room(r) for r in await self._all("SELECT * FROM rooms ORDER BY id")]
 
     async def user_rooms(self, email: str) -> list[dict[str, Any]]:
         """Rooms this user takes part in, the most recently active first."""
@@ -382,6 +406,14 @@ class EmulatorStore:
             comment_id,
         )
         return None if row is None else self._comment(row)
+
+    async def list_comments(self) -> list[dict[str, Any]]:
+        """Every comment of every room, oldest first."""
+        rows = await self._all(
+            "SELECT c.*, u.id AS user_id, u.username, u.avatar_url FROM comments c "
+            "LEFT JOIN users u ON u.email = c.email ORDER BY c.id"
+        )
+        return [self._comment(r) for r in rows]
 
     async def comments(
         self, room_id: int, *, limit: int = 20, page: int = 1, after_id: int = 0
