@@ -13,9 +13,21 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from qbot.emulator import Emulator, EmulatorConfig, EmulatorStore, create_emulator_app
-from qbot.emulator.desk import SEED_AGENTS, OmnichannelDesk
+from qbot.emulator.desk import SEED_AGENTS, DeskError, OmnichannelDesk
 from qbot.emulator.omnichannel import OMNICHANNEL_KEY
-from qbot.omnichannel import ResolvedWebhook
+from qbot.emulator.omnichannel_bodies import (
+    agent_allocation_body,
+    new_session_body,
+    omnichannel_body,
+)
+from qbot.emulator.webhook import MOBILE, webhook_body
+from qbot.models.webhook import Update
+from qbot.omnichannel import (
+    AgentAllocationWebhook,
+    NewSessionWebhook,
+    ResolvedWebhook,
+    detect_room,
+)
 
 APP = "shop-app"
 SECRET = "shop-secret"
@@ -273,3 +285,82 @@ async def test_injected_faults_hit_only_their_path_and_run_out(
 
     assert [other.status, first.status, second.status, third.status] == [200, 502, 502, 200]
     assert first.headers["Retry-After"] == "1"
+
+
+def keys_of(value: Any, prefix: str = "") -> set[str]:
+    """Every key path of a JSON object (lists are not walked)."""
+    if not isinstance(value, dict):
+        return set()
+    found = set()
+    for key, inner in value.items():
+        path = f"{prefix}{key}"
+        found.add(path)
+        found |= keys_of(inner, path + ".")
+    return found
+
+
+async def test_open_room_and_the_bot_webhook_in_the_documented_omnichannel_shape(
+    client: TestClient[Any, Any], emulator: Emulator
+) -> None:
+    desk = desk_of(client)
+    room = await desk.open_room("6281234@wa", "Harpi", "wa")
+    comment = await emulator.store.add_comment(
+        room_id=room["id"], email="6281234@wa", comment_type="text", message="halo"
+    )
+    sender = await emulator.store.get_user("6281234@wa")
+    assert sender is not None
+    sdk = webhook_body(MOBILE, comment, room, sender)
+
+    body = omnichannel_body(sdk, app_code=APP, channel=desk.channel("wa"), source="wa")
+
+    documented = json.loads(
+        (Path(__file__).parent / "examples" / "omnichannel-documented-2025.json").read_text()
+    )
+    assert keys_of(documented) <= keys_of(body)
+    update = Update.model_validate(body)
+    assert update.room.id == str(room["id"])
+    assert update.message.identity == f"utid:{comment['unique_temp_id']}"
+    assert update.event_type == MOBILE
+    found = detect_room(body)
+    assert (found.omnichannel, found.source, found.channel_id) == (True, "wa", 2)
+    assert detect_room(Update.model_validate(sdk)).source == "wa"  # room.options alone say it
+    assert desk.services[room["id"]].source == "wa"
+    assert sdk["payload"]["room"]["id"] == room["id"]  # the SDK body is left as it was
+
+
+async def test_new_session_and_agent_allocation_bodies_parse_as_their_models(
+    client: TestClient[Any, Any], emulator: Emulator
+) -> None:
+    desk = desk_of(client)
+    room = await desk.open_room("ana@widget.local", "Ana", "qiscus")
+    comment = await emulator.store.add_comment(
+        room_id=room["id"], email="ana@widget.local", comment_type="text", message="hi"
+    )
+    sender = await emulator.store.get_user("ana@widget.local")
+    assert sender is not None
+    bot_body = omnichannel_body(
+        webhook_body(MOBILE, comment, room, sender),
+        app_code=APP,
+        channel=desk.channel("qiscus"),
+        source="qiscus",
+    )
+
+    session = NewSessionWebhook.model_validate(
+        new_session_body(bot_body, created_at="2026-01-01T00:00:00Z")
+    )
+    allocation = AgentAllocationWebhook.model_validate(
+        agent_allocation_body(bot_body, desk.agent_view(101), app_code=APP)
+    )
+
+    assert session.room_id == str(room["id"])
+    assert session.room_log.source == "qiscus"
+    assert session.room_log.user_id == "ana@widget.local"
+    assert str(allocation.room_id) == str(room["id"])
+    assert allocation.candidate_agent is not None
+    assert allocation.candidate_agent.name == "Ayu"
+    assert allocation.source == "qiscus"
+
+
+async def test_open_room_refuses_an_unknown_channel(client: TestClient[Any, Any]) -> None:
+    with pytest.raises(DeskError, match="no emulated channel 'fax'"):
+        await desk_of(client).open_room("x@y.z", "X", "fax")

@@ -207,6 +207,45 @@ class OmnichannelDesk:
         return None
 
     # -- state -----------------------------------------------------------------------------------
+    @staticmethod
+    def channel(source: str) -> dict[str, Any]:
+        """The seeded channel of a source (``wa``, ``qiscus``...).
+
+        Raises:
+            DeskError: no channel of that source is seeded.
+        """
+        found = SEED_CHANNELS.get(f"{source}_channels")
+        if not found:
+            known = ", ".join(k.removesuffix("_channels") for k in SEED_CHANNELS)
+            raise DeskError(400, f"no emulated channel {source!r}: one of {known}")
+        return dict(found[0])
+
+    async def open_room(self, customer_email: str, name: str, source: str = "wa") -> dict[str, Any]:
+        """A customer's room on a channel, as Omnichannel creates it.
+
+        A group of the customer and the bot whose ``options`` name the channel (``source``,
+        ``channel``, ``channel_details``), with its service open and handled by the bot.
+        """
+        channel = self.channel(source)
+        options = {
+            "channel": source,
+            "source": source,
+            "channel_details": {"channel_id": channel["id"], "name": channel["name"]},
+            "is_resolved": False,
+            "is_waiting": False,
+        }
+        await self.em.store.upsert_user(customer_email, name)
+        room = await self.em.store.create_room(
+            name=name,
+            room_type="group",
+            creator=customer_email,
+            participants=[self.em.config.bot_email],
+            options=json.dumps(options),
+        )
+        self.em.publish({"event": "room", "room": room})
+        await self.service(room["id"])
+        return room
+
     async def service(self, room_id: Any) -> Service:
         """The room's service, opened on first use from the room's options (its channel)."""
         number = room_number(room_id)
