@@ -364,3 +364,24 @@ async def test_new_session_and_agent_allocation_bodies_parse_as_their_models(
 async def test_open_room_refuses_an_unknown_channel(client: TestClient[Any, Any]) -> None:
     with pytest.raises(DeskError, match="no emulated channel 'fax'"):
         await desk_of(client).open_room("x@y.z", "X", "fax")
+
+
+async def test_the_page_sees_the_desk_state(client: TestClient[Any, Any], room_id: int) -> None:
+    await client.post(f"/bot/{room_id}/activate", json={"is_active": False}, headers=ADMIN)
+    await client.post(
+        "/api/v1/admin/service/assign_agent",
+        data={"room_id": str(room_id), "agent_id": "102"},
+        headers=ADMIN,
+    )
+
+    resp = await client.get("/emulator/api/omnichannel")
+    state = await resp.json()
+
+    assert resp.status == 200
+    assert [d["name"] for d in state["divisions"]] == ["support", "sales"]
+    bima = next(a for a in state["agents"] if a["id"] == 102)
+    assert bima["current_customer_count"] == 1
+    [service] = state["services"]
+    assert service["room_id"] == str(room_id)
+    assert (service["is_handled_by_bot"], service["is_waiting"]) == (False, False)
+    assert service["agent_ids"] == [102]

@@ -282,6 +282,18 @@ class OmnichannelDesk:
             raise DeskError(404, f"agent {agent_id} not found: the desk has {sorted(self.agents)}")
         return self.agent_view(agent_id)
 
+    def snapshot(self) -> dict[str, Any]:
+        """The desk as a page shows it: divisions, agents, every room's service, webhook URLs."""
+        return {
+            "app_code": self.em.config.app_id,
+            "admin_email": self.admin_email,
+            "divisions": [dict(d) for d in self.divisions],
+            "agents": [self.agent_view(i) for i in self.agents],
+            "services": [s.record() | {"tags": list(s.tags)} for s in self.services.values()],
+            "bot_webhook_url": self.bot_webhook_url,
+            "resolved_webhook_url": self.resolved_webhook_url,
+        }
+
     async def assign(self, room_id: Any, agent_id: Any, *, replace: bool = False) -> dict[str, Any]:
         """Put an agent on a room: the agent joins the room and the room stops waiting."""
         service = await self.service(room_id)

@@ -15,6 +15,7 @@ and ``omnichannel.base_url`` at the emulator:
     ``GET  /api/v2/customer_rooms/{room_id}``, ``POST /api/v2/customer_rooms``
     ``GET  /api/v2/channels``, ``/api/v1/admin/office_hours``
     ``POST /api/v1/app/bot/integrate``, ``/api/v1/app/webhook/mark_as_resolved``
+    ``GET  /emulator/api/omnichannel``                the desk's state, for the page
 
 Agents and divisions are seeded (:data:`SEED_AGENTS`, :data:`SEED_DIVISIONS`); the desk's
 state (who handles which room, tags, customer properties) lives in memory for the emulator's
@@ -400,6 +401,12 @@ def register_omnichannel(app: web.Application, emulator: Emulator) -> Omnichanne
     desk = OmnichannelDesk(emulator)
     app[OMNICHANNEL_KEY] = desk
     app.add_routes(OmnichannelApi(desk).routes())
+
+    async def snapshot(request: web.Request) -> web.Response:
+        return web.json_response(desk.snapshot())
+
+    # For the page, like the other /emulator/api routes: not a Qiscus endpoint, not recorded.
+    app.router.add_get("/emulator/api/omnichannel", snapshot)
 
     async def close(app: web.Application) -> None:
         await desk.close()

@@ -207,9 +207,7 @@ class OmnichannelClient:
         )
         problem = _failure(body)
         if problem is not None:
-            raise QiscusAPIError(
-                200, path, f"Omnichannel answered 200 with an error: {problem}", body
-            )
+            raise QiscusAPIError(200, path, f"the body reports an error: {problem}", body)
         return _data(body)
 
     def _parse(self, model: type[M], data: Any, path: str) -> M:
