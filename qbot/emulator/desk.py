@@ -173,12 +173,19 @@ class OmnichannelDesk:
         self._tag_ids: dict[str, int] = {}
         self._faults: list[_Fault] = []
         self._session: aiohttp.ClientSession | None = None
+        self._admin_ready = False
 
     async def close(self) -> None:
         """Close the HTTP session used for the resolved webhook."""
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    async def ensure_admin(self) -> None:
+        """Register the app admin (who ``/bot`` posts as) once, not on every message."""
+        if not self._admin_ready:
+            await self.em.store.upsert_user(self.admin_email, self.em.config.bot_name)
+            self._admin_ready = True
 
     def fail_next(
         self,

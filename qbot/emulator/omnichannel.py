@@ -207,7 +207,7 @@ class OmnichannelApi:
         message = str(params.get("message") or "")
         if not message and kind == "text":
             raise DeskError(400, "message is required for a text message")
-        await self.em.store.upsert_user(self.desk.admin_email, self.em.config.bot_name)
+        await self.desk.ensure_admin()
         comment = await self.em.store.add_comment(
             room_id=service.room_id,
             email=self.desk.admin_email,
