@@ -29,6 +29,7 @@ from qbot.errors import (
     QiscusUnauthorized,
 )
 from qbot.messages import Buttons, Card, Carousel, Custom, SystemEvent, Text
+from qbot.messages.base import OutgoingComment
 from qbot.omnichannel import (
     Agent,
     OmnichannelClient,
@@ -139,6 +140,27 @@ async def test_send_delivers_every_builder_type_with_its_payload_object(
     [comment] = await desk.comments()
     assert comment["type"] == outgoing.type
     assert comment["payload"] == outgoing.payload
+
+
+async def test_send_text_menu_sends_numbered_text_and_returns_the_choices(
+    omni: OmnichannelClient, desk: Desk
+) -> None:
+    [outgoing] = (
+        Buttons("How can we help?")
+        .postback("Track my order", action="track")
+        .postback("Talk to an agent", action="human")
+        .to_outgoing()
+    )
+    assert isinstance(outgoing, OutgoingComment)
+
+    menu = await omni.send_text_menu(desk.room_id, outgoing)
+
+    [comment] = await desk.comments()
+    assert comment["type"] == "text"
+    assert comment["message"] == "How can we help?\n\n1. Track my order\n2. Talk to an agent"
+    assert [c.label for c in menu.choices] == ["Track my order", "Talk to an agent"]
+    with pytest.raises(MessageBuildError):
+        await omni.send_text_menu(desk.room_id, Text("plain").to_outgoing()[0])  # type: ignore[arg-type]
 
 
 async def test_send_file_sends_a_file_attachment(omni: OmnichannelClient, desk: Desk) -> None:

@@ -29,6 +29,7 @@ from qbot._http import Transport
 from qbot._retry import RetryPolicy
 from qbot.errors import ConfigError, MessageBuildError, QiscusAPIError
 from qbot.messages.base import OutgoingComment
+from qbot.omnichannel.menus import TextMenu, text_menu
 from qbot.omnichannel.models import (
     Agent,
     BotMessage,
@@ -275,6 +276,19 @@ class OmnichannelClient:
         return await self.send_bot_message(
             room_id, comment.message, comment.type, comment.payload, extras=comment.extras
         )
+
+    async def send_text_menu(self, room_id: Id, comment: OutgoingComment) -> TextMenu:
+        """Send a ``buttons``, ``card`` or ``carousel`` comment as numbered text (`text_menu`).
+
+        Returns:
+            The menu sent; keep its ``choices`` to read the customer's answer with `match_choice`.
+
+        Raises:
+            MessageBuildError: the comment is not one of those types.
+        """
+        menu = text_menu(comment.type, comment.payload or {}, comment.message)
+        await self.send_bot_message(room_id, menu.text, extras=comment.extras)
+        return menu
 
     async def send_file(self, room_id: Id, url: str, caption: str = "") -> BotMessage:
         """Send a file (an image, a PDF...) by URL as a ``file_attachment``."""
