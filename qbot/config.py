@@ -20,10 +20,12 @@ from pydantic_settings import (
 )
 
 from qbot.errors import ConfigError
+from qbot.omnichannel.client import DEFAULT_BASE_URL as DEFAULT_OMNICHANNEL_URL
 
 __all__ = [
     "BotSettings",
     "LogSettings",
+    "OmnichannelSettings",
     "PostbackSettings",
     "QiscusSettings",
     "ServerSettings",
@@ -182,6 +184,34 @@ class TemplateSettings(_Section):
     directory: str = "templates"
 
 
+class OmnichannelSettings(_Section):
+    """Qiscus Omnichannel: WhatsApp, Instagram, Messenger, Line, Telegram and the web widget.
+
+    Attributes:
+        mode: ``auto`` treats a room as Omnichannel when its webhook says so (top-level
+            ``app_code`` or ``channel``, or a ``source``/``channel`` in ``room.options``);
+            ``always`` and ``never`` force it.
+        base_url: the Omnichannel API.
+        app_code: the Omnichannel app code; empty means ``qiscus.app_id`` (the same string).
+        webhook_token: when set, Omnichannel's lifecycle webhooks must carry ``?token=...``.
+        text_menus: channel sources (``wa``, ``ig``...) whose buttons are sent as numbered text.
+    """
+
+    mode: Literal["auto", "always", "never"] = "auto"
+    base_url: str = DEFAULT_OMNICHANNEL_URL
+    app_code: str = ""
+    webhook_token: SecretStr | None = None
+    text_menus: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _normalise(self) -> OmnichannelSettings:
+        self.base_url = (self.base_url or DEFAULT_OMNICHANNEL_URL).rstrip("/")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        self.text_menus = [s.strip().casefold() for s in self.text_menus if s.strip()]
+        return self
+
+
 class Settings(BaseSettings):
     """Every setting qbot reads. See ``config.example.yaml`` for each key."""
 
@@ -199,6 +229,14 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     intents: IntentSettings = IntentSettings()
     templates: TemplateSettings = TemplateSettings()
+    omnichannel: OmnichannelSettings = Field(default_factory=OmnichannelSettings)
+
+    @model_validator(mode="after")
+    def _omnichannel_app_code(self) -> Settings:
+        # Omnichannel's app code is the Chat SDK app id unless the user says otherwise.
+        if not self.omnichannel.app_code:
+            self.omnichannel.app_code = self.qiscus.app_id
+        return self
 
     @classmethod
     def settings_customise_sources(

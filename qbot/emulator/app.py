@@ -3,6 +3,7 @@
 Routes:
     ``/api/v2/rest/*``, ``/api/v2.1/rest/*``   what the bot calls (see :mod:`qbot.emulator.rest`)
     ``GET /download/{id}.json``                 finished exports (:mod:`qbot.emulator.backups`)
+    ``/{app_code}/bot``, ``/api/v1/admin/*``... Omnichannel (see :mod:`qbot.emulator.omnichannel`)
     ``GET /``                                   the web chat page
     ``/emulator/static/*``                      its JS and CSS (local files, no CDN)
     ``/emulator/api/*``                         what the page calls
@@ -20,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from qbot.emulator.core import Emulator, EmulatorConfig
+from qbot.emulator.omnichannel import register_omnichannel
 from qbot.emulator.rest import EMULATOR_KEY, RestApi
 from qbot.emulator.store import EmulatorStore
 from qbot.emulator.ws import websocket_handler
@@ -211,6 +213,7 @@ def create_emulator_app(
     sockets: set[web.WebSocketResponse] = set()
     app.add_routes(RestApi(emulator).routes())
     app.add_routes(PageApi(emulator).routes())
+    register_omnichannel(app, emulator)
     app.router.add_get("/", _index)
     app.router.add_static("/emulator/static", STATIC_DIR)
 

@@ -1,0 +1,56 @@
+"""Qiscus Omnichannel: answer customers on WhatsApp and every channel, hand rooms to agents.
+
+- `OmnichannelClient`: every Omnichannel call a bot needs (send as the bot, bot on/off, agents,
+  divisions, assignment, resolve, tags, customer properties, channels, office hours).
+- `detect_room`: whether a webhook's room is an Omnichannel room, and its channel source.
+- `text_menu` / `match_choice`: buttons as numbered text, and the customer's answer read back.
+"""
+
+from __future__ import annotations
+
+from qbot.omnichannel.client import DEFAULT_BASE_URL, OmnichannelClient, admin_email
+from qbot.omnichannel.menus import MENU_TYPES, MenuChoice, TextMenu, match_choice, text_menu
+from qbot.omnichannel.models import (
+    Agent,
+    AgentAllocationWebhook,
+    BotMessage,
+    Channel,
+    Channels,
+    CustomerRoom,
+    Division,
+    NewSessionWebhook,
+    OfficeHours,
+    ResolvedService,
+    ResolvedWebhook,
+    RoomTag,
+    ServiceRecord,
+)
+from qbot.omnichannel.rooms import Mode, OmnichannelRoom, detect_room, normalise_source
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MENU_TYPES",
+    "Agent",
+    "AgentAllocationWebhook",
+    "BotMessage",
+    "Channel",
+    "Channels",
+    "CustomerRoom",
+    "Division",
+    "MenuChoice",
+    "Mode",
+    "NewSessionWebhook",
+    "OfficeHours",
+    "OmnichannelClient",
+    "OmnichannelRoom",
+    "ResolvedService",
+    "ResolvedWebhook",
+    "RoomTag",
+    "ServiceRecord",
+    "TextMenu",
+    "admin_email",
+    "detect_room",
+    "match_choice",
+    "normalise_source",
+    "text_menu",
+]
