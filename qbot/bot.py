@@ -101,7 +101,7 @@ class Bot(_IntentHolder):
             ConfigError: an intents file is invalid, an ``@intent`` handler names no intent, or
                 ``storage.url`` is not a storage URL.
         """
-        from qbot.client import QiscusClient, RetryPolicy
+        from qbot.client import QiscusClient
         from qbot.errors import StorageError
 
         url = settings.storage.url or "memory://"
@@ -123,15 +123,7 @@ class Bot(_IntentHolder):
         elif self._client is None or self._owns_client:
             # A client the bot built for older settings is replaced (the caller closed it with
             # aclose(); its session is only opened on first use).
-            q = settings.qiscus
-            self._client = QiscusClient(
-                q.app_id,
-                q.secret_key,
-                q.base_url,
-                q.api_version,
-                timeout=q.timeout,
-                retry=RetryPolicy(max_attempts=q.max_attempts, max_total_time=q.max_retry_time),
-            )
+            self._client = QiscusClient.from_settings(settings)
             self._owns_client = True
         self.delivery = None
         self.check_intents()

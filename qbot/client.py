@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -40,6 +40,9 @@ from qbot.models.api import (
     User,
     UserRooms,
 )
+
+if TYPE_CHECKING:
+    from qbot.config import Settings
 
 __all__ = ["ApiVersion", "QiscusClient", "RetryPolicy"]
 
@@ -126,6 +129,37 @@ class QiscusClient:
             headers=headers,
             timeout=timeout,
             retry=retry or RetryPolicy(),
+            session=session,
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        retry: RetryPolicy | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> QiscusClient:
+        """The client ``settings.qiscus`` describes: the one way settings become a client.
+
+        Args:
+            settings: the loaded settings; ``qiscus.max_attempts`` and ``qiscus.max_retry_time``
+                make the retry policy.
+            retry: replaces that policy (e.g. ``RetryPolicy(max_attempts=1)`` in tests).
+            session: an ``aiohttp.ClientSession`` to share; the client then never closes it.
+
+        Raises:
+            ConfigError: as the constructor.
+        """
+        q = settings.qiscus
+        policy = retry or RetryPolicy(max_attempts=q.max_attempts, max_total_time=q.max_retry_time)
+        return cls(
+            q.app_id,
+            q.secret_key,
+            q.base_url,
+            q.api_version,
+            timeout=q.timeout,
+            retry=policy,
             session=session,
         )
 

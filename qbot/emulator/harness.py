@@ -311,14 +311,7 @@ class Harness:
         )
         # A fresh client per harness: a bot object outlives tests, its old client would point at
         # a closed emulator. One attempt: a failing call should fail the test, not retry.
-        self._client = QiscusClient(
-            q.app_id,
-            q.secret_key,
-            base_url,
-            q.api_version,
-            timeout=q.timeout,
-            retry=RetryPolicy(max_attempts=1),
-        )
+        self._client = QiscusClient.from_settings(self.settings, retry=RetryPolicy(max_attempts=1))
         self.bot.configure(self.settings, client=self._client)
 
     async def close(self) -> None:

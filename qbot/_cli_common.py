@@ -1,0 +1,115 @@
+"""What every ``qbot`` command shares: the one-line failure, the config file, loading a bot.
+
+Every failure a user can cause prints one ``error: ...`` line on stderr and exits non-zero (2 for
+usage and configuration, 1 when something outside refused or could not be reached), never a
+traceback. A command module adds its commands with ``register(group)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+from qbot.errors import ConfigError, QbotError
+
+if TYPE_CHECKING:
+    from qbot.bot import Bot
+    from qbot.config import Settings
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "config_option",
+    "fail",
+    "load_bot",
+    "load_target",
+    "resolve_config_path",
+    "settings_from",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_CONFIG = "config.yaml"
+"""The config file every command reads when ``--config`` is not given and the file exists."""
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one clear line on stderr and exit with ``code``."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def resolve_config_path(path: str | None) -> str | None:
+    """The config file to read: ``path``, else ``./config.yaml`` when present, else ``None``."""
+    if path is None and Path(DEFAULT_CONFIG).is_file():
+        return DEFAULT_CONFIG
+    return path
+
+
+def settings_from(path: str | None, **overrides: Any) -> Settings:
+    """Read the config file (see :func:`resolve_config_path`) and the environment.
+
+    Raises:
+        ConfigError: the file is missing or malformed, or a value is invalid.
+    """
+    from qbot.config import load_settings
+
+    return load_settings(resolve_config_path(path), **overrides)
+
+
+def config_option(
+    help: str = f"YAML config file (default: ./{DEFAULT_CONFIG} when present; QBOT_* env vars "
+    "override).",
+) -> Callable[[F], F]:
+    """The ``--config`` option, passed to the command as ``config_path``."""
+    return click.option(
+        "--config", "config_path", type=click.Path(dir_okay=False), default=None, help=help
+    )
+
+
+def load_target(target: str) -> Any:
+    """Import ``MODULE:ATTR`` (uvicorn's convention) from the current directory.
+
+    Raises:
+        ConfigError: the target is malformed, the module cannot be imported or lacks the attribute.
+    """
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"target {target!r} must look like MODULE:ATTR, e.g. bots.demo:bot")
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and module_name.startswith(e.name):
+            raise ConfigError(f"cannot import module {module_name!r} (from {target!r})") from None
+        raise ConfigError(f"importing {module_name!r} failed: {e}") from None
+    except QbotError as e:
+        raise ConfigError(f"importing {module_name!r} failed: {e}") from None
+    except Exception as e:
+        raise ConfigError(f"importing {module_name!r} raised {type(e).__name__}: {e}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(f"module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_bot(target: str) -> Bot:
+    """Load ``target`` and check that it is a :class:`qbot.Bot`.
+
+    Raises:
+        ConfigError: as :func:`load_target`, or the object is not a bot.
+    """
+    from qbot.bot import Bot
+
+    obj = load_target(target)
+    if not isinstance(obj, Bot):
+        raise ConfigError(f"{target!r} is a {type(obj).__name__}, not a qbot.Bot")
+    return obj
