@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -28,6 +27,7 @@ import aiohttp
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from qbot._http import BodyFactory, Transport
+from qbot._json import dumps_text
 from qbot._retry import RetryPolicy
 from qbot.errors import ConfigError, QiscusAPIError
 from qbot.models.api import (
@@ -313,7 +313,7 @@ class QiscusClient:
             "disable_link_preview": disable_link_preview,
         }
         if payload is not None:
-            body["payload"] = json.dumps(_wire_payload(type, payload, self.api_version))
+            body["payload"] = dumps_text(_wire_payload(type, payload, self.api_version))
         if extras is not None:
             body["extras"] = dict(extras)
         results = await self._call("POST", "post_comment", json_body=body)
@@ -376,7 +376,7 @@ class QiscusClient:
         if updated_room_name is not None:
             body["updated_room_name"] = updated_room_name
         if payload is not None:
-            body["payload"] = json.dumps(dict(payload))
+            body["payload"] = dumps_text(dict(payload))
         name = "post_system_event_message"
         results = await self._call("POST", name, json_body=body)
         return self._parse(Comment, _field(results, "comment"), name)

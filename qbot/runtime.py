@@ -18,7 +18,6 @@ every unacked item again. Every task is held by the runtime and awaited on :meth
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import uuid
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from qbot._json import detect_encoding
 from qbot.errors import ConfigError, LeaseLostError, StorageError
 from qbot.models.webhook import Update
 from qbot.storage import JSONText, MemoryStorage, room_lease_key
@@ -50,7 +50,7 @@ def new_owner() -> str:
 def _as_text(raw: bytes) -> JSONText | None:
     """``raw`` as JSON text to store as it is, or None when it is not plain Unicode JSON text."""
     try:
-        return JSONText(raw.decode(json.detect_encoding(raw)))
+        return JSONText(raw.decode(detect_encoding(raw)))
     except (UnicodeDecodeError, LookupError):
         return None
 

@@ -14,7 +14,6 @@ async with Harness(bot) as harness:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from qbot._json import dumps_text, loads
 from qbot.emulator.app import create_emulator_app
 from qbot.emulator.core import Emulator, EmulatorConfig
 from qbot.emulator.store import EmulatorStore
@@ -361,11 +361,11 @@ class Harness:
 
     async def _deliver(self, raw: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
         try:
-            outcome = await self.bot.feed_update(json.loads(raw))
+            outcome = await self.bot.feed_update(loads(raw))
         except Exception as e:
             # Surfaced by Chat.say(): a test must see the bot's crash, not a missing reply.
             self._errors.append(e)
             return 500, f"{type(e).__name__}: {e}"
-        return 200, json.dumps(
+        return 200, dumps_text(
             {"handler": outcome.handler, "ignored": outcome.ignored, "replies": outcome.replies}
         )

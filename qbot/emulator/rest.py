@@ -8,12 +8,12 @@ call is recorded for the inspector.
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any
 
 from aiohttp import web
 from multidict import MultiMapping
 
+from qbot._json import loads
 from qbot.emulator.core import SYSTEM_EVENT_TYPES, Emulator
 
 EMULATOR_KEY: web.AppKey[Emulator] = web.AppKey("qbot_emulator", Emulator)
@@ -77,8 +77,8 @@ async def _params(request: web.Request) -> dict[str, Any]:
     if request.body_exists:
         if request.content_type == "application/json":
             try:
-                body = await request.json()
-            except json.JSONDecodeError as e:
+                body = await request.json(loads=loads)
+            except ValueError as e:
                 raise RestError(400, f"request body is not valid JSON: {e}") from e
             if not isinstance(body, dict):
                 raise RestError(400, f"request body must be a JSON object, got {body!r:.80}")
@@ -129,8 +129,8 @@ def _as_int(value: Any, name: str, default: int | None = None) -> int:
 def _json_value(value: Any, name: str) -> Any:
     if isinstance(value, str) and value.strip():
         try:
-            return json.loads(value)
-        except json.JSONDecodeError as e:
+            return loads(value)
+        except ValueError as e:
             raise RestError(400, f"{name} must be a JSON object: {e}", name) from e
     return value if value != "" else None
 
