@@ -19,19 +19,10 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-from qbot._cli_common import config_option, fail, settings_from
+from qbot._cli_common import config_option, describe_qiscus_error, fail, settings_from
 from qbot.client import QiscusClient
 from qbot.config import Settings
-from qbot.errors import (
-    ConfigError,
-    ImportFileError,
-    QiscusAPIError,
-    QiscusNetworkError,
-    QiscusNotFound,
-    QiscusRateLimited,
-    QiscusServerError,
-    QiscusUnauthorized,
-)
+from qbot.errors import ConfigError, ImportFileError, QiscusAPIError, QiscusNetworkError
 from qbot.imports import (
     MAX_IMPORT_BYTES,
     ImportType,
@@ -56,28 +47,6 @@ class _Abort(Exception):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
-
-
-def _describe(error: Exception, client: QiscusClient) -> str:
-    """One line that says what went wrong and what to do about it."""
-    if isinstance(error, QiscusUnauthorized):
-        return (
-            f"Qiscus rejected the secret key (401) for app {client.app_id!r} at "
-            f"{client.base_url}: check qiscus.secret_key (QBOT_QISCUS__SECRET_KEY) and "
-            "qiscus.app_id"
-        )
-    if isinstance(error, QiscusNotFound):
-        return f"not found (404) on {error.endpoint}: {error.message}"
-    if isinstance(error, QiscusRateLimited):
-        wait = f"; retry in {error.retry_after:g}s" if error.retry_after is not None else ""
-        return f"Qiscus is rate limiting (429) on {error.endpoint}{wait}"
-    if isinstance(error, QiscusServerError):
-        return f"Qiscus failed ({error.status}) on {error.endpoint} after retries: {error.message}"
-    if isinstance(error, QiscusAPIError):
-        return f"Qiscus refused ({error.status}) on {error.endpoint}: {error.message}"
-    if isinstance(error, QiscusNetworkError):
-        return f"{error}; check qiscus.base_url and the network"
-    return str(error)
 
 
 def _run(
@@ -105,7 +74,7 @@ def _run(
     except (ImportFileError, ConfigError) as e:
         fail(str(e), 2)
     except (QiscusAPIError, QiscusNetworkError) as e:
-        fail(_describe(e, client), 1)
+        fail(describe_qiscus_error(e, client), 1)
 
 
 def _poll_option(fn: F) -> F:

@@ -15,15 +15,26 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from qbot.errors import ConfigError, QbotError
+from qbot.errors import (
+    ConfigError,
+    QbotError,
+    QiscusAPIError,
+    QiscusNetworkError,
+    QiscusNotFound,
+    QiscusRateLimited,
+    QiscusServerError,
+    QiscusUnauthorized,
+)
 
 if TYPE_CHECKING:
     from qbot.bot import Bot
+    from qbot.client import QiscusClient
     from qbot.config import Settings
 
 __all__ = [
     "DEFAULT_CONFIG",
     "config_option",
+    "describe_qiscus_error",
     "fail",
     "load_bot",
     "load_target",
@@ -59,6 +70,28 @@ def settings_from(path: str | None, **overrides: Any) -> Settings:
     from qbot.config import load_settings
 
     return load_settings(resolve_config_path(path), **overrides)
+
+
+def describe_qiscus_error(error: Exception, client: QiscusClient) -> str:
+    """One line that says what went wrong and what to do about it."""
+    if isinstance(error, QiscusUnauthorized):
+        return (
+            f"Qiscus rejected the secret key (401) for app {client.app_id!r} at "
+            f"{client.base_url}: check qiscus.secret_key (QBOT_QISCUS__SECRET_KEY) and "
+            "qiscus.app_id"
+        )
+    if isinstance(error, QiscusNotFound):
+        return f"not found (404) on {error.endpoint}: {error.message}"
+    if isinstance(error, QiscusRateLimited):
+        wait = f"; retry in {error.retry_after:g}s" if error.retry_after is not None else ""
+        return f"Qiscus is rate limiting (429) on {error.endpoint}{wait}"
+    if isinstance(error, QiscusServerError):
+        return f"Qiscus failed ({error.status}) on {error.endpoint} after retries: {error.message}"
+    if isinstance(error, QiscusAPIError):
+        return f"Qiscus refused ({error.status}) on {error.endpoint}: {error.message}"
+    if isinstance(error, QiscusNetworkError):
+        return f"{error}; check qiscus.base_url and the network"
+    return str(error)
 
 
 def config_option(

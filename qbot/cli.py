@@ -8,14 +8,22 @@ adds its commands with ``register(main)``.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from typing import TYPE_CHECKING, Any
 
 import click
 import structlog
 
-from qbot._cli_common import config_option, fail, load_bot, load_target, settings_from
-from qbot.errors import ConfigError
+from qbot._cli_common import (
+    config_option,
+    describe_qiscus_error,
+    fail,
+    load_bot,
+    load_target,
+    settings_from,
+)
+from qbot.errors import ConfigError, QiscusAPIError, QiscusNetworkError
 
 if TYPE_CHECKING:
     from qbot.bot import Bot
@@ -104,10 +112,37 @@ def _describe_bot(target: str, bot: Bot) -> str:
     return f"ok: bot {bot.name!r} from {target}: {counts} handlers, {fallback}"
 
 
+def _reach_qiscus(settings: Settings) -> str:
+    """Call Qiscus once (read-only) and say what it answered; one line and exit 1 if it fails."""
+    from qbot.client import QiscusClient
+    from qbot.log import configure_logging
+
+    # Only the final error line speaks; retries are logged when debugging.
+    configure_logging("debug" if settings.log.level == "debug" else "error", settings.log.format)
+    client = QiscusClient.from_settings(settings)
+
+    async def call() -> int:
+        async with client:
+            rooms = await client.get_user_rooms(settings.bot.email)
+        return rooms.meta.total_room
+
+    try:
+        total = asyncio.run(call())
+    except (QiscusAPIError, QiscusNetworkError) as e:
+        fail(describe_qiscus_error(e, client), 1)
+    return (
+        f"ok: Qiscus at {client.base_url} accepted app {client.app_id!r}; bot "
+        f"{settings.bot.email!r} is in {total} room{'s' * (total != 1)}"
+    )
+
+
 @main.command("check-config")
 @config_option()
 @click.option("--target", default=None, help="Also import MODULE:ATTR and check its handlers.")
-def check_config(config_path: str | None, target: str | None) -> None:
+@click.option(
+    "--online", is_flag=True, help="Also call Qiscus: the URL answers, the secret key is accepted."
+)
+def check_config(config_path: str | None, target: str | None, online: bool) -> None:
     """Validate the configuration (and optionally the bot) without starting anything.
 
     Placeholder secrets (change-me, the example config's values, empty) are not ok.
@@ -123,6 +158,7 @@ def check_config(config_path: str | None, target: str | None) -> None:
     if placeholders:
         keys = ", ".join(placeholders)
         fail(f"placeholder secret in {keys}: set a real value (e.g. QBOT_QISCUS__SECRET_KEY)")
+    reached = _reach_qiscus(settings) if online else None
     click.echo(
         f"ok: app {settings.qiscus.app_id!r} at {settings.qiscus.base_url} (API v"
         f"{settings.qiscus.api_version}), bot {settings.bot.email!r}, webhook "
@@ -130,6 +166,8 @@ def check_config(config_path: str | None, target: str | None) -> None:
     )
     if bot is not None and target is not None:
         click.echo(_describe_bot(target, bot))
+    if reached is not None:
+        click.echo(reached)
 
 
 def _register_subcommands() -> None:
