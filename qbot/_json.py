@@ -68,23 +68,31 @@ def _stdlib(
 ) -> bytes:
     # Strict output is the canonical text signatures are made of: UTF-8 as is, as it always was.
     # Escaped non-ASCII is the way out for a lone surrogate, which UTF-8 cannot carry.
-    def encode(ascii: bool) -> bytes:
-        return json.dumps(
-            value,
-            default=default,
-            ensure_ascii=ascii,
-            allow_nan=not strict,
-            sort_keys=sort_keys,
-            indent=2 if indent else None,
-            separators=(",", ": ") if indent else (",", ":"),
-        ).encode("utf-8")
+    if strict:
+        try:
+            return _encode(value, default, False, False, sort_keys, indent)
+        except UnicodeEncodeError:
+            pass
+    return _encode(value, default, True, not strict, sort_keys, indent)
 
-    if not strict:
-        return encode(ascii=True)
-    try:
-        return encode(ascii=False)
-    except UnicodeEncodeError:
-        return encode(ascii=True)
+
+def _encode(
+    value: Any,
+    default: Callable[[Any], Any] | None,
+    ascii: bool,
+    allow_nan: bool,
+    sort_keys: bool,
+    indent: bool,
+) -> bytes:
+    return json.dumps(
+        value,
+        default=default,
+        ensure_ascii=ascii,
+        allow_nan=allow_nan,
+        sort_keys=sort_keys,
+        indent=2 if indent else None,
+        separators=(",", ": ") if indent else (",", ":"),
+    ).encode("utf-8")
 
 
 def dumps_text(
