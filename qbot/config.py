@@ -233,19 +233,21 @@ class Settings(BaseSettings):
     def placeholder_secrets(self) -> list[str]:
         """The keys whose secret is a placeholder (see :data:`PLACEHOLDER_SECRETS`).
 
-        ``qiscus.secret_key`` always counts; ``webhook.signature_token`` and ``postback.secret``
-        when they are set.
+        Every ``SecretStr`` setting that is set counts (``qiscus.secret_key``,
+        ``webhook.signature_token``, ``postback.secret``, and any section's secret added later).
         """
-        secrets = {
-            "qiscus.secret_key": self.qiscus.secret_key,
-            "webhook.signature_token": self.webhook.signature_token,
-            "postback.secret": self.postback.secret,
-        }
-        return [
-            key
-            for key, value in secrets.items()
-            if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
-        ]
+        found = []
+        for section in type(self).model_fields:
+            values = getattr(self, section)
+            for key in type(values).model_fields:
+                value = getattr(values, key)
+                if isinstance(value, SecretStr) and _is_placeholder(value):
+                    found.append(f"{section}.{key}")
+        return found
+
+
+def _is_placeholder(secret: SecretStr) -> bool:
+    return secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
