@@ -129,3 +129,23 @@ def test_console_format_to_a_pipe_has_no_colour_codes() -> None:
         structlog.reset_defaults()
     assert "loud.event" in out.getvalue()
     assert "\x1b[" not in out.getvalue()
+
+
+async def test_run_does_not_claim_to_serve_when_the_port_is_taken(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(
+        "qiscus:\n  app_id: shop\n  secret_key: s3cret-and-long\n"
+        "bot:\n  email: bot@shop.id\nstorage:\n  url: memory://\n"
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = await start(
+            tmp_path, "run", "helpdesk:bot", "--host", "127.0.0.1", "--port", str(port)
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=20)
+
+    assert proc.returncode == 1
+    assert out.decode() == ""
+    assert err.decode().splitlines()[-1].startswith(f"error: cannot listen on 127.0.0.1:{port}")
+    assert "server.listening" not in err.decode()
