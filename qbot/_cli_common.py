@@ -1,22 +1,107 @@
-"""What ``qbot`` commands and the test kit share: loading a bot from ``MODULE:ATTR``.
+"""What every ``qbot`` command shares: the one-line failure, the config file, loading a bot.
 
-Kept apart from ``qbot.cli`` so that the command modules it registers (and ``qbot.testing``)
-can load a bot without importing the module that imports them.
+Every failure a user can cause prints one ``error: ...`` line on stderr and exits non-zero (2 for
+usage and configuration, 1 when something outside refused or could not be reached), never a
+traceback. A command module adds its commands with ``register(group)``.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from qbot.errors import ConfigError, QbotError
+import click
+
+from qbot.errors import (
+    ConfigError,
+    QbotError,
+    QiscusAPIError,
+    QiscusNetworkError,
+    QiscusNotFound,
+    QiscusRateLimited,
+    QiscusServerError,
+    QiscusUnauthorized,
+)
 
 if TYPE_CHECKING:
     from qbot.bot import Bot
+    from qbot.client import QiscusClient
+    from qbot.config import Settings
 
-__all__ = ["load_bot", "load_target"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "config_option",
+    "describe_qiscus_error",
+    "fail",
+    "load_bot",
+    "load_target",
+    "resolve_config_path",
+    "settings_from",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_CONFIG = "config.yaml"
+"""The config file every command reads when ``--config`` is not given and the file exists."""
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one clear line on stderr and exit with ``code``."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def resolve_config_path(path: str | None) -> str | None:
+    """The config file to read: ``path``, else ``./config.yaml`` when present, else ``None``."""
+    if path is None and Path(DEFAULT_CONFIG).is_file():
+        return DEFAULT_CONFIG
+    return path
+
+
+def settings_from(path: str | None, **overrides: Any) -> Settings:
+    """Read the config file (see :func:`resolve_config_path`) and the environment.
+
+    Raises:
+        ConfigError: the file is missing or malformed, or a value is invalid.
+    """
+    from qbot.config import load_settings
+
+    return load_settings(resolve_config_path(path), **overrides)
+
+
+def describe_qiscus_error(error: Exception, client: QiscusClient) -> str:
+    """One line that says what went wrong and what to do about it."""
+    if isinstance(error, QiscusUnauthorized):
+        return (
+            f"Qiscus rejected the secret key (401) for app {client.app_id!r} at "
+            f"{client.base_url}: check qiscus.secret_key (QBOT_QISCUS__SECRET_KEY) and "
+            "qiscus.app_id"
+        )
+    if isinstance(error, QiscusNotFound):
+        return f"not found (404) on {error.endpoint}: {error.message}"
+    if isinstance(error, QiscusRateLimited):
+        wait = f"; retry in {error.retry_after:g}s" if error.retry_after is not None else ""
+        return f"Qiscus is rate limiting (429) on {error.endpoint}{wait}"
+    if isinstance(error, QiscusServerError):
+        return f"Qiscus failed ({error.status}) on {error.endpoint} after retries: {error.message}"
+    if isinstance(error, QiscusAPIError):
+        return f"Qiscus refused ({error.status}) on {error.endpoint}: {error.message}"
+    if isinstance(error, QiscusNetworkError):
+        return f"{error}; check qiscus.base_url and the network"
+    return str(error)
+
+
+def config_option(
+    help: str = f"YAML config file (default: ./{DEFAULT_CONFIG} when present; QBOT_* env vars "
+    "override).",
+) -> Callable[[F], F]:
+    """The ``--config`` option, passed to the command as ``config_path``."""
+    return click.option(
+        "--config", "config_path", type=click.Path(dir_okay=False), default=None, help=help
+    )
 
 
 def load_target(target: str) -> Any:

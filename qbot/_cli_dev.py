@@ -7,52 +7,18 @@ the user can cause prints one ``error: ...`` line and exits non-zero, never a tr
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+from qbot._cli_common import config_option, fail, load_bot, resolve_config_path
 from qbot.errors import ConfigError, QbotError
 
-if TYPE_CHECKING:
-    from qbot.bot import Bot
-
 __all__ = ["register"]
-
-DEFAULT_CONFIG = "config.yaml"
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def _config_path(path: str | None) -> str | None:
-    if path is None and Path(DEFAULT_CONFIG).is_file():
-        return DEFAULT_CONFIG
-    return path
-
-
-def _load_bot(target: str) -> Bot:
-    from qbot._cli_common import load_bot
-
-    bot: Bot = load_bot(target)
-    return bot
-
-
-_config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help=f"YAML config file (default: ./{DEFAULT_CONFIG} when present).",
-)
 
 
 @click.command()
 @click.argument("target", required=False)
-@_config_option
+@config_option()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where the page listens.")
 @click.option("--port", type=int, default=8080, show_default=True, help="The page's port.")
 @click.option("--reset", is_flag=True, help="Forget every stored user, room and message first.")
@@ -81,11 +47,14 @@ def dev(
     from qbot.log import configure_logging
 
     try:
-        bot = _load_bot(target) if target else None
-        settings = dev_settings(_config_path(config_path), bot.name if bot else "Bot")
-        configure_logging(settings.log.level, settings.log.format)
+        bot = load_bot(target) if target else None
+        settings = dev_settings(resolve_config_path(config_path), bot.name if bot else "Bot")
+        # Development output is read by a person, piped (`make dev | tee`) or not: "auto" means
+        # console here; an explicit `log.format: json` is still honoured.
+        fmt = "console" if settings.log.format == "auto" else settings.log.format
+        configure_logging(settings.log.level, fmt)
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     server = DevServer(
         settings, bot, host=host, port=port, db=db, reset=reset, webhook_url=webhook_url
     )
@@ -97,16 +66,16 @@ def dev(
     try:
         asyncio.run(server.run_forever(announce))
     except OSError as e:
-        _fail(f"cannot listen on {host}:{port}: {e.strerror or e}", 1)
+        fail(f"cannot listen on {host}:{port}: {e.strerror or e}", 1)
     except QbotError as e:
-        _fail(str(e), 1)
+        fail(str(e), 1)
     except KeyboardInterrupt:
         pass
 
 
 @click.command()
 @click.argument("target")
-@_config_option
+@config_option()
 @click.option("--user", "email", default="user@example.com", show_default=True)
 @click.option("--name", default="User", show_default=True, help="Your display name.")
 def shell(target: str, config_path: str | None, email: str, name: str) -> None:
@@ -116,10 +85,10 @@ def shell(target: str, config_path: str | None, email: str, name: str) -> None:
     from qbot.shell import run_shell
 
     try:
-        bot = _load_bot(target)
-        settings = dev_settings(_config_path(config_path), bot.name)
+        bot = load_bot(target)
+        settings = dev_settings(resolve_config_path(config_path), bot.name)
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     # The conversation is the output: only problems are logged, on stderr.
     configure_logging("warning", "console")
 
@@ -134,7 +103,7 @@ def shell(target: str, config_path: str | None, email: str, name: str) -> None:
     except KeyboardInterrupt:
         click.echo("")
     except QbotError as e:
-        _fail(str(e), 1)
+        fail(str(e), 1)
 
 
 @click.command()
@@ -153,9 +122,9 @@ def new(name: str, directory: str) -> None:
     try:
         path = create_project(name, directory)
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     except OSError as e:
-        _fail(f"cannot write the project into {directory!r}: {e.strerror or e}", 1)
+        fail(f"cannot write the project into {directory!r}: {e.strerror or e}", 1)
     pkg = package_name(name)
     click.echo(
         f"Created {path}\n\n"

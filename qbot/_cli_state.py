@@ -11,26 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import NoReturn
 
 import click
 from pydantic import ValidationError
 
+from qbot._cli_common import DEFAULT_CONFIG, config_option, fail, resolve_config_path
 from qbot.config import StorageSettings, read_yaml
 from qbot.errors import ConfigError, StorageError
 from qbot.storage import Handoff, open_storage
 
 __all__ = ["register"]
-
-DEFAULT_CONFIG = "config.yaml"
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 def storage_url(config_path: str | None, override: str | None) -> str:
@@ -43,8 +34,7 @@ def storage_url(config_path: str | None, override: str | None) -> str:
         return override
     if path := os.environ.get("QBOT_STORAGE__URL"):
         return path
-    if config_path is None and Path(DEFAULT_CONFIG).is_file():
-        config_path = DEFAULT_CONFIG
+    config_path = resolve_config_path(config_path)
     data = read_yaml(config_path) if config_path is not None else {}
     section = data.get("storage") or {}
     try:
@@ -74,21 +64,17 @@ def _url(config_path: str | None, override: str | None) -> str:
     try:
         url = storage_url(config_path, override)
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     if url.lower().startswith("memory://"):
-        _fail(
+        fail(
             "storage.url is memory://, which no other process can see: pass --storage with "
             "the SQLite or Redis URL the bot runs on"
         )
     return url
 
 
-_config = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help=f"YAML config file whose storage.url is used (default: ./{DEFAULT_CONFIG} if present).",
+_config = config_option(
+    f"YAML config file whose storage.url is used (default: ./{DEFAULT_CONFIG} if present)."
 )
 _storage = click.option(
     "--storage", "storage", default=None, help="Storage URL (overrides the config)."
@@ -109,7 +95,7 @@ def list_handoffs(config_path: str | None, storage: str | None) -> None:
     try:
         found = asyncio.run(_list(url))
     except StorageError as e:
-        _fail(str(e), 1)
+        fail(str(e), 1)
     if not found:
         click.echo("No room is handed off: the bot answers everywhere.")
         return
@@ -130,9 +116,9 @@ def end_handoff(room_id: str, config_path: str | None, storage: str | None) -> N
     try:
         ended = asyncio.run(_end(url, room_id))
     except StorageError as e:
-        _fail(str(e), 1)
+        fail(str(e), 1)
     if not ended:
-        _fail(f"room {room_id!r} is not handed off (see 'qbot handoffs list')", 1)
+        fail(f"room {room_id!r} is not handed off (see 'qbot handoffs list')", 1)
     click.echo(f"Room {room_id} is back with the bot.")
 
 

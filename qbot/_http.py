@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -36,7 +37,10 @@ class _Retryable(Exception):
 
 
 def error_message(body: Any, text: str) -> str:
-    """The server's words: ``error.message``, ``error.errors``, ``error.detailed_messages``."""
+    """The server's words: ``error.message``, ``error.errors``, ``error.detailed_messages``.
+
+    Qiscus often repeats one message in all three places: each distinct text is said once.
+    """
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, str):
         return error
@@ -45,21 +49,44 @@ def error_message(body: Any, text: str) -> str:
             return str(body["message"])
         return text.strip()[:500] or "(empty body)"
     parts: list[str] = []
+    said: set[str] = set()
+
+    def say(part: str) -> None:
+        if part not in said:
+            said.add(part)
+            parts.append(part)
+
     if error.get("message"):
-        parts.append(str(error["message"]))
+        say(str(error["message"]))
     errors = error.get("errors")
     if isinstance(errors, dict):
         for field, problems in errors.items():
-            items = problems if isinstance(problems, list) else [problems]
-            parts.append(f"{field}: {', '.join(str(p) for p in items)}")
+            items = [str(p) for p in (problems if isinstance(problems, list) else [problems])]
+            fresh = [item for item in items if item not in said]
+            said.update(fresh)
+            if fresh:
+                parts.append(f"{field}: {', '.join(fresh)}")
     elif errors:
-        parts.append(str(errors))
+        say(str(errors))
     details = error.get("detailed_messages")
-    if isinstance(details, list):
-        parts.extend(str(d) for d in details)
-    elif details:
-        parts.append(str(details))
+    for detail in details if isinstance(details, list) else [details] if details else []:
+        say(str(detail))
     return "; ".join(parts) or text.strip()[:500] or "(empty body)"
+
+
+def network_reason(error: aiohttp.ClientError) -> str:
+    """What went wrong on the wire, in words (aiohttp's own text says ``ssl:default``)."""
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return f"cannot resolve host {error.host!r}"
+    if isinstance(error, aiohttp.ClientConnectorCertificateError):
+        return f"the TLS certificate of {error.host}:{error.port} is not trusted"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        cause = error.os_error
+        reason = os.strerror(cause.errno) if cause.errno else (cause.strerror or str(cause))
+        return f"cannot connect to {error.host}:{error.port}: {reason.lower()}"
+    if isinstance(error, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection before answering"
+    return str(error) or type(error).__name__
 
 
 def decode(status: int, endpoint: str, raw: bytes, retry_after: float | None) -> Any:
@@ -213,7 +240,7 @@ class Transport:
             except aiohttp.ClientError as e:
                 status = type(e).__name__
                 error = QiscusNetworkError(
-                    f"could not reach Qiscus at {self.base_url} ({endpoint}): {e}",
+                    f"could not reach Qiscus at {self.base_url} ({endpoint}): {network_reason(e)}",
                     endpoint=endpoint,
                 )
                 error.__cause__ = e

@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from qbot._http import BodyFactory, Transport
+from qbot._json import dumps_text
 from qbot._retry import RetryPolicy
 from qbot.errors import ConfigError, QiscusAPIError
 from qbot.models.api import (
@@ -40,6 +40,9 @@ from qbot.models.api import (
     User,
     UserRooms,
 )
+
+if TYPE_CHECKING:
+    from qbot.config import Settings
 
 __all__ = ["ApiVersion", "QiscusClient", "RetryPolicy"]
 
@@ -126,6 +129,37 @@ class QiscusClient:
             headers=headers,
             timeout=timeout,
             retry=retry or RetryPolicy(),
+            session=session,
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        retry: RetryPolicy | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> QiscusClient:
+        """The client ``settings.qiscus`` describes: the one way settings become a client.
+
+        Args:
+            settings: the loaded settings; ``qiscus.max_attempts`` and ``qiscus.max_retry_time``
+                make the retry policy.
+            retry: replaces that policy (e.g. ``RetryPolicy(max_attempts=1)`` in tests).
+            session: an ``aiohttp.ClientSession`` to share; the client then never closes it.
+
+        Raises:
+            ConfigError: as the constructor.
+        """
+        q = settings.qiscus
+        policy = retry or RetryPolicy(max_attempts=q.max_attempts, max_total_time=q.max_retry_time)
+        return cls(
+            q.app_id,
+            q.secret_key,
+            q.base_url,
+            q.api_version,
+            timeout=q.timeout,
+            retry=policy,
             session=session,
         )
 
@@ -279,7 +313,7 @@ class QiscusClient:
             "disable_link_preview": disable_link_preview,
         }
         if payload is not None:
-            body["payload"] = json.dumps(_wire_payload(type, payload, self.api_version))
+            body["payload"] = dumps_text(_wire_payload(type, payload, self.api_version))
         if extras is not None:
             body["extras"] = dict(extras)
         results = await self._call("POST", "post_comment", json_body=body)
@@ -342,7 +376,7 @@ class QiscusClient:
         if updated_room_name is not None:
             body["updated_room_name"] = updated_room_name
         if payload is not None:
-            body["payload"] = json.dumps(dict(payload))
+            body["payload"] = dumps_text(dict(payload))
         name = "post_system_event_message"
         results = await self._call("POST", name, json_body=body)
         return self._parse(Comment, _field(results, "comment"), name)

@@ -8,6 +8,8 @@ settings.qiscus.secret_key.get_secret_value()
 
 from __future__ import annotations
 
+import difflib
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +25,7 @@ from qbot.errors import ConfigError
 from qbot.omnichannel.client import DEFAULT_BASE_URL as DEFAULT_OMNICHANNEL_URL
 
 __all__ = [
+    "PLACEHOLDER_SECRETS",
     "BotSettings",
     "LogSettings",
     "OmnichannelSettings",
@@ -35,6 +38,17 @@ __all__ = [
     "WebhookSettings",
     "load_settings",
 ]
+
+
+ENV_PREFIX = "QBOT_"
+ENV_DELIMITER = "__"
+
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "change-me", "changeme", "secret", "my-secret-key", "your-secret-key", "xxx"}
+)
+"""Secret values that stand for "fill me in" (compared stripped, case-insensitively): the
+scaffold's and ``config.example.yaml``'s examples among them. ``qbot check-config`` refuses them
+and ``qbot run`` warns about them."""
 
 
 class _Section(BaseModel):
@@ -216,7 +230,10 @@ class Settings(BaseSettings):
     """Every setting qbot reads. See ``config.example.yaml`` for each key."""
 
     model_config = SettingsConfigDict(
-        env_prefix="QBOT_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_DELIMITER,
+        extra="forbid",
+        case_sensitive=False,
     )
 
     qiscus: QiscusSettings
@@ -250,6 +267,25 @@ class Settings(BaseSettings):
         # The environment wins over the file (passed as init values): twelve-factor deployments
         # keep secrets out of the YAML.
         return env_settings, init_settings
+
+    def placeholder_secrets(self) -> list[str]:
+        """The keys whose secret is a placeholder (see :data:`PLACEHOLDER_SECRETS`).
+
+        Every ``SecretStr`` setting that is set counts (``qiscus.secret_key``,
+        ``webhook.signature_token``, ``postback.secret``, and any section's secret added later).
+        """
+        found = []
+        for section in type(self).model_fields:
+            values = getattr(self, section)
+            for key in type(values).model_fields:
+                value = getattr(values, key)
+                if isinstance(value, SecretStr) and _is_placeholder(value):
+                    found.append(f"{section}.{key}")
+        return found
+
+
+def _is_placeholder(secret: SecretStr) -> bool:
+    return secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -289,26 +325,85 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
             data[section] = {**data[section], **values}
         else:
             data[section] = values
+    problems = _unknown_env_sections()
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as e:
-        raise ConfigError(_describe(e, path)) from None
+        problems.extend(_describe(e, path))
+    if problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    return settings
 
 
-def _describe(error: ValidationError, path: str | Path | None) -> str:
+def _env_name(loc: tuple[str, ...]) -> str:
+    return ENV_PREFIX + ENV_DELIMITER.join(loc).upper()
+
+
+def _from_env(loc: tuple[str, ...]) -> bool:
+    name = _env_name(loc)
+    return any(key.upper() == name for key in os.environ)
+
+
+def _unknown_env_sections() -> list[str]:
+    """``QBOT_SECTION__KEY`` variables whose section does not exist (pydantic ignores them)."""
+    problems = []
+    for key in sorted(os.environ):
+        head, _, rest = key.upper().partition(ENV_DELIMITER)
+        if not head.startswith(ENV_PREFIX) or not rest:
+            continue
+        section = head[len(ENV_PREFIX) :].lower()
+        if section in Settings.model_fields:
+            continue
+        problem = f"{key} sets {section!r}, which is not a known section"
+        close = _close_match(section, Settings.model_fields)
+        if close is not None:
+            meant = _env_name((close, *rest.lower().split(ENV_DELIMITER)))
+            problem += f" (did you mean {meant}?)"
+        problems.append(problem)
+    return problems
+
+
+def _close_match(name: str, known: Any) -> str | None:
+    matches = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _fields_at(loc: tuple[str, ...]) -> dict[str, Any]:
+    """The settings a key at ``loc + (name,)`` could have meant (empty past a non-section)."""
+    model: Any = Settings
+    for part in loc:
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        model = field.annotation if field is not None else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return {}
+    return dict(model.model_fields)
+
+
+def _unknown_key(loc: tuple[str, ...]) -> str:
+    """``section.key is not a known setting``, naming its variable and the likely intent."""
+    env = _from_env(loc)
+    problem = f"{_env_name(loc) + ': ' if env else ''}{'.'.join(loc)} is not a known setting"
+    close = _close_match(loc[-1], _fields_at(loc[:-1]))
+    if close is not None:
+        meant = (*loc[:-1], close)
+        problem += f" (did you mean {_env_name(meant) if env else '.'.join(meant)}?)"
+    return problem
+
+
+def _describe(error: ValidationError, path: str | Path | None) -> list[str]:
     where = f"in {str(path)!r}" if path is not None else "in the config file (--config)"
     problems = []
     for item in error.errors():
         loc = tuple(str(part) for part in item["loc"])
         if item["type"] == "missing":
             for key in _required_keys(loc):
-                env = "QBOT_" + key.replace(".", "__").upper()
+                env = _env_name(tuple(key.split(".")))
                 problems.append(f"{key} is required (set it {where} or as {env})")
         elif item["type"] == "extra_forbidden":
-            problems.append(f"{'.'.join(loc)} is not a known setting")
+            problems.append(_unknown_key(loc))
         else:
             problems.append(f"{'.'.join(loc) or '(root)'}: {item['msg']}")
-    return "invalid configuration: " + "; ".join(problems)
+    return problems
 
 
 def _required_keys(loc: tuple[str, ...]) -> list[str]:

@@ -114,7 +114,7 @@ class Dispatcher:
             ConfigError: an intents file is invalid, an ``@intent`` handler names no intent, or
                 ``storage.url`` is not a storage URL.
         """
-        from qbot.client import QiscusClient, RetryPolicy
+        from qbot.client import QiscusClient
 
         url = settings.storage.url or "memory://"
         if url == "memory://" or url != self.storage_url:
@@ -135,15 +135,7 @@ class Dispatcher:
         elif self._client is None or self._owns_client:
             # A client built for older settings is replaced (the caller closed it with
             # aclose(); its session is only opened on first use).
-            q = settings.qiscus
-            self._client = QiscusClient(
-                q.app_id,
-                q.secret_key,
-                q.base_url,
-                q.api_version,
-                timeout=q.timeout,
-                retry=RetryPolicy(max_attempts=q.max_attempts, max_total_time=q.max_retry_time),
-            )
+            self._client = QiscusClient.from_settings(settings)
             self._owns_client = True
         self.delivery = None
         self.bot.check_intents()

@@ -14,13 +14,13 @@ the server can confirm, such as a creator that must already exist there).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from qbot._json import dumps, dumps_text, loads
 from qbot.errors import ImportFileError
 
 __all__ = [
@@ -98,7 +98,7 @@ def read_import_file(path: str | Path) -> list[Any]:
     """
     p = Path(path)
     try:
-        data = json.loads(p.read_bytes())
+        data = loads(p.read_bytes())
     except FileNotFoundError:
         raise ImportFileError(f"import file {str(p)!r} does not exist") from None
     except OSError as e:
@@ -143,7 +143,7 @@ def _check_fields(
             continue
         if type(value) not in types:
             want = " or ".join(_JSON_TYPE[t] for t in types)
-            report("error", f"{key} must be {want}, got {json.dumps(value)[:60]}")
+            report("error", f"{key} must be {want}, got {dumps_text(value)[:60]}")
         elif key in _TIME_KEYS and value:
             try:
                 datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -424,7 +424,7 @@ def split_rows(rows: Sequence[Any], max_bytes: int = MAX_IMPORT_BYTES) -> list[b
     current: list[bytes] = []
     size = 2  # the enclosing brackets
     for n, row in enumerate(rows, 1):
-        encoded = json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
+        encoded = dumps(row)
         if len(encoded) + 2 > max_bytes:
             raise ImportFileError(
                 f"row {n} alone is {len(encoded)} bytes, over the {max_bytes}-byte import limit"

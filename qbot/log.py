@@ -29,11 +29,13 @@ def configure_logging(
         stream: where lines go; stderr by default.
     """
     out = stream if stream is not None else sys.stderr
+    isatty = getattr(out, "isatty", None)
+    terminal = callable(isatty) and bool(isatty())
     if fmt == "auto":
-        isatty = getattr(out, "isatty", None)
-        fmt = "console" if callable(isatty) and isatty() else "json"
+        fmt = "console" if terminal else "json"
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer()
+        # Colours only for a terminal: piped console lines (`qbot dev | tee`) stay plain text.
+        structlog.dev.ConsoleRenderer(colors=terminal)
         if fmt == "console"
         else structlog.processors.JSONRenderer(serializer=dumps_text)
     )

@@ -21,7 +21,6 @@ submits like the server, claims at once and waits for the update's :class:`Outco
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import uuid
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from qbot._json import detect_encoding
 from qbot.errors import ConfigError, LeaseLostError, QbotError, StorageError
 from qbot.handlers import Outcome
 from qbot.models.webhook import Update
@@ -54,7 +54,7 @@ def new_owner() -> str:
 def _as_text(raw: bytes) -> JSONText | None:
     """``raw`` as JSON text to store as it is, or None when it is not plain Unicode JSON text."""
     try:
-        return JSONText(raw.decode(json.detect_encoding(raw)))
+        return JSONText(raw.decode(detect_encoding(raw)))
     except (UnicodeDecodeError, LookupError):
         return None
 

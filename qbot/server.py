@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
+from qbot._json import loads
 from qbot.config import DEFAULT_SERVED_STORAGE
 from qbot.errors import StorageError
 from qbot.models.webhook import Update
@@ -59,7 +59,7 @@ def _refusal(body: bytes) -> web.Response | Update:
     """The 400 that says why ``body`` is not a webhook (or the update, for a body pydantic's
     JSON reader refused and ``json`` reads: not UTF-8)."""
     try:
-        data = json.loads(body)
+        data = loads(body)
     except ValueError as e:
         log.warning("webhook.rejected", reason="not_json")
         return _error(400, f"body is not JSON: {e}")

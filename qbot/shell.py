@@ -9,10 +9,10 @@ leaves.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from qbot._json import dumps_text
 from qbot.emulator.harness import BotReply, Harness, Replies
 from qbot.emulator.webhook import postback_response
 
@@ -50,7 +50,7 @@ def _body(reply: BotReply) -> list[str]:
         who = payload.get("replied_comment_sender_username", "")
         return [f"  │ {who}: {quoted}", _indent(reply.text, "  ")]
     if reply.type == "custom":
-        return [_indent(json.dumps(reply.comment.get("payload"), indent=2, ensure_ascii=False))]
+        return [_indent(dumps_text(reply.comment.get("payload"), indent=True))]
     if reply.type == "account_linking":
         params = payload.get("params") or {}
         button = params.get("button_text") or "Link account"

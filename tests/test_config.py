@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qbot.config import Settings, load_settings
+from qbot.config import PLACEHOLDER_SECRETS, Settings, load_settings
 from qbot.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,3 +114,82 @@ def test_config_room_linger_defaults_under_the_lease_and_refuses_a_long_one(
     assert kept.storage.linger() == 0.0
     with pytest.raises(ConfigError, match=r"room_linger \(20 s\) must be under half of lease_ttl"):
         load_settings(write(tmp_path, MINIMAL + "storage:\n  room_linger: 20\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            MINIMAL + "server:\n  prot: 9000\n",
+            "server.prot is not a known setting (did you mean server.port?)",
+        ),
+        (MINIMAL + "sever:\n  port: 1\n", "sever is not a known setting (did you mean server?)"),
+        (
+            "qiscus:\n  app_id: shop\n  secret_key: s3cret\n  appid: x\nbot:\n  email: b@x\n",
+            "qiscus.appid is not a known setting (did you mean qiscus.app_id?)",
+        ),
+        (MINIMAL + "zzz: 1\n", "zzz is not a known setting"),
+    ],
+)
+def test_config_unknown_key_suggests_the_likely_one(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text))
+    assert str(info.value) == f"invalid configuration: {problem}"
+
+
+def test_config_unknown_env_key_names_the_variable_and_suggests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QBOT_QISCUS__APPID", "x")
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, MINIMAL))
+    assert str(info.value) == (
+        "invalid configuration: QBOT_QISCUS__APPID: qiscus.appid is not a known setting "
+        "(did you mean QBOT_QISCUS__APP_ID?)"
+    )
+
+
+def test_config_unknown_env_section_is_caught_with_a_suggestion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QBOT_SEVER__PORT", "9000")
+    monkeypatch.setenv("QBOT_NOTHING_LIKE_IT__X", "1")
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, MINIMAL))
+    assert str(info.value) == (
+        "invalid configuration: QBOT_NOTHING_LIKE_IT__X sets 'nothing_like_it', which is not a "
+        "known section; QBOT_SEVER__PORT sets 'sever', which is not a known section "
+        "(did you mean QBOT_SERVER__PORT?)"
+    )
+
+
+def test_config_env_problems_come_with_the_file_problems(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QBOT_SEVER__PORT", "9000")
+    with pytest.raises(ConfigError, match=r"QBOT_SEVER__PORT.*qiscus\.app_id is required"):
+        load_settings(write(tmp_path, "bot:\n  email: b@x\n"))
+
+
+@pytest.mark.parametrize("secret", ["change-me", "", "  Secret ", "my-secret-key", "CHANGEME"])
+def test_config_placeholder_secrets_are_named(tmp_path: Path, secret: str) -> None:
+    text = f"qiscus:\n  app_id: shop\n  secret_key: '{secret}'\nbot:\n  email: b@x\n"
+    text += "webhook:\n  signature_token: change-me\npostback:\n  secret: a-real-long-one\n"
+    settings = load_settings(write(tmp_path, text))
+    assert settings.placeholder_secrets() == ["qiscus.secret_key", "webhook.signature_token"]
+
+
+def test_config_real_secrets_and_unset_optional_ones_are_not_placeholders(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, MINIMAL)).placeholder_secrets() == []
+
+
+def test_config_shipped_examples_count_as_placeholders() -> None:
+    # The example config and the scaffold's config must never pass as real secrets.
+    assert load_settings(ROOT / "config.example.yaml").placeholder_secrets() == [
+        "qiscus.secret_key"
+    ]
+    scaffold = (ROOT / "qbot/scaffold_template/config.yaml.tmpl").read_text()
+    secret = scaffold.split("secret_key:", 1)[1].split()[0]
+    assert secret.lower() in PLACEHOLDER_SECRETS

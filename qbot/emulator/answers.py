@@ -7,11 +7,12 @@ returns :func:`ok` or raises :class:`RestError`, which becomes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+
+from qbot._json import loads
 
 Params = dict[str, Any]
 #: One endpoint: its parameters in, an aiohttp response out.
@@ -85,7 +86,7 @@ def json_value(value: Any, name: str) -> Any:
     """A parameter that may arrive as a JSON string (``payload``, ``extras``), decoded."""
     if isinstance(value, str) and value.strip():
         try:
-            return json.loads(value)
-        except json.JSONDecodeError as e:
+            return loads(value)
+        except ValueError as e:
             raise RestError(400, f"{name} must be a JSON object: {e}", name) from e
     return value if value != "" else None

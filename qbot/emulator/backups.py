@@ -8,7 +8,6 @@ Kept in memory, not in the store: a restart of the emulator forgets them. An exp
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from qbot._json import dumps, loads
 from qbot.emulator.answers import Handler, Params, RestError, as_int, ok, required
 from qbot.emulator.calls import UploadedFile
 
@@ -122,7 +122,7 @@ class BackupApi:
             export["status"] = "on progress" if export["percentage"] < 100 else "finished"
         if export["status"] == "finished" and not export["download_url"]:
             rows = await self._rows(export["resource_name"])
-            export["_data"] = json.dumps(rows).encode()
+            export["_data"] = dumps(rows)
             export.update(
                 download_url=f"{self.em.base_url}/download/{export['unique_id']}.json",
                 size=len(export["_data"]),
@@ -163,7 +163,7 @@ class BackupApi:
         if len(upload.data) > IMPORT_LIMIT:
             raise RestError(400, f"file {name!r} is larger than the 4 MB import limit", "file")
         try:
-            rows = json.loads(upload.data)
+            rows = loads(upload.data)
         except ValueError:
             raise RestError(400, f"file {name!r} is not valid JSON", "file") from None
         if not isinstance(rows, list):

@@ -9,13 +9,14 @@ released. :class:`~qbot.emulator.core.Emulator` exposes it as ``calls``, ``fail_
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict, MultiMapping
+
+from qbot._json import loads
 
 #: The Retry-After header of an injected 429 (or any status given ``retry_after``).
 RETRY_AFTER = "Retry-After"
@@ -156,7 +157,7 @@ class CallLog:
         if request.content_type == "application/json":
             raw = await request.read()
             try:
-                body = json.loads(raw) if raw else None
+                body = loads(raw) if raw else None
             except ValueError as e:
                 body, problem = raw.decode(errors="replace"), f"request body is not valid JSON: {e}"
         elif request.body_exists:

@@ -8,7 +8,6 @@ delivered to the bot and recorded for the inspector in one place.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from qbot._json import dumps
 from qbot.emulator.backups import Backups
 from qbot.emulator.calls import Call, CallLog
 from qbot.emulator.store import EmulatorStore
@@ -482,7 +482,7 @@ class Emulator:
             log.warning("emulator.webhook.skipped", comment_id=comment["id"])
             return
         body = webhook_body(kind, comment, room, sender)
-        raw = json.dumps(body).encode()
+        raw = dumps(body)
         headers = {"Content-Type": "application/json"}
         if self.config.signature_token:
             headers[SIGNATURE_HEADER] = sign(raw, self.config.signature_token)

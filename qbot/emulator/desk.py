@@ -6,13 +6,13 @@ drive :class:`OmnichannelDesk` directly (assign, resolve) the same way.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import structlog
 
+from qbot._json import dumps, dumps_text
 from qbot.emulator.core import Deliver, Emulator
 from qbot.omnichannel.client import admin_email
 from qbot.omnichannel.rooms import detect_room
@@ -247,7 +247,7 @@ class OmnichannelDesk:
             room_type="group",
             creator=customer_email,
             participants=[self.em.config.bot_email],
-            options=json.dumps(options),
+            options=dumps_text(options),
         )
         self.em.publish({"event": "room", "room": room})
         await self.service(room["id"])
@@ -343,7 +343,7 @@ class OmnichannelDesk:
         return body
 
     async def _send_resolved(self, room_id: int, body: dict[str, Any]) -> None:
-        raw = json.dumps(body).encode()
+        raw = dumps(body)
         headers = {"Content-Type": "application/json"}
         url = self.resolved_webhook_url
         exchange_id = await self.em.store.latest_exchange(room_id)

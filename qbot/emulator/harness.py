@@ -15,7 +15,6 @@ async with Harness(bot) as harness:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from qbot._json import dumps_text, loads
 from qbot.emulator.app import create_emulator_app
 from qbot.emulator.core import Emulator, EmulatorConfig
 from qbot.emulator.store import EmulatorStore
@@ -337,14 +337,7 @@ class Harness:
         )
         # A fresh client per harness: a bot object outlives tests, its old client would point at
         # a closed emulator. One attempt: a failing call should fail the test, not retry.
-        self._client = QiscusClient(
-            q.app_id,
-            q.secret_key,
-            base_url,
-            q.api_version,
-            timeout=q.timeout,
-            retry=RetryPolicy(max_attempts=1),
-        )
+        self._client = QiscusClient.from_settings(self.settings, retry=RetryPolicy(max_attempts=1))
         self.bot.configure(self.settings, client=self._client)
 
     async def close(self) -> None:
@@ -400,7 +393,7 @@ class Harness:
 
         An exception the bot raised is kept for :meth:`raise_errors` and answered with 500.
         """
-        body = json.loads(raw)
+        body = loads(raw)
         room = body.get("payload", {}).get("room", {}).get("id") if isinstance(body, dict) else None
         if isinstance(room, int):
             self.delivered[room] = raw
@@ -410,6 +403,6 @@ class Harness:
             # Surfaced by Chat.say(): a test must see the bot's crash, not a missing reply.
             self._errors.append(e)
             return 500, f"{type(e).__name__}: {e}"
-        return 200, json.dumps(
+        return 200, dumps_text(
             {"handler": outcome.handler, "ignored": outcome.ignored, "replies": outcome.replies}
         )

@@ -26,13 +26,13 @@ does, ``/bot`` answers a wrong ``sender_email`` with HTTP 200 and a plain-text e
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from multidict import MultiMapping
 
+from qbot._json import loads
 from qbot.emulator.core import Emulator
 from qbot.emulator.desk import (
     OFFICE_HOURS,
@@ -74,8 +74,8 @@ async def _params(request: web.Request) -> dict[str, Any]:
         return params
     if request.content_type == "application/json":
         try:
-            body = await request.json()
-        except json.JSONDecodeError as e:
+            body = await request.json(loads=loads)
+        except ValueError as e:
             raise DeskError(400, f"request body is not valid JSON: {e}") from e
         if not isinstance(body, dict):
             raise DeskError(400, f"request body must be a JSON object, got {body!r:.80}")
@@ -194,8 +194,8 @@ class OmnichannelApi:
         payload = params.get("payload")
         if isinstance(payload, str) and payload.strip():
             try:
-                payload = json.loads(payload)
-            except json.JSONDecodeError as e:
+                payload = loads(payload)
+            except ValueError as e:
                 raise DeskError(400, f"payload must be a JSON object: {e}") from e
         if kind != "text" and not isinstance(payload, dict):
             raise DeskError(400, f"payload of a {kind!r} message must be an object")

@@ -9,7 +9,6 @@ serve them as they are.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from typing import Any
 
 import aiosqlite
 
+from qbot._json import dumps_text, loads
 from qbot.errors import StorageError
 
 _SCHEMA = """
@@ -87,7 +87,7 @@ def _rfc3339(unix_nano: int) -> str:
 
 
 def _loads(raw: str | None) -> Any:
-    return None if raw is None else json.loads(raw)
+    return None if raw is None else loads(raw)
 
 
 class EmulatorStore:
@@ -383,8 +383,8 @@ class EmulatorStore:
                     email,
                     comment_type,
                     message,
-                    None if payload is None else json.dumps(payload),
-                    None if extras is None else json.dumps(extras),
+                    None if payload is None else dumps_text(payload),
+                    None if extras is None else dumps_text(extras),
                     unique_temp_id or f"emulator-{secrets.token_hex(10)}",
                     (before["m"] if before else None) or 0,
                     int(disable_link_preview),
@@ -501,7 +501,7 @@ class EmulatorStore:
             cur = await self.db.execute(
                 "INSERT INTO traffic (exchange_id, kind, method, path, body, status, detail, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (exchange_id, kind, method, path, json.dumps(body), status, detail, now),
+                (exchange_id, kind, method, path, dumps_text(body), status, detail, now),
             )
             await self.db.commit()
         return {
@@ -554,7 +554,7 @@ class EmulatorStore:
                             "kind": t["kind"],
                             "method": t["method"],
                             "path": t["path"],
-                            "body": json.loads(t["body"]),
+                            "body": loads(t["body"]),
                             "status": t["status"],
                             "detail": t["detail"],
                             "created_at": t["created_at"],

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from qbot._json import dumps_text
 from qbot.emulator.core import Emulator
 
 # A page that stops reading must not make the emulator hold events forever.
@@ -33,15 +33,15 @@ async def websocket_handler(
 
     async def pump() -> None:
         while (event := await queue.get()) is not None:
-            await ws.send_str(json.dumps(event))
+            await ws.send_str(dumps_text(event))
 
     unsubscribe = emulator.subscribe(listener)
     sender = asyncio.create_task(pump())
     try:
-        await ws.send_str(json.dumps({"event": "hello"}))
+        await ws.send_str(dumps_text({"event": "hello"}))
         async for msg in ws:
             if msg.type == WSMsgType.TEXT and msg.data == "ping":
-                await ws.send_str(json.dumps({"event": "pong"}))
+                await ws.send_str(dumps_text({"event": "pong"}))
     finally:
         sockets.discard(ws)
         unsubscribe()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
+from qbot._json import dumps, loads
 from qbot.errors import MessageBuildError
 
 MAX_MESSAGE_LENGTH = 4000
@@ -57,13 +57,13 @@ def require_json(field: str, value: Any) -> Any:
         MessageBuildError: the value cannot be encoded as JSON (sets, objects, NaN, ...).
     """
     try:
-        encoded = json.dumps(value, allow_nan=False, sort_keys=True)
+        encoded = dumps(value, strict=True, sort_keys=True)
     except (TypeError, ValueError) as e:
         raise MessageBuildError(
             f"{field} must be JSON-serialisable (dict, list, str, int, float, bool, None), "
             f"got {value!r}: {e}"
         ) from e
-    return json.loads(encoded)
+    return loads(encoded)
 
 
 def require_mapping(field: str, value: object) -> dict[str, Any]:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from qbot._json import dumps, loads
 from qbot.errors import ConfigError, PostbackError
 
 FORMAT_VERSION = 1
@@ -42,14 +42,7 @@ class Postback:
 
 def _canonical(action: str, data: Any) -> bytes:
     # One byte string per (action, data), however the dicts were ordered when they came back.
-    text = json.dumps(
-        [FORMAT_VERSION, action, data],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    )
-    return text.encode("utf-8")
+    return dumps([FORMAT_VERSION, action, data], strict=True, sort_keys=True)
 
 
 class PostbackSigner:
@@ -107,7 +100,7 @@ def _decode(value: Any) -> Any:
     # Some clients and relays stringify nested JSON; anything that is not JSON is not ours.
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return loads(value)
         except ValueError:
             return None
     return value

@@ -8,11 +8,12 @@ deliveries (numeric ids, ``unique_temp_id``, timestamps) and Omnichannel bodies 
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from qbot._json import loads
 
 Id = int | str
 """Qiscus ids: integers from the Chat SDK, strings from Omnichannel."""
@@ -29,7 +30,7 @@ def _json_object(value: Any) -> Any:
         if not stripped:
             return None
         try:
-            decoded = json.loads(stripped)
+            decoded = loads(stripped)
         except ValueError:
             return {"raw": value}
         return decoded if isinstance(decoded, dict) else {"value": decoded}

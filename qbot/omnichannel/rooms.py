@@ -14,11 +14,11 @@ answer; the channel is read in every mode.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from qbot._json import loads
 from qbot.errors import ConfigError
 from qbot.models.webhook import Update
 
@@ -70,7 +70,7 @@ def _options(value: Any) -> Mapping[str, Any]:
     # room.options is usually a JSON string, sometimes an object, sometimes absent.
     if isinstance(value, str) and value.strip():
         try:
-            value = json.loads(value)
+            value = loads(value)
         except ValueError:
             return {}
     return value if isinstance(value, Mapping) else {}
