@@ -124,7 +124,7 @@ async def test_unknown_room_says_not_found_once(emulator_url: str) -> None:
 
     line = the_one_line(await qbot("send", "999", "hi"))
 
-    assert line == "error: not found (404) on /api/v2/rest/post_comment: room 999 not found"
+    assert line == "error: not found (404) on /api/v2/rest/post_comment: room '999' not found"
 
 
 async def test_refused_request_names_each_problem_once(emulator_url: str) -> None:
@@ -134,7 +134,8 @@ async def test_refused_request_names_each_problem_once(emulator_url: str) -> Non
 
     assert line == (
         "error: not found (404) on /api/v2/rest/create_room: "
-        "user 'nobody@x.com' not found: register it with login_or_register"
+        "user 'nobody@x.com' not found: register it with login_or_register; "
+        "participants: is invalid"
     )
 
 

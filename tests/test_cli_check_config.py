@@ -170,7 +170,7 @@ async def test_check_config_online_unknown_bot_user_is_one_line(emulator_url: st
     assert result.exit_code == 1
     assert result.stderr == (
         "error: not found (404) on /api/v2/rest/get_user_rooms: user 'ghost@shop.id' not "
-        "found: register it with login_or_register\n"
+        "found: register it with login_or_register; user_email: is invalid\n"
     )
 
 
