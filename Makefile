@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install browser dev test lint format bench clean
+.PHONY: install browser dev test lint format bench dist clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,5 +39,10 @@ format: install
 bench: install
 	$(PY) -m bench
 
+# The wheel and sdist in dist/, built with the backend from the dev tools (works offline).
+dist: install
+	rm -rf dist
+	$(PY) -m build --no-isolation --outdir dist
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf dist $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -162,7 +162,7 @@ def new(name: str, directory: str) -> None:
         f"  cd {path}\n"
         "  python -m venv .venv && .venv/bin/pip install -e '.[dev]'\n"
         f"  .venv/bin/qbot dev {pkg}.bot:bot     # chat at http://127.0.0.1:8080/\n"
-        "  .venv/bin/pytest"
+        "  .venv/bin/python -m pytest"
     )
 
 
