@@ -129,7 +129,11 @@ def run(target: str, config_path: str | None, host: str | None, port: int | None
             access_log=None,
             shutdown_timeout=settings.server.shutdown_timeout,
         )
+    except QbotError as e:  # raised while starting: the storage cannot be opened, ...
+        fail(f"cannot start: {e}", 1)
     except OSError as e:
+        if e.filename is not None:  # a file, not the socket
+            fail(f"cannot start: {e.strerror}: {e.filename!r}", 1)
         fail(f"cannot listen on {settings.server.host}:{settings.server.port}: {e.strerror}", 1)
 
 
