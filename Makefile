@@ -14,11 +14,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The browser test drives Debian's chromium (never a downloaded browser). Installed when we can
-# (root, Debian); elsewhere the browser test is skipped with a reason.
+# The browser test drives Debian's chromium (never a downloaded browser), with a colour emoji
+# font. Installed when we can (root, Debian); elsewhere the browser test is skipped with a reason.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	@{ command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -q "Noto Color Emoji"; } \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	      fonts-noto-color-emoji >/dev/null) \
 	  || echo "chromium not installed: the browser test will be skipped"; }
 
 dev: install
