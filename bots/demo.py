@@ -127,7 +127,10 @@ async def opening_hours(ctx: Context) -> None:
 
 @bot.intent("talk_to_human")
 async def talk_to_human(ctx: Context) -> None:
-    await ctx.reply("I'll ask one of our agents to join this chat.")
+    await ctx.reply("I'll ask one of our agents to join this chat. Until then I'll stay quiet.")
+    # The bot stops answering here until an agent sends `/bot resume`, the room is handed back
+    # (`qbot handoffs end ROOM`) or state.handoff_ttl passes.
+    await ctx.handoff("customer asked for a person")
 
 
 @bot.event("add_member")
