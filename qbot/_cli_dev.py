@@ -104,6 +104,30 @@ def dev(
         pass
 
 
+def _line_editing(history: Path) -> None:
+    """Arrow keys, Ctrl+R and a history kept across sessions for ``input()`` on a terminal."""
+    if not sys.stdin.isatty():
+        return
+    try:
+        import readline
+    except ImportError:  # no readline on this platform (Windows): plain input still works
+        return
+    import atexit
+    import contextlib
+
+    with contextlib.suppress(OSError):  # a first session has no history yet
+        readline.read_history_file(history)
+    readline.set_history_length(1000)
+
+    def save() -> None:
+        # An unwritable folder costs the history, never the session's exit.
+        with contextlib.suppress(OSError):
+            history.parent.mkdir(exist_ok=True)
+            readline.write_history_file(history)
+
+    atexit.register(save)
+
+
 @click.command()
 @click.argument("target")
 @_config_option
@@ -122,6 +146,7 @@ def shell(target: str, config_path: str | None, email: str, name: str) -> None:
         _fail(str(e))
     # The conversation is the output: only problems are logged, on stderr.
     configure_logging("warning", "console")
+    _line_editing(Path(".qbot") / "shell_history")
 
     def read_line() -> str | None:
         try:
