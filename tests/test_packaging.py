@@ -137,17 +137,17 @@ def page_url(installed: Installed, project: Path) -> Iterator[str]:
         env=installed.env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        text=True,
+        bufsize=0,  # read straight from the pipe: select() cannot see a buffered line
     ) as proc:
         assert proc.stderr is not None
         deadline, seen = time.monotonic() + 60, ""
         try:
-            while (found := re.search(r"at (http://\S+)", seen)) is None:
-                ready, _, _ = select.select([proc.stderr], [], [], 1.0)
-                assert proc.poll() is None, f"qbot dev exited: {seen}{proc.stderr.read()}"
+            while (found := re.search(r"chat with \S+ at (http://\S+)", seen)) is None:
+                assert proc.poll() is None, f"qbot dev exited: {seen}"
                 assert time.monotonic() < deadline, f"qbot dev never said where it listens: {seen}"
+                ready, _, _ = select.select([proc.stderr], [], [], 1.0)
                 if ready:
-                    seen += proc.stderr.readline()
+                    seen += os.read(proc.stderr.fileno(), 65536).decode(errors="replace")
             yield found.group(1).rstrip("/")
         finally:
             proc.send_signal(signal.SIGINT)
