@@ -125,6 +125,9 @@ def test_app_starts_as_nobody_in_a_readonly_tree_with_only_data_writable(
     with _start(python_for_nobody, readonly_tree, port, QBOT_STORAGE__URL=f"sqlite:///{db}") as p:
         try:
             assert _healthz(port, p)["status"] == "ok"
+            # The image's HEALTHCHECK command, on the port the server was configured with.
+            assert _docker_healthcheck(port) == 0
+            assert _docker_healthcheck(_free_port()) != 0
         finally:
             p.terminate()
             p.communicate(timeout=30)
@@ -164,6 +167,17 @@ def test_taken_port_is_still_reported_as_a_listen_failure(
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"error: cannot listen on 127.0.0.1:{port}: "), err
     assert last.endswith("address already in use"), err
+
+
+def _docker_healthcheck(port: int) -> int:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    (line,) = [line for line in text.splitlines() if line.startswith("HEALTHCHECK")]
+    command = line.split(" CMD ", 1)[1]
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path, "QBOT_SERVER__PORT": str(port)}
+    return subprocess.run(
+        ["sh", "-c", command], env=env, capture_output=True, check=False
+    ).returncode
 
 
 def _dockerfile_env(text: str) -> dict[str, str]:
