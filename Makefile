@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install browser dev test lint format bench clean
+.PHONY: install browser dev test lint format bench dist clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +14,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The browser test drives Debian's chromium (never a downloaded browser). Installed when we can
-# (root, Debian); elsewhere the browser test is skipped with a reason.
+# The browser test drives Debian's chromium (never a downloaded browser), with a colour emoji
+# font. Installed when we can (root, Debian); elsewhere the browser test is skipped with a reason.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	@{ command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -q "Noto Color Emoji"; } \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	      fonts-noto-color-emoji >/dev/null) \
 	  || echo "chromium not installed: the browser test will be skipped"; }
 
 dev: install
@@ -39,5 +41,10 @@ format: install
 bench: install
 	$(PY) -m bench
 
+# The wheel and sdist in dist/, built with the backend from the dev tools (works offline).
+dist: install
+	rm -rf dist
+	$(PY) -m build --no-isolation --outdir dist
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf dist $(VENV) .pytest_cache .mypy_cache .ruff_cache

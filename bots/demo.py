@@ -7,6 +7,7 @@ Run it against the local emulator with ``make dev``, or against Qiscus with
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bots.complaint import router as complaint_router
 from qbot import AccountLinking, Bot, Buttons, Card, Carousel, Context
@@ -21,6 +22,15 @@ ORDERS = {
     "123": {"number": "123", "item": "Batik shirt", "status": "on its way", "eta": "tomorrow"},
     "456": {"number": "456", "item": "Rice cooker", "status": "delivered", "eta": None},
 }
+
+
+def picture(ctx: Context, name: str) -> str:
+    """A card's picture: the copy the local emulator serves (``qbot dev`` works offline), else a
+    public one. Pictures must be public http(s) URLs the customer's phone can load."""
+    base = ctx.client.base_url
+    if urlsplit(base).hostname in ("127.0.0.1", "localhost", "::1"):
+        return f"{base}/emulator/static/demo/{name}.svg"
+    return f"https://picsum.photos/seed/{name}/400/200"
 
 
 @bot.message(text=["hi", "hello", "halo", "start"])
@@ -58,7 +68,7 @@ async def order_status(ctx: Context) -> None:
             f"I can't find order #{number}. Check the number and try again.", quote=True
         )
         return
-    await ctx.reply_template("order_card", order=order)
+    await ctx.reply_template("order_card", order=order, picture=picture(ctx, "parcel"))
 
 
 @bot.postback(action="deals")
@@ -69,13 +79,13 @@ async def deals(ctx: Context) -> None:
                 Card(
                     title="Batik shirt",
                     description="Rp 149.000 · 20% off",
-                    image_url="https://picsum.photos/seed/batik/400/200",
+                    image_url=picture(ctx, "batik"),
                     url="https://example.com/deals/batik",
                 ).postback("Add to cart", action="add_to_cart", data={"sku": "batik"}),
                 Card(
                     title="Rice cooker",
                     description="Rp 399.000 · free delivery",
-                    image_url="https://picsum.photos/seed/rice/400/200",
+                    image_url=picture(ctx, "rice-cooker"),
                     url="https://example.com/deals/rice-cooker",
                 ).postback("Add to cart", action="add_to_cart", data={"sku": "rice-cooker"}),
             ]
@@ -117,7 +127,10 @@ async def opening_hours(ctx: Context) -> None:
 
 @bot.intent("talk_to_human")
 async def talk_to_human(ctx: Context) -> None:
-    await ctx.reply("I'll ask one of our agents to join this chat.")
+    await ctx.reply("I'll ask one of our agents to join this chat. Until then I'll stay quiet.")
+    # The bot stops answering here until an agent sends `/bot resume`, the room is handed back
+    # (`qbot handoffs end ROOM`) or state.handoff_ttl passes.
+    await ctx.handoff("customer asked for a person")
 
 
 @bot.event("add_member")

@@ -7,6 +7,8 @@ the user can cause prints one ``error: ...`` line and exits non-zero, never a tr
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 
 import click
 
@@ -73,6 +75,30 @@ def dev(
         pass
 
 
+def _line_editing(history: Path) -> None:
+    """Arrow keys, Ctrl+R and a history kept across sessions for ``input()`` on a terminal."""
+    if not sys.stdin.isatty():
+        return
+    try:
+        import readline
+    except ImportError:  # no readline on this platform (Windows): plain input still works
+        return
+    import atexit
+    import contextlib
+
+    with contextlib.suppress(OSError):  # a first session has no history yet
+        readline.read_history_file(history)
+    readline.set_history_length(1000)
+
+    def save() -> None:
+        # An unwritable folder costs the history, never the session's exit.
+        with contextlib.suppress(OSError):
+            history.parent.mkdir(exist_ok=True)
+            readline.write_history_file(history)
+
+    atexit.register(save)
+
+
 @click.command()
 @click.argument("target")
 @config_option()
@@ -91,6 +117,7 @@ def shell(target: str, config_path: str | None, email: str, name: str) -> None:
         fail(str(e))
     # The conversation is the output: only problems are logged, on stderr.
     configure_logging("warning", "console")
+    _line_editing(Path(".qbot") / "shell_history")
 
     def read_line() -> str | None:
         try:
@@ -131,7 +158,7 @@ def new(name: str, directory: str) -> None:
         f"  cd {path}\n"
         "  python -m venv .venv && .venv/bin/pip install -e '.[dev]'\n"
         f"  .venv/bin/qbot dev {pkg}.bot:bot     # chat at http://127.0.0.1:8080/\n"
-        "  .venv/bin/pytest"
+        "  .venv/bin/python -m pytest"
     )
 
 

@@ -23,7 +23,7 @@ from qbot._cli_common import (
     load_target,
     settings_from,
 )
-from qbot.errors import ConfigError, QiscusAPIError, QiscusNetworkError
+from qbot.errors import ConfigError, QbotError, QiscusAPIError, QiscusNetworkError
 
 if TYPE_CHECKING:
     from qbot.bot import Bot
@@ -99,7 +99,11 @@ def run(target: str, config_path: str | None, host: str | None, port: int | None
             access_log=None,
             shutdown_timeout=settings.server.shutdown_timeout,
         )
+    except QbotError as e:  # raised while starting: the storage cannot be opened, ...
+        fail(f"cannot start: {e}", 1)
     except OSError as e:
+        if e.filename is not None:  # a file, not the socket
+            fail(f"cannot start: {e.strerror}: {e.filename!r}", 1)
         fail(f"cannot listen on {settings.server.host}:{settings.server.port}: {e.strerror}", 1)
 
 

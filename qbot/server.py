@@ -143,7 +143,15 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
             bot.use_storage(open_storage(url), url=url)
         if settings.storage.url is None:
             # The default file lives in .qbot/, which a fresh project does not have yet.
-            Path(DEFAULT_SERVED_STORAGE.removeprefix("sqlite:///")).parent.mkdir(exist_ok=True)
+            folder = Path(DEFAULT_SERVED_STORAGE.removeprefix("sqlite:///")).parent
+            try:
+                folder.mkdir(exist_ok=True)
+            except OSError as e:
+                raise StorageError(
+                    f"cannot create the storage folder {str(folder.absolute())!r}: {e.strerror};"
+                    " make it writable or set storage.url (QBOT_STORAGE__URL), e.g."
+                    " sqlite:////data/qbot.db"
+                ) from e
         await runtime.start()
         log.info(
             "server.started",

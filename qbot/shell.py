@@ -55,9 +55,30 @@ def _body(reply: BotReply) -> list[str]:
         params = payload.get("params") or {}
         button = params.get("button_text") or "Link account"
         return [_indent(reply.text, "  "), f"  [{button}] opens {payload.get('url', '')}"]
-    lines = [] if reply.type == "carousel" else [_indent(reply.text, "  ")]
-    for card in reply.cards:
-        lines.extend(_card(card))
+    # A card's comment text defaults to its title, which the card box shows already.
+    titles = {str(card.get("title", "")) for card in reply.cards}
+    if reply.type == "carousel" or (reply.type == "card" and reply.text in titles):
+        return []
+    return [_indent(reply.text, "  ")]
+
+
+def _buttons(
+    buttons: list[dict[str, Any]], choices: list[dict[str, Any]], owner: str = ""
+) -> list[str]:
+    """Link buttons with their URL; postback buttons numbered on from ``choices``, which grows.
+
+    ``owner`` names the carousel card a button belongs to: `[1] Add to cart (Blue shirt)`.
+    """
+    lines = []
+    suffix = f" ({owner})" if owner else ""
+    for button in buttons:
+        label = button.get("label", "")
+        if button.get("type") == "link":
+            url = (button.get("payload") or {}).get("url", "")
+            lines.append(f"   ↗ {label}{suffix}: {url}")
+        else:
+            choices.append(button)
+            lines.append(f"  [{len(choices)}] {label}{suffix}")
     return lines
 
 
@@ -68,13 +89,13 @@ def format_replies(replies: Replies, bot_name: str) -> tuple[str, list[dict[str,
     for reply in replies:
         lines.append(f"{bot_name}:")
         lines.extend(_body(reply))
-        for button in reply.buttons:
-            label = button.get("label", "")
-            if button.get("type") == "link":
-                lines.append(f"   ↗ {label}: {(button.get('payload') or {}).get('url', '')}")
-            else:
-                choices.append(button)
-                lines.append(f"  [{len(choices)}] {label}")
+        if not reply.cards:
+            lines.extend(_buttons(reply.buttons, choices))
+        for card in reply.cards:
+            lines.extend(_card(card))
+            owner = str(card.get("title", "")) if reply.type == "carousel" else ""
+            card_buttons = [b for b in card.get("buttons") or [] if isinstance(b, dict)]
+            lines.extend(_buttons(card_buttons, choices, owner))
     if not replies:
         lines.append(f"{bot_name}: (no reply)")
     return "\n".join(lines), choices

@@ -5,17 +5,20 @@ Debian's chromium through Playwright (never a downloaded browser); skipped when 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, Route, async_playwright, expect
 
 from qbot.emulator.dev import DevServer, dev_settings
 
 CHROMIUM = "/usr/bin/chromium"
+# Screenshots of each size the page is tested at (gitignored), for a look after a run.
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -50,25 +53,39 @@ async def dev_url(tmp_path: Path) -> AsyncIterator[str]:
     await server.stop()
 
 
-@pytest_asyncio.fixture
-async def page(dev_url: str) -> AsyncIterator[Page]:
+@contextlib.asynccontextmanager
+async def open_page(url: str, width: int = 1280, height: int = 720) -> AsyncIterator[Page]:
+    """The chat page in a fresh browser at ``width`` x ``height``, live; no page errors after."""
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = await browser.new_context()
-        # Cards link pictures on the internet; the test stays on 127.0.0.1.
-        await context.route(
-            "**/*",
-            lambda route: route.continue_() if "127.0.0.1" in route.request.url else route.abort(),
-        )
+        context = await browser.new_context(viewport={"width": width, "height": height})
+        # Nothing may leave 127.0.0.1: the page must work offline.
+        outside: list[str] = []
+
+        async def local_only(route: Route) -> None:
+            if route.request.url.startswith("http://127.0.0.1"):
+                await route.continue_()
+            else:
+                outside.append(route.request.url)
+                await route.abort()
+
+        await context.route("**/*", local_only)
         page = await context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        await page.goto(dev_url)
+        await page.goto(url)
         # The page is set up (a first visit also creates a customer and a chat) once it is live.
         await expect(page.locator("#conn")).to_have_text("live")
         yield page
         assert errors == []
+        assert outside == []
         await browser.close()
+
+
+@pytest_asyncio.fixture
+async def page(dev_url: str) -> AsyncIterator[Page]:
+    async with open_page(dev_url) as page:
+        yield page
 
 
 async def test_first_visit_opens_a_chat_with_the_bot_ready_to_type(page: Page) -> None:
@@ -141,4 +158,67 @@ async def test_group_member_added_on_the_page_gets_the_bots_welcome(page: Page) 
     await page.fill("#member-email", "bo@example.com")
     await page.click("#member-form button[type=submit]")
     await expect(page.locator(".system").last).to_have_text("cy added bo")
+    await expect(page.locator("#room-title")).to_have_text("Family (group, 3)")
     await expect(page.locator(".msg.theirs").last).to_contain_text("Welcome!")
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), [(1280, 800), (390, 844)], ids=["desktop", "phone-390"]
+)
+async def test_chat_page_fits_the_screen_with_send_in_reach(
+    dev_url: str, width: int, height: int, request: pytest.FixtureRequest
+) -> None:
+    async with open_page(dev_url, width, height) as page:
+        await page.fill("#text", "menu")
+        await page.press("#text", "Enter")
+        await page.click("button.postback >> text=Today's deals")  # a carousel: the widest reply
+        await expect(page.locator(".carousel .card")).to_have_count(2)
+        ARTIFACTS.mkdir(exist_ok=True)
+        name = request.node.callspec.id
+        await page.screenshot(path=ARTIFACTS / f"chat-{name}.png")
+        await page.screenshot(path=ARTIFACTS / f"chat-{name}-full.png", full_page=True)
+
+        page_width = await page.evaluate("document.documentElement.scrollWidth")
+        assert page_width <= width, f"the page is {page_width} px wide on a {width} px screen"
+        send = await page.locator("#send").bounding_box()
+        assert send is not None
+        assert send["x"] >= 0 and send["x"] + send["width"] <= width, send
+        assert send["y"] + send["height"] <= height, f"Send is below the first screen: {send}"
+        chat = await page.locator(".chat").bounding_box()
+        assert chat is not None
+        assert chat["width"] >= min(width, 1280) * 0.4, f"the chat column is {chat['width']} px"
+        if width < 640:
+            assert chat["width"] >= width - 1, f"a phone shows the chat full width: {chat}"
+        text = await page.locator("#text").bounding_box()
+        assert text is not None and text["width"] >= 0.5 * min(width, 640), text
+        # The carousel scrolls inside its message; it never widens the page.
+        cards = page.locator(".carousel .card")
+        first = await cards.first.bounding_box()
+        assert first is not None and first["x"] + first["width"] <= width, first
+
+
+async def test_page_falls_back_to_an_emoji_font(page: Page) -> None:
+    family = await page.evaluate("getComputedStyle(document.body).fontFamily")
+    assert "Noto Color Emoji" in family and "Apple Color Emoji" in family, family
+
+
+async def test_send_error_shows_by_the_composer_and_keeps_the_text(page: Page) -> None:
+    async def refuse(route: Route) -> None:
+        await route.fulfill(status=409, json={"error": "room is closed"})
+
+    await page.route("**/emulator/api/rooms/*/messages", refuse)
+    await page.fill("#text", "where is my order?")
+    await page.press("#text", "Enter")
+    error = page.locator("#send-error")
+    await expect(error).to_have_text("Not sent: room is closed")
+    await expect(page.locator("#text")).to_have_value("where is my order?")
+    await expect(page.locator("#error")).to_be_hidden()  # not in the sidebar, far away
+    box, composer = await error.bounding_box(), await page.locator("#composer").bounding_box()
+    assert box is not None and composer is not None
+    assert abs(box["y"] + box["height"] - composer["y"]) <= 2, (box, composer)
+
+    await page.unroute("**/emulator/api/rooms/*/messages")
+    await page.press("#text", "Enter")
+    await expect(error).to_be_hidden()
+    await expect(page.locator("#text")).to_have_value("")
+    await expect(page.locator(".msg.mine").last).to_contain_text("where is my order?")

@@ -107,3 +107,11 @@ async def test_demo_intents_and_fallback(
 async def test_demo_welcomes_added_members(bot: Bot, fake_qiscus: Emulator) -> None:
     await bot.feed_update(event_body("add_member"))
     assert fake_qiscus.posted_comments()[-1]["message"].startswith("Welcome!")
+
+
+async def test_demo_talk_to_a_human_hands_the_room_over(bot: Bot, fake_qiscus: Emulator) -> None:
+    [reply] = await say(bot, fake_qiscus, "can I talk to a human?", room_id=5)
+    assert "agents to join this chat" in reply["message"]
+    assert await say(bot, fake_qiscus, "hello?", room_id=5, message_id=2) == []  # handed off
+    [other] = await say(bot, fake_qiscus, "hi", room_id=6, message_id=3)
+    assert other["message"].startswith("Hello")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,3 +115,103 @@ def test_shell_command_bad_target_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "error: cannot import module 'no_such_module_xyz' (from 'no_such_module_xyz:bot')"
     ]
+
+
+def make_shop_bot() -> Bot:
+    bot = Bot("shop")
+
+    @bot.message(text="deals")
+    async def deals(ctx: Context) -> None:
+        await ctx.reply(
+            Carousel(
+                [
+                    Card(title="Blue shirt", url="https://example.com/b").postback(
+                        "Add to cart", action="add", data={"sku": "blue"}
+                    ),
+                    Card(title="Red shirt", url="https://example.com/r")
+                    .postback("Add to cart", action="add", data={"sku": "red"})
+                    .link("Size guide", "https://example.com/sizes"),
+                ]
+            )
+        )
+
+    @bot.message(text="kettle")
+    async def kettle(ctx: Context) -> None:
+        await ctx.reply(
+            Card(title="Kettle", description="1.7 l").postback(
+                "Buy", action="add", data={"sku": "k"}
+            )
+        )
+
+    @bot.postback(action="add")
+    async def add(ctx: Context) -> None:
+        await ctx.reply(f"added {(ctx.postback.data or {}).get('sku') if ctx.postback else '?'}")
+
+    return bot
+
+
+async def _run_shop(lines: list[str]) -> str:
+    feed: Iterator[str] = iter(lines)
+    out: list[str] = []
+    await run_shell(make_shop_bot(), None, lambda: next(feed, None), out.append)
+    return "\n".join(out)
+
+
+async def test_shell_carousel_buttons_say_which_card_they_belong_to() -> None:
+    out = await _run_shop(["deals", "2"])
+    assert (
+        "shop:\n"
+        "  ┌ Blue shirt\n  │ https://example.com/b\n  [1] Add to cart (Blue shirt)\n"
+        "  ┌ Red shirt\n  │ https://example.com/r\n  [2] Add to cart (Red shirt)\n"
+        "   ↗ Size guide (Red shirt): https://example.com/sizes"
+    ) in out
+    assert "shop:\n  added red" in out
+
+
+async def test_shell_prints_a_cards_title_once() -> None:
+    out = await _run_shop(["kettle", "1"])
+    assert out.count("Kettle") == 1, out
+    assert "shop:\n  ┌ Kettle\n  │ 1.7 l\n  [1] Buy" in out
+    assert "added k" in out
+
+
+def test_shell_command_has_line_editing_and_history_on_a_terminal(tmp_path: Path) -> None:
+    (tmp_path / "hist_bot.py").write_text(
+        "from qbot import Bot, Context\n"
+        "bot = Bot('hist')\n"
+        "@bot.fallback\n"
+        "async def echo(ctx: Context) -> None:\n"
+        "    await ctx.reply(f'echo: {ctx.text}')\n"
+    )
+    main, child = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-c", CLI, "shell", "hist_bot:bot"],
+        cwd=tmp_path,
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env={**os.environ, "TERM": "xterm", "INPUTRC": os.devnull},
+    ) as proc:
+        os.close(child)
+        seen = _read_until(main, "you> ")
+        os.write(main, b"hello there\r")
+        seen += _read_until(main, "echo: hello there")
+        os.write(main, b"\x1b[A\x01\x1b[Cagain: \r")  # Up, Home, Right: edit the last line
+        seen += _read_until(main, "echo: hagain: ello there")
+        os.write(main, b"/quit\r")
+        proc.wait(timeout=30)
+        os.close(main)
+    assert proc.returncode == 0, seen
+    history = (tmp_path / ".qbot" / "shell_history").read_text().splitlines()
+    assert history[-3:] == ["hello there", "hagain: ello there", "/quit"]
+
+
+def _read_until(fd: int, marker: str, timeout: float = 60.0) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        assert time.monotonic() < deadline, f"never saw {marker!r} in {seen!r}"
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            seen += os.read(fd, 4096).decode(errors="replace")
+    return seen

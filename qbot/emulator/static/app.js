@@ -30,6 +30,13 @@ function showError(error) {
   box.hidden = !error;
 }
 
+// What goes wrong sending (a message, a tap) shows above the composer, where the user looks.
+function showSendError(error) {
+  const box = $("send-error");
+  box.textContent = error ? `Not sent: ${error.message || error}` : "";
+  box.hidden = !error;
+}
+
 async function guarded(fn) {
   try {
     showError(null);
@@ -75,6 +82,9 @@ function renderRooms() {
 async function loadRooms() {
   state.rooms = state.me ? await api("GET", `/emulator/api/users/${encodeURIComponent(state.me)}/rooms`) : [];
   renderRooms();
+  // The open room's header follows its members (a group's count changes as people join).
+  const open = state.rooms.find((r) => r.id === state.roomId);
+  if (open) $("room-title").textContent = roomLabel(open);
 }
 
 // Comments arrive from two sources (the history fetch and the WebSocket) in any order: keep
@@ -90,6 +100,7 @@ function appendComment(comment) {
 
 async function openRoom(roomId) {
   state.roomId = roomId;
+  showSendError(null);
   localStorage.setItem("qbot.room", String(roomId));
   const room = state.rooms.find((r) => r.id === roomId);
   $("room-title").textContent = room ? roomLabel(room) : `room ${roomId}`;
@@ -118,14 +129,17 @@ async function post(body) {
 
 // A postback tap posts what the Qiscus Android SDK posts: a button_postback_response whose
 // payload is the button's payload echoed verbatim, text = postback_text or the label.
-function tap(button) {
-  guarded(() =>
-    post({
+async function tap(button) {
+  showSendError(null);
+  try {
+    await post({
       type: "button_postback_response",
       text: button.postback_text || button.label || "Button",
       payload: button.payload ?? null,
-    }),
-  );
+    });
+  } catch (error) {
+    showSendError(error);
+  }
 }
 
 async function selectUser(email) {
@@ -240,12 +254,19 @@ $("member-form").addEventListener("submit", (e) => {
   });
 });
 
-$("composer").addEventListener("submit", (e) => {
+$("composer").addEventListener("submit", async (e) => {
   e.preventDefault();
   const text = $("text").value;
   if (!text.trim()) return;
   $("text").value = "";
-  guarded(() => post({ type: "text", text }));
+  showSendError(null);
+  try {
+    await post({ type: "text", text });
+  } catch (error) {
+    // The typed text comes back unless the user already started typing something else.
+    if (!$("text").value) $("text").value = text;
+    showSendError(error);
+  }
 });
 
 $("text").addEventListener("keydown", (e) => {
