@@ -17,15 +17,9 @@ from qbot.filters import normalize_text
 from qbot.intents import IntentSet, load_intents
 from qbot.messages.postback import PostbackSigner, unpack_postback
 from qbot.models.webhook import Update
+from qbot.outbox import Outbox
 from qbot.routing import EVENT, POSTBACK, _IntentHolder, run_handler, update_kind
-from qbot.sending import (
-    Delivery,
-    DirectDelivery,
-    OutboxDelivery,
-    Sender,
-    send_pending,
-    unique_temp_id,
-)
+from qbot.sending import Delivery, DirectDelivery, Sender, unique_temp_id
 from qbot.storage import MemoryStorage, Storage, open_storage, state_key
 from qbot.storage.base import InboxItem
 from qbot.templates import Templates
@@ -87,7 +81,7 @@ class Bot(_IntentHolder):
         self.storage_url = "memory://"
         self._storage_open = False
         self._retired: list[Storage] = []
-        self._stalled: set[str] = set()  # rooms with replies Qiscus has not accepted yet
+        self.outbox = Outbox(self.storage, self.outbound)  # replies, records, waiting rooms
 
     # --- configuration --------------------------------------------------------------------------
 
@@ -156,6 +150,7 @@ class Bot(_IntentHolder):
         if self._storage_open:
             self._retired.append(self.storage)
         self.storage = storage
+        self.outbox = Outbox(storage, self.outbound)
         self.storage_url = url or type(storage).__name__
         self._storage_open = False
 
@@ -227,14 +222,13 @@ class Bot(_IntentHolder):
             LeaseLostError: ``owner`` lost the room meanwhile; nothing was committed.
             StorageError: the storage failed.
         """
-        if str(update.room.id) in self._stalled:
-            await self.flush(str(update.room.id))
+        await self.outbox.flush_waiting(str(update.room.id))
         outcome, ctx = await self._route(update, ack)
         # Whatever the outcome, the message is now processed: its state and its ack go together.
         writes = [] if ctx is None else [ctx.state.pending_write(), ctx.room_state.pending_write()]
         states = [w for w in writes if w is not None]
         if states or ack is not None:
-            await self.storage.commit(owner=owner, ack=[ack] if ack else (), states=states)
+            await self.outbox.commit(owner=owner, ack=[ack] if ack else (), states=states)
             if ctx is not None:
                 ctx.state.committed()
                 ctx.room_state.committed()
@@ -276,8 +270,7 @@ class Bot(_IntentHolder):
                 log.warning("postback.rejected", reason=str(e), sender=update.sender.email)
                 return Outcome(ignored="rejected_postback"), None
         known = dict(zip(ids, replies, strict=True))
-        delivery = OutboxDelivery(self.storage, self.outbound(), self._stalled, known)
-        sender = Sender(delivery, origin, self.signer)
+        sender = Sender(self.outbox.delivery(known), origin, self.signer)
         ctx = Context(self, update, sender, postback=postback)
         loaded = dict(zip(keys, states, strict=True))
         for state in (ctx.state, ctx.room_state):
@@ -306,14 +299,7 @@ class Bot(_IntentHolder):
             ConfigError: the bot has no email to post as.
             StorageError: the storage failed.
         """
-        sent, left = await send_pending(self.storage, self.outbound(), room_id)
-        if left:
-            self._stalled.add(room_id)
-        else:
-            self._stalled.discard(room_id)
-        if sent or left:
-            log.info("outbox.flushed", to_room=room_id, sent=sent, still_pending=left)
-        return left
+        return await self.outbox.flush(room_id)
 
     def _is_agent_command(self, update: Update) -> bool:
         """An agent's text that gives the room back to the bot (``state.resume_command``)."""
