@@ -222,7 +222,8 @@ class Bot(_IntentHolder):
             LeaseLostError: ``owner`` lost the room meanwhile; nothing was committed.
             StorageError: the storage failed.
         """
-        await self.outbox.flush_waiting(str(update.room.id))
+        if self.outbox.waiting(str(update.room.id)):
+            await self.outbox.flush(str(update.room.id))
         outcome, ctx = await self._route(update, ack)
         # Whatever the outcome, the message is now processed: its state and its ack go together.
         writes = [] if ctx is None else [ctx.state.pending_write(), ctx.room_state.pending_write()]

@@ -188,9 +188,6 @@ class Outbox:
         """
         await self.storage.commit(owner=owner, ack=ack, states=states)
 
-    async def _record(self, item: OutboxItem) -> None:
-        await self.storage.commit(outbox=[item])
-
     async def _post(
         self,
         inner: Delivery,
@@ -211,10 +208,10 @@ class Outbox:
         except Exception as e:
             if not _retryable(e):
                 # Qiscus refused it for good (400, 401, 403, 404): never try it again.
-                await self._record(OutboxItem(temp_id, room, payload, status="failed"))
+                await self.storage.commit(outbox=[OutboxItem(temp_id, room, payload, "failed")])
                 log.warning("reply.failed", unique_temp_id=temp_id, error=str(e))
             raise
-        await self._record(OutboxItem(temp_id, room, payload, status="sent"))
+        await self.storage.commit(outbox=[OutboxItem(temp_id, room, payload, "sent")])
         return result
 
 
@@ -251,14 +248,14 @@ class OutboxDelivery:
             return AlreadySent(found.status)
         payload = encode_outgoing(room_id, outgoing)
         if outbox.waiting(room):
-            await outbox._record(OutboxItem(unique_temp_id, room, payload))
+            await outbox.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
             return Queued()
         try:
             return await outbox._post(self.inner, room_id, outgoing, unique_temp_id, payload)
         except Exception as e:
             if not _retryable(e):
                 raise
-            await outbox._record(OutboxItem(unique_temp_id, room, payload))
+            await outbox.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
             outbox.note_waiting([room])
             log.warning("reply.queued", unique_temp_id=unique_temp_id, error=str(e))
             return Queued()

@@ -12,6 +12,7 @@ import pickle
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,22 @@ async def test_storage_dedupe_has_one_winner_among_concurrent_replicas(
 
 
 # -- state -------------------------------------------------------------------------------------
+
+
+async def test_storage_json_reads_back_equal_and_refuses_what_would_not(
+    backend: Backend,
+) -> None:
+    s = backend.storage
+    value = {"big": 2**70, "neg": -(2**65), "f": 0.1, "t": "Ánh 🙂", "n": None, "l": [1, True]}
+    await s.set_state("k", value)
+    assert await s.get_state("k") == value
+    await s.inbox_put("r", {"id": 2**64, "pair": (1, 2)})
+    [item] = (await s.inbox_claim("w", lease_ttl=LONG)).items
+    assert item.payload == {"id": 2**64, "pair": [1, 2]}
+    for bad in (float("inf"), datetime.now(UTC), uuid.uuid4(), {1, 2}):
+        with pytest.raises(StorageError, match="state 'x' must be JSON-serialisable"):
+            await s.set_state("x", {"v": bad})
+    assert await s.get_state("x") is None
 
 
 async def test_storage_state_round_trips_json_and_returns_copies(backend: Backend) -> None:

@@ -384,10 +384,12 @@ class Storage(InboxStore, LeaseStore, StateStore, OutboxStore, HandoffStore):
             (``None`` when absent or expired) and each of ``outbox_ids`` (as :meth:`outbox_get`).
         """
         check_text(room_id, "room_id")
-        for key in keys:
-            check_text(key, "state key")
+        for key in keys:  # inline: this runs for every message
+            if type(key) is not str or not key:
+                check_text(key, "state key")
         for item_id in outbox_ids:
-            check_text(item_id, "outbox id")
+            if type(item_id) is not str or not item_id:
+                check_text(item_id, "outbox id")
         handoff, texts, replies = await self._do_load_room(room_id, keys, outbox_ids)
         return handoff, [None if t is None else loads(t) for t in texts], replies
 

@@ -12,31 +12,20 @@ room lease              room:<room_id>               room_lease_key(room_id)
 
 from __future__ import annotations
 
-from typing import NewType
+__all__ = ["ROOM_LEASE_PREFIX", "room_lease_key", "state_key"]
 
-__all__ = [
-    "ROOM_LEASE_PREFIX",
-    "LeaseKey",
-    "StateKey",
-    "room_lease_key",
-    "state_key",
-]
-
-StateKey = NewType("StateKey", str)
-"""A conversation-state key (any non-empty string is accepted; these are qbot's own)."""
-
-LeaseKey = NewType("LeaseKey", str)
-"""A lease key (any non-empty string is accepted; these are qbot's own)."""
+# Plain strings (no NewType: its call costs on every message); any non-empty string is a valid
+# key for the storage, and these are qbot's own.
 
 ROOM_LEASE_PREFIX = "room:"
 """What a room lease key is made of: this prefix and the room id (given as such to SQL and Lua)."""
 
 
-def state_key(room_id: str, user_id: str | None = None) -> StateKey:
+def state_key(room_id: str, user_id: str | None = None) -> str:
     """The state key of a conversation: per (room, user), or per room when ``user_id`` is None."""
-    return StateKey(f"room:{room_id}" if user_id is None else f"user:{room_id}:{user_id}")
+    return f"room:{room_id}" if user_id is None else f"user:{room_id}:{user_id}"
 
 
-def room_lease_key(room_id: str) -> LeaseKey:
+def room_lease_key(room_id: str) -> str:
     """The lease ``inbox_claim`` takes on a room; renew or release it by this key."""
-    return LeaseKey(ROOM_LEASE_PREFIX + room_id)
+    return ROOM_LEASE_PREFIX + room_id

@@ -150,7 +150,11 @@ class MemoryStorage(Storage):
         self, room_id: str, keys: Sequence[str], outbox_ids: Sequence[str]
     ) -> tuple[Handoff | None, list[str | bytes | None], list[OutboxItem | None]]:
         now = self._clock()
-        states: list[str | bytes | None] = [self._live_state(key, now) for key in keys]
+        states: list[str | bytes | None] = []
+        for key in keys:
+            found = self._state.get(key)
+            live = found is not None and (found[1] is None or found[1] > now)
+            states.append(found[0] if found is not None and live else None)
         self._forget_done(now)
         replies: list[OutboxItem | None] = []
         for item_id in outbox_ids:
