@@ -161,3 +161,32 @@ async def test_runtime_renews_a_room_flushing_orphaned_replies_with_an_empty_que
         await asyncio.sleep(0.01)
     assert out.texts == ["orphan"]
     await runtime.drain(timeout=5)
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_runtime_posts_a_rooms_waiting_replies_before_its_new_message(
+    tmp_path: Path, backend: str
+) -> None:
+    # No sweeper: the claim itself says the room has replies waiting (Claim.replies_waiting).
+    bot = Bot(email="bot@example.com")
+    bot.delivery = out = RecordingDelivery()
+    storage = MemoryStorage() if backend == "memory" else SqliteStorage(str(tmp_path / "q.db"))
+    bot.use_storage(storage)
+    await bot.open()
+
+    @bot.message()
+    async def echo(ctx: Context) -> None:
+        await ctx.reply(ctx.text)
+
+    record = encode_outgoing(7, OutgoingComment(type="text", message="left by a dead worker"))
+    await bot.storage.commit(outbox=[OutboxItem("t-dead", "7", record)])
+    runtime = Runtime(bot, sweep_every=3600, linger=0)
+    await runtime.submit(Update.model_validate(sdk_body("new", room_id=7)))
+    for _ in range(500):
+        if len(out.texts) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert await runtime.drain(timeout=10) == 0
+    assert out.texts == ["left by a dead worker", "new"]
+    assert await bot.storage.outbox_pending() == []
+    await bot.aclose()
