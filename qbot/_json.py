@@ -61,7 +61,9 @@ def dumps_exact(value: Any) -> str:
     except (orjson.JSONEncodeError, RecursionError):
         pass
     else:
-        if pydantic_core.from_json(raw) == value:
+        # orjson reads back what it wrote (no integer over 64 bits: it refused those), and
+        # caches short keys: no garbage left between the values a store keeps.
+        if orjson.loads(raw) == value:
             return raw.decode()
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
