@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from qbot.outbox import encode_outgoing
 from storage_probe import lease_owner
 from webhooks import RecordingDelivery, sdk_body
 
@@ -15,6 +14,7 @@ from qbot import Bot, Context
 from qbot.errors import ConfigError
 from qbot.messages.base import Outgoing, OutgoingComment
 from qbot.models import Update
+from qbot.outbox import encode_outgoing
 from qbot.runtime import Runtime
 from qbot.storage import MemoryStorage, OutboxItem, SqliteStorage, room_lease_key
 
