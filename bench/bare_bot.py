@@ -156,7 +156,7 @@ def create_app(base_url: str, extras: Extras | None = None) -> web.Application:
     async def claim_loop(session: aiohttp.ClientSession) -> None:
         assert storage is not None
         while True:
-            items = await storage.inbox_claim(owner, lease_ttl=30.0, limit=1000)
+            items = (await storage.inbox_claim(owner, lease_ttl=30.0, limit=1000)).items
             if not items:
                 await storage.inbox_wait(1.0)
             for item in items:

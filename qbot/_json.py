@@ -8,6 +8,8 @@ nothing new fails. A lint rule (ruff's banned-api) keeps ``import json`` out of 
 
 NaN and the infinities: orjson writes them as ``null``. Where a value must survive as it is
 (message payloads, postback signatures, stored state), ``strict=True`` refuses them instead.
+
+:func:`dumps_exact` is what storage writes: only values that read back equal, NaN refused.
 """
 
 from __future__ import annotations
@@ -19,9 +21,14 @@ from typing import Any
 import orjson
 import pydantic_core
 
-__all__ = ["detect_encoding", "dumps", "dumps_text", "loads"]
+__all__ = ["detect_encoding", "dumps", "dumps_exact", "dumps_text", "loads"]
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
+_EXACT = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 
 
 def dumps(
@@ -105,6 +112,30 @@ def dumps_text(
 ) -> str:
     """:func:`dumps` as text."""
     return dumps(value, default, strict=strict, sort_keys=sort_keys, indent=indent).decode()
+
+
+def dumps_exact(value: Any) -> str:
+    """``value`` as compact JSON text that :func:`loads` turns back into an equal value.
+
+    Only JSON's own types pass (dict with string keys, list, str, int, float, bool, None; a
+    tuple becomes a list, an int key a string, as with ``json``): what orjson would turn into
+    something else (a datetime, a UUID, an enum, NaN as ``null``) is caught by reading its text
+    back, and ``json`` (strict) has the last word.
+
+    Raises:
+        TypeError: ``value`` holds something JSON has no type for.
+        ValueError: ``value`` holds NaN or an infinity, or refers to itself.
+    """
+    try:
+        raw = orjson.dumps(value, option=_EXACT)
+    except (orjson.JSONEncodeError, RecursionError):
+        pass
+    else:
+        # orjson reads back what it wrote (no integer over 64 bits: it refused those), and
+        # caches short keys: no garbage left between the values a store keeps.
+        if orjson.loads(raw) == value:
+            return raw.decode()
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def loads(raw: str | bytes) -> Any:

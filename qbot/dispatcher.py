@@ -32,15 +32,9 @@ from qbot.handlers import EVENT, POSTBACK, Outcome, Result, update_kind
 from qbot.intents import IntentSet, load_intents
 from qbot.messages.postback import PostbackSigner, unpack_postback
 from qbot.models.webhook import Update
+from qbot.outbox import Outbox
 from qbot.runtime import Runtime
-from qbot.sending import (
-    Delivery,
-    DirectDelivery,
-    OutboxDelivery,
-    Sender,
-    send_pending,
-    unique_temp_id,
-)
+from qbot.sending import Delivery, DirectDelivery, Sender, unique_temp_id
 from qbot.storage import MemoryStorage, Storage, open_storage, state_key
 from qbot.templates import Templates
 
@@ -98,9 +92,7 @@ class Dispatcher:
         self._retired: list[Storage] = []
         self._runtime: Runtime | None = None
         self._runtime_for: tuple[asyncio.AbstractEventLoop, Storage] | None = None
-        # --- outbox state (to become qbot.outbox.Outbox): rooms with replies Qiscus has not
-        # accepted yet; their next update first flushes them (see flush()).
-        self._stalled: set[str] = set()
+        self.outbox = Outbox(self.storage, self.outbound)  # replies, records, waiting rooms
 
     # --- configuration --------------------------------------------------------------------------
 
@@ -160,6 +152,7 @@ class Dispatcher:
         if self._storage_open:
             self._retired.append(self.storage)
         self.storage = storage
+        self.outbox = Outbox(storage, self.outbound)
         self.storage_url = url or type(storage).__name__
         self._storage_open = False
 
@@ -254,14 +247,14 @@ class Dispatcher:
             StorageError: the storage failed.
         """
         room_id = str(update.room.id)
-        if room_id in self._stalled:
-            await self.flush(room_id)
+        if self.outbox.waiting(room_id):
+            await self.outbox.flush(room_id)
         outcome, ctx = await self._route(update, ack)
         # Whatever the outcome, the message is now processed: its state and its ack go together.
         writes = [] if ctx is None else [ctx.state.pending_write(), ctx.room_state.pending_write()]
         states = [w for w in writes if w is not None]
         if states or ack is not None:
-            await self.storage.commit(owner=owner, ack=[ack] if ack else (), states=states)
+            await self.outbox.commit(owner=owner, ack=[ack] if ack else (), states=states)
             if ctx is not None:
                 ctx.state.committed()
                 ctx.room_state.committed()
@@ -300,7 +293,7 @@ class Dispatcher:
                 log.warning("postback.rejected", reason=str(e), sender=update.sender.email)
                 return Outcome(ignored="rejected_postback"), None
         known = dict(zip(ids, replies, strict=True))
-        sender = Sender(self._delivery_for(known), origin, self.signer)
+        sender = Sender(self.outbox.delivery(known), origin, self.signer)
         ctx = Context(self, update, sender, postback=postback)
         loaded = dict(zip(keys, states, strict=True))
         for state in (ctx.state, ctx.room_state):
@@ -328,36 +321,11 @@ class Dispatcher:
             return False
         return normalize_text(update.message.text) == normalize_text(state.resume_command)
 
-    # --- delivery and the outbox ----------------------------------------------------------------
-    # The one place that knows which rooms have replies waiting (self._stalled) and flushes them.
-    # qbot.outbox.Outbox (storage branch) replaces this section: is_stalled, flush and
-    # _delivery_for become its methods.
-
-    def is_stalled(self, room_id: str) -> bool:
-        """Whether replies of ``room_id`` wait for Qiscus (they go before the room's next ones)."""
-        return room_id in self._stalled
+    # --- delivery ------------------------------------------------------------------------------
 
     async def flush(self, room_id: str) -> int:
-        """Post the room's pending replies in order; return how many are still pending.
-
-        Call it holding the room's lease (the runtime does).
-
-        Raises:
-            ConfigError: the bot has no email to post as.
-            StorageError: the storage failed.
-        """
-        sent, left = await send_pending(self.storage, self.outbound(), room_id)
-        if left:
-            self._stalled.add(room_id)
-        else:
-            self._stalled.discard(room_id)
-        if sent or left:
-            log.info("outbox.flushed", to_room=room_id, sent=sent, still_pending=left)
-        return left
-
-    def _delivery_for(self, known: dict[str, Any]) -> Delivery:
-        """What one update's replies go through: the outbox in front of :meth:`outbound`."""
-        return OutboxDelivery(self.storage, self.outbound(), self._stalled, known)
+        """Post the room's pending replies in order; return how many are still pending."""
+        return await self.outbox.flush(room_id)
 
     def outbound(self) -> Delivery:
         """What posts replies: ``delivery`` when set (tests), else the Qiscus client.

@@ -6,8 +6,9 @@ claim loop      ── inbox_claim(owner) ──▶ whole rooms, each under this
 room worker     ── one item at a time ──▶ dispatcher.process(update, ack=item): handler, replies
                                           via the outbox, state + ack in one commit
 renewer         ── every lease_ttl / 3 ──▶ lease_renew of every room being worked on
-sweeper         ── every sweep_every s ──▶ rooms with pending (orphaned) replies: take the
-                                          room's lease, post them in order
+sweeper         ── every sweep_every s ──▶ rooms with pending (orphaned) replies
+                                          (bot.outbox.rooms_waiting): take the room's lease,
+                                          its worker posts them in order
 ```
 A room's worker keeps the room's lease for ``linger`` seconds after its queue empties (the room's
 next message is handed over without a lease change), then releases it. A worker that loses its lease
@@ -34,7 +35,7 @@ from qbot._json import detect_encoding
 from qbot.errors import ConfigError, LeaseLostError, QbotError, StorageError
 from qbot.handlers import Outcome
 from qbot.models.webhook import Update
-from qbot.storage import JSONText, MemoryStorage, room_lease_key
+from qbot.storage import JSONText, room_lease_key
 
 if TYPE_CHECKING:
     from qbot.bot import Bot
@@ -257,14 +258,14 @@ class Runtime:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
-        if isinstance(self.storage, MemoryStorage):  # what is still in memory is lost now
+        if not self.storage.durable:  # what is still in memory is lost now
             left = await self.storage.inbox_size()
         for item_id in list(self._waiters):
             self._resolve(item_id, error=QbotError("the runtime stopped before the update ran"))
         return left
 
     async def _settle(self) -> None:
-        durable = not isinstance(self.storage, MemoryStorage)
+        durable = self.storage.durable
         while True:
             if self._tasks:
                 log.info("runtime.draining", rooms=len(self._tasks), pending=self.pending)
@@ -302,10 +303,11 @@ class Runtime:
         """Claim what this worker may process now and hand it to room workers."""
         async with self._lock:
             limit = max(1, self.max_pending - self.pending)
-            items = await self.storage.inbox_claim(
+            claim = await self.storage.inbox_claim(
                 self.owner, lease_ttl=self.lease_ttl, limit=limit
             )
-            for item in items:
+            self.dispatcher.outbox.note_waiting(claim.replies_waiting)
+            for item in claim.items:
                 room = item.room_id
                 ids = self._ids.setdefault(room, set())
                 if item.id in ids:  # reclaimed after a lapse while still in hand
@@ -316,7 +318,7 @@ class Runtime:
                 self._lost.discard(room)
                 self._ensure_worker(room)
                 self._wake[room].set()
-        return bool(items)
+        return bool(claim.items)
 
     def _ensure_worker(self, room: str) -> None:
         if room not in self._tasks:
@@ -389,8 +391,7 @@ class Runtime:
     async def _flush(self, room: str) -> None:
         """Post the replies a dead worker (or a Qiscus outage) left pending, before new work."""
         try:
-            if self.dispatcher.is_stalled(room) or await self.storage.outbox_has_pending(room):
-                await self.dispatcher.flush(room)
+            await self.dispatcher.outbox.flush_waiting(room)
         except (ConfigError, StorageError) as e:  # no bot email, or the storage is down
             log.error("runtime.flush_failed", room_id=room, error=str(e))
 
@@ -447,7 +448,7 @@ class Runtime:
 
     async def _ack_only(self, item: InboxItem) -> None:
         try:
-            await self.storage.commit(owner=self.owner, ack=[item])
+            await self.dispatcher.outbox.commit(owner=self.owner, ack=[item])
         except StorageError as e:
             log.error("update.ack_failed", room_id=item.room_id, error=str(e))
             self._lost.add(item.room_id)
@@ -488,13 +489,13 @@ class Runtime:
 
     async def _sweep(self) -> None:
         """Take the rooms whose replies are pending with nobody working on them, and flush them."""
-        pending = await self.storage.outbox_pending(limit=100)
-        rooms = list(dict.fromkeys(item.room_id for item in pending))
-        for room in rooms:
+        outbox = self.dispatcher.outbox
+        for room in await outbox.rooms_waiting():
             async with self._lock:
                 if room in self._tasks or self._closing:
                     continue
                 key = room_lease_key(room)
                 if not await self.storage.lease_acquire(key, self.owner, self.lease_ttl):
                     continue  # its worker is alive and flushes it itself
+                outbox.note_waiting([room])
                 self._ensure_worker(room)

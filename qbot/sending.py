@@ -4,9 +4,9 @@ The id is derived from the room, the incoming message's identity and the reply's
 handler's answer, so processing the same webhook twice (a crash, a redelivery that slipped through)
 posts comments with the same ids, and a retried send can be recognised.
 
-:class:`OutboxDelivery` looks each reply's id up in the storage's outbox before posting it and
-records it sent once Qiscus accepted it; an id already sent (or failed) is not posted again, and
-a reply Qiscus could not take yet is recorded pending and posted later by :func:`send_pending`.
+A delivery posts each comment; the durable one (:class:`qbot.outbox.OutboxDelivery`) answers
+:class:`AlreadySent` for an id already sent (or failed) and :class:`Queued` for a reply kept in
+the outbox to be posted later.
 """
 
 from __future__ import annotations
@@ -16,26 +16,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from qbot.errors import QiscusAPIError, QiscusRateLimited, QiscusServerError
 from qbot.messages import Message, OutgoingComment, OutgoingSystemEvent
-from qbot.storage.base import OutboxItem
 
 if TYPE_CHECKING:
     from qbot.client import QiscusClient
     from qbot.messages import Outgoing
     from qbot.messages.postback import PostbackSigner
-    from qbot.storage import Storage
 
 __all__ = [
     "AlreadySent",
     "Delivery",
     "DirectDelivery",
-    "OutboxDelivery",
     "Queued",
     "Sender",
-    "decode_outgoing",
-    "encode_outgoing",
-    "send_pending",
     "unique_temp_id",
 ]
 
@@ -85,57 +78,8 @@ class DirectDelivery:
         )
 
 
-def encode_outgoing(room_id: int | str, outgoing: Outgoing) -> dict[str, Any]:
-    """The JSON an outbox record keeps to post ``outgoing`` later."""
-    if isinstance(outgoing, OutgoingSystemEvent):
-        return {
-            "kind": "system_event",
-            "room_id": room_id,
-            "system_event_type": outgoing.system_event_type,
-            "subject_email": outgoing.subject_email,
-            "object_email": list(outgoing.object_email),
-            "updated_room_name": outgoing.updated_room_name,
-            "payload": outgoing.payload,
-        }
-    return {
-        "kind": "comment",
-        "room_id": room_id,
-        "type": outgoing.type,
-        "message": outgoing.message,
-        "payload": outgoing.payload,
-        "disable_link_preview": outgoing.disable_link_preview,
-        "extras": outgoing.extras,
-    }
-
-
-def decode_outgoing(data: Any) -> tuple[int | str, Outgoing]:
-    """The room and API call an outbox record holds (see :func:`encode_outgoing`).
-
-    Raises:
-        ValueError: the record was not written by :func:`encode_outgoing`.
-    """
-    if not isinstance(data, dict) or data.get("kind") not in ("comment", "system_event"):
-        raise ValueError(f"not an outbox reply record: {data!r}")
-    room_id = data["room_id"]
-    if data["kind"] == "system_event":
-        return room_id, OutgoingSystemEvent(
-            system_event_type=data["system_event_type"],
-            subject_email=data.get("subject_email"),
-            object_email=list(data.get("object_email") or []),
-            updated_room_name=data.get("updated_room_name"),
-            payload=data.get("payload"),
-        )
-    return room_id, OutgoingComment(
-        type=data["type"],
-        message=data["message"],
-        payload=data.get("payload"),
-        disable_link_preview=bool(data.get("disable_link_preview")),
-        extras=data.get("extras"),
-    )
-
-
 class AlreadySent:
-    """What :class:`OutboxDelivery` returns for a reply whose id was already sent or failed."""
+    """What a durable delivery returns for a reply whose id was already sent or failed."""
 
     __slots__ = ("status",)
 
@@ -147,136 +91,16 @@ class AlreadySent:
 
 
 class Queued:
-    """What :class:`OutboxDelivery` returns for a reply kept in the outbox for later.
+    """What a durable delivery returns for a reply kept in the outbox for later.
 
     Qiscus did not accept it (or an earlier reply of the room) yet; it is posted, in order,
-    by :func:`send_pending` once Qiscus answers again.
+    by :meth:`qbot.outbox.Outbox.flush` once Qiscus answers again.
     """
 
     __slots__ = ()
 
     def __repr__(self) -> str:
         return "Queued()"
-
-
-def _retryable(error: Exception) -> bool:
-    """Whether Qiscus may still accept the reply later (network, 5xx, 429)."""
-    if isinstance(error, QiscusRateLimited | QiscusServerError):
-        return True
-    return not isinstance(error, QiscusAPIError)
-
-
-async def _post(
-    storage: Storage,
-    inner: Delivery,
-    room_id: int | str,
-    outgoing: Outgoing,
-    temp_id: str,
-    payload: dict[str, Any],
-) -> Any:
-    """Post one reply and record the outcome in one write: sent, or failed for good.
-
-    A retryable error (network, 5xx, 429) is re-raised with nothing recorded; the caller decides
-    whether the reply waits in the outbox. Works whether or not the outbox holds the reply yet.
-    """
-    try:
-        result = await inner.deliver(room_id, outgoing, temp_id)
-    except Exception as e:
-        if not _retryable(e):
-            # Qiscus refused it for good (400, 401, 403, 404): never try it again.
-            failed = OutboxItem(temp_id, str(room_id), payload, status="failed")
-            await storage.commit(outbox=[failed])
-            log.warning("reply.failed", unique_temp_id=temp_id, error=str(e))
-        raise
-    await storage.commit(outbox=[OutboxItem(temp_id, str(room_id), payload, status="sent")])
-    return result
-
-
-class OutboxDelivery:
-    """Posts each reply through ``inner`` unless the outbox knows it, and records the outcome.
-
-    Before posting, the reply's ``unique_temp_id`` is looked up in the outbox (or in ``known``,
-    what :meth:`~qbot.storage.Storage.load_room` read with the message's state): a reply already
-    sent or failed is not posted again (a message processed a second time after a crash
-    regenerates the same ids): :class:`AlreadySent`. Once Qiscus accepted it, the reply is
-    recorded as sent, in one write. When Qiscus cannot be reached or answers 5xx/429 (after the
-    client's retries), the reply is recorded pending, its room is added to ``stalled`` and the
-    later replies of that room are only queued (:class:`Queued`), so they never overtake it;
-    :func:`send_pending` posts them in order. A reply Qiscus refuses for good (4xx) is recorded
-    failed and the error reaches the handler.
-
-    Args:
-        storage: the bot's storage.
-        inner: what actually posts (a :class:`DirectDelivery`, or a test's recorder).
-        stalled: rooms whose pending replies must go first (shared by the bot's updates).
-        known: outbox records already read, by id (``None``: no record), used once each instead
-            of an ``outbox_get``.
-    """
-
-    def __init__(
-        self,
-        storage: Storage,
-        inner: Delivery,
-        stalled: set[str] | None = None,
-        known: dict[str, OutboxItem | None] | None = None,
-    ) -> None:
-        self.storage = storage
-        self.inner = inner
-        self.stalled = stalled if stalled is not None else set()
-        self.known = known if known is not None else {}
-
-    async def deliver(self, room_id: int | str, outgoing: Outgoing, unique_temp_id: str) -> Any:
-        room = str(room_id)
-        if unique_temp_id in self.known:
-            found = self.known.pop(unique_temp_id)
-        else:
-            found = await self.storage.outbox_get(unique_temp_id)
-        if found is not None and found.status != "pending":
-            return AlreadySent(found.status)
-        payload = encode_outgoing(room_id, outgoing)
-        if room in self.stalled:
-            await self.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
-            return Queued()
-        try:
-            return await _post(self.storage, self.inner, room_id, outgoing, unique_temp_id, payload)
-        except Exception as e:
-            if not _retryable(e):
-                raise
-            await self.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
-            self.stalled.add(room)
-            log.warning("reply.queued", unique_temp_id=unique_temp_id, error=str(e))
-            return Queued()
-
-
-async def send_pending(
-    storage: Storage, inner: Delivery, room_id: str, *, limit: int = 100
-) -> tuple[int, int]:
-    """Post a room's pending outbox replies in queue order; call it holding the room's lease.
-
-    Stops at the first reply Qiscus does not accept yet, so replies never overtake each other.
-
-    Returns:
-        (replies sent, replies still pending).
-    """
-    pending = await storage.outbox_pending(room_id=room_id, limit=limit)
-    sent = 0
-    for index, item in enumerate(pending):
-        try:
-            target, outgoing = decode_outgoing(item.payload)
-        except ValueError as e:
-            await storage.outbox_mark(item.id, "failed")
-            log.error("reply.unreadable", unique_temp_id=item.id, error=str(e))
-            continue
-        try:
-            await _post(storage, inner, target, outgoing, item.id, item.payload)
-        except Exception as e:
-            if _retryable(e):
-                log.warning("reply.retry_later", unique_temp_id=item.id, error=str(e))
-                return sent, len(pending) - index
-            continue
-        sent += 1
-        log.info("reply.resent", to_room=room_id, unique_temp_id=item.id)
-    return sent, 0
 
 
 class Sender:

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from qbot.errors import QbotError, StorageError
-from qbot.storage.base import StateWrite, dumps, loads
+from qbot.storage.records import StateWrite, dumps, loads
 
 if TYPE_CHECKING:
     from qbot.storage import Storage

@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from storage_probe import lease_owner
 from webhooks import RecordingDelivery, sdk_body
 
 from qbot import Bot, Context
 from qbot.errors import ConfigError
 from qbot.messages.base import Outgoing, OutgoingComment
 from qbot.models import Update
+from qbot.outbox import encode_outgoing
 from qbot.runtime import Runtime
-from qbot.sending import encode_outgoing
 from qbot.storage import MemoryStorage, OutboxItem, SqliteStorage, room_lease_key
 
 
@@ -118,8 +119,8 @@ async def test_runtime_keeps_an_emptied_room_for_its_next_message_and_drain_free
             break
         await asyncio.sleep(0.01)
     # Emptied but kept: another replica does not take the room, this one takes its next message.
-    assert await bot.storage.lease_owner(room_lease_key("5")) == "replica-a"
-    assert await bot.storage.inbox_claim("replica-b", lease_ttl=30) == []
+    assert await lease_owner(bot.storage, room_lease_key("5")) == "replica-a"
+    assert (await bot.storage.inbox_claim("replica-b", lease_ttl=30)).items == []
     assert await runtime.submit(Update.model_validate(sdk_body("two", room_id=5))) == "accepted"
     for _ in range(500):
         if out.texts == ["one", "two"]:
@@ -127,7 +128,7 @@ async def test_runtime_keeps_an_emptied_room_for_its_next_message_and_drain_free
         await asyncio.sleep(0.01)
     assert out.texts == ["one", "two"]
     assert await runtime.drain(timeout=10) == 0  # returns without waiting out the linger
-    assert await bot.storage.lease_owner(room_lease_key("5")) is None
+    assert await lease_owner(bot.storage, room_lease_key("5")) is None
     await bot.aclose()
 
 
@@ -153,10 +154,39 @@ async def test_runtime_renews_a_room_flushing_orphaned_replies_with_an_empty_que
     runtime = Runtime(bot, lease_ttl=1.5, linger=0.1, sweep_every=0.05, owner="replica-a")
     await runtime.start()
     await asyncio.sleep(1.9)  # past the lease set when the sweeper took the room, mid-flush
-    assert await bot.storage.lease_owner(room_lease_key("9")) == "replica-a"
+    assert await lease_owner(bot.storage, room_lease_key("9")) == "replica-a"
     for _ in range(300):
         if out.texts == ["orphan"]:
             break
         await asyncio.sleep(0.01)
     assert out.texts == ["orphan"]
     await runtime.drain(timeout=5)
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_runtime_posts_a_rooms_waiting_replies_before_its_new_message(
+    tmp_path: Path, backend: str
+) -> None:
+    # No sweeper: the claim itself says the room has replies waiting (Claim.replies_waiting).
+    bot = Bot(email="bot@example.com")
+    bot.delivery = out = RecordingDelivery()
+    storage = MemoryStorage() if backend == "memory" else SqliteStorage(str(tmp_path / "q.db"))
+    bot.use_storage(storage)
+    await bot.open()
+
+    @bot.message()
+    async def echo(ctx: Context) -> None:
+        await ctx.reply(ctx.text)
+
+    record = encode_outgoing(7, OutgoingComment(type="text", message="left by a dead worker"))
+    await bot.storage.commit(outbox=[OutboxItem("t-dead", "7", record)])
+    runtime = Runtime(bot, sweep_every=3600, linger=0)
+    await runtime.submit(Update.model_validate(sdk_body("new", room_id=7)))
+    for _ in range(500):
+        if len(out.texts) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert await runtime.drain(timeout=10) == 0
+    assert out.texts == ["left by a dead worker", "new"]
+    assert await bot.storage.outbox_pending() == []
+    await bot.aclose()

@@ -143,11 +143,11 @@ async def test_state_commit_refused_after_losing_the_lease_applies_nothing() -> 
         await ctx.state.set("done", True)
         await ctx.reply("done")
         now[0] += 31  # this worker stalls past its lease; another one takes the room
-        assert [i.room_id for i in await storage.inbox_claim("B", lease_ttl=30)] == ["5"]
+        assert [i.room_id for i in (await storage.inbox_claim("B", lease_ttl=30)).items] == ["5"]
 
     body = sdk_body("x", room_id=5)
     await storage.inbox_put("5", body)
-    [item] = await storage.inbox_claim("A", lease_ttl=30)
+    [item] = (await storage.inbox_claim("A", lease_ttl=30)).items
     with pytest.raises(LeaseLostError):
         await bot.dispatcher.process(Update.model_validate(body), ack=item, owner="A")
     assert await storage.get_state(state_key("5", "user1@example.com")) is None

@@ -12,10 +12,12 @@ import pickle
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from storage_probe import lease_owner
 
 from qbot.errors import StorageError
 from qbot.storage import (
@@ -116,31 +118,52 @@ def texts(items: list[InboxItem]) -> list[str]:
 # -- dedupe ------------------------------------------------------------------------------------
 
 
-async def test_storage_claim_once_is_true_only_the_first_time(backend: Backend) -> None:
-    s = backend.storage
-    assert await s.claim_once("room1:msg1", LONG) is True
-    assert await s.claim_once("room1:msg1", LONG) is False
-    assert await s.claim_once("room1:msg2", LONG) is True
+async def claim_once(s: Storage, key: str, ttl: float) -> bool:
+    """Whether ``key`` was new: an inbox item stored under it (the one way to dedupe)."""
+    return await s.inbox_put("r", {"key": key}, dedupe_key=key, dedupe_ttl=ttl) is not None
 
 
-async def test_storage_claim_once_is_new_again_after_its_ttl(backend: Backend) -> None:
+async def test_storage_dedupe_is_true_only_the_first_time(backend: Backend) -> None:
     s = backend.storage
-    assert await s.claim_once("short", SHORT)
-    assert await s.claim_once("long", LONG)
+    assert await claim_once(s, "room1:msg1", LONG) is True
+    assert await claim_once(s, "room1:msg1", LONG) is False
+    assert await claim_once(s, "room1:msg2", LONG) is True
+
+
+async def test_storage_dedupe_is_new_again_after_its_ttl(backend: Backend) -> None:
+    s = backend.storage
+    assert await claim_once(s, "short", SHORT)
+    assert await claim_once(s, "long", LONG)
     await backend.advance(2 * SHORT)
-    assert await s.claim_once("short", LONG) is True
-    assert await s.claim_once("long", LONG) is False
+    assert await claim_once(s, "short", LONG) is True
+    assert await claim_once(s, "long", LONG) is False
 
 
-async def test_storage_claim_once_has_one_winner_among_concurrent_replicas(
+async def test_storage_dedupe_has_one_winner_among_concurrent_replicas(
     backend: Backend,
 ) -> None:
     stores = [backend.storage, await backend.peer(), await backend.peer()]
-    results = await asyncio.gather(*(stores[i % 3].claim_once("dup", LONG) for i in range(60)))
+    results = await asyncio.gather(*(claim_once(stores[i % 3], "dup", LONG) for i in range(60)))
     assert results.count(True) == 1
 
 
 # -- state -------------------------------------------------------------------------------------
+
+
+async def test_storage_json_reads_back_equal_and_refuses_what_would_not(
+    backend: Backend,
+) -> None:
+    s = backend.storage
+    value = {"big": 2**70, "neg": -(2**65), "f": 0.1, "t": "Ánh 🙂", "n": None, "l": [1, True]}
+    await s.set_state("k", value)
+    assert await s.get_state("k") == value
+    await s.inbox_put("r", {"id": 2**64, "pair": (1, 2)})
+    [item] = (await s.inbox_claim("w", lease_ttl=LONG)).items
+    assert item.payload == {"id": 2**64, "pair": [1, 2]}
+    for bad in (float("inf"), datetime.now(UTC), uuid.uuid4(), {1, 2}):
+        with pytest.raises(StorageError, match="state 'x' must be JSON-serialisable"):
+            await s.set_state("x", {"v": bad})
+    assert await s.get_state("x") is None
 
 
 async def test_storage_state_round_trips_json_and_returns_copies(backend: Backend) -> None:
@@ -195,15 +218,15 @@ async def test_storage_commit_applies_states_in_order(backend: Backend) -> None:
 async def test_storage_lease_is_held_by_one_owner_until_released(backend: Backend) -> None:
     s = backend.storage
     assert await s.lease_acquire("room:1", "a", LONG)
-    assert await s.lease_owner("room:1") == "a"
+    assert await lease_owner(s, "room:1") == "a"
     assert not await s.lease_acquire("room:1", "b", LONG)
     assert await s.lease_acquire("room:1", "a", LONG)  # re-entrant for its owner
     assert not await s.lease_renew("room:1", "b", LONG)
     assert not await s.lease_release("room:1", "b")
-    assert await s.lease_owner("room:1") == "a"
+    assert await lease_owner(s, "room:1") == "a"
     assert await s.lease_renew("room:1", "a", LONG)
     assert await s.lease_release("room:1", "a")
-    assert await s.lease_owner("room:1") is None
+    assert await lease_owner(s, "room:1") is None
     assert not await s.lease_release("room:1", "a")
     assert await s.lease_acquire("room:1", "b", LONG)
 
@@ -213,12 +236,12 @@ async def test_storage_lease_expires_and_its_old_owner_cannot_renew(backend: Bac
     assert await s.lease_acquire("k", "a", SHORT)
     assert await s.lease_acquire("other", "a", LONG)
     await backend.advance(2 * SHORT)
-    assert await s.lease_owner("k") is None
+    assert await lease_owner(s, "k") is None
     assert not await s.lease_renew("k", "a", LONG)
     assert await s.lease_acquire("k", "b", LONG)
     assert not await s.lease_release("k", "a")
-    assert await s.lease_owner("k") == "b"
-    assert await s.lease_owner("other") == "a"
+    assert await lease_owner(s, "k") == "b"
+    assert await lease_owner(s, "other") == "a"
 
 
 async def test_storage_lease_has_one_winner_among_concurrent_owners(backend: Backend) -> None:
@@ -227,7 +250,7 @@ async def test_storage_lease_has_one_winner_among_concurrent_owners(backend: Bac
         *(stores[i % 2].lease_acquire("hot", f"owner{i}", LONG) for i in range(30))
     )
     assert results.count(True) == 1
-    assert await backend.storage.lease_owner("hot") == f"owner{results.index(True)}"
+    assert await lease_owner(backend.storage, "hot") == f"owner{results.index(True)}"
 
 
 # -- inbox -------------------------------------------------------------------------------------
@@ -238,35 +261,37 @@ async def test_storage_inbox_hands_out_a_room_in_arrival_order(backend: Backend)
     stored = await put(s, "r1", 3)
     assert [i.payload for i in stored] == [{"text": f"m{i}", "room": "r1"} for i in range(3)]
     assert await s.inbox_size() == 3
-    got = await s.inbox_claim("w1", lease_ttl=LONG)
+    got = (await s.inbox_claim("w1", lease_ttl=LONG)).items
     assert [(i.id, i.room_id, i.payload) for i in got] == [
         (i.id, i.room_id, i.payload) for i in stored
     ]
     assert got[0].received_at == stored[0].received_at
-    assert await s.lease_owner(room_lease_key("r1")) == "w1"
-    assert await s.inbox_claim("w1", lease_ttl=LONG) == []  # nothing new for its holder
+    assert await lease_owner(s, room_lease_key("r1")) == "w1"
+    assert (await s.inbox_claim("w1", lease_ttl=LONG)).items == []  # nothing new for its holder
 
 
-async def test_storage_inbox_put_dedupes_atomically_with_claim_once(backend: Backend) -> None:
+async def test_storage_inbox_put_dedupes_by_key_and_stores_nothing_twice(
+    backend: Backend,
+) -> None:
     s = backend.storage
     assert await s.inbox_put("r1", {"n": 1}, dedupe_key="r1:m1", dedupe_ttl=LONG) is not None
     assert await s.inbox_put("r1", {"n": 1}, dedupe_key="r1:m1", dedupe_ttl=LONG) is None
-    assert await s.claim_once("r1:m1", LONG) is False
-    assert await s.claim_once("r1:m2", LONG) is True
-    assert await s.inbox_put("r1", {"n": 2}, dedupe_key="r1:m2", dedupe_ttl=LONG) is None
-    assert await s.inbox_size() == 1
+    assert await s.inbox_put("r2", {"n": 1}, dedupe_key="r1:m1", dedupe_ttl=LONG) is None
+    assert await s.inbox_put("r1", {"n": 2}, dedupe_key="r1:m2", dedupe_ttl=LONG) is not None
+    assert await s.inbox_put("r1", {"n": 3}) is not None  # no key: never deduped
+    assert await s.inbox_size() == 3
 
 
 async def test_storage_inbox_skips_rooms_another_owner_holds(backend: Backend) -> None:
     s = backend.storage
     await put(s, "r1", 2)
-    a = await s.inbox_claim("a", lease_ttl=LONG)
+    a = (await s.inbox_claim("a", lease_ttl=LONG)).items
     assert texts(a) == ["m0", "m1"]
     await put(s, "r2", 1, tag="x")
     await put(s, "r1", 1, tag="late")
-    b = await s.inbox_claim("b", lease_ttl=LONG)
+    b = (await s.inbox_claim("b", lease_ttl=LONG)).items
     assert [(i.room_id, i.payload["text"]) for i in b] == [("r2", "x0")]
-    a2 = await s.inbox_claim("a", lease_ttl=LONG)
+    a2 = (await s.inbox_claim("a", lease_ttl=LONG)).items
     assert [(i.room_id, i.payload["text"]) for i in a2] == [("r1", "late0")]
 
 
@@ -275,24 +300,24 @@ async def test_storage_inbox_claim_respects_limit_and_continues_in_order(
 ) -> None:
     s = backend.storage
     await put(s, "r1", 5)
-    assert texts(await s.inbox_claim("a", lease_ttl=LONG, limit=2)) == ["m0", "m1"]
-    assert texts(await s.inbox_claim("a", lease_ttl=LONG, limit=2)) == ["m2", "m3"]
-    assert texts(await s.inbox_claim("a", lease_ttl=LONG, limit=2)) == ["m4"]
+    assert texts((await s.inbox_claim("a", lease_ttl=LONG, limit=2)).items) == ["m0", "m1"]
+    assert texts((await s.inbox_claim("a", lease_ttl=LONG, limit=2)).items) == ["m2", "m3"]
+    assert texts((await s.inbox_claim("a", lease_ttl=LONG, limit=2)).items) == ["m4"]
 
 
 async def test_storage_inbox_acked_items_are_gone(backend: Backend) -> None:
     s = backend.storage
     await put(s, "r1", 3)
-    got = await s.inbox_claim("w", lease_ttl=LONG)
+    got = (await s.inbox_claim("w", lease_ttl=LONG)).items
     await s.commit(owner="w", ack=got[:2])
     await s.commit(owner="w", ack=got[:1])  # acking twice is harmless
     assert await s.inbox_size() == 1
     assert await s.lease_release(room_lease_key("r1"), "w")
-    again = await s.inbox_claim("v", lease_ttl=LONG)
+    again = (await s.inbox_claim("v", lease_ttl=LONG)).items
     assert texts(again) == ["m2"]
     await s.commit(owner="v", ack=again)
     assert await s.inbox_size() == 0
-    assert await s.inbox_claim("v", lease_ttl=LONG) == []
+    assert (await s.inbox_claim("v", lease_ttl=LONG)).items == []
 
 
 async def test_storage_inbox_reclaims_a_dead_workers_items_after_its_lease(
@@ -300,13 +325,13 @@ async def test_storage_inbox_reclaims_a_dead_workers_items_after_its_lease(
 ) -> None:
     s, other = backend.storage, await backend.peer()
     await put(s, "r1", 3)
-    dead = await s.inbox_claim("dead", lease_ttl=SHORT)
+    dead = (await s.inbox_claim("dead", lease_ttl=SHORT)).items
     assert texts(dead) == ["m0", "m1", "m2"]
     await s.commit(owner="dead", ack=dead[:1])
     await put(s, "r1", 1, tag="after")
-    assert await other.inbox_claim("alive", lease_ttl=LONG) == []  # still leased
+    assert (await other.inbox_claim("alive", lease_ttl=LONG)).items == []  # still leased
     await backend.advance(2 * SHORT)
-    alive = await other.inbox_claim("alive", lease_ttl=LONG)
+    alive = (await other.inbox_claim("alive", lease_ttl=LONG)).items
     assert texts(alive) == ["m1", "m2", "after0"]
     with pytest.raises(LeaseLostError, match="'dead'"):
         await s.commit(owner="dead", ack=dead[1:2], states=[StateWrite("k", "stale")])
@@ -319,7 +344,7 @@ async def test_storage_inbox_reclaims_a_dead_workers_items_after_its_lease(
 async def test_storage_commit_after_lease_lapse_applies_nothing(backend: Backend) -> None:
     s = backend.storage
     await put(s, "r1", 1)
-    got = await s.inbox_claim("w", lease_ttl=SHORT)
+    got = (await s.inbox_claim("w", lease_ttl=SHORT)).items
     await backend.advance(2 * SHORT)
     reply = OutboxItem("reply-1", "r1", {"message": "hi"})
     with pytest.raises(LeaseLostError):
@@ -328,7 +353,7 @@ async def test_storage_commit_after_lease_lapse_applies_nothing(backend: Backend
     assert await s.outbox_get("reply-1") is None
     assert await s.inbox_size() == 1
     # Its owner gets the room back with every unacked item, once the lease is free again.
-    assert texts(await s.inbox_claim("w", lease_ttl=LONG)) == ["m0"]
+    assert texts((await s.inbox_claim("w", lease_ttl=LONG)).items) == ["m0"]
 
 
 async def test_storage_inbox_concurrent_claimers_split_rooms_without_overlap(
@@ -338,9 +363,12 @@ async def test_storage_inbox_concurrent_claimers_split_rooms_without_overlap(
     for r in range(8):
         await put(s, f"r{r}", 4)
     stores = [s, await backend.peer()]
-    claims = await asyncio.gather(
-        *(stores[w % 2].inbox_claim(f"w{w}", lease_ttl=LONG, limit=8) for w in range(6))
-    )
+    claims = [
+        claim.items
+        for claim in await asyncio.gather(
+            *(stores[w % 2].inbox_claim(f"w{w}", lease_ttl=LONG, limit=8) for w in range(6))
+        )
+    ]
     seen: dict[str, set[str]] = {}
     for w, items in enumerate(claims):
         for item in items:
@@ -373,7 +401,7 @@ async def test_storage_inbox_workers_process_each_room_in_order_exactly_once(
     async def worker(n: int) -> None:
         store, owner = stores[n % 3], f"w{n}"
         while sum(map(len, processed.values())) < rooms * per_room:
-            items = await store.inbox_claim(owner, lease_ttl=LONG, limit=5)
+            items = (await store.inbox_claim(owner, lease_ttl=LONG, limit=5)).items
             for item in items:
                 assert busy.setdefault(item.room_id, owner) == owner
                 processed[item.room_id].append(item.payload["i"])
@@ -459,7 +487,7 @@ async def test_storage_outbox_concurrent_marks_have_one_winner(backend: Backend)
 async def test_storage_commit_saves_state_replies_and_ack_together(backend: Backend) -> None:
     s = backend.storage
     await put(s, "r1", 1)
-    item = (await s.inbox_claim("w", lease_ttl=LONG))[0]
+    item = (await s.inbox_claim("w", lease_ttl=LONG)).items[0]
     await s.commit(
         owner="w",
         ack=[item],
@@ -512,10 +540,28 @@ async def test_storage_handoff_expires_after_its_ttl(backend: Backend) -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda s: s.claim_once("k", 0), "dedupe ttl must be > 0 seconds, got 0"),
-        (lambda s: s.claim_once("k", float("nan")), "dedupe ttl must be a number"),
-        (lambda s: s.claim_once("", 5), "dedupe key must be a non-empty string, got ''"),
+        (lambda s: s.inbox_put("r", {}, dedupe_ttl=0), "dedupe ttl must be > 0 seconds, got 0"),
+        (lambda s: s.inbox_put("r", {}, dedupe_ttl=float("nan")), "dedupe ttl must be a number"),
+        (lambda s: s.inbox_put("r", {}, dedupe_key=""), "dedupe key must be a non-empty string"),
+        (lambda s: s.inbox_put("", {}), "room_id must be a non-empty string, got ''"),
         (lambda s: s.lease_acquire("k", "", 5), "lease owner must be a non-empty string"),
+        (lambda s: s.lease_acquire("", "a", 5), "lease key must be a non-empty string"),
+        (lambda s: s.lease_renew("", "a", 5), "lease key must be a non-empty string, got ''"),
+        (lambda s: s.lease_renew("k", "", 5), "lease owner must be a non-empty string, got ''"),
+        (lambda s: s.lease_renew("k", "a", 0), "lease ttl must be > 0 seconds, got 0"),
+        (lambda s: s.lease_release("", "a"), "lease key must be a non-empty string, got ''"),
+        (lambda s: s.lease_release("k", None), "lease owner must be a non-empty string"),
+        (lambda s: s.inbox_claim("", lease_ttl=5), "owner must be a non-empty string"),
+        (lambda s: s.inbox_wait(-1), "inbox_wait seconds must be > 0 seconds"),
+        (lambda s: s.get_state(""), "state key must be a non-empty string"),
+        (lambda s: s.outbox_get(""), "outbox id must be a non-empty string"),
+        (lambda s: s.outbox_mark("", "sent"), "outbox id must be a non-empty string"),
+        (lambda s: s.outbox_pending(room_id=""), "room_id must be a non-empty string"),
+        (lambda s: s.handoff_get(""), "room_id must be a non-empty string"),
+        (lambda s: s.handoff_end(""), "room_id must be a non-empty string"),
+        (lambda s: s.handoff_start("r", None), "handoff reason must be a string"),
+        (lambda s: s.load_room("r", [""]), "state key must be a non-empty string"),
+        (lambda s: s.set_state("k", float("nan")), "state 'k' must be JSON-serialisable"),
         (lambda s: s.lease_acquire("k", "a", -1), "lease ttl must be > 0 seconds, got -1"),
         (lambda s: s.inbox_claim("a", lease_ttl=5, limit=0), "limit must be an integer >= 1"),
         (lambda s: s.inbox_put("r", object()), "inbox payload must be JSON-serialisable"),
@@ -559,34 +605,35 @@ async def test_storage_load_room_reads_handoff_states_and_replies_at_once(
     assert (states, replies) == ([], [])
 
 
-async def test_storage_outbox_has_pending_tells_the_rooms_with_unmarked_replies(
+async def test_storage_outbox_pending_of_a_room_lists_only_its_unmarked_replies(
     backend: Backend,
 ) -> None:
     s = backend.storage
-    assert not await s.outbox_has_pending("r1")
+    assert await s.outbox_pending(room_id="r1", limit=1) == []
     await s.commit(outbox=[OutboxItem("t1", "r1", {"m": 1}), OutboxItem("t2", "r2", {"m": 2})])
-    assert await s.outbox_has_pending("r1")
-    assert await s.outbox_has_pending("r2")
-    assert not await s.outbox_has_pending("r3")
+    assert [r.id for r in await s.outbox_pending(room_id="r1")] == ["t1"]
+    assert [r.id for r in await s.outbox_pending(room_id="r2")] == ["t2"]
+    assert await s.outbox_pending(room_id="r3") == []
     await s.outbox_mark("t1", "sent")
-    assert not await s.outbox_has_pending("r1")
-    assert await s.outbox_has_pending("r2")
+    assert await s.outbox_pending(room_id="r1") == []
+    assert [r.id for r in await s.outbox_pending(room_id="r2")] == ["t2"]
 
 
-async def test_storage_outbox_has_pending_is_right_for_rooms_just_claimed(backend: Backend) -> None:
+async def test_storage_claim_tells_which_rooms_have_replies_waiting(backend: Backend) -> None:
     s = backend.storage
     await put(s, "r1", 1)
     await put(s, "r2", 1)
-    await s.commit(outbox=[OutboxItem("t1", "r1", {"m": 1})])
-    assert {i.room_id for i in await s.inbox_claim("w1", lease_ttl=LONG)} == {"r1", "r2"}
-    assert await s.outbox_has_pending("r1")
-    assert not await s.outbox_has_pending("r2")
-    # A reply queued after the claim is seen, and so is one marked done.
+    await put(s, "r3", 1)
+    await s.commit(outbox=[OutboxItem("t1", "r1", {"m": 1}), OutboxItem("t3", "r3", {"m": 3})])
+    await s.outbox_mark("t3", "sent")
+    claim = await s.inbox_claim("w1", lease_ttl=LONG)
+    assert {i.room_id for i in claim.items} == {"r1", "r2", "r3"}
+    assert claim.replies_waiting == {"r1"}
+    # A room held and given nothing new is not in the next claim, waiting or not.
     await s.commit(outbox=[OutboxItem("t2", "r2", {"m": 2})])
-    assert await s.outbox_has_pending("r2")
-    await s.outbox_mark("t2", "sent")
-    assert not await s.outbox_has_pending("r2")
-    assert await s.outbox_has_pending("r1")
+    await put(s, "r2", 1, tag="late")
+    again = await s.inbox_claim("w1", lease_ttl=LONG)
+    assert (texts(again.items), again.replies_waiting) == (["late0"], {"r2"})
 
 
 async def test_storage_load_room_drops_expired_states(backend: Backend) -> None:
@@ -628,7 +675,7 @@ async def test_storage_concurrent_commits_a_refused_one_leaves_the_others_applie
     s = backend.storage
     for room in ("r1", "r2", "r3"):
         await put(s, room, 1)
-    mine = await s.inbox_claim("w", lease_ttl=LONG)
+    mine = (await s.inbox_claim("w", lease_ttl=LONG)).items
     assert sorted(i.room_id for i in mine) == ["r1", "r2", "r3"]
     assert await s.lease_release(room_lease_key("r2"), "w")
     assert await s.lease_acquire(room_lease_key("r2"), "thief", LONG)
@@ -654,7 +701,7 @@ async def test_storage_inbox_items_hold_copies_decoded_once(backend: Backend) ->
     put_item = await s.inbox_put("r1", body, dedupe_key="k1")
     assert put_item is not None
     body["n"].append(3)  # the caller's object is not what was stored
-    (claimed,) = await s.inbox_claim("w1", lease_ttl=LONG)
+    (claimed,) = (await s.inbox_claim("w1", lease_ttl=LONG)).items
     assert claimed.payload == {"text": "héllo", "n": [1, 2]}
     assert claimed.payload is claimed.payload  # decoded once
     assert claimed == InboxItem(
@@ -682,6 +729,6 @@ async def test_storage_inbox_stores_json_text_as_given(backend: Backend) -> None
     s = backend.storage
     item = await s.inbox_put("r1", JSONText('{"text": "h\\u00e9llo", "n": [1, 2]}'))
     assert item is not None
-    (claimed,) = await s.inbox_claim("w1", lease_ttl=LONG)
+    (claimed,) = (await s.inbox_claim("w1", lease_ttl=LONG)).items
     assert claimed.payload == {"text": "héllo", "n": [1, 2]}
     assert item.payload == claimed.payload

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from storage_probe import lease_owner
 
 from qbot.storage import OutboxItem, RedisStorage, StateWrite, open_storage, room_lease_key
 
@@ -31,7 +32,7 @@ async def test_storage_durable_everything_survives_closing_and_reopening(url: st
     async with open_storage(url) as s:
         await s.inbox_put("r1", {"text": "hello"}, dedupe_key="r1:m1", dedupe_ttl=3600)
         await s.inbox_put("r1", {"text": "second"})
-        first = await s.inbox_claim("old-process", lease_ttl=0.05)
+        first = (await s.inbox_claim("old-process", lease_ttl=0.05)).items
         await s.commit(
             owner="old-process",
             ack=first[:1],
@@ -42,14 +43,14 @@ async def test_storage_durable_everything_survives_closing_and_reopening(url: st
         await s.handoff_start("r9", "agent took over")
     await asyncio.sleep(0.1)  # the old process's room lease lapses
     async with open_storage(url) as s:
-        assert await s.claim_once("r1:m1", 3600) is False
+        assert await s.inbox_put("r1", {"text": "hello"}, dedupe_key="r1:m1") is None
         assert await s.get_state("user:r1:u1") == {"step": "ask_email"}
         assert [o.id for o in await s.outbox_pending()] == ["t2"]
         sent = await s.outbox_get("t1")
         assert sent is not None
         assert sent.status == "sent"
         assert [h.room_id for h in await s.handoff_list()] == ["r9"]
-        assert [i.payload for i in await s.inbox_claim("new-process", lease_ttl=60)] == [
+        assert [i.payload for i in (await s.inbox_claim("new-process", lease_ttl=60)).items] == [
             {"text": "second"}
         ]
 
@@ -64,7 +65,7 @@ _WORKER = textwrap.dedent(
             for i in range(5):
                 await s.inbox_put("r1", {"i": i}, dedupe_key=f"r1:{i}")
                 print("accepted", i, flush=True)
-            items = await s.inbox_claim("doomed", lease_ttl=0.5)
+            items = (await s.inbox_claim("doomed", lease_ttl=0.5)).items
             await s.commit(owner="doomed", ack=items[:2])
             print("claimed", len(items), flush=True)
             await asyncio.sleep(3600)
@@ -95,12 +96,12 @@ async def test_storage_durable_a_killed_workers_accepted_items_are_processed_aft
     async with open_storage(url) as s:
         got = []
         for _ in range(200):  # until the dead worker's lease lapses
-            got = await s.inbox_claim("successor", lease_ttl=60)
+            got = (await s.inbox_claim("successor", lease_ttl=60)).items
             if got:
                 break
             await asyncio.sleep(0.05)
         assert [i.payload["i"] for i in got] == [2, 3, 4]
-        assert await s.lease_owner(room_lease_key("r1")) == "successor"
+        assert await lease_owner(s, room_lease_key("r1")) == "successor"
         await s.commit(owner="successor", ack=got)
         assert await s.inbox_size() == 0
         # the accepted ones stay deduped: a re-delivered webhook is not queued again

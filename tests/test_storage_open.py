@@ -75,17 +75,17 @@ async def test_storage_open_sqlite_in_a_missing_directory_fails_naming_the_path(
 
 async def test_storage_open_unopened_storage_says_to_open_it(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="is not open: call 'await open\\(\\)'"):
-        await open_storage(f"sqlite:///{tmp_path}/q.db").claim_once("k", 1)
+        await open_storage(f"sqlite:///{tmp_path}/q.db").get_state("k")
     with pytest.raises(StorageError, match="is not open"):
-        await open_storage("redis://127.0.0.1:6379/0").claim_once("k", 1)
+        await open_storage("redis://127.0.0.1:6379/0").get_state("k")
 
 
 @pytest.mark.redis
 async def test_storage_open_as_context_manager_connects_and_closes() -> None:
     url = f"redis://127.0.0.1:6379/0?prefix=qbot-test-{uuid.uuid4().hex}:"
     async with open_storage(url) as s:
-        assert await s.claim_once("k", 60)
+        await s.set_state("k", 60)
         assert isinstance(s, RedisStorage)
         assert await s.drop() == 1
     with pytest.raises(StorageError, match="is not open"):
-        await s.claim_once("k", 60)
+        await s.get_state("k")

@@ -35,11 +35,10 @@ async def test_storage_redis_prefixes_keep_two_bots_apart(
     pair: tuple[RedisStorage, RedisStorage, aioredis.Redis],
 ) -> None:
     a, b, _ = pair
-    assert await a.claim_once("m1", 60)
-    assert await b.claim_once("m1", 60)
-    await a.inbox_put("r1", {"n": 1})
-    assert await b.inbox_claim("w", lease_ttl=60) == []
+    assert await a.inbox_put("r1", {"n": 1}, dedupe_key="m1") is not None
+    assert (await b.inbox_claim("w", lease_ttl=60)).items == []
     assert await b.inbox_size() == 0
+    assert await b.inbox_put("r1", {"n": 1}, dedupe_key="m1") is not None  # its own records
 
 
 async def test_storage_redis_a_drained_room_leaves_no_inbox_keys(
@@ -47,7 +46,7 @@ async def test_storage_redis_a_drained_room_leaves_no_inbox_keys(
 ) -> None:
     a, _, raw = pair
     await a.inbox_put("r1", {"n": 1})
-    items = await a.inbox_claim("w", lease_ttl=60)
+    items = (await a.inbox_claim("w", lease_ttl=60)).items
     await a.commit(owner="w", ack=items)
     await a.lease_release(room_lease_key("r1"), "w")
     left = await keys(raw, a.prefix)
@@ -61,8 +60,8 @@ async def test_storage_redis_takeover_forgets_the_dead_consumer(
     a, _, raw = pair
     await a.inbox_put("r1", {"n": 1})
     await a.inbox_put("r1", {"n": 2})
-    assert len(await a.inbox_claim("dead", lease_ttl=0.05)) == 2
+    assert len((await a.inbox_claim("dead", lease_ttl=0.05)).items) == 2
     await asyncio.sleep(0.1)
-    assert len(await a.inbox_claim("alive", lease_ttl=60)) == 2
+    assert len((await a.inbox_claim("alive", lease_ttl=60)).items) == 2
     consumers = await raw.xinfo_consumers(a.prefix + "i:r:r1", "qbot")
     assert [(c["name"], c["pending"]) for c in consumers] == [("alive", 2)]

@@ -29,7 +29,7 @@ def rows(path: Path, table: str) -> int:
 async def test_sqlite_expired_dedupe_records_states_and_replies_are_swept(tmp_path: Path) -> None:
     path, clock = tmp_path / "qbot.db", Clock()
     async with SqliteStorage(str(path), clock=clock, outbox_retention=10) as s:
-        # The runtime's path: dedupe records come from inbox_put, never from claim_once.
+        # Dedupe records come from inbox_put, the one way to write them.
         for i in range(5):
             await s.inbox_put("r1", {"i": i}, dedupe_key=f"r1:m{i}", dedupe_ttl=30)
         await s.commit(states=[StateWrite("user:r1:u1", {"step": "x"}, 30)])
@@ -43,7 +43,7 @@ async def test_sqlite_expired_dedupe_records_states_and_replies_are_swept(tmp_pa
 async def test_sqlite_an_op_that_fails_is_undone_alone_in_its_group(tmp_path: Path) -> None:
     async with SqliteStorage(str(tmp_path / "qbot.db")) as s:
         await s.inbox_put("r1", {"n": 1})
-        [item] = await s.inbox_claim("owner-a", lease_ttl=60)
+        [item] = (await s.inbox_claim("owner-a", lease_ttl=60)).items
         results = await asyncio.gather(
             s.inbox_put("r2", {"n": 2}),
             # Not the lease holder: refused, and its state write must not land.
@@ -77,7 +77,7 @@ async def test_sqlite_waits_for_another_processs_write_without_blocking_the_loop
         other.execute("COMMIT")
         other.close()
         assert (await asyncio.wait_for(put, 5)) is not None
-        assert len(await asyncio.wait_for(claim, 5)) >= 1
+        assert len((await asyncio.wait_for(claim, 5)).items) >= 1
         assert ticks == 20
         assert await s.inbox_size() == 2
 
@@ -91,7 +91,7 @@ async def test_sqlite_keeps_its_configured_synchronous_level_after_light_groups(
         await s.inbox_claim("owner", lease_ttl=60)  # a claim commits without an fsync
         await s.lease_release("room:r1", "owner")
         # Read in a durable group: it runs at the configured level.
-        level = await s._write(lambda db: db.execute("PRAGMA synchronous").fetchone()[0])
+        level = await s._engine.write(lambda db: db.execute("PRAGMA synchronous").fetchone()[0])
         assert level == {"full": 2, "normal": 1}[configured]
 
 
@@ -102,13 +102,13 @@ async def test_sqlite_a_reclaimed_room_cut_by_the_limit_hands_out_the_rest_next(
     async with SqliteStorage(str(tmp_path / "qbot.db"), clock=clock) as s:
         for n in range(3):
             await s.inbox_put("r1", {"n": n})
-        assert len(await s.inbox_claim("dead", lease_ttl=10)) == 3
+        assert len((await s.inbox_claim("dead", lease_ttl=10)).items) == 3
         clock.now += 11  # the dead worker's lease lapses with its items unacked
-        first = await s.inbox_claim("alive", lease_ttl=10, limit=2)
-        rest = await s.inbox_claim("alive", lease_ttl=10, limit=2)
+        first = (await s.inbox_claim("alive", lease_ttl=10, limit=2)).items
+        rest = (await s.inbox_claim("alive", lease_ttl=10, limit=2)).items
         assert [i.payload["n"] for i in first] == [0, 1]
         assert [i.payload["n"] for i in rest] == [2]
-        assert await s.inbox_claim("alive", lease_ttl=10) == []
+        assert (await s.inbox_claim("alive", lease_ttl=10)).items == []
 
 
 async def test_sqlite_checkpoints_the_wal_itself_off_the_event_loop(tmp_path: Path) -> None:
@@ -116,10 +116,12 @@ async def test_sqlite_checkpoints_the_wal_itself_off_the_event_loop(tmp_path: Pa
     # loop); the storage checkpoints after durable commits, so the WAL does not grow forever.
     path = tmp_path / "qbot.db"
     async with SqliteStorage(str(path)) as s:
-        s.checkpoint_every = 0.0
+        s._engine.checkpoint_every = 0.0
         for n in range(300):
             await s.commit(states=[StateWrite(f"k{n}", {"n": n, "pad": "x" * 500})])
         wal = os.path.getsize(f"{path}-wal")  # noqa: ASYNC240 - a test reading one size
-        auto = await s._read(lambda db: db.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+        auto = await s._engine.read(
+            lambda db: db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        )
     assert auto == 0
     assert wal < 512 * 1024, wal  # 300 commits without a checkpoint leave ~4 MB

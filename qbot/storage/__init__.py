@@ -1,5 +1,8 @@
 """Storage backends behind one interface, chosen by the ``storage.url`` setting.
 
+The interface, one small part per concern, is :mod:`qbot.storage.base`; the records crossing it
+:mod:`qbot.storage.records`; the keys :mod:`qbot.storage.keys`.
+
 ```
 memory://                   in this process only (tests, ``qbot shell``)
 sqlite:///relative/qbot.db  one file, durable (the default of ``qbot run`` and ``qbot dev``)
@@ -15,30 +18,35 @@ from urllib.parse import parse_qsl, urlsplit
 
 from qbot.errors import StorageError
 from qbot.storage.base import (
-    Clock,
-    Handoff,
-    InboxItem,
-    JSONText,
+    HandoffStore,
+    InboxStore,
     LeaseLostError,
-    OutboxItem,
-    StateWrite,
+    LeaseStore,
+    OutboxStore,
+    StateStore,
     Storage,
-    room_lease_key,
-    state_key,
 )
+from qbot.storage.keys import room_lease_key, state_key
 from qbot.storage.memory import MemoryStorage
+from qbot.storage.records import Claim, Clock, Handoff, InboxItem, JSONText, OutboxItem, StateWrite
 from qbot.storage.redis import RedisStorage
 from qbot.storage.sqlite import SqliteStorage
 
 __all__ = [
+    "Claim",
     "Handoff",
+    "HandoffStore",
     "InboxItem",
+    "InboxStore",
     "JSONText",
     "LeaseLostError",
+    "LeaseStore",
     "MemoryStorage",
     "OutboxItem",
+    "OutboxStore",
     "RedisStorage",
     "SqliteStorage",
+    "StateStore",
     "StateWrite",
     "Storage",
     "open_storage",

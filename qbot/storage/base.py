@@ -1,21 +1,18 @@
-"""The storage interface every backend implements, and the records that cross it.
+"""The storage interface: one small interface per concern, composed into :class:`Storage`.
 
-One small interface serves six needs of the runtime:
+```
+InboxStore    inbox_put (deduped), inbox_claim (whole rooms, under their lease), inbox_wait/size
+LeaseStore    lease_acquire / lease_renew / lease_release, owner-checked, expiring on their own
+StateStore    get_state: JSON values under string keys (see qbot.storage.keys)
+OutboxStore   outbox_pending / outbox_get / outbox_mark: replies by their unique_temp_id
+HandoffStore  handoff_start / handoff_get / handoff_end / handoff_list
+Storage       all of them, plus the one atomic commit (state writes + replies + inbox acks),
+              load_room (one round trip), durable, open / close
+```
 
-1. **Dedupe**: :meth:`Storage.claim_once` claims a key for a TTL and says whether it was new.
-2. **Conversation state**: JSON values under string keys (see :func:`state_key`), read with
-   :meth:`Storage.get_state` and written only through :meth:`Storage.commit`, which applies state
-   writes, new outbox replies and inbox acks all together or not at all.
-3. **Leases**: :meth:`Storage.lease_acquire` / :meth:`Storage.lease_renew` /
-   :meth:`Storage.lease_release`, owner-checked, expiring on their own.
-4. **Durable inbox**: :meth:`Storage.inbox_put` stores an accepted webhook (deduped atomically);
-   :meth:`Storage.inbox_claim` hands a worker whole rooms under a room lease, each room's items in
-   arrival order; :meth:`Storage.commit` acks them. A room whose lease lapses is handed, with every
-   unacked item, to the next claimer.
-5. **Outbox**: replies keyed by their deterministic ``unique_temp_id``, recorded by :meth:`commit`
-   (pending, or already sent/failed), listed by :meth:`Storage.outbox_pending` and marked once by
-   :meth:`Storage.outbox_mark`.
-6. **Handoff records**: rooms a human agent took over, with an optional expiry.
+Each public method checks its arguments here, once for every backend, encodes the JSON values
+(:mod:`qbot.storage.records`) and calls the backend's ``_do_<method>`` hook with valid,
+encoded values. A backend implements only the hooks.
 
 Every TTL is in seconds (floats allowed). Owners are opaque strings that must be unique per live
 process (a uuid per worker): a restarted process must not reuse its predecessor's owner id.
@@ -23,177 +20,51 @@ process (a uuid per worker): a restarted process must not reuse its predecessor'
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from qbot import _json
 from qbot.errors import LeaseLostError, StorageError
+from qbot.storage.keys import room_lease_key, state_key
+from qbot.storage.records import (
+    Claim,
+    Clock,
+    Handoff,
+    InboxItem,
+    JSONText,
+    OutboxItem,
+    StateWrite,
+    dumps,
+    loads,
+)
 
 __all__ = [
+    "Claim",
     "Clock",
     "Handoff",
+    "HandoffStore",
     "InboxItem",
+    "InboxStore",
     "JSONText",
     "LeaseLostError",
+    "LeaseStore",
     "OutboxItem",
+    "OutboxStore",
+    "StateStore",
     "StateWrite",
     "Storage",
     "room_lease_key",
     "state_key",
 ]
 
-Clock = Callable[[], float]
-"""Returns the current time in seconds since the epoch; tests pass a controllable one."""
+StateRow = tuple[str, str | None, float | None]
+"""A checked state write: (key, JSON text, or None to delete, TTL)."""
 
-OutboxStatus = Literal["pending", "sent", "failed"]
-
-DEFAULT_OUTBOX_RETENTION = 7 * 24 * 3600.0
-"""How long a sent or failed outbox record is kept, so a re-queued reply is never sent again."""
-
-
-_UNDECODED: Any = object()
-
-
-class InboxItem:
-    """One accepted webhook waiting to be processed (immutable).
-
-    Attributes:
-        id: backend-assigned, unique within the room; pass the item back to ``commit(ack=...)``.
-        room_id: the room whose ordering the item follows.
-        payload: the JSON value given to :meth:`Storage.inbox_put` (usually the webhook body), a
-            copy. Backends build items with :meth:`stored`, which decodes it on first access
-            only: the runtime, which parsed the webhook itself, never pays for it.
-        received_at: clock time of :meth:`Storage.inbox_put`.
-    """
-
-    __slots__ = ("_payload", "_text", "id", "received_at", "room_id")
-
-    id: str
-    room_id: str
-    received_at: float
-    _payload: Any
-    _text: str | bytes | None
-
-    def __init__(self, id: str, room_id: str, payload: Any, received_at: float) -> None:
-        set_ = object.__setattr__
-        set_(self, "id", id)
-        set_(self, "room_id", room_id)
-        set_(self, "received_at", received_at)
-        set_(self, "_payload", payload)
-        set_(self, "_text", None)
-
-    @classmethod
-    def stored(cls, id: str, room_id: str, text: str | bytes, received_at: float) -> InboxItem:
-        """An item whose payload is the JSON ``text`` (from :func:`dumps`), decoded lazily."""
-        item = cls(id, room_id, _UNDECODED, received_at)
-        object.__setattr__(item, "_text", text)
-        return item
-
-    @property
-    def payload(self) -> Any:
-        """The stored JSON value (decoded once, on first access)."""
-        if self._payload is _UNDECODED:
-            object.__setattr__(self, "_payload", loads(self._text or "null"))
-            object.__setattr__(self, "_text", None)
-        return self._payload
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"InboxItem is immutable: cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"InboxItem is immutable: cannot delete {name!r}")
-
-    def _key(self) -> tuple[str, str, Any, float]:
-        return (self.id, self.room_id, self.payload, self.received_at)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        assert isinstance(other, InboxItem)
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash((self.id, self.room_id, self.received_at))
-
-    def __reduce__(self) -> tuple[type[InboxItem], tuple[str, str, Any, float]]:
-        return (InboxItem, (self.id, self.room_id, self.payload, self.received_at))
-
-    def __repr__(self) -> str:
-        return (
-            f"InboxItem(id={self.id!r}, room_id={self.room_id!r}, payload={self.payload!r}, "
-            f"received_at={self.received_at!r})"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """One reply to deliver (or already delivered).
-
-    Attributes:
-        id: the reply's deterministic ``unique_temp_id``; queuing the same id twice is a no-op.
-        room_id: the room the reply goes to; replies of one room are listed in queue order.
-        payload: JSON value describing the API call (the runtime decides its shape).
-        status: ``"pending"`` until :meth:`Storage.outbox_mark` records ``"sent"`` or ``"failed"``.
-            Given to :meth:`Storage.commit` as ``"sent"`` or ``"failed"``, the reply is recorded
-            as already done (it was posted, or refused, before any record of it was written).
-        created_at: clock time at which the reply was queued (set by the backend).
-    """
-
-    id: str
-    room_id: str
-    payload: Any
-    status: OutboxStatus = "pending"
-    created_at: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class StateWrite:
-    """One conversation-state change inside a :meth:`Storage.commit`.
-
-    Attributes:
-        key: the state key, usually from :func:`state_key`.
-        value: a JSON-serialisable value (ignored when ``delete`` is true).
-        ttl: seconds until the value expires; ``None`` keeps it until overwritten or deleted.
-        delete: remove the key instead of writing it.
-    """
-
-    key: str
-    value: Any = None
-    ttl: float | None = None
-    delete: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Handoff:
-    """A room where a human agent has taken over from the bot.
-
-    Attributes:
-        room_id: the room.
-        reason: why the bot handed over (shown in ``qbot`` CLI listings).
-        started_at: clock time of the handoff.
-        expires_at: clock time at which the bot answers again by itself, or ``None``.
-    """
-
-    room_id: str
-    reason: str
-    started_at: float
-    expires_at: float | None = None
-
-
-def state_key(room_id: str, user_id: str | None = None) -> str:
-    """The state key of a conversation: per (room, user), or per room when ``user_id`` is None."""
-    return f"room:{room_id}" if user_id is None else f"user:{room_id}:{user_id}"
-
-
-def room_lease_key(room_id: str) -> str:
-    """The lease :meth:`Storage.inbox_claim` takes on a room; renew or release it by this key."""
-    return f"room:{room_id}"
+ReplyRow = tuple[str, str, str, str]
+"""A checked reply: (id, room_id, payload JSON text, status)."""
 
 
 def check_ttl(ttl: float, what: str) -> float:
@@ -212,49 +83,226 @@ def check_text(value: str, what: str) -> str:
     return value
 
 
-class JSONText(str):
-    """A JSON value already encoded, e.g. a webhook body just parsed: stored as this text.
-
-    Give it as an :meth:`Storage.inbox_put` payload to spare encoding the value again; it must
-    be valid JSON (what reads the item back decodes it).
-    """
-
-    __slots__ = ()
+def check_limit(limit: int) -> int:
+    """Reject a non-positive or non-integer limit."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise StorageError(f"limit must be an integer >= 1, got {limit!r}")
+    return limit
 
 
-def dumps(value: Any, what: str) -> str:
-    """Encode a JSON value, naming ``what`` when it cannot be stored."""
-    if type(value) is JSONText:
-        return str.__str__(value)
-    try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise StorageError(
-            f"{what} must be JSON-serialisable (dict, list, str, int, float, bool, None): {e}"
-        ) from e
+class InboxStore(ABC):
+    """Accepted webhooks, deduped when stored, handed out by whole rooms in arrival order."""
+
+    async def inbox_put(
+        self,
+        room_id: str,
+        payload: Any,
+        *,
+        dedupe_key: str | None = None,
+        dedupe_ttl: float = 86400.0,
+    ) -> InboxItem | None:
+        """Store an accepted update durably; None when ``dedupe_key`` was already recorded.
+
+        The dedupe record (kept ``dedupe_ttl`` seconds) and the item are written atomically: a
+        crash cannot leave one without the other.
+
+        Args:
+            room_id: the room whose order the item follows.
+            payload: a JSON value, or :class:`JSONText` already encoded.
+            dedupe_key: the update's identity; ``None`` stores it without dedupe.
+            dedupe_ttl: seconds the identity is remembered.
+        """
+        check_text(room_id, "room_id")
+        text = dumps(payload, "inbox payload")
+        ttl = check_ttl(dedupe_ttl, "dedupe ttl")
+        if dedupe_key is not None:
+            check_text(dedupe_key, "dedupe key")
+        return await self._do_inbox_put(room_id, text, dedupe_key, ttl)
+
+    async def inbox_claim(self, owner: str, *, lease_ttl: float, limit: int = 100) -> Claim:
+        """Hand ``owner`` unprocessed items of rooms it may work on, each room in arrival order.
+
+        A room is claimed by taking its lease (:func:`room_lease_key`) for ``lease_ttl`` seconds.
+        Rooms whose lease another owner holds are skipped. For a room ``owner`` already holds,
+        only items not yet given to it are returned; for a room newly taken (free, or its
+        holder's lease expired), every unacked item is returned again starting with the oldest.
+        A room from which items are returned has its lease set to ``lease_ttl`` from now.
+        ``limit`` caps the item count, except that a reclaimed room's previously delivered items
+        may come whole (Redis).
+
+        Process a room's items one at a time, ack each with :meth:`Storage.commit`, renew the
+        room lease while working and release it when done. Post the replies of the rooms in
+        :attr:`Claim.replies_waiting` first.
+        """
+        check_text(owner, "owner")
+        ttl = check_ttl(lease_ttl, "lease_ttl")
+        return await self._do_inbox_claim(owner, ttl, check_limit(limit))
+
+    async def inbox_wait(self, seconds: float) -> None:
+        """Return when items may have arrived since the last call, or after ``seconds``."""
+        await self._do_inbox_wait(check_ttl(seconds, "inbox_wait seconds"))
+
+    async def inbox_size(self) -> int:
+        """How many accepted items are not yet acked."""
+        return await self._do_inbox_size()
+
+    @abstractmethod
+    async def _do_inbox_put(
+        self, room_id: str, text: str, dedupe_key: str | None, dedupe_ttl: float
+    ) -> InboxItem | None: ...
+
+    @abstractmethod
+    async def _do_inbox_claim(self, owner: str, lease_ttl: float, limit: int) -> Claim: ...
+
+    @abstractmethod
+    async def _do_inbox_wait(self, seconds: float) -> None: ...
+
+    @abstractmethod
+    async def _do_inbox_size(self) -> int: ...
 
 
-def loads(text: str | bytes) -> Any:
-    """Decode a JSON value written by :func:`dumps` (or a webhook body stored as received)."""
-    return _json.loads(text)
+class LeaseStore(ABC):
+    """Named leases: one owner at a time, each expiring unless renewed."""
+
+    async def lease_acquire(self, key: str, owner: str, ttl: float) -> bool:
+        """Take the lease ``key`` for ``ttl`` seconds if it is free, expired or already ours.
+
+        Returns True when ``owner`` now holds it (an own lease is extended to ``ttl``).
+        """
+        args = _lease_args(key, owner)
+        return await self._do_lease_acquire(*args, check_ttl(ttl, "lease ttl"))
+
+    async def lease_renew(self, key: str, owner: str, ttl: float) -> bool:
+        """Extend a lease ``owner`` still holds to ``ttl`` from now; False if it was lost."""
+        args = _lease_args(key, owner)
+        return await self._do_lease_renew(*args, check_ttl(ttl, "lease ttl"))
+
+    async def lease_release(self, key: str, owner: str) -> bool:
+        """Give up a lease; False (and no change) when ``owner`` did not hold it."""
+        return await self._do_lease_release(*_lease_args(key, owner))
+
+    @abstractmethod
+    async def _do_lease_acquire(self, key: str, owner: str, ttl: float) -> bool: ...
+
+    @abstractmethod
+    async def _do_lease_renew(self, key: str, owner: str, ttl: float) -> bool: ...
+
+    @abstractmethod
+    async def _do_lease_release(self, key: str, owner: str) -> bool: ...
 
 
-class Storage(ABC):
-    """What the runtime needs from a storage backend; see the module docstring for the model.
+def _lease_args(key: str, owner: str) -> tuple[str, str]:
+    return check_text(key, "lease key"), check_text(owner, "lease owner")
+
+
+class StateStore(ABC):
+    """Conversation state: JSON values under string keys, written by :meth:`Storage.commit`."""
+
+    async def get_state(self, key: str, default: Any = None) -> Any:
+        """The JSON value stored under ``key``, or ``default`` when absent or expired."""
+        text = await self._do_get_state(check_text(key, "state key"))
+        return default if text is None else loads(text)
+
+    @abstractmethod
+    async def _do_get_state(self, key: str) -> str | bytes | None:
+        """The JSON text under ``key``, or None when absent or expired."""
+
+
+class OutboxStore(ABC):
+    """Replies keyed by their deterministic ``unique_temp_id``, recorded by the commit."""
+
+    async def outbox_pending(
+        self, *, room_id: str | None = None, limit: int = 100
+    ) -> list[OutboxItem]:
+        """Replies not yet marked, oldest first (optionally of one room)."""
+        if room_id is not None:
+            check_text(room_id, "room_id")
+        return await self._do_outbox_pending(room_id, check_limit(limit))
+
+    async def outbox_get(self, item_id: str) -> OutboxItem | None:
+        """One reply by its ``unique_temp_id``, while it is pending or retained after marking."""
+        return await self._do_outbox_get(check_text(item_id, "outbox id"))
+
+    async def outbox_mark(self, item_id: str, status: Literal["sent", "failed"]) -> bool:
+        """Mark a pending reply sent (Qiscus accepted it) or failed (it never will).
+
+        Returns True only for the call that changed it from pending: a reply marked once is
+        never listed as pending again.
+        """
+        check_text(item_id, "outbox id")
+        if status not in ("sent", "failed"):
+            raise StorageError(f"outbox status must be 'sent' or 'failed', got {status!r}")
+        return await self._do_outbox_mark(item_id, status)
+
+    @abstractmethod
+    async def _do_outbox_pending(self, room_id: str | None, limit: int) -> list[OutboxItem]: ...
+
+    @abstractmethod
+    async def _do_outbox_get(self, item_id: str) -> OutboxItem | None: ...
+
+    @abstractmethod
+    async def _do_outbox_mark(self, item_id: str, status: Literal["sent", "failed"]) -> bool: ...
+
+
+class HandoffStore(ABC):
+    """Rooms a human agent took over, with an optional expiry."""
+
+    async def handoff_start(
+        self, room_id: str, reason: str, *, ttl: float | None = None
+    ) -> Handoff:
+        """Record that a human took over ``room_id`` (replacing an earlier record)."""
+        check_text(room_id, "room_id")
+        if not isinstance(reason, str):
+            raise StorageError(f"handoff reason must be a string, got {reason!r}")
+        seconds = None if ttl is None else check_ttl(ttl, "handoff ttl")
+        return await self._do_handoff_start(room_id, reason, seconds)
+
+    async def handoff_get(self, room_id: str) -> Handoff | None:
+        """The room's handoff, or None when the bot is in charge (never started or expired)."""
+        return await self._do_handoff_get(check_text(room_id, "room_id"))
+
+    async def handoff_end(self, room_id: str) -> bool:
+        """Give the room back to the bot; False when it was not handed off."""
+        return await self._do_handoff_end(check_text(room_id, "room_id"))
+
+    async def handoff_list(self) -> list[Handoff]:
+        """Every room currently handed off, oldest handoff first."""
+        return await self._do_handoff_list()
+
+    @abstractmethod
+    async def _do_handoff_start(self, room_id: str, reason: str, ttl: float | None) -> Handoff: ...
+
+    @abstractmethod
+    async def _do_handoff_get(self, room_id: str) -> Handoff | None: ...
+
+    @abstractmethod
+    async def _do_handoff_end(self, room_id: str) -> bool: ...
+
+    @abstractmethod
+    async def _do_handoff_list(self) -> list[Handoff]: ...
+
+
+class Storage(InboxStore, LeaseStore, StateStore, OutboxStore, HandoffStore):
+    """What the runtime needs from a storage backend: every concern, and the one atomic commit.
 
     Use as an async context manager, or call :meth:`open` and :meth:`close`::
 
         async with open_storage("sqlite:///qbot.db") as storage:
-            new = await storage.claim_once("msg:42", ttl=86400)
+            await storage.set_state("room:42", {"step": "ask_email"})
     """
 
     def __init__(self, *, clock: Clock | None = None) -> None:
         self._clock: Clock = clock or time.time
 
-    async def open(self) -> None:  # noqa: B027 - optional hook, a no-op for in-memory storage
+    @property
+    @abstractmethod
+    def durable(self) -> bool:
+        """Whether what is stored outlives this process (False: lost on exit, as ``memory://``)."""
+
+    async def open(self) -> None:
         """Connect and create what the backend needs. Idempotent."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook, a no-op for in-memory storage
+    async def close(self) -> None:
         """Release connections. The storage can be opened again."""
 
     async def __aenter__(self) -> Self:
@@ -269,23 +317,6 @@ class Storage(ABC):
     ) -> None:
         await self.close()
 
-    # -- dedupe --------------------------------------------------------------------------------
-
-    @abstractmethod
-    async def claim_once(self, key: str, ttl: float) -> bool:
-        """Record ``key`` for ``ttl`` seconds; True when it was not already recorded.
-
-        Atomic: of many concurrent callers (on any replica sharing the backend), exactly one
-        gets True until the record expires.
-        """
-
-    # -- conversation state --------------------------------------------------------------------
-
-    @abstractmethod
-    async def get_state(self, key: str, default: Any = None) -> Any:
-        """The JSON value stored under ``key``, or ``default`` when absent or expired."""
-
-    @abstractmethod
     async def commit(
         self,
         *,
@@ -311,21 +342,29 @@ class Storage(ABC):
             StorageError: a value is not JSON-serialisable, a TTL is invalid, or the backend
                 failed.
         """
-
-    async def load_room(
-        self, room_id: str, keys: Sequence[str], outbox_ids: Sequence[str] = ()
-    ) -> tuple[Handoff | None, list[Any], list[OutboxItem | None]]:
-        """What processing one message of ``room_id`` reads first, in one round trip.
-
-        Returns:
-            the room's handoff (as :meth:`handoff_get`), the state under each of ``keys``
-            (``None`` when absent or expired) and each of ``outbox_ids`` (as :meth:`outbox_get`).
-            Backends answer it in one round trip; this default asks one by one.
-        """
-        handoff = await self.handoff_get(room_id)
-        states = [await self.get_state(key) for key in keys]
-        replies = [await self.outbox_get(item_id) for item_id in outbox_ids]
-        return handoff, states, replies
+        if ack and not owner:
+            raise StorageError("commit(ack=...) needs the owner that claimed the items, got none")
+        writes: list[StateRow] = []
+        for w in states:
+            check_text(w.key, "state key")
+            if w.delete:
+                writes.append((w.key, None, None))
+                continue
+            ttl = None if w.ttl is None else check_ttl(w.ttl, f"ttl of state {w.key!r}")
+            writes.append((w.key, dumps(w.value, f"state {w.key!r}"), ttl))
+        replies: list[ReplyRow] = []
+        for r in outbox:
+            check_text(r.id, "outbox id")
+            check_text(r.room_id, "outbox room_id")
+            if r.status not in ("pending", "sent", "failed"):
+                raise StorageError(
+                    f"outbox status of {r.id!r} must be 'pending', 'sent' or 'failed', "
+                    f"got {r.status!r}"
+                )
+            replies.append(
+                (r.id, r.room_id, dumps(r.payload, f"outbox payload of {r.id!r}"), r.status)
+            )
+        await self._do_commit(owner or "", ack, writes, replies)
 
     async def set_state(self, key: str, value: Any, ttl: float | None = None) -> None:
         """Write one state value outside message processing (a one-write :meth:`commit`)."""
@@ -335,167 +374,48 @@ class Storage(ABC):
         """Delete one state value outside message processing (a one-write :meth:`commit`)."""
         await self.commit(states=[StateWrite(key, delete=True)])
 
-    # -- leases --------------------------------------------------------------------------------
+    async def load_room(
+        self, room_id: str, keys: Sequence[str], outbox_ids: Sequence[str] = ()
+    ) -> tuple[Handoff | None, list[Any], list[OutboxItem | None]]:
+        """What processing one message of ``room_id`` reads first, in one round trip.
 
-    @abstractmethod
-    async def lease_acquire(self, key: str, owner: str, ttl: float) -> bool:
-        """Take the lease ``key`` for ``ttl`` seconds if it is free, expired or already ours.
-
-        Returns True when ``owner`` now holds it (an own lease is extended to ``ttl``).
+        Returns:
+            the room's handoff (as :meth:`handoff_get`), the state under each of ``keys``
+            (``None`` when absent or expired) and each of ``outbox_ids`` (as :meth:`outbox_get`).
         """
+        check_text(room_id, "room_id")
+        for key in keys:  # inline: this runs for every message
+            if type(key) is not str or not key:
+                check_text(key, "state key")
+        for item_id in outbox_ids:
+            if type(item_id) is not str or not item_id:
+                check_text(item_id, "outbox id")
+        handoff, texts, replies = await self._do_load_room(room_id, keys, outbox_ids)
+        return handoff, [None if t is None else loads(t) for t in texts], replies
 
     @abstractmethod
-    async def lease_renew(self, key: str, owner: str, ttl: float) -> bool:
-        """Extend a lease ``owner`` still holds to ``ttl`` from now; False if it was lost."""
-
-    @abstractmethod
-    async def lease_release(self, key: str, owner: str) -> bool:
-        """Give up a lease; False (and no change) when ``owner`` did not hold it."""
-
-    @abstractmethod
-    async def lease_owner(self, key: str) -> str | None:
-        """The current holder of a lease, or None when it is free or expired."""
-
-    # -- inbox ---------------------------------------------------------------------------------
-
-    @abstractmethod
-    async def inbox_put(
+    async def _do_commit(
         self,
-        room_id: str,
-        payload: Any,
-        *,
-        dedupe_key: str | None = None,
-        dedupe_ttl: float = 86400.0,
-    ) -> InboxItem | None:
-        """Store an accepted update durably; None when ``dedupe_key`` was already recorded.
+        owner: str,
+        ack: Sequence[InboxItem],
+        states: Sequence[StateRow],
+        replies: Sequence[ReplyRow],
+    ) -> None:
+        """Apply the checked commit; raise :func:`lease_lost` when ``owner`` lost a room."""
 
-        The dedupe record (same namespace as :meth:`claim_once`) and the item are written
-        atomically: a crash cannot leave one without the other.
-        """
-
-    @abstractmethod
-    async def inbox_claim(
-        self, owner: str, *, lease_ttl: float, limit: int = 100
-    ) -> list[InboxItem]:
-        """Hand ``owner`` unprocessed items of rooms it may work on, each room in arrival order.
-
-        A room is claimed by taking its lease (:func:`room_lease_key`) for ``lease_ttl`` seconds.
-        Rooms whose lease another owner holds are skipped. For a room ``owner`` already holds,
-        only items not yet given to it are returned; for a room newly taken (free, or its
-        holder's lease expired), every unacked item is returned again starting with the oldest.
-        A room from which items are returned has its lease set to ``lease_ttl`` from now.
-        ``limit`` caps the item count, except that a reclaimed room's previously delivered items
-        may come whole (Redis).
-
-        Process a room's items one at a time, ack each with :meth:`commit`, renew the room lease
-        while working and release it when done.
-        """
-
-    @abstractmethod
-    async def inbox_wait(self, seconds: float) -> None:
-        """Return when items may have arrived since the last call, or after ``seconds``."""
-
-    @abstractmethod
-    async def inbox_size(self) -> int:
-        """How many accepted items are not yet acked."""
-
-    # -- outbox --------------------------------------------------------------------------------
-
-    @abstractmethod
-    async def outbox_pending(
-        self, *, room_id: str | None = None, limit: int = 100
-    ) -> list[OutboxItem]:
-        """Replies not yet marked, oldest first (optionally of one room)."""
-
-    @abstractmethod
-    async def outbox_get(self, item_id: str) -> OutboxItem | None:
-        """One reply by its ``unique_temp_id``, while it is pending or retained after marking."""
-
-    @abstractmethod
-    async def outbox_mark(self, item_id: str, status: Literal["sent", "failed"]) -> bool:
-        """Mark a pending reply sent (Qiscus accepted it) or failed (it never will).
-
-        Returns True only for the call that changed it from pending: a reply marked once is
-        never listed as pending again.
-        """
-
-    async def outbox_has_pending(self, room_id: str) -> bool:
-        """Whether ``room_id`` has replies not yet marked (the runtime flushes them first).
-
-        This default asks :meth:`outbox_pending`; a backend that knows it cheaply answers
-        without a round trip.
-        """
-        return bool(await self.outbox_pending(room_id=room_id, limit=1))
-
-    # -- handoff -------------------------------------------------------------------------------
-
-    @abstractmethod
-    async def handoff_start(
-        self, room_id: str, reason: str, *, ttl: float | None = None
-    ) -> Handoff:
-        """Record that a human took over ``room_id`` (replacing an earlier record)."""
-
-    @abstractmethod
-    async def handoff_get(self, room_id: str) -> Handoff | None:
-        """The room's handoff, or None when the bot is in charge (never started or expired)."""
-
-    @abstractmethod
-    async def handoff_end(self, room_id: str) -> bool:
-        """Give the room back to the bot; False when it was not handed off."""
-
-    @abstractmethod
-    async def handoff_list(self) -> list[Handoff]:
-        """Every room currently handed off, oldest handoff first."""
+    async def _do_load_room(
+        self, room_id: str, keys: Sequence[str], outbox_ids: Sequence[str]
+    ) -> tuple[Handoff | None, list[str | bytes | None], list[OutboxItem | None]]:
+        """The handoff, the state texts and the replies; this default asks one by one."""
+        handoff = await self._do_handoff_get(room_id)
+        texts = [await self._do_get_state(key) for key in keys]
+        replies = [await self._do_outbox_get(item_id) for item_id in outbox_ids]
+        return handoff, texts, replies
 
 
-def check_commit(
-    owner: str | None, ack: Sequence[InboxItem], states: Sequence[StateWrite]
-) -> list[tuple[str, str | None, float | None]]:
-    """Validate a commit's arguments; return state writes as (key, json or None to delete, ttl)."""
-    if ack and not owner:
-        raise StorageError("commit(ack=...) needs the owner that claimed the items, got none")
-    out: list[tuple[str, str | None, float | None]] = []
-    for w in states:
-        check_text(w.key, "state key")
-        if w.delete:
-            out.append((w.key, None, None))
-            continue
-        ttl = None if w.ttl is None else check_ttl(w.ttl, f"ttl of state {w.key!r}")
-        out.append((w.key, dumps(w.value, f"state {w.key!r}"), ttl))
-    return out
-
-
-def check_outbox(outbox: Sequence[OutboxItem]) -> list[tuple[str, str, str, str]]:
-    """Validate a commit's replies; return them as (id, room_id, payload json, status)."""
-    out: list[tuple[str, str, str, str]] = []
-    for r in outbox:
-        check_text(r.id, "outbox id")
-        check_text(r.room_id, "outbox room_id")
-        if r.status not in ("pending", "sent", "failed"):
-            raise StorageError(
-                f"outbox status of {r.id!r} must be 'pending', 'sent' or 'failed', got {r.status!r}"
-            )
-        out.append((r.id, r.room_id, dumps(r.payload, f"outbox payload of {r.id!r}"), r.status))
-    return out
-
-
-def check_handoff(room_id: str, reason: str, ttl: float | None) -> float | None:
-    """Validate handoff arguments; return the TTL."""
-    check_text(room_id, "room_id")
-    if not isinstance(reason, str):
-        raise StorageError(f"handoff reason must be a string, got {reason!r}")
-    return None if ttl is None else check_ttl(ttl, "handoff ttl")
-
-
-def check_limit(limit: int) -> int:
-    """Reject a non-positive or non-integer limit."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise StorageError(f"limit must be an integer >= 1, got {limit!r}")
-    return limit
-
-
-def check_status(status: str) -> str:
-    """Reject an outbox status other than sent/failed."""
-    if status not in ("sent", "failed"):
-        raise StorageError(f"outbox status must be 'sent' or 'failed', got {status!r}")
-    return status
+def lease_lost(owner: str, room_id: str, holder: str | None) -> LeaseLostError:
+    """The error of a commit refused because ``owner`` no longer holds ``room_id``."""
+    return LeaseLostError(
+        f"owner {owner!r} no longer holds room {room_id!r} (holder: {holder!r}); the commit "
+        "was not applied and the room's items will be processed again"
+    )

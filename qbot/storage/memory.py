@@ -10,28 +10,19 @@ import asyncio
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
-from qbot.storage.base import (
+from qbot.storage.base import ReplyRow, StateRow, Storage, check_ttl, lease_lost
+from qbot.storage.keys import room_lease_key
+from qbot.storage.records import (
     DEFAULT_OUTBOX_RETENTION,
+    Claim,
     Clock,
     Handoff,
     InboxItem,
-    LeaseLostError,
     OutboxItem,
     OutboxStatus,
-    StateWrite,
-    Storage,
-    check_commit,
-    check_handoff,
-    check_limit,
-    check_outbox,
-    check_status,
-    check_text,
-    check_ttl,
-    dumps,
     loads,
-    room_lease_key,
 )
 
 _SWEEP_EVERY = 60.0
@@ -89,14 +80,12 @@ class MemoryStorage(Storage):
         self._state = {k: v for k, v in self._state.items() if v[1] is None or v[1] > now}
         self._leases = {k: v for k, v in self._leases.items() if v[1] > now}
 
-    # -- dedupe --------------------------------------------------------------------------------
+    @property
+    def durable(self) -> bool:
+        """False: everything is lost when the process exits."""
+        return False
 
-    async def claim_once(self, key: str, ttl: float) -> bool:
-        check_text(key, "dedupe key")
-        ttl = check_ttl(ttl, "dedupe ttl")
-        now = self._clock()
-        self._sweep(now)
-        return self._claim(key, ttl, now)
+    # -- dedupe --------------------------------------------------------------------------------
 
     def _claim(self, key: str, ttl: float, now: float) -> bool:
         expires = self._dedupe.get(key)
@@ -107,32 +96,28 @@ class MemoryStorage(Storage):
 
     # -- state ---------------------------------------------------------------------------------
 
-    async def get_state(self, key: str, default: Any = None) -> Any:
-        check_text(key, "state key")
+    def _live_state(self, key: str, now: float) -> str | None:
         found = self._state.get(key)
-        if found is None or (found[1] is not None and found[1] <= self._clock()):
-            return default
-        return loads(found[0])
+        if found is None or (found[1] is not None and found[1] <= now):
+            return None
+        return found[0]
 
-    async def commit(
+    async def _do_get_state(self, key: str) -> str | None:
+        return self._live_state(key, self._clock())
+
+    async def _do_commit(
         self,
-        *,
-        owner: str | None = None,
-        ack: Sequence[InboxItem] = (),
-        states: Sequence[StateWrite] = (),
-        outbox: Sequence[OutboxItem] = (),
+        owner: str,
+        ack: Sequence[InboxItem],
+        states: Sequence[StateRow],
+        replies: Sequence[ReplyRow],
     ) -> None:
-        writes = check_commit(owner, ack, states)
-        replies = check_outbox(outbox)
         now = self._clock()
         for item in ack:
             holder = self._holder(room_lease_key(item.room_id), now)
             if holder != owner:
-                raise LeaseLostError(
-                    f"owner {owner!r} no longer holds room {item.room_id!r} (holder: {holder!r});"
-                    " the commit was not applied and the room's items will be processed again"
-                )
-        for key, text, ttl in writes:
+                raise lease_lost(owner, item.room_id, holder)
+        for key, text, ttl in states:
             if text is None:
                 self._state.pop(key, None)
             else:
@@ -161,17 +146,15 @@ class MemoryStorage(Storage):
             del done[item_id]
             self._replies.pop(item_id, None)
 
-    async def load_room(
-        self, room_id: str, keys: Sequence[str], outbox_ids: Sequence[str] = ()
-    ) -> tuple[Handoff | None, list[Any], list[OutboxItem | None]]:
-        check_text(room_id, "room_id")
+    async def _do_load_room(
+        self, room_id: str, keys: Sequence[str], outbox_ids: Sequence[str]
+    ) -> tuple[Handoff | None, list[str | bytes | None], list[OutboxItem | None]]:
         now = self._clock()
-        states: list[Any] = []
+        states: list[str | bytes | None] = []
         for key in keys:
-            check_text(key, "state key")
             found = self._state.get(key)
             live = found is not None and (found[1] is None or found[1] > now)
-            states.append(loads(found[0]) if found is not None and live else None)
+            states.append(found[0] if found is not None and live else None)
         self._forget_done(now)
         replies: list[OutboxItem | None] = []
         for item_id in outbox_ids:
@@ -187,63 +170,44 @@ class MemoryStorage(Storage):
             return None
         return found[0]
 
-    async def lease_acquire(self, key: str, owner: str, ttl: float) -> bool:
-        check_text(key, "lease key")
-        check_text(owner, "lease owner")
-        ttl = check_ttl(ttl, "lease ttl")
+    async def _do_lease_acquire(self, key: str, owner: str, ttl: float) -> bool:
         now = self._clock()
         if self._holder(key, now) not in (None, owner):
             return False
         self._leases[key] = (owner, now + ttl)
         return True
 
-    async def lease_renew(self, key: str, owner: str, ttl: float) -> bool:
-        ttl = check_ttl(ttl, "lease ttl")
+    async def _do_lease_renew(self, key: str, owner: str, ttl: float) -> bool:
         now = self._clock()
         if self._holder(key, now) != owner:
             return False
         self._leases[key] = (owner, now + ttl)
         return True
 
-    async def lease_release(self, key: str, owner: str) -> bool:
+    async def _do_lease_release(self, key: str, owner: str) -> bool:
         if self._holder(key, self._clock()) != owner:
             return False
         del self._leases[key]
         return True
 
-    async def lease_owner(self, key: str) -> str | None:
-        return self._holder(key, self._clock())
-
     # -- inbox ---------------------------------------------------------------------------------
 
-    async def inbox_put(
-        self,
-        room_id: str,
-        payload: Any,
-        *,
-        dedupe_key: str | None = None,
-        dedupe_ttl: float = 86400.0,
+    async def _do_inbox_put(
+        self, room_id: str, text: str, dedupe_key: str | None, dedupe_ttl: float
     ) -> InboxItem | None:
-        check_text(room_id, "room_id")
-        text = dumps(payload, "inbox payload")
         now = self._clock()
-        if dedupe_key is not None:
-            check_text(dedupe_key, "dedupe key")
-            if not self._claim(dedupe_key, check_ttl(dedupe_ttl, "dedupe ttl"), now):
-                return None
+        self._sweep(now)
+        if dedupe_key is not None and not self._claim(dedupe_key, dedupe_ttl, now):
+            return None
         queued = _Queued(str(next(self._ids)), text, now)
         self._rooms.setdefault(room_id, []).append(queued)
         self._arrived.set()
         return InboxItem.stored(queued.id, room_id, text, now)
 
-    async def inbox_claim(
-        self, owner: str, *, lease_ttl: float, limit: int = 100
-    ) -> list[InboxItem]:
-        check_text(owner, "owner")
-        lease_ttl = check_ttl(lease_ttl, "lease_ttl")
-        check_limit(limit)
+    async def _do_inbox_claim(self, owner: str, lease_ttl: float, limit: int) -> Claim:
         now = self._clock()
         out: list[InboxItem] = []
+        rooms: list[str] = []
         for room_id, queue in self._rooms.items():
             if len(out) >= limit:
                 break
@@ -258,12 +222,16 @@ class MemoryStorage(Storage):
             if not fresh:
                 continue
             self._leases[key] = (owner, now + lease_ttl)
+            rooms.append(room_id)
             for q in fresh:
                 q.delivered_to = owner
                 out.append(InboxItem.stored(q.id, room_id, q.payload, q.received_at))
-        return out
+        if not self._pending:
+            return Claim(out)
+        waiting = {self._replies[item_id].room_id for item_id in self._pending}
+        return Claim(out, frozenset(room for room in rooms if room in waiting))
 
-    async def inbox_wait(self, seconds: float) -> None:
+    async def _do_inbox_wait(self, seconds: float) -> None:
         # asyncio.timeout, not wait_for: Python 3.11's wait_for can hang when cancelled here.
         try:
             async with asyncio.timeout(seconds):
@@ -272,7 +240,7 @@ class MemoryStorage(Storage):
             return
         self._arrived.clear()
 
-    async def inbox_size(self) -> int:
+    async def _do_inbox_size(self) -> int:
         return sum(len(q) for q in self._rooms.values())
 
     # -- outbox --------------------------------------------------------------------------------
@@ -280,10 +248,7 @@ class MemoryStorage(Storage):
     def _reply(self, item_id: str, r: _Reply) -> OutboxItem:
         return OutboxItem(item_id, r.room_id, loads(r.payload), r.status, r.created_at)
 
-    async def outbox_pending(
-        self, *, room_id: str | None = None, limit: int = 100
-    ) -> list[OutboxItem]:
-        check_limit(limit)
+    async def _do_outbox_pending(self, room_id: str | None, limit: int) -> list[OutboxItem]:
         out: list[OutboxItem] = []
         for item_id in self._pending:
             r = self._replies[item_id]
@@ -293,17 +258,12 @@ class MemoryStorage(Storage):
                     break
         return out
 
-    async def outbox_has_pending(self, room_id: str) -> bool:
-        replies = self._replies
-        return any(replies[item_id].room_id == room_id for item_id in self._pending)
-
-    async def outbox_get(self, item_id: str) -> OutboxItem | None:
+    async def _do_outbox_get(self, item_id: str) -> OutboxItem | None:
         self._forget_done(self._clock())
         r = self._replies.get(item_id)
         return None if r is None else self._reply(item_id, r)
 
-    async def outbox_mark(self, item_id: str, status: Literal["sent", "failed"]) -> bool:
-        check_status(status)
+    async def _do_outbox_mark(self, item_id: str, status: Literal["sent", "failed"]) -> bool:
         return self._mark(item_id, status, self._clock())
 
     def _mark(self, item_id: str, status: Literal["sent", "failed"], now: float) -> bool:
@@ -318,10 +278,7 @@ class MemoryStorage(Storage):
 
     # -- handoff -------------------------------------------------------------------------------
 
-    async def handoff_start(
-        self, room_id: str, reason: str, *, ttl: float | None = None
-    ) -> Handoff:
-        ttl = check_handoff(room_id, reason, ttl)
+    async def _do_handoff_start(self, room_id: str, reason: str, ttl: float | None) -> Handoff:
         now = self._clock()
         h = Handoff(room_id, reason, now, None if ttl is None else now + ttl)
         self._handoffs.pop(room_id, None)  # re-insert so listing stays in start order
@@ -335,15 +292,15 @@ class MemoryStorage(Storage):
             return None
         return h
 
-    async def handoff_get(self, room_id: str) -> Handoff | None:
+    async def _do_handoff_get(self, room_id: str) -> Handoff | None:
         return self._live_handoff(room_id, self._clock())
 
-    async def handoff_end(self, room_id: str) -> bool:
+    async def _do_handoff_end(self, room_id: str) -> bool:
         if self._live_handoff(room_id, self._clock()) is None:
             return False
         del self._handoffs[room_id]
         return True
 
-    async def handoff_list(self) -> list[Handoff]:
+    async def _do_handoff_list(self) -> list[Handoff]:
         now = self._clock()
         return [h for room in list(self._handoffs) if (h := self._live_handoff(room, now))]

@@ -1,0 +1,166 @@
+"""The Lua scripts of the Redis backend: every multi-step change, atomic on the server.
+
+Each takes the storage's key prefix as ``ARGV[1]`` (or its keys as ``KEYS``); a room lease key is
+the lease prefix the caller builds from :data:`qbot.storage.keys.ROOM_LEASE_PREFIX`, then the
+room id, never a literal of its own. Key layout under the prefix ``P``:
+
+```
+P d:<key>          dedupe record (SET NX PX)
+P s:<key>          state value
+P l:<key>          lease holder (room leases: P l:room:<room_id>)
+P i:r:<room>       a room's inbox stream (consumer group "qbot", consumer = owner)
+P i:rooms          rooms with unacked items, by order of arrival of their oldest (ZSET)
+P i:seq, P i:ev    the order counter; the stream of arrivals inbox_wait blocks on
+P oi:<id>          one reply (HASH: room, payload, status, created)
+P op, P opr:<room> pending reply ids, global and per room (ZSET by queue order)
+P o:seq            the reply order counter
+P h:<room>         a handoff (JSON [reason, started_at, expires_at])
+```
+"""
+
+from __future__ import annotations
+
+__all__ = ["ACQUIRE", "CLAIM", "COMMIT", "INBOX_SIZE", "MARK", "PUT", "RELEASE", "RENEW"]
+
+PUT = """
+local P, room = ARGV[1], ARGV[2]
+if ARGV[5] ~= '' and not redis.call('SET', P..'d:'..ARGV[5], '1', 'NX', 'PX', ARGV[6]) then
+  return false
+end
+local stream = P..'i:r:'..room
+if redis.call('EXISTS', stream) == 0 then
+  redis.call('XGROUP', 'CREATE', stream, 'qbot', '0', 'MKSTREAM')
+end
+local id = redis.call('XADD', stream, '*', 'p', ARGV[3], 't', ARGV[4])
+if not redis.call('ZSCORE', P..'i:rooms', room) then
+  redis.call('ZADD', P..'i:rooms', redis.call('INCR', P..'i:seq'), room)
+end
+redis.call('XADD', P..'i:ev', 'MAXLEN', '~', '1000', '*', 'r', room)
+return id
+"""
+
+CLAIM = """
+local P, owner, ttl, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local LP = ARGV[6]
+local out, n = {}, 0
+for _, room in ipairs(redis.call('ZRANGE', P..'i:rooms', 0, tonumber(ARGV[5]) - 1)) do
+  if n >= limit then break end
+  local lease, stream = LP..room, P..'i:r:'..room
+  local holder = redis.call('GET', lease)
+  if redis.call('EXISTS', stream) == 0 then
+    redis.call('ZREM', P..'i:rooms', room)
+  elseif not holder or holder == owner then
+    local got = {}
+    if not holder then
+      local cursor = '0-0'
+      repeat
+        local r = redis.call('XAUTOCLAIM', stream, 'qbot', owner, 0, cursor, 'COUNT', 100)
+        cursor = r[1]
+        for _, e in ipairs(r[2]) do got[#got + 1] = e end
+      until cursor == '0-0'
+      -- every pending entry is ours now: forget consumers (dead owners) that hold nothing
+      for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, 'qbot')) do
+        if c[2] ~= owner and c[4] == 0 then
+          redis.call('XGROUP', 'DELCONSUMER', stream, 'qbot', c[2])
+        end
+      end
+    end
+    if limit - n - #got > 0 then
+      local r = redis.call('XREADGROUP', 'GROUP', 'qbot', owner, 'COUNT', limit - n - #got,
+                           'STREAMS', stream, '>')
+      if r then for _, e in ipairs(r[1][2]) do got[#got + 1] = e end end
+    end
+    if #got > 0 then
+      redis.call('SET', lease, owner, 'PX', ttl)
+      out[#out + 1] = {room, got, redis.call('EXISTS', P..'opr:'..room)}
+      n = n + #got
+    end
+  end
+end
+return out
+"""
+
+COMMIT = """
+local P, spec = ARGV[1], cjson.decode(ARGV[2])
+for _, a in ipairs(spec.acks) do
+  local holder = redis.call('GET', spec.lease_prefix..a[1])
+  if holder ~= spec.owner then return {'lost', a[1], holder or ''} end
+end
+for _, s in ipairs(spec.states) do
+  local k = P..'s:'..s[1]
+  if s[2] == false then redis.call('DEL', k)
+  elseif s[3] ~= '' then redis.call('SET', k, s[2], 'PX', s[3])
+  else redis.call('SET', k, s[2]) end
+end
+for _, o in ipairs(spec.outbox) do
+  local k = P..'oi:'..o[1]
+  local status = redis.call('HGET', k, 'status')
+  if not status then
+    if o[5] == 'pending' then
+      local seq = redis.call('INCR', P..'o:seq')
+      redis.call('HSET', k, 'room', o[2], 'payload', o[3], 'status', 'pending', 'created', o[4])
+      redis.call('ZADD', P..'op', seq, o[1])
+      redis.call('ZADD', P..'opr:'..o[2], seq, o[1])
+    else
+      redis.call('HSET', k, 'room', o[2], 'payload', o[3], 'status', o[5], 'created', o[4])
+      redis.call('PEXPIRE', k, spec.retention)
+    end
+  elseif status == 'pending' and o[5] ~= 'pending' then
+    redis.call('HSET', k, 'status', o[5])
+    redis.call('ZREM', P..'op', o[1])
+    redis.call('ZREM', P..'opr:'..redis.call('HGET', k, 'room'), o[1])
+    redis.call('PEXPIRE', k, spec.retention)
+  end
+end
+for _, a in ipairs(spec.acks) do
+  local stream = P..'i:r:'..a[1]
+  if redis.call('EXISTS', stream) == 1 then
+    redis.call('XACK', stream, 'qbot', a[2])
+    redis.call('XDEL', stream, a[2])
+    if redis.call('XLEN', stream) == 0 then
+      redis.call('DEL', stream)
+      redis.call('ZREM', P..'i:rooms', a[1])
+    end
+  end
+end
+return {'ok'}
+"""
+
+MARK = """
+local P, id = ARGV[1], ARGV[2]
+local k = P..'oi:'..id
+if redis.call('HGET', k, 'status') ~= 'pending' then return 0 end
+local room = redis.call('HGET', k, 'room')
+redis.call('HSET', k, 'status', ARGV[3])
+redis.call('ZREM', P..'op', id)
+redis.call('ZREM', P..'opr:'..room, id)
+redis.call('PEXPIRE', k, ARGV[4])
+return 1
+"""
+
+ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+
+RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+
+INBOX_SIZE = """
+local n = 0
+for _, room in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  n = n + redis.call('XLEN', ARGV[1]..'i:r:'..room)
+end
+return n
+"""
