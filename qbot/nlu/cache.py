@@ -59,7 +59,7 @@ def fit_cached(
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **engine.dump())
+            np.savez(f, **engine.dump())  # type: ignore[arg-type]  # numpy's stub: bool kwargs
         os.replace(tmp, path)
         _prune(directory)
     except OSError as e:  # a read-only disk costs a rebuild next time, never the bot

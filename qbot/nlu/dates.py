@@ -116,9 +116,9 @@ def _time(m: re.Match[str]) -> time | None:
     part = (g["part1"] or g["part3"] or "").lower()
     if hour > 23 or (ampm and not 1 <= hour <= 12):
         return None
-    if ampm == "pm" and hour < 12 or ampm == "am" and hour == 12:
+    if (ampm == "pm" and hour < 12) or (ampm == "am" and hour == 12):
         hour = (hour + 12) % 24
-    elif part in ("sore", "malam") and hour < 12 or part == "siang" and hour < 6:
+    elif (part in ("sore", "malam") and hour < 12) or (part == "siang" and hour < 6):
         hour += 12
     elif not ampm and not part and 1 <= hour <= 6 and not g["m1"]:
         hour += 12  # "jam 3": people book afternoons

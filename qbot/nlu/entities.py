@@ -58,8 +58,10 @@ _SCALES = {
     "rb": 1_000, "ribu": 1_000, "k": 1_000, "jt": 1_000_000, "juta": 1_000_000,
     "m": 1_000_000, "mio": 1_000_000, "miliar": 1_000_000_000, "milyar": 1_000_000_000,
 }  # fmt: skip
-_SYMBOLS = {"rp": "IDR", "idr": "IDR", "$": "USD", "usd": "USD", "€": "EUR", "eur": "EUR",
-            "£": "GBP", "gbp": "GBP", "sgd": "SGD", "s$": "SGD", "myr": "MYR", "rm": "MYR"}  # fmt: skip
+_SYMBOLS = {
+    "rp": "IDR", "idr": "IDR", "$": "USD", "usd": "USD", "€": "EUR", "eur": "EUR",
+    "£": "GBP", "gbp": "GBP", "sgd": "SGD", "s$": "SGD", "myr": "MYR", "rm": "MYR",
+}  # fmt: skip
 _SCALE = r"(?:rb|ribu|jt|juta|k|miliar|milyar|mio|m)\b"
 _CURRENCY = r"(?:rp\.?|idr|usd|eur|gbp|sgd|myr|rm|s\$|\$|€|£)"
 _MONEY = re.compile(
@@ -102,7 +104,9 @@ class EntityList:
     def __init__(self, name: str, values: Mapping[str, Iterable[str]] | Iterable[str]) -> None:
         self.name = name
         pairs: list[tuple[str, str]] = []
-        items = values.items() if isinstance(values, Mapping) else ((v, []) for v in values)
+        items: Iterable[tuple[str, Iterable[str]]] = (
+            values.items() if isinstance(values, Mapping) else ((v, []) for v in values)
+        )
         for value, synonyms in items:
             if not isinstance(value, str) or not value.strip():
                 raise ConfigError(f"entity {name!r}: values must be non-empty strings")

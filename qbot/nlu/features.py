@@ -11,6 +11,7 @@ scikit-learn vectorizer spends most of a millisecond checking its input.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ def word_features(tokens: Sequence[str]) -> list[str]:
     out = list(tokens)
     for w in tokens:
         out.extend(_roots(w))
-    out.extend(f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False))
+    out.extend(f"{a} {b}" for a, b in itertools.pairwise(tokens))
     return out
 
 

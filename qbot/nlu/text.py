@@ -55,7 +55,7 @@ _MIN_PLAIN_ROOT = 4  # after di-, ber-, ter-: "berapa" and "terima" are roots
 
 
 def normalize(text: str) -> str:
-    """Case-folded, accents dropped, compatibility forms unified (``ｆｕｌｌ`` → ``full``)."""
+    """Case-folded, accents dropped, compatibility forms unified (full-width letters, ligatures)."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
