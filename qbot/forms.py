@@ -447,14 +447,15 @@ class Form(Router):
     async def _answer(self, ctx: Context, f: Field, text: str) -> None:
         answers = await self.answers(ctx)
         found = await self._entity_for(ctx, f)
+        await self._fill_from_entities(ctx, answers, skip=f.name)
         try:
             value = found if found is not _NONE else await f.clean(text, ctx)
         except InvalidInput as e:
+            await ctx.state.set(self.data_key, answers)  # what else the message said is kept
             await ctx.reply(str(e))
             await self._prompt(ctx, f)
             return
         answers[f.name] = value
-        await self._fill_from_entities(ctx, answers, skip=f.name)
         await ctx.state.set(self.data_key, answers)
         await self._ask_from(ctx, self._index[f.name] + 1)
 

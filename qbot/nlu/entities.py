@@ -70,6 +70,7 @@ _MONEY = re.compile(
     rf"|(?P<post2>idr|usd|eur|gbp|sgd|myr|rupiah|dollars?)\b)",
     re.IGNORECASE,
 )
+_WHOLE_NUMBER = re.compile(_NUM)
 _NUMBER = re.compile(rf"(?<![\w.,]){_NUM}(?![\w])")
 
 
@@ -79,6 +80,8 @@ def parse_amount(text: str) -> Decimal:
     Raises:
         ValueError: ``text`` is not a number.
     """
+    if not _WHOLE_NUMBER.fullmatch(text):
+        raise ValueError(f"not a number: {text!r}")
     groups = re.split(r"[.,]", text)
     seps = re.findall(r"[.,]", text)
     if not seps:
