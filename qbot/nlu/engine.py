@@ -131,6 +131,15 @@ class LinearEngine:
         raw: NDArray[np.float64] = np.asarray(vals) @ self._weights[cols] + self._bias
         return raw
 
+    def margins(self, text: str) -> tuple[str, float, float] | None:
+        """The top intent, its raw score and its lead over the next: what the calibration
+        curve reads (``bench/intents_accuracy.py --calibrate`` refits it from these)."""
+        raw = self._raw(text)
+        if not np.isfinite(raw).any():
+            return None
+        top = int(np.argmax(raw))
+        return (self._names[top], *_margin_features(raw, top))
+
     def predict(self, text: str) -> Ranked:
         raw = self._raw(text)
         if not np.isfinite(raw).any():
