@@ -94,8 +94,7 @@ class LinearEngine:
     ) -> tuple[Featurizer, NDArray[np.float64], NDArray[np.float64]]:
         from sklearn.svm import LinearSVC  # imported late: a bot without examples skips it
 
-        featurizer = Featurizer.fit(texts)
-        matrix = featurizer.matrix(texts)
+        featurizer, matrix = Featurizer.fit_matrix(texts)
         order = {n: i for i, n in enumerate(self._names)}
         present = sorted({order[n] for n in labels})
         weights = np.zeros((featurizer.size, len(self._names)))
@@ -126,9 +125,9 @@ class LinearEngine:
         if self._featurizer is None:
             raise ConfigError("the intent engine is used before fit()")
         cols, vals = self._featurizer.row(text)
-        if not cols:
+        if not cols.size:
             return np.full(len(self._names), -np.inf)
-        raw: NDArray[np.float64] = np.asarray(vals) @ self._weights[cols] + self._bias
+        raw: NDArray[np.float64] = vals @ self._weights[cols] + self._bias
         return raw
 
     def margins(self, text: str) -> tuple[str, float, float] | None:
@@ -153,9 +152,14 @@ class LinearEngine:
         lead[order[0]] = top - raw[order[1]]
         z = a * raw + b * lead + c
         probability = 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
-        ranked = [(self._names[i], round(float(probability[i]), 6)) for i in order.tolist()]
-        ranked.sort(key=lambda item: -item[1])  # stable: ties keep the raw order
-        return ranked
+        # The raw order is the probability order: below the top, z grows with the raw score,
+        # and the top's lead is at least as large as anyone's.
+        ordered = order.tolist()
+        return list(
+            zip(
+                [self._names[i] for i in ordered], probability[order].round(6).tolist(), strict=True
+            )
+        )
 
     # --- cache ---------------------------------------------------------------------------------
 
