@@ -1,4 +1,4 @@
-"""The intent engine: an Indonesian test set, calibrated refusals, a plugged-in engine, the cache."""
+"""The intent engine: Indonesian test set, calibrated refusals, plugged-in engine, cache."""
 
 from __future__ import annotations
 
