@@ -160,3 +160,21 @@ def test_intents_engine_refuses_to_predict_before_fit() -> None:
         LinearEngine().predict("hello")
     with pytest.raises(ConfigError, match="at least one example"):
         LinearEngine().fit([])
+
+
+def test_intents_linear_model_from_the_cache_scores_the_same(tmp_path: Path) -> None:
+    built = load_intents(DATA / "intents_id.yaml", cache_dir=tmp_path)
+    again = load_intents(DATA / "intents_id.yaml", cache_dir=tmp_path)
+    assert (built.from_cache, again.from_cache) == (False, True)
+    for text, _ in labelled()[:10]:
+        assert again.scores(text) == built.scores(text)
+
+
+def test_intents_one_or_two_intents_score_the_nearest_example() -> None:
+    # Two intents have no "neither" to learn: an SVM would be sure of one side for any text.
+    two = IntentSet(
+        {"hours": {"examples": ["when are you open"]}, "refund": {"examples": ["refund me"]}}
+    )
+    assert two.match("bananas") is None
+    match = two.match("When are you open?")
+    assert match is not None and match.name == "hours" and match.score > 0.9

@@ -34,8 +34,9 @@ Ranked = list[tuple[str, float]]
 # on how many intents or examples there are; the bench checks the curve at 10 and at all
 # examples an intent.
 CALIBRATION = (1.33, 2.08, -0.41)
+_NEAREST_MAX = 2000  # examples kept as such (one or two intents): bounds their memory
 # Names the cached models: a change to the features or the curve must not reuse old ones.
-ENGINE_VERSION = f"linear-1/char{CHAR_RANGE}/w{WORD_WEIGHT}/c{CHAR_WEIGHT}/cal{CALIBRATION}"
+ENGINE_VERSION = f"linear-2/char{CHAR_RANGE}/w{WORD_WEIGHT}/c{CHAR_WEIGHT}/cal{CALIBRATION}"
 
 
 @runtime_checkable
@@ -79,6 +80,9 @@ class LinearEngine:
         self._weights: NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
         self._bias: NDArray[np.float64] = np.zeros(0)
         self._calibration: tuple[float, float, float] = CALIBRATION
+        # Nearest-example mode (one or two intents): weights hold the examples, owner[i] is
+        # example i's intent. Empty: the linear model.
+        self._owner: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
 
     # --- learning ------------------------------------------------------------------------------
 
@@ -88,26 +92,30 @@ class LinearEngine:
         texts = [t for t, _ in examples]
         labels = [n for _, n in examples]
         self._names = list(dict.fromkeys(labels))
-        self._featurizer, self._weights, self._bias = self._train(texts, labels)
+        self._featurizer, matrix = Featurizer.fit_matrix(texts)
+        order = {n: i for i, n in enumerate(self._names)}
+        y = np.asarray([order[n] for n in labels], dtype=np.int64)
+        if len(self._names) == 1 or (len(self._names) == 2 and len(texts) <= _NEAREST_MAX):
+            # One or two intents: a boundary between two says nothing about "neither" (every
+            # text would be sure of one side), so the score is the cosine to the nearest
+            # example. Rows have a norm of sqrt(WORD_WEIGHT² + CHAR_WEIGHT²): scaled to 1.
+            scale = WORD_WEIGHT**2 + CHAR_WEIGHT**2
+            kept = min(len(texts), _NEAREST_MAX)  # one intent with more: its first ones
+            self._weights = (matrix[:kept].T.toarray() / scale).astype(np.float32)
+            self._bias = np.zeros(kept)
+            self._owner = y[:kept]
+            return
+        self._owner = np.zeros(0, dtype=np.int64)
+        self._weights, self._bias = self._train(matrix, y)
 
     def _train(
-        self, texts: Sequence[str], labels: Sequence[str]
-    ) -> tuple[Featurizer, NDArray[np.float32], NDArray[np.float64]]:
+        self, matrix: Any, y: NDArray[np.int64]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float64]]:
         from sklearn.svm import LinearSVC  # imported late: a bot without examples skips it
 
-        featurizer, matrix = Featurizer.fit_matrix(texts)
-        order = {n: i for i, n in enumerate(self._names)}
-        present = sorted({order[n] for n in labels})
-        weights = np.zeros((featurizer.size, len(self._names)))
-        bias = np.full(len(self._names), -1.0)  # an intent with no example here never wins
-        if len(present) == 1:
-            # One intent: no boundary to learn; similarity to its examples stands in (below).
-            bias[present[0]] = 0.0
-            # Rows have a norm of sqrt(WORD_WEIGHT² + CHAR_WEIGHT²): scaled to a cosine.
-            mean = np.asarray(matrix.mean(axis=0)).ravel()
-            weights[:, present[0]] = mean / (WORD_WEIGHT**2 + CHAR_WEIGHT**2)
-            return featurizer, weights.astype(np.float32), bias
-        y = np.asarray([order[n] for n in labels])
+        present = sorted(set(y.tolist()))
+        weights = np.zeros((matrix.shape[1], len(self._names)))
+        bias = np.full(len(self._names), -1.0)
         model = LinearSVC(C=self.c, random_state=0, dual=True, max_iter=2000)
         model.fit(matrix, y)
         coef = np.asarray(model.coef_, dtype=np.float64)
@@ -118,7 +126,7 @@ class LinearEngine:
         for k, cls in enumerate(model.classes_):
             weights[:, int(cls)] = coef[k]
             bias[int(cls)] = intercept[k]
-        return featurizer, weights.astype(np.float32), bias
+        return weights.astype(np.float32), bias
 
     # --- scoring -------------------------------------------------------------------------------
 
@@ -129,6 +137,10 @@ class LinearEngine:
         if not cols.size:
             return np.full(len(self._names), -np.inf)
         raw: NDArray[np.float64] = vals @ self._weights[cols] + self._bias
+        if self._owner.size:  # per intent, its nearest example
+            best = np.full(len(self._names), -np.inf)
+            np.maximum.at(best, self._owner, raw)
+            return best
         return raw
 
     def margins(self, text: str) -> tuple[str, float, float] | None:
@@ -144,8 +156,10 @@ class LinearEngine:
         raw = self._raw(text)
         if not np.isfinite(raw).any():
             return []
-        if len(raw) == 1:  # one intent: its similarity to the examples is the score
-            return [(self._names[0], round(min(max(float(raw[0]), 0.0), 1.0), 6))]
+        if self._owner.size:  # one or two intents: the cosine to the nearest example
+            ordered = np.argsort(-raw, kind="stable").tolist()
+            cosine = np.clip(raw, 0.0, 1.0).round(6)
+            return [(self._names[i], float(cosine[i])) for i in ordered]
         a, b, c = self._calibration
         order = np.argsort(-raw, kind="stable")  # ties: the intent declared first
         top = raw[order[0]]
@@ -173,6 +187,7 @@ class LinearEngine:
             "weights": self._weights,
             "bias": self._bias,
             "calibration": np.asarray(self._calibration),
+            "owner": self._owner,
         }
 
     def load(self, arrays: dict[str, NDArray[Any]]) -> None:
@@ -182,11 +197,16 @@ class LinearEngine:
         names = [str(n) for n in meta["names"]]
         bias = np.asarray(arrays["bias"], dtype=np.float64)
         calibration = tuple(float(x) for x in arrays["calibration"])
-        if weights.shape != (featurizer.size, len(names)) or bias.shape != (len(names),):
+        owner = np.asarray(arrays["owner"], dtype=np.int64)
+        columns = owner.size or len(names)
+        if weights.shape != (featurizer.size, columns) or bias.shape != (columns,):
             raise ValueError("cached model does not match its own vocabulary")
+        if owner.size and not (owner.min() >= 0 and owner.max() < len(names)):
+            raise ValueError("cached model names examples of unknown intents")
         if len(calibration) != 3:
             raise ValueError("cached calibration has the wrong shape")
         self._names, self._featurizer, self._weights, self._bias = names, featurizer, weights, bias
+        self._owner = owner
         self._calibration = (calibration[0], calibration[1], calibration[2])
 
 
