@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from qbot.errors import ConfigError
 from qbot.nlu.features import CHAR_RANGE, CHAR_WEIGHT, WORD_WEIGHT, Featurizer
+from qbot.nlu.text import TEXT_VERSION
 
 __all__ = ["CALIBRATION", "ENGINE_VERSION", "Engine", "LinearEngine", "Ranked", "SupportsCache"]
 
@@ -36,7 +37,9 @@ Ranked = list[tuple[str, float]]
 CALIBRATION = (1.33, 2.08, -0.41)
 _NEAREST_MAX = 2000  # examples kept as such (one or two intents): bounds their memory
 # Names the cached models: a change to the features or the curve must not reuse old ones.
-ENGINE_VERSION = f"linear-2/char{CHAR_RANGE}/w{WORD_WEIGHT}/c{CHAR_WEIGHT}/cal{CALIBRATION}"
+ENGINE_VERSION = (
+    f"linear-2/char{CHAR_RANGE}/w{WORD_WEIGHT}/c{CHAR_WEIGHT}/cal{CALIBRATION}/{TEXT_VERSION}"
+)
 
 
 @runtime_checkable

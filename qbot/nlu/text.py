@@ -9,10 +9,11 @@ dictionary, so where a prefix hides the root's first letter (``meng`` + ``isi`` 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 
-__all__ = ["SLANG", "normalize", "stem", "stems", "words"]
+__all__ = ["SLANG", "TEXT_VERSION", "normalize", "stem", "stems", "words"]
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -35,16 +36,19 @@ SLANG: dict[str, str] = {
     "tf": "transfer", "trf": "transfer", "msh": "masih", "masi": "masih", "sampe": "sampai",
     "smp": "sampai", "bkn": "bukan", "emg": "memang", "gpp": "tidak apa apa", "skrg": "sekarang",
     "skr": "sekarang", "td": "tadi", "nih": "ini", "tuh": "itu", "gini": "begini",
-    "gitu": "begitu", "mau": "mau", "min": "admin", "kak": "kakak", "dtg": "datang",
+    "gitu": "begitu", "kak": "kakak", "dtg": "datang",
     "kirimin": "kirim", "balikin": "kembali", "dibalikin": "kembali", "ngirim": "kirim",
-    "nanya": "tanya", "nyari": "cari", "ganti": "ganti", "hp": "handphone", "no": "nomor",
+    "nanya": "tanya", "nyari": "cari", "hp": "handphone",
     # English
     "pls": "please", "plz": "please", "thx": "thanks", "ty": "thanks", "u": "you", "ur": "your",
-    "r": "are", "im": "i am", "cant": "cannot", "dont": "do not", "wont": "will not",
+    "im": "i am", "cant": "cannot", "dont": "do not", "wont": "will not",
     "didnt": "did not", "doesnt": "does not", "isnt": "is not", "wasnt": "was not",
     "havent": "have not", "hasnt": "has not", "idk": "i do not know", "acc": "account",
     "acct": "account", "msg": "message", "asap": "as soon as possible", "b4": "before",
 }  # fmt: skip
+
+#: Changes whenever normalisation would give other words: part of the cached models' names.
+TEXT_VERSION = "stem-1/" + hashlib.sha256(repr(sorted(SLANG.items())).encode()).hexdigest()[:12]
 
 _PARTICLES = ("lah", "kah", "tah", "pun")
 _POSSESSIVES = ("nya", "ku", "mu")
