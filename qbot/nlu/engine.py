@@ -8,6 +8,8 @@ are turned into the probability that the top intent is right by one fixed logist
 (:data:`CALIBRATION`), fitted on held-out and out-of-scope queries, so a threshold of 0.5 means
 "more likely right than wrong" whether there are 3 intents or 300. Words the examples never
 had lower the scores (see :mod:`qbot.nlu.features`): that is what refuses off-topic messages.
+With one or two intents there is no "neither" to learn, and the score is the cosine to the
+nearest example instead.
 """
 
 from __future__ import annotations
