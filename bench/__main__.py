@@ -2,7 +2,7 @@
 
 python -m bench                 # the full run (about two minutes on 2 cores)
 python -m bench --quick         # smaller N, for a smoke test
-python -m bench --parts e2e,peer   # parts: e2e, dispatch, intents, peer, memory, storage
+python -m bench --parts e2e,peer   # parts: e2e, dispatch, intents, peer, memory, storage, accuracy
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import dispatch, e2e, intents_bench, peer
+from bench import dispatch, e2e, intents_accuracy, intents_bench, peer
 from bench.e2e import ROOT
 
-PARTS = ("e2e", "dispatch", "intents", "peer", "memory", "storage")
+PARTS = ("e2e", "dispatch", "intents", "peer", "memory", "storage", "accuracy")
 Row = tuple[str, str, str, str, str]
 
 
@@ -157,6 +157,71 @@ def _intents() -> list[Row]:
     ]
 
 
+def _accuracy(quick: bool) -> list[Row]:
+    """Issue 13's bench: Banking77 accuracy, out of scope, build, restart and match times."""
+    r = {m["measure"]: m for m in intents_accuracy.run(quick)}
+    t = intents_accuracy.TARGETS
+    full, few = r["full"], r["few_10"]
+    rows: list[Row] = [
+        (
+            "7 accuracy",
+            f"Banking77 test accuracy, full training set ({full['examples']} examples)",
+            f"{full['accuracy']:.1%}",
+            "paper ~93 %",
+            f"target >= 93 %: {_verdict(full['accuracy'] >= t['full'])}",
+        ),
+        (
+            "",
+            "Banking77 test accuracy, 10 examples an intent (seeded sample)",
+            f"{few['accuracy']:.1%}",
+            "paper ~85 %",
+            f"target >= 80 %: {_verdict(few['accuracy'] >= t['few'])}",
+        ),
+    ]
+    if quick:
+        return rows
+    oos, restart, latency = r["out_of_scope"], r["restart"], r["latency"]
+    rows += [
+        (
+            "",
+            "10 intents left out: their queries refused / in-scope accuracy drop (threshold 0.5)",
+            f"{oos['refused']:.0%} / {oos['drop'] * 100:.1f} pts",
+            "",
+            f">= 60 % and <= 3 pts: {_verdict(oos['refused'] >= 0.6 and oos['drop'] <= 0.03)}",
+        ),
+        (
+            "",
+            f"build {full['examples']} examples (wall / CPU)",
+            f"{full['build_s']:.1f} / {full['build_cpu_s']:.1f} s",
+            "",
+            f"target < 5 s: {_verdict(full['build_s'] < 5)}",
+        ),
+        (
+            "",
+            "restart with the same intents (fresh process, model from the cache)",
+            f"{restart['from_cache_s']:.2f} s",
+            "",
+            f"target < 0.5 s: {_verdict(restart['from_cache_s'] < 0.5)}",
+        ),
+        (
+            "",
+            "resident memory of the process after the restart (the model's share)",
+            f"{restart['rss_after_restart_mib']:.0f} MiB ({restart['model_rss_mib']:.0f} MiB)",
+            "",
+            f"target < 100 MB: {_verdict(restart['rss_after_restart_mib'] < 100)}",
+        ),
+        (
+            "",
+            "match at 150 intents x 100 examples, p50 / p99 (wall; CPU)",
+            f"{latency['p50_ms']:.2f} / {latency['p99_ms']:.2f} ms; "
+            f"{latency['cpu_p50_ms']:.2f} / {latency['cpu_p99_ms']:.2f} ms",
+            "",
+            f"p99 < 1 ms: {_verdict(latency['p99_ms'] < t['p99_ms'])}",
+        ),
+    ]
+    return rows
+
+
 def _peer(count: int) -> list[Row]:
     rows: list[Row] = []
     for r in peer.run(count):
@@ -251,6 +316,7 @@ def main() -> None:
         "storage": lambda: _storage(1_000 if q else 5_000, 10_000 if q else 100_000),
         "peer": lambda: _peer(400 if q else 4_000),
         "memory": lambda: _memory(5_000 if q else 100_000),
+        "accuracy": lambda: _accuracy(q),
     }
     for part in parts:
         print(f"running {part}...", file=sys.stderr, flush=True)

@@ -189,7 +189,7 @@ class IntentSettings(_Section):
     """Named intents: the YAML file and the confidence needed to match."""
 
     file: str | None = None
-    threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)  # None: the file's, else 0.5
 
 
 class TemplateSettings(_Section):

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from qbot.dispatcher import Dispatcher
     from qbot.intents import IntentMatch
     from qbot.messages.postback import Postback
+    from qbot.nlu.entities import Entity
     from qbot.sending import Sender
     from qbot.storage import Storage
 
@@ -71,6 +72,7 @@ class Context:
         self._outbound = sender
         self._normalized: str | None = None
         self._intent: IntentMatch | None = _UNSET
+        self._entities: list[Entity] | None = None
         room_id = str(self.room.id)
         settings = dispatcher.settings
         ttl = settings.state.ttl if settings is not None else None
@@ -129,6 +131,17 @@ class Context:
             is_text = self.message.type in ("text", "reply")
             self._intent = intents.match(self.text) if intents and is_text else None
         return self._intent
+
+    @property
+    def entities(self) -> list[Entity]:
+        """Numbers, money, phones, emails, dates, times and the intents file's entity lists
+        found in the text, in reading order (see ``qbot.nlu.entities``)."""
+        if self._entities is None:
+            from qbot.nlu.entities import extract
+
+            intents = self.bot.intents
+            self._entities = intents.entities(self.text) if intents else extract(self.text)
+        return self._entities
 
     @property
     def client(self) -> QiscusClient:

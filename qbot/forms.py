@@ -38,11 +38,14 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, time
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from qbot.errors import HandlerRegistrationError, InvalidInput
 from qbot.filters import normalize_text
 from qbot.messages import Buttons, Message
+from qbot.nlu.entities import Money
 from qbot.routing import Router
 
 if TYPE_CHECKING:
@@ -181,6 +184,11 @@ class Field:
         choices: answers offered as buttons, ``{value: label}`` or a list of labels; a tap or
             a typed label (case-insensitive) selects the value.
         label: the name shown in the summary (default: ``name`` capitalised).
+        entity: an entity type (``number``, ``money``, ``email``, ``phone``, ``date``,
+            ``time``, ``datetime`` or a list from the intents file): when a message holds one,
+            it answers this field, whichever question is being asked, and the question is
+            skipped ("refund order 123, Rp 50rb" fills ``order`` and ``amount`` at once). The
+            answer goes through ``validate`` like a typed one; a refused one is asked for.
     """
 
     name: str
@@ -189,6 +197,7 @@ class Field:
     validate: Validator | Sequence[Validator] | None = None
     choices: Mapping[str, str] | Sequence[str] | None = None
     label: str | None = None
+    entity: str | None = None
     _validators: list[tuple[Validator, bool]] = field(default_factory=list, init=False, repr=False)
     _choices: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
@@ -324,10 +333,33 @@ class Form(Router):
     async def start(self, ctx: Context, **initial: Any) -> None:
         """Begin the form for the sender: forget earlier answers and ask the first question.
 
-        ``initial`` answers are kept and their questions skipped.
+        ``initial`` answers are kept and their questions skipped, and so are those of fields
+        whose ``entity`` the message that started the form holds.
         """
-        await ctx.state.set(self.data_key, initial)
+        answers = dict(initial)
+        await self._fill_from_entities(ctx, answers, skip=None)
+        await ctx.state.set(self.data_key, answers)
         await self._ask_from(ctx, 0)
+
+    async def _fill_from_entities(
+        self, ctx: Context, answers: dict[str, Any], skip: str | None
+    ) -> None:
+        """Answer the unanswered fields with an ``entity`` from the message's entities, each
+        entity used once, in field order."""
+        wanting = [f for f in self.fields if f.entity and f.name not in answers and f.name != skip]
+        if not wanting or ctx.message.type not in _TEXT_TYPES:
+            return
+        used: set[int] = set()
+        for f in wanting:
+            for i, e in enumerate(ctx.entities):
+                if i in used or e.type != f.entity:
+                    continue
+                try:
+                    answers[f.name] = await f.clean(_entity_answer(e.value, e.text), ctx)
+                except InvalidInput:
+                    continue
+                used.add(i)
+                break
 
     async def cancel(self, ctx: Context) -> None:
         """Stop the form, forget its answers, say so and run the cancel handler."""
@@ -413,16 +445,32 @@ class Form(Router):
         await self._prompt(ctx, previous)
 
     async def _answer(self, ctx: Context, f: Field, text: str) -> None:
+        answers = await self.answers(ctx)
+        found = await self._entity_for(ctx, f)
+        await self._fill_from_entities(ctx, answers, skip=f.name)
         try:
-            value = await f.clean(text, ctx)
+            value = found if found is not _NONE else await f.clean(text, ctx)
         except InvalidInput as e:
+            await ctx.state.set(self.data_key, answers)  # what else the message said is kept
             await ctx.reply(str(e))
             await self._prompt(ctx, f)
             return
-        answers = await self.answers(ctx)
         answers[f.name] = value
         await ctx.state.set(self.data_key, answers)
         await self._ask_from(ctx, self._index[f.name] + 1)
+
+    async def _entity_for(self, ctx: Context, f: Field) -> Any:
+        """The current field's answer from an entity of its type in the message, or ``_NONE``
+        ("order 123, please" answers an order-number field with 123)."""
+        if not f.entity or ctx.message.type not in _TEXT_TYPES:
+            return _NONE
+        for e in ctx.entities:
+            if e.type == f.entity:
+                try:
+                    return await f.clean(_entity_answer(e.value, e.text), ctx)
+                except InvalidInput:
+                    continue
+        return _NONE
 
     # --- handlers -------------------------------------------------------------------------------
 
@@ -470,6 +518,22 @@ class Form(Router):
             await self._prompt(ctx, self.fields[self._index[current]])
         else:  # a step this form no longer has (the bot changed): start over
             await self._ask_from(ctx, 0)
+
+
+_NONE: Any = object()
+
+
+def _entity_answer(value: Any, text: str) -> str:
+    """An entity as a typed answer: a list's canonical value, an amount's digits, an ISO date."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Money):
+        return str(value.amount)
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    return text
 
 
 def _check_callback(fn: Any, arity: int, what: str) -> None:

@@ -1,46 +1,54 @@
-"""Named intents from a YAML file, matched with a score: deterministic, no ML dependency.
+"""Named intents from a YAML file, matched with a calibrated score; entities in the same file.
 
 ```yaml
-threshold: 0.6            # optional; the config key intents.threshold wins when set
+threshold: 0.5            # optional; the config key intents.threshold wins when set
 intents:
   refund:
     patterns: ['\\brefund\\b', 'money back']      # a regex hit scores 1.0
     keywords: [refund, "return my money"]        # a whole-word phrase hit scores 0.9
-    examples:                                    # the nearest example scores its similarity
+    examples:                                    # the engine learns from these
       - I want my money back
       - can I get a refund for my order
+entities:                                        # optional lists, with synonyms
+  city:
+    Jakarta: [jkt, dki]
+    Bandung: [bdg]
 ```
-Similarity to the examples is the cosine of idf-weighted word sets, computed through an inverted
-index so a message costs time in the words it shares with the examples, not in the number of
-intents. :meth:`IntentSet.match` goes further: it reads the message's words rarest first, and once
-the words left could not lift an example it has not met yet to the threshold, it stops opening
-their (long) posting lists and only adds them to the examples already met: the same answer as
-scoring every example, at a fraction of the cost for messages full of common words. Ties go to the
-intent declared first.
+Patterns and keywords win when they hit (the first intent declared, on a tie). Otherwise the
+engine (:class:`qbot.nlu.LinearEngine` unless you pass another, see :class:`qbot.nlu.Engine`)
+ranks the intents by the probability that each is the right one, so ``threshold`` means the
+same with 3 intents or 300. The fitted model is cached on disk (``cache_dir``, default
+``.qbot/intents-cache``) under a hash of the examples and the engine version: a restart with the
+same intents loads it instead of training.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from qbot.config import read_yaml
 from qbot.errors import ConfigError
+from qbot.nlu.cache import DEFAULT_CACHE_DIR, fit_cached
+from qbot.nlu.engine import Engine, LinearEngine, SupportsCache
+from qbot.nlu.entities import Entity, EntityList, extract
+from qbot.nlu.text import words
 
 __all__ = ["IntentMatch", "IntentSet", "load_intents", "tokenize"]
 
 PATTERN_SCORE = 1.0
 KEYWORD_SCORE = 0.9
-_WORD = re.compile(r"\w+", re.UNICODE)
+DEFAULT_THRESHOLD = 0.5
+_NO_CACHE = ("", "none", "off", "false")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased words; punctuation and spacing do not matter."""
-    return _WORD.findall(text.casefold())
+    """Normalised words: case, accents and chat spellings (``yg`` → ``yang``) do not matter."""
+    return words(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +69,31 @@ class _Intent:
 
 
 class IntentSet:
-    """A classifier over named intents.
+    """A classifier over named intents, and the entity lists that go with them.
 
     Args:
         intents: intent name → ``{"patterns": [...], "keywords": [...], "examples": [...]}``.
         threshold: the lowest score that counts as a match.
+        engine: what learns from the examples (default: a new :class:`~qbot.nlu.LinearEngine`).
+        entities: entity name → ``{value: [synonyms]}`` or ``[values]``.
+        cache_dir: where fitted models are kept (``None``: not kept); only for engines with
+            ``version``, ``dump`` and ``load`` (:class:`~qbot.nlu.SupportsCache`).
     """
 
-    def __init__(self, intents: Mapping[str, Mapping[str, Any]], threshold: float = 0.6) -> None:
+    def __init__(
+        self,
+        intents: Mapping[str, Mapping[str, Any]],
+        threshold: float = DEFAULT_THRESHOLD,
+        *,
+        engine: Engine | None = None,
+        entities: Mapping[str, Any] | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"intent threshold must be between 0 and 1, got {threshold!r}")
         self.threshold = threshold
         self._intents: dict[str, _Intent] = {}
-        examples: list[tuple[int, frozenset[str]]] = []
+        examples: list[tuple[str, str]] = []
         for order, (name, spec) in enumerate(intents.items()):
             self._intents[name] = intent = _Intent(name=name, order=order)
             if not isinstance(spec, Mapping):
@@ -91,45 +111,31 @@ class IntentSet:
                     intent.patterns.append(re.compile(pattern, re.IGNORECASE))
                 except re.error as e:
                     raise ConfigError(f"intent {name!r}: pattern {pattern!r}: {e}") from e
-            intent.keywords = [tuple(tokenize(k)) for k in _strings(spec, "keywords", name)]
-            intent.keywords = [k for k in intent.keywords if k]
-            examples.extend(
-                (order, words) for e in _strings(spec, "examples", name) if (words := _words(e))
-            )
-            if not (intent.patterns or intent.keywords or any(o == order for o, _ in examples)):
+            intent.keywords = [
+                k for k in map(tuple, map(tokenize, _strings(spec, "keywords", name))) if k
+            ]
+            own = [(e, name) for e in _strings(spec, "examples", name) if tokenize(e)]
+            examples.extend(own)
+            if not (intent.patterns or intent.keywords or own):
                 raise ConfigError(f"intent {name!r} has no patterns, keywords or examples")
         self._names = list(self._intents)
         self._with_patterns = [i for i in self._intents.values() if i.patterns]
-        # Keyword phrases indexed by their first word: a message only checks phrases it could hold.
         self._keywords: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
-        for intent in self._intents.values():
-            for phrase in intent.keywords:
-                self._keywords.setdefault(phrase[0], []).append((intent.order, phrase))
-        self._build_index(examples)
-
-    def _build_index(self, examples: list[tuple[int, frozenset[str]]]) -> None:
-        doc_freq: dict[str, int] = {}
-        for _, words in examples:
-            for w in words:
-                doc_freq[w] = doc_freq.get(w, 0) + 1
-        n = len(examples)
-        # Smoothed idf: a word in every example still weighs a little; unseen words weigh most.
-        self._idf = {w: math.log((n + 1) / (df + 1)) + 1.0 for w, df in doc_freq.items()}
-        self._unseen_idf = math.log(n + 1) + 1.0
-        self._example_intent = [order for order, _ in examples]
-        self._example_norm = [
-            math.sqrt(sum(self._idf[w] ** 2 for w in words)) for _, words in examples
-        ]
-        self._example_words = [words for _, words in examples]
-        self._postings: dict[str, list[int]] = {}
-        for i, (_, words) in enumerate(examples):
-            for w in words:
-                self._postings.setdefault(w, []).append(i)
-        # Per word, 1 / the smallest norm of an example holding it: bounds what the word can add.
-        self._reach = {
-            w: 1.0 / min(self._example_norm[i] for i in posting)
-            for w, posting in self._postings.items()
-        }
+        for i in self._intents.values():
+            for phrase in i.keywords:
+                self._keywords.setdefault(phrase[0], []).append((i.order, phrase))
+        if entities is not None and not isinstance(entities, Mapping):
+            raise ConfigError("entities must be a mapping of entity name to values")
+        self.entity_lists = [EntityList(n, v) for n, v in (entities or {}).items()]
+        self.examples = examples
+        self.engine: Engine | None = None
+        self.from_cache = False
+        if examples:
+            self.engine = engine or LinearEngine()
+            if cache_dir is not None and isinstance(self.engine, SupportsCache):
+                self.from_cache = fit_cached(self.engine, examples, cache_dir)
+            else:
+                self.engine.fit(examples)
 
     @property
     def names(self) -> list[str]:
@@ -139,92 +145,56 @@ class IntentSet:
     def __contains__(self, name: object) -> bool:
         return name in self._intents
 
+    def rank(self, text: str, limit: int | None = None) -> list[IntentMatch]:
+        """Intents for ``text`` best first: pattern and keyword hits, then the engine's ranking."""
+        tokens = tokenize(text)
+        if not tokens:
+            return []
+        ranked: list[IntentMatch] = []
+        seen: set[str] = set()
+        for intent in self._with_patterns:
+            if any(p.search(text) for p in intent.patterns):
+                ranked.append(IntentMatch(intent.name, PATTERN_SCORE, "pattern"))
+                seen.add(intent.name)
+        hits = sorted(
+            {
+                o
+                for w in set(tokens)
+                for o, phrase in self._keywords.get(w, ())
+                if _contains(tokens, phrase)
+            }
+        )
+        for order in hits:
+            name = self._names[order]
+            if name not in seen:
+                ranked.append(IntentMatch(name, KEYWORD_SCORE, "keyword"))
+                seen.add(name)
+        if self.engine is not None:
+            for name, score in self.engine.predict(text):
+                if name not in seen and name in self._intents:
+                    ranked.append(IntentMatch(name, score, "examples"))
+                    seen.add(name)
+                if limit is not None and len(ranked) >= limit:
+                    break
+        return ranked[:limit] if limit is not None else ranked
+
     def scores(self, text: str) -> dict[str, float]:
         """Every intent's score for ``text`` (0.0 for those with no evidence)."""
         result = dict.fromkeys(self._names, 0.0)
-        for match in self._evidence(text, floor=0.0):
-            result[match.name] = max(result[match.name], match.score)
+        for m in self.rank(text):
+            result[m.name] = m.score
         return result
 
     def match(self, text: str) -> IntentMatch | None:
         """The best intent at or above the threshold, or ``None``."""
-        best: IntentMatch | None = None
-        best_order = len(self._names)
-        # Examples scoring under the threshold cannot be the answer: they may be left unscored.
-        for m in self._evidence(text, floor=self.threshold):
-            order = self._intents[m.name].order
-            if (
-                best is None
-                or m.score > best.score
-                or (m.score == best.score and order < best_order)
-            ):
-                best, best_order = m, order
-        if best is None or best.score < self.threshold:
+        ranked = self.rank(text, limit=1)
+        if not ranked or ranked[0].score < self.threshold:
             return None
-        return best
+        return ranked[0]
 
-    def _evidence(self, text: str, floor: float) -> Iterable[IntentMatch]:
-        """Pattern, keyword and example evidence for ``text``; an example that cannot score
-        ``floor`` or more may be left out (``floor=0``: every example that shares a word)."""
-        tokens = tokenize(text)
-        if not tokens:
-            return
-        for intent in self._with_patterns:
-            if any(p.search(text) for p in intent.patterns):
-                yield IntentMatch(intent.name, PATTERN_SCORE, "pattern")
-        words = frozenset(tokens)
-        for w in words:
-            for order, phrase in self._keywords.get(w, ()):
-                if _contains(tokens, phrase):
-                    yield IntentMatch(self._names[order], KEYWORD_SCORE, "keyword")
-        idf = self._idf
-        norm = math.sqrt(sum(idf.get(w, self._unseen_idf) ** 2 for w in words))
-        # Rarest first. An example sharing only words from position k on has a dot product of
-        # at most tail[k] (the sum of those words' idf squared) and a norm of at least both
-        # sqrt(dot) and 1 / reach[k] (the largest reach among those words), so a cosine of at
-        # most min(sqrt(tail[k]), tail[k] * reach[k]) / norm. Once that is under the floor, the
-        # later words are only added to the examples already met. (1e-6: scores are rounded.)
-        known = sorted((w for w in words if w in idf), key=lambda w: -idf[w])
-        bounds: list[float] = []
-        tails = [0.0]  # tails[k]: the sum of idf squared of known[k:]
-        reach = 0.0
-        for w in reversed(known):
-            tails.append(tails[-1] + idf[w] ** 2)
-            reach = max(reach, self._reach[w])
-            bounds.append(min(math.sqrt(tails[-1]), tails[-1] * reach) / norm)
-        bounds.reverse()
-        tails.reverse()
-        least = (floor - 1e-6) * norm  # dot / example norm an example must reach
-        dots: dict[int, float] = {}
-        for k, w in enumerate(known):
-            weight = idf[w] ** 2
-            posting = self._postings[w]
-            if bounds[k] >= floor - 1e-6:
-                for i in posting:
-                    dots[i] = dots.get(i, 0.0) + weight
-            else:
-                if len(posting) <= len(dots):
-                    for i in posting:
-                        if i in dots:
-                            dots[i] += weight
-                else:
-                    example_words = self._example_words
-                    for i in dots:
-                        if w in example_words[i]:
-                            dots[i] += weight
-                # Forget the examples that cannot reach the floor even with every word left.
-                rest, example_norm = tails[k + 1], self._example_norm
-                dots = {i: d for i, d in dots.items() if d + rest >= least * example_norm[i]}
-        if not dots:
-            return
-        best: dict[int, float] = {}
-        for i, dot in dots.items():
-            score = dot / (norm * self._example_norm[i])
-            order = self._example_intent[i]
-            if score > best.get(order, 0.0):
-                best[order] = score
-        for order, score in best.items():
-            yield IntentMatch(self._names[order], round(min(score, 1.0), 6), "examples")
+    def entities(self, text: str, *, now: datetime | None = None) -> list[Entity]:
+        """The entities of ``text``: built-in ones and this file's lists (see ``qbot.nlu``)."""
+        return extract(text, now=now, lists=self.entity_lists)
 
 
 def _contains(tokens: list[str], phrase: tuple[str, ...]) -> bool:
@@ -232,10 +202,6 @@ def _contains(tokens: list[str], phrase: tuple[str, ...]) -> bool:
     if n == 1:
         return phrase[0] in tokens
     return any(tuple(tokens[i : i + n]) == phrase for i in range(len(tokens) - n + 1))
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(tokenize(text))
 
 
 def _strings(spec: Mapping[str, Any], key: str, intent: str) -> list[str]:
@@ -247,12 +213,21 @@ def _strings(spec: Mapping[str, Any], key: str, intent: str) -> list[str]:
     return values
 
 
-def load_intents(path: str | Path, threshold: float | None = None) -> IntentSet:
+def load_intents(
+    path: str | Path,
+    threshold: float | None = None,
+    *,
+    engine: Engine | None = None,
+    cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
+) -> IntentSet:
     """Load an intents YAML file.
 
     Args:
         path: the file (see the module docstring for its shape).
         threshold: overrides the file's ``threshold``.
+        engine: the engine to fit (default: :class:`~qbot.nlu.LinearEngine`).
+        cache_dir: where fitted models are kept; the file's ``cache_dir`` key (relative to the
+            file; ``off`` disables) wins over this default. ``None``: no cache.
 
     Raises:
         ConfigError: the file is missing, malformed, or an intent is invalid.
@@ -261,8 +236,20 @@ def load_intents(path: str | Path, threshold: float | None = None) -> IntentSet:
     intents = data.get("intents")
     if not isinstance(intents, dict) or not intents:
         raise ConfigError(f"intents file {str(path)!r} needs a non-empty 'intents' mapping")
-    file_threshold = data.get("threshold", 0.6)
+    file_threshold = data.get("threshold", DEFAULT_THRESHOLD)
+    if "cache_dir" in data:
+        setting = data["cache_dir"]
+        if setting is None or setting is False or str(setting).lower() in _NO_CACHE:
+            cache_dir = None
+        else:
+            cache_dir = Path(path).parent / str(setting)
     try:
-        return IntentSet(intents, threshold if threshold is not None else float(file_threshold))
-    except ConfigError as e:
+        return IntentSet(
+            intents,
+            threshold if threshold is not None else float(file_threshold),
+            engine=engine,
+            entities=data.get("entities"),
+            cache_dir=cache_dir,
+        )
+    except (ConfigError, TypeError, ValueError) as e:
         raise ConfigError(f"intents file {str(path)!r}: {e}") from None

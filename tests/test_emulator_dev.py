@@ -13,6 +13,7 @@ import aiohttp
 
 from qbot import Bot, Context
 from qbot.emulator.dev import DevServer, dev_settings
+from qbot.intents import load_intents
 from qbot.storage import open_storage
 from qbot.storage.base import state_key
 
@@ -187,3 +188,33 @@ async def test_dev_bot_state_lives_beside_the_emulator_and_reset_clears_both(
     await run(reset=True, expected="message 1", count=2)  # both stores start over
     async with open_storage(bot_store) as storage:
         assert await storage.get_state(state_key(str(old_room), "ana@x.io")) is None
+
+
+async def test_dev_inspector_reads_a_text_with_the_bots_intents(tmp_path: Path) -> None:
+    bot = make_bot()
+    bot.intents = load_intents(
+        Path(__file__).parent / "data" / "intents_id.yaml", cache_dir=tmp_path / "cache"
+    )
+    settings = dev_settings(None, "devbot", storage=MEMORY)
+    server = DevServer(settings, bot, port=0, db=str(tmp_path / "e.db"))
+    url = await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = f"{url}emulator/api/intents"
+            async with session.get(api, params={"text": "gmn refund Rp 50rb ke jkt"}) as resp:
+                found = await resp.json()
+            async with session.get(api, params={"text": "x" * 5000}) as resp:
+                too_long = (resp.status, await resp.json())
+    finally:
+        await server.stop()
+    assert [m["name"] for m in found["intents"]][:1] == ["refund"]
+    assert len(found["intents"]) == 3 and found["threshold"] == 0.5
+    assert found["entities"] == [
+        {
+            "type": "money",
+            "text": "Rp 50rb",
+            "value": "Money(amount=Decimal('50000'), currency='IDR')",
+        },
+        {"type": "city", "text": "jkt", "value": "Jakarta"},
+    ]
+    assert too_long == (400, {"error": "text longer than 4096"})

@@ -14,8 +14,8 @@ BOTS = Path(__file__).resolve().parents[1] / "bots"
 
 
 @pytest.fixture
-def intents() -> IntentSet:
-    return load_intents(BOTS / "intents.yaml")
+def intents(tmp_path: Path) -> IntentSet:
+    return load_intents(BOTS / "intents.yaml", cache_dir=tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ __all__ = ["DEV_APP_ID", "DEV_SECRET", "DevServer", "dev_settings"]
 DEV_APP_ID = "qbot-dev"
 DEV_SECRET = "qbot-dev-secret"
 DEFAULT_BOT_EMAIL = "bot@qbot.local"
+_MAX_TEXT = 4096
 
 
 def dev_settings(config_path: str | None, bot_name: str, **overrides: Any) -> Settings:
@@ -108,9 +109,9 @@ class DevServer:
             EmulatorStore(self.db),
         )
         await self.emulator.start(reset=self.reset)
-        emulator_port = await self._serve(
-            create_emulator_app(self.emulator, manage=False), self.host, self.port
-        )
+        app = create_emulator_app(self.emulator, manage=False)
+        app.router.add_get("/emulator/api/intents", self._intents)
+        emulator_port = await self._serve(app, self.host, self.port)
         local = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         self.url = f"http://{local}:{emulator_port}/"
         self.emulator.base_url = self.url
@@ -129,6 +130,26 @@ class DevServer:
                 self.emulator.config, webhook_url=f"http://127.0.0.1:{bot_port}{path}"
             )
         return self.url
+
+    async def _intents(self, request: web.Request) -> web.Response:
+        """The inspector's view of a text: the bot's top intents with scores, and its entities."""
+        text = request.query.get("text", "")
+        if len(text) > _MAX_TEXT:
+            return web.json_response({"error": f"text longer than {_MAX_TEXT}"}, status=400)
+        intents = self.bot.intents if self.bot is not None else None
+        if intents is None:
+            return web.json_response({"intents": [], "entities": []})
+        top = intents.rank(text, 3)
+        found = intents.entities(text)
+        return web.json_response(
+            {
+                "threshold": intents.threshold,
+                "intents": [{"name": m.name, "score": m.score, "source": m.source} for m in top],
+                "entities": [
+                    {"type": e.type, "text": e.text, "value": str(e.value)} for e in found
+                ],
+            }
+        )
 
     def _bot_storage(self) -> StorageSettings:
         """The bot's storage lives beside the emulator's, and ``--reset`` clears both.

@@ -7,6 +7,25 @@ function statusClass(status) {
   return status < 300 ? "status ok" : "status failed";
 }
 
+// A user's text: what the bot's intents make of it (top three with scores, then entities).
+async function renderIntents(text, into) {
+  try {
+    const response = await fetch(`/emulator/api/intents?text=${encodeURIComponent(text)}`);
+    if (!response.ok) return;
+    const found = await response.json();
+    if (!found.intents?.length && !found.entities?.length) return;
+    const line = el("div", "intents");
+    for (const m of found.intents) {
+      const below = m.score < found.threshold ? " below" : "";
+      line.append(el("span", `intent${below}`, `${m.name} ${m.score.toFixed(2)}`));
+    }
+    for (const e of found.entities) line.append(el("span", "entity", `${e.type}: ${e.value}`));
+    into.append(line);
+  } catch {
+    // The emulator alone (no bot in this process) has no intents to show.
+  }
+}
+
 function renderTraffic(entry) {
   const li = el("li", `traffic ${entry.kind}`);
   const details = el("details");
@@ -20,6 +39,8 @@ function renderTraffic(entry) {
   details.append(el("pre", "json", JSON.stringify(entry.body, null, 2)));
   if (entry.detail) details.append(el("pre", "detail", entry.detail));
   li.append(details);
+  const text = entry.kind === "webhook" ? entry.body?.payload?.message?.text : null;
+  if (text) renderIntents(text, li);
   return li;
 }
 

@@ -1,0 +1,223 @@
+"""The engine protocol, and the default engine: a calibrated linear model over n-grams.
+
+An engine learns from ``(text, intent)`` examples and ranks every intent for a text with a
+score in [0, 1]. :class:`LinearEngine` (the default) is a one-vs-rest linear SVM over the
+features of :mod:`qbot.nlu.features`, trained by scikit-learn's liblinear (deterministic: a
+fixed seed and no threads). Its raw margins (the top score and its lead over the next intent)
+are turned into the probability that the top intent is right by one fixed logistic curve
+(:data:`CALIBRATION`), fitted on held-out and out-of-scope queries, so a threshold of 0.5 means
+"more likely right than wrong" whether there are 3 intents or 300. Words the examples never
+had lower the scores (see :mod:`qbot.nlu.features`): that is what refuses off-topic messages.
+With one or two intents there is no "neither" to learn, and the score is the cosine to the
+nearest example instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from qbot._json import dumps_text, loads
+from qbot.errors import ConfigError
+from qbot.nlu.features import CHAR_RANGE, CHAR_WEIGHT, WORD_WEIGHT, Featurizer
+from qbot.nlu.text import TEXT_VERSION
+
+__all__ = ["CALIBRATION", "ENGINE_VERSION", "Engine", "LinearEngine", "Ranked", "SupportsCache"]
+
+Ranked = list[tuple[str, float]]
+"""Intents best first, each with its score in [0, 1]."""
+
+# (raw score, lead over the next intent, constant) → logit of "the top intent is right". Fitted
+# once (bench/intents_accuracy.py --calibrate) on Banking77: trained on four fifths of the
+# training set without 10 of its intents, scored on the other fifth, the left-out intents'
+# queries counting as wrong. The margins are in units of the SVM's margin, which do not depend
+# on how many intents or examples there are; the bench checks the curve at 10 and at all
+# examples an intent.
+CALIBRATION = (1.33, 2.08, -0.41)
+_NEAREST_MAX = 2000  # examples kept as such (one or two intents): bounds their memory
+# Names the cached models: a change to the features or the curve must not reuse old ones.
+ENGINE_VERSION = (
+    f"linear-2/char{CHAR_RANGE}/w{WORD_WEIGHT}/c{CHAR_WEIGHT}/cal{CALIBRATION}/{TEXT_VERSION}"
+)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What :class:`~qbot.intents.IntentSet` needs from an intent classifier."""
+
+    def fit(self, examples: Sequence[tuple[str, str]]) -> None:
+        """Learn from ``(text, intent)`` pairs (every intent has one pair or more)."""
+
+    def predict(self, text: str) -> Ranked:
+        """Intents for ``text``, best first, with scores in [0, 1] (an empty list: no idea)."""
+
+
+@runtime_checkable
+class SupportsCache(Engine, Protocol):
+    """An engine whose fitted model :mod:`qbot.nlu.cache` can keep on disk."""
+
+    version: str
+
+    def dump(self) -> dict[str, NDArray[Any]]:
+        """The fitted model as named numpy arrays (no pickles)."""
+
+    def load(self, arrays: dict[str, NDArray[Any]]) -> None:
+        """Restore what :meth:`dump` gave; raise ``ValueError``/``KeyError`` if it does not fit."""
+
+
+class LinearEngine:
+    """The default engine: tf-idf n-grams, a linear SVM, calibrated scores.
+
+    Args:
+        c: the SVM's regularisation (smaller: smoother, better with few examples).
+    """
+
+    version = ENGINE_VERSION
+
+    def __init__(self, c: float = 0.5) -> None:
+        self.c = c
+        self._names: list[str] = []
+        self._featurizer: Featurizer | None = None
+        # float32: half the memory, and the model scores the same fitted or loaded from disk.
+        self._weights: NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
+        self._bias: NDArray[np.float64] = np.zeros(0)
+        self._calibration: tuple[float, float, float] = CALIBRATION
+        # Nearest-example mode (one or two intents): weights hold the examples, owner[i] is
+        # example i's intent. Empty: the linear model.
+        self._owner: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+
+    # --- learning ------------------------------------------------------------------------------
+
+    def fit(self, examples: Sequence[tuple[str, str]]) -> None:
+        if not examples:
+            raise ConfigError("an intent engine needs at least one example to learn from")
+        texts = [t for t, _ in examples]
+        labels = [n for _, n in examples]
+        self._names = list(dict.fromkeys(labels))
+        self._featurizer, matrix = Featurizer.fit_matrix(texts)
+        order = {n: i for i, n in enumerate(self._names)}
+        y = np.asarray([order[n] for n in labels], dtype=np.int64)
+        if len(self._names) == 1 or (len(self._names) == 2 and len(texts) <= _NEAREST_MAX):
+            # One or two intents: a boundary between two says nothing about "neither" (every
+            # text would be sure of one side), so the score is the cosine to the nearest
+            # example. Rows have a norm of sqrt(WORD_WEIGHT² + CHAR_WEIGHT²): scaled to 1.
+            scale = WORD_WEIGHT**2 + CHAR_WEIGHT**2
+            kept = min(len(texts), _NEAREST_MAX)  # one intent with more: its first ones
+            self._weights = (matrix[:kept].T.toarray() / scale).astype(np.float32)
+            self._bias = np.zeros(kept)
+            self._owner = y[:kept]
+            return
+        self._owner = np.zeros(0, dtype=np.int64)
+        self._weights, self._bias = self._train(matrix, y)
+
+    def _train(
+        self, matrix: Any, y: NDArray[np.int64]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float64]]:
+        from sklearn.svm import LinearSVC  # imported late: a bot without examples skips it
+
+        present = sorted(set(y.tolist()))
+        weights = np.zeros((matrix.shape[1], len(self._names)))
+        bias = np.full(len(self._names), -1.0)
+        model = LinearSVC(C=self.c, random_state=0, dual=True, max_iter=2000)
+        model.fit(matrix, y)
+        coef = np.asarray(model.coef_, dtype=np.float64)
+        intercept = np.asarray(model.intercept_, dtype=np.float64)
+        if len(present) == 2:  # liblinear gives one boundary for two classes
+            coef = np.vstack([-coef, coef])
+            intercept = np.concatenate([-intercept, intercept])
+        for k, cls in enumerate(model.classes_):
+            weights[:, int(cls)] = coef[k]
+            bias[int(cls)] = intercept[k]
+        return weights.astype(np.float32), bias
+
+    # --- scoring -------------------------------------------------------------------------------
+
+    def _raw(self, text: str) -> NDArray[np.float64]:
+        if self._featurizer is None:
+            raise ConfigError("the intent engine is used before fit()")
+        cols, vals = self._featurizer.row(text)
+        if not cols.size:
+            return np.full(len(self._names), -np.inf)
+        raw: NDArray[np.float64] = vals @ self._weights[cols] + self._bias
+        if self._owner.size:  # per intent, its nearest example
+            best = np.full(len(self._names), -np.inf)
+            np.maximum.at(best, self._owner, raw)
+            return best
+        return raw
+
+    def margins(self, text: str) -> tuple[str, float, float] | None:
+        """The top intent, its raw score and its lead over the next: what the calibration
+        curve reads (``bench/intents_accuracy.py --calibrate`` refits it from these)."""
+        raw = self._raw(text)
+        if not np.isfinite(raw).any():
+            return None
+        top = int(np.argmax(raw))
+        return (self._names[top], *_margin_features(raw, top))
+
+    def predict(self, text: str) -> Ranked:
+        raw = self._raw(text)
+        if not np.isfinite(raw).any():
+            return []
+        if self._owner.size:  # one or two intents: the cosine to the nearest example
+            ordered = np.argsort(-raw, kind="stable").tolist()
+            cosine = np.clip(raw, 0.0, 1.0).round(6)
+            return [(self._names[i], float(cosine[i])) for i in ordered]
+        a, b, c = self._calibration
+        order = np.argsort(-raw, kind="stable")  # ties: the intent declared first
+        top = raw[order[0]]
+        lead = raw - top  # each intent's lead over the best other one: negative but the top's
+        lead[order[0]] = top - raw[order[1]]
+        z = a * raw + b * lead + c
+        probability = 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
+        # The raw order is the probability order: below the top, z grows with the raw score,
+        # and the top's lead is at least as large as anyone's.
+        ordered = order.tolist()
+        return list(
+            zip(
+                [self._names[i] for i in ordered], probability[order].round(6).tolist(), strict=True
+            )
+        )
+
+    # --- cache ---------------------------------------------------------------------------------
+
+    def dump(self) -> dict[str, NDArray[Any]]:
+        if self._featurizer is None:
+            raise ConfigError("the intent engine is dumped before fit()")
+        meta = dumps_text({"names": self._names, "features": self._featurizer.state()})
+        return {
+            "meta": np.frombuffer(meta.encode(), dtype=np.uint8),
+            "weights": self._weights,
+            "bias": self._bias,
+            "calibration": np.asarray(self._calibration),
+            "owner": self._owner,
+        }
+
+    def load(self, arrays: dict[str, NDArray[Any]]) -> None:
+        meta = loads(bytes(arrays["meta"].astype(np.uint8)).decode())
+        featurizer = Featurizer.from_state(meta["features"])
+        weights = np.asarray(arrays["weights"], dtype=np.float32)
+        names = [str(n) for n in meta["names"]]
+        bias = np.asarray(arrays["bias"], dtype=np.float64)
+        calibration = tuple(float(x) for x in arrays["calibration"])
+        owner = np.asarray(arrays["owner"], dtype=np.int64)
+        columns = owner.size or len(names)
+        if weights.shape != (featurizer.size, columns) or bias.shape != (columns,):
+            raise ValueError("cached model does not match its own vocabulary")
+        if owner.size and not (owner.min() >= 0 and owner.max() < len(names)):
+            raise ValueError("cached model names examples of unknown intents")
+        if len(calibration) != 3:
+            raise ValueError("cached calibration has the wrong shape")
+        self._names, self._featurizer, self._weights, self._bias = names, featurizer, weights, bias
+        self._owner = owner
+        self._calibration = (calibration[0], calibration[1], calibration[2])
+
+
+def _margin_features(raw: NDArray[np.float64], i: int) -> tuple[float, float]:
+    """Intent ``i``'s raw score and its lead over the best other intent (for calibration)."""
+    score = float(raw[i])
+    if len(raw) == 1:
+        return score, score
+    return score, score - float(np.delete(raw, i).max())
