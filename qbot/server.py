@@ -48,6 +48,31 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, however it was segmented or chunked; ``None`` once it exceeds ``limit``.
+
+    ``request.content.read(n)`` returns what is buffered so far, not the body: over the
+    Internet a body routinely arrives in several TCP segments, so read until the end.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> web.Response:
+    response = _error(413, f"body is larger than {limit} bytes")
+    # The rest of the body is never read into memory: the connection closes after the answer.
+    response.force_close()
+    return response
+
+
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "body"
@@ -90,13 +115,10 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
     )
 
     async def webhook(request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > max_body:
+        body = await _read_body(request, max_body)
+        if body is None:
             log.warning("webhook.rejected", reason="too_large", size=request.content_length)
-            return _error(413, f"body is larger than {max_body} bytes")
-        body = await request.content.read(max_body + 1)
-        if len(body) > max_body:
-            log.warning("webhook.rejected", reason="too_large")
-            return _error(413, f"body is larger than {max_body} bytes")
+            return _too_large(max_body)
         if secret is not None and not verify_signature(
             body, request.headers.get(SIGNATURE_HEADER), secret
         ):
