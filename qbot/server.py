@@ -38,7 +38,8 @@ SIGNATURE_HEADER = "QISCUS-SDK-SIGNATURE"
 
 def verify_signature(body: bytes, signature: str | None, token: str) -> bool:
     """Whether ``signature`` is the hex HMAC-SHA256 of ``body`` keyed with ``token``."""
-    if not signature:
+    if not signature or not signature.isascii():
+        # A hex digest is ASCII; compare_digest refuses non-ASCII str (it would answer 500).
         return False
     expected = hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, signature.strip().lower())
@@ -73,6 +74,11 @@ def _too_large(limit: int) -> web.Response:
     return response
 
 
+def _too_deep() -> web.Response:
+    log.warning("webhook.rejected", reason="too_deep")
+    return _error(400, "body is nested too deeply to be a Qiscus webhook")
+
+
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "body"
@@ -88,10 +94,14 @@ def _refusal(body: bytes) -> web.Response | Update:
     except ValueError as e:
         log.warning("webhook.rejected", reason="not_json")
         return _error(400, f"body is not JSON: {e}")
+    except RecursionError:
+        return _too_deep()
     if not isinstance(data, dict):
         return _error(400, f"body must be a JSON object, got {type(data).__name__}")
     try:
         return Update.model_validate(data)
+    except RecursionError:
+        return _too_deep()
     except ValidationError as e:
         log.warning("webhook.rejected", reason="not_a_webhook", detail=_describe(e))
         return _error(400, f"not a Qiscus webhook: {_describe(e)}")

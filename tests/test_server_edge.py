@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from edge import raw_post, read_response, served_bot
+from aiohttp.test_utils import TestClient
+from edge import echo_bot, edge_settings, raw_post, read_response, served_bot
 from webhooks import sdk_body
 
+from qbot.server import create_app
 from tests.fake_qiscus import FakeQiscus
+
+ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 LIMIT = 1024 * 1024
 
@@ -70,3 +77,109 @@ async def test_server_answers_413_from_content_length_without_reading(
         writer.close()
     assert status == 413
     assert "larger than" in json.loads(text)["error"]
+
+
+# --- rows 2-5 and 13: hostile input gets a 4xx naming the field, never a 5xx --------------------
+
+
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory, fake_qiscus: FakeQiscus) -> TestClient[Any, Any]:
+    return await aiohttp_client(create_app(echo_bot(), edge_settings(fake_qiscus)))
+
+
+def with_value(path: str, value: str, **kw: Any) -> bytes:
+    """An SDK body (JSON text) whose field at dotted ``path`` is the raw JSON ``value``."""
+    body = sdk_body("hello", **kw)
+    *parents, last = path.split(".")
+    node = body
+    for part in parents:
+        node = node[part]
+    node[last] = "@@VALUE@@"
+    return json.dumps(body).replace('"@@VALUE@@"', value).encode()
+
+
+@pytest.mark.parametrize("depth", [5_000, 100_000])
+@pytest.mark.parametrize("bracket", ["[", "{"])
+async def test_server_refuses_deep_nesting_with_400(
+    client: TestClient[Any, Any], depth: int, bracket: str
+) -> None:
+    body = bracket * depth if bracket == "[" else '{"a":' * depth
+    resp = await client.post("/webhook", data=body)
+    assert resp.status == 400
+    assert "nested too deeply" in (await resp.json())["error"]
+
+
+async def test_server_refuses_deep_nesting_inside_a_valid_webhook(
+    client: TestClient[Any, Any],
+) -> None:
+    resp = await client.post("/webhook", data=with_value("payload.message.extras", "[" * 5000))
+    assert resp.status == 400
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("payload.room.id", "payload.room.id"),
+        ("payload.message.id", "payload.message.id"),
+        ("payload.message.unique_temp_id", "payload.message.unique_temp_id"),
+        ("payload.message.text", "payload.message.text"),
+        ("payload.from.email", "payload.from.email"),
+    ],
+)
+async def test_server_refuses_a_lone_surrogate_naming_the_field(
+    client: TestClient[Any, Any], fake_qiscus: FakeQiscus, path: str, field: str
+) -> None:
+    resp = await client.post("/webhook", data=with_value(path, '"a\\ud800b"', room_id=41))
+    assert resp.status == 400
+    error = (await resp.json())["error"]
+    assert field in error
+    assert "surrogate" in error
+    # The server still works and nothing was posted for the refused body.
+    resp = await client.post("/webhook", json=sdk_body("after", room_id=41))
+    assert await resp.json() == {"status": "accepted"}
+    await fake_qiscus.wait_for(lambda: len(fake_qiscus.posted_comments()) == 1)
+    assert [c["message"] for c in fake_qiscus.posted_comments()] == ["echo: after"]
+
+
+@pytest.mark.parametrize("room_id", ['""', '"   "'])
+async def test_server_refuses_an_empty_room_id_with_400_not_503(
+    client: TestClient[Any, Any], room_id: str
+) -> None:
+    resp = await client.post("/webhook", data=with_value("payload.room.id", room_id))
+    assert resp.status == 400
+    assert "payload.room.id" in (await resp.json())["error"]
+
+
+async def test_server_refuses_a_non_ascii_signature_with_401(
+    aiohttp_client: ClientFactory, fake_qiscus: FakeQiscus
+) -> None:
+    settings = edge_settings(fake_qiscus, webhook={"signature_token": "sig-token"})
+    client = await aiohttp_client(create_app(echo_bot(), settings))
+    body = json.dumps(sdk_body("hi", room_id=42)).encode()
+    # Header bytes as sent: UTF-8 text, and a byte that is not UTF-8 at all.
+    for raw in ("é".encode() * 32, "ÿ".encode(), b"abc\xff" * 20):
+        resp = await client.post(
+            "/webhook",
+            data=body,
+            headers={"QISCUS-SDK-SIGNATURE": raw.decode("latin-1")},
+        )
+        assert resp.status == 401
+    good = hmac.new(b"sig-token", body, hashlib.sha256).hexdigest()
+    resp = await client.post("/webhook", data=body, headers={"QISCUS-SDK-SIGNATURE": good})
+    assert resp.status == 200
+
+
+async def test_server_processes_a_message_without_identity_once(
+    client: TestClient[Any, Any], fake_qiscus: FakeQiscus
+) -> None:
+    body = sdk_body("no id", room_id=43, message_id=0)
+    body["payload"]["message"]["unique_temp_id"] = None
+    answers = [await (await client.post("/webhook", json=body)).json() for _ in range(3)]
+    assert answers == [{"status": "accepted"}] + [{"status": "duplicate"}] * 2
+    other = sdk_body("no id", room_id=43, message_id=0)
+    other["payload"]["message"]["unique_temp_id"] = ""
+    other["payload"]["message"]["unix_timestamp"] += 1  # the same text a second later is new
+    resp = await client.post("/webhook", json=other)
+    assert await resp.json() == {"status": "accepted"}
+    await fake_qiscus.wait_for(lambda: len(fake_qiscus.posted_comments()) == 2)
+    assert [c["message"] for c in fake_qiscus.posted_comments()] == ["echo: no id"] * 2

@@ -4,22 +4,90 @@ One model parses every delivery shape seen in the field: the documented SDK body
 deliveries (numeric ids, ``unique_temp_id``, timestamps) and Omnichannel bodies (string ids, ids
 ``0``, ``options`` as a JSON string, ``type`` at the top level, inside ``payload`` or both,
 ``null`` payloads). Unknown fields are kept, never rejected.
+
+What is refused is what no platform sends and what would break a storage or a reply later: a
+string holding a lone UTF-16 surrogate (``"\\ud800"`` decodes to text that cannot be encoded as
+UTF-8), anywhere in the body, and a blank room id. The error names the field.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-Id = int | str
+
+def _encodable(value: Any) -> Any:
+    """Refuse a string that UTF-8 cannot encode (a lone surrogate); pass anything else on."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(
+                f"contains a lone UTF-16 surrogate ({value[e.start]!r} at {e.start}), which is "
+                "not text"
+            ) from None
+    return value
+
+
+def _find_unencodable(value: Any, path: str) -> str | None:
+    """The dotted path of the first string in ``value`` (keys included) UTF-8 cannot encode."""
+    if isinstance(value, str):
+        try:
+            _encodable(value)
+        except ValueError:
+            return path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found = _find_unencodable(key, path) or _find_unencodable(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _find_unencodable(item, f"{path}.{index}")
+            if found is not None:
+                return found
+    return None
+
+
+Str = Annotated[str, BeforeValidator(_encodable)]
+"""A string field: text UTF-8 can encode (storages and the Qiscus API need that)."""
+
+Id = Annotated[int | str, BeforeValidator(_encodable)]
 """Qiscus ids: integers from the Chat SDK, strings from Omnichannel."""
+
+
+def _room_id(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("room id must not be empty: every message belongs to a room")
+    return _encodable(value)
+
+
+RoomId = Annotated[int | str, BeforeValidator(_room_id)]
 
 
 class _Inbound(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _extras_are_text(self) -> Any:
+        # Unknown fields are kept as sent: they must be storable text too.
+        extra = self.__pydantic_extra__
+        if extra:
+            found = _find_unencodable(extra, "")
+            if found is not None:
+                raise ValueError(f"{found.lstrip('.') or 'a key'} contains a lone UTF-16 surrogate")
+        return self
 
 
 def _json_object(value: Any) -> Any:
@@ -36,6 +104,15 @@ def _json_object(value: Any) -> Any:
     return value
 
 
+def _text_object(value: Any) -> Any:
+    """:func:`_json_object`, refusing an object holding a string UTF-8 cannot encode."""
+    decoded = _json_object(value)
+    found = _find_unencodable(decoded, "")
+    if found is not None:
+        raise ValueError(f"{found.lstrip('.') or 'the value'} contains a lone UTF-16 surrogate")
+    return decoded
+
+
 def _is_blank_id(value: Id | None) -> bool:
     return value is None or value in (0, "0", "")
 
@@ -44,36 +121,36 @@ class User(_Inbound):
     """Who wrote the message (``payload.from``)."""
 
     id: Id | None = None
-    email: str = ""
-    name: str = ""
-    avatar_url: str | None = None
+    email: Str = ""
+    name: Str = ""
+    avatar_url: Str | None = None
 
 
 class Participant(_Inbound):
     """A room member as the webhook lists them (``username``, not ``name``)."""
 
     id: Id | None = None
-    email: str = ""
-    username: str = ""
-    avatar_url: str | None = None
+    email: Str = ""
+    username: Str = ""
+    avatar_url: Str | None = None
 
 
 class Room(_Inbound):
     """The room the message was posted in."""
 
-    id: Id
+    id: RoomId
     topic_id: Id | None = None
-    type: str = "group"
-    name: str = ""
+    type: Str = "group"
+    name: Str = ""
     options: dict[str, Any] = Field(default_factory=dict)
     participants: list[Participant] = Field(default_factory=list)
     is_public_channel: bool = False
-    room_avatar: str | None = None
+    room_avatar: Str | None = None
 
     @field_validator("options", mode="before")
     @classmethod
     def _parse_options(cls, value: Any) -> Any:
-        return _json_object(value) or {}
+        return _text_object(value) or {}
 
     @field_validator("participants", mode="before")
     @classmethod
@@ -86,22 +163,22 @@ class IncomingMessage(_Inbound):
 
     id: Id | None = None
     comment_before_id: Id | None = None
-    unique_temp_id: str | None = None
-    type: str = "text"
-    text: str = ""
+    unique_temp_id: Str | None = None
+    type: Str = "text"
+    text: Str = ""
     payload: dict[str, Any] | None = None
     # Kept as sent (RFC 3339 strings; ``unix_timestamp`` an int, or a string in older deliveries),
     # so parsing from bytes and from a dict give the same model; ``sent_at`` reads them.
-    created_at: str | None = None
-    timestamp: str | None = None
-    unix_timestamp: int | str | None = None
+    created_at: Str | None = None
+    timestamp: Str | None = None
+    unix_timestamp: Annotated[int | str | None, BeforeValidator(_encodable)] = None
     disable_link_preview: bool | None = None
     extras: dict[str, Any] | None = None
 
     @field_validator("payload", "extras", mode="before")
     @classmethod
     def _decode_object(cls, value: Any) -> Any:
-        return _json_object(value)
+        return _text_object(value)
 
     @field_validator("text", mode="before")
     @classmethod
@@ -158,15 +235,15 @@ class WebhookPayload(_Inbound):
     sender: User = Field(alias="from")
     room: Room
     message: IncomingMessage
-    type: str | None = None
+    type: Str | None = None
 
 
 class Channel(_Inbound):
     """Omnichannel's channel: where the customer wrote (``source``: wa, line, qiscus, ...)."""
 
     id: Id | None = None
-    name: str = ""
-    source: str = ""
+    name: Str = ""
+    source: Str = ""
 
 
 class Update(_Inbound):
@@ -176,9 +253,9 @@ class Update(_Inbound):
     the top level or from ``payload``.
     """
 
-    type: str | None = None
+    type: Str | None = None
     payload: WebhookPayload
-    app_code: str | None = None
+    app_code: Str | None = None
     channel: Channel | None = None
 
     @property
@@ -199,9 +276,35 @@ class Update(_Inbound):
         return self.payload.message
 
     @property
+    def identity(self) -> str | None:
+        """What makes a redelivery recognisable: :attr:`IncomingMessage.identity`, else a hash.
+
+        A message with ``id: 0`` and no ``unique_temp_id`` is identified by a hash of its sender,
+        type, text, payload and timestamps (``hash:<hex>``): the same words from the same person
+        a second later are a new message, a redelivery is not. With no timestamp either, there
+        is nothing to tell a redelivery from a repeat, so ``None``.
+        """
+        identity = self.message.identity
+        if identity is not None:
+            return identity
+        message = self.message
+        stamps = (message.unix_timestamp, message.created_at, message.timestamp)
+        if not any(stamps):
+            return None
+        sender = self.sender.email or str(self.sender.id or "")
+        content = json.dumps(
+            [sender, message.type, message.text, message.payload, *stamps],
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            default=str,
+        )
+        return "hash:" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:32]
+
+    @property
     def dedupe_key(self) -> str | None:
         """``room:identity``, or ``None`` when the message carries no identity at all."""
-        identity = self.message.identity
+        identity = self.identity
         return f"{self.room.id}:{identity}" if identity else None
 
 
