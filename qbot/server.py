@@ -7,12 +7,14 @@ update is in the storage's inbox (it is processed in the background). ``GET /hea
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import structlog
 from aiohttp import web
@@ -20,6 +22,7 @@ from pydantic import ValidationError
 
 from qbot.config import DEFAULT_SERVED_STORAGE
 from qbot.errors import StorageError
+from qbot.log import mask_url, redact
 from qbot.models.webhook import Update
 from qbot.runtime import Runtime
 from qbot.storage import open_storage
@@ -47,6 +50,19 @@ def verify_signature(body: bytes, signature: str | None, token: str) -> bool:
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
+
+
+def _secrets_of(settings: Settings) -> list[str | None]:
+    """Every secret value in ``settings``: no log line may show one."""
+    values = [settings.qiscus.secret_key.get_secret_value()]
+    for optional in (settings.webhook.signature_token, settings.postback.secret):
+        values.append(optional.get_secret_value() if optional is not None else None)
+    url = settings.storage.url
+    if url:
+        with contextlib.suppress(ValueError):
+            values.append(unquote(urlsplit(url).password or "") or None)
+            values.append(urlsplit(url).password)
+    return values
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes | None:
@@ -117,6 +133,7 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
     max_body = settings.server.max_body_bytes
     token = settings.webhook.signature_token
     secret = token.get_secret_value() if token is not None else None
+    redact(_secrets_of(settings))
     runtime = Runtime(
         bot,
         dedupe_ttl=settings.webhook.dedupe_ttl,
@@ -181,7 +198,7 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
             "server.started",
             webhook_path=settings.server.webhook_path,
             bot=bot.name,
-            storage=bot.storage_url,
+            storage=mask_url(bot.storage_url),
         )
         yield
         left = await runtime.drain(settings.server.shutdown_timeout)
