@@ -54,7 +54,7 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
 
 def _secrets_of(settings: Settings) -> list[str | None]:
     """Every secret value in ``settings``: no log line may show one."""
-    values = [settings.qiscus.secret_key.get_secret_value()]
+    values: list[str | None] = [settings.qiscus.secret_key.get_secret_value()]
     for optional in (settings.webhook.signature_token, settings.postback.secret):
         values.append(optional.get_secret_value() if optional is not None else None)
     url = settings.storage.url
