@@ -8,11 +8,20 @@ settings.qiscus.secret_key.get_secret_value()
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -96,9 +105,18 @@ class WebhookSettings(_Section):
 
 
 class PostbackSettings(_Section):
-    """Postback signing: with a secret, forged or unsigned postbacks are rejected."""
+    """Postback signing: with a secret, forged or unsigned postbacks are rejected, and so are
+    taps from another room or user and buttons older than ``max_age`` seconds."""
 
     secret: SecretStr | None = None
+    max_age: float = Field(default=30 * 24 * 3600.0, gt=0)
+    legacy_until: datetime | None = datetime(2027, 1, 1, tzinfo=UTC)
+    """Until when buttons signed before conversation binding are accepted (``null``: never)."""
+
+    @field_validator("legacy_until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 DEFAULT_ROOM_LINGER = 5.0

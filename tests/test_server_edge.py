@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from edge import echo_bot, edge_settings, raw_post, read_response, served_bot
-from webhooks import sdk_body
+from structlog.testing import capture_logs
+from webhooks import postback_body, sdk_body
 
+from qbot import Bot, Buttons, Context
 from qbot.server import create_app
 from tests.fake_qiscus import FakeQiscus
 
@@ -183,3 +185,46 @@ async def test_server_processes_a_message_without_identity_once(
     assert await resp.json() == {"status": "accepted"}
     await fake_qiscus.wait_for(lambda: len(fake_qiscus.posted_comments()) == 2)
     assert [c["message"] for c in fake_qiscus.posted_comments()] == ["echo: no id"] * 2
+
+
+# --- row 8: a postback button works only in its own conversation --------------------------------
+
+
+def refund_bot() -> Bot:
+    bot = Bot("refunds")
+
+    @bot.message(text="menu")
+    async def menu(ctx: Context) -> None:
+        await ctx.reply(Buttons("Refund?").postback("Yes", action="refund", data={"amount": 5}))
+
+    @bot.postback(action="refund")
+    async def refund(ctx: Context) -> None:
+        await ctx.reply(f"refunded {ctx.postback.data['amount'] if ctx.postback else '?'}")
+
+    return bot
+
+
+async def test_server_refuses_a_button_tapped_in_another_room_or_by_another_user(
+    aiohttp_client: ClientFactory, fake_qiscus: FakeQiscus
+) -> None:
+    settings = edge_settings(fake_qiscus, postback={"secret": "pb-secret"})
+    client = await aiohttp_client(create_app(refund_bot(), settings))
+    await client.post("/webhook", json=sdk_body("menu", room_id=61, sender="ani@x.id"))
+    await fake_qiscus.wait_for(lambda: len(fake_qiscus.posted_comments()) == 1)
+    button = fake_qiscus.posted_comments()[0]["payload"]["buttons"][0]
+    with capture_logs() as logs:
+        for room, sender in ((62, "ani@x.id"), (61, "eve@x.id")):
+            resp = await client.post(
+                "/webhook", json=postback_body(button, room_id=room, sender=sender)
+            )
+            assert await resp.json() == {"status": "accepted"}
+        resp = await client.post(
+            "/webhook", json=postback_body(button, room_id=61, sender="ani@x.id")
+        )
+        await fake_qiscus.wait_for(lambda: len(fake_qiscus.posted_comments()) == 2)
+    assert [c["message"] for c in fake_qiscus.posted_comments()[1:]] == ["refunded 5"]
+    assert str(fake_qiscus.posted_comments()[1]["room_id"]) == "61"
+    rejected = [e["reason"] for e in logs if e["event"] == "postback.rejected"]
+    assert len(rejected) == 2
+    assert "tapped in room '62'" in rejected[0]
+    assert "meant for another user" in rejected[1]
