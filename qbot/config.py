@@ -89,6 +89,12 @@ class ServerSettings(_Section):
     webhook_path: str = "/webhook"
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     shutdown_timeout: float = Field(default=30.0, ge=0)
+    header_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a connection has to send its request headers (slow clients are closed)."""
+    keepalive_timeout: float = Field(default=75.0, ge=0)
+    """Seconds an idle kept-alive connection stays open (0: close after each response)."""
+    max_connections: int | None = Field(default=None, ge=1)
+    """Open connections at most; ``None``: three quarters of the open-file limit."""
 
     @model_validator(mode="after")
     def _path_is_absolute(self) -> ServerSettings:

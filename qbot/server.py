@@ -7,6 +7,7 @@ update is in the storage's inbox (it is processed in the background). ``GET /hea
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -20,6 +21,7 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
+from qbot._connections import HygieneRunner, connection_cap, quiet_accept_errors
 from qbot.config import DEFAULT_SERVED_STORAGE
 from qbot.errors import StorageError
 from qbot.log import mask_url, redact
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from qbot.bot import Bot
     from qbot.config import Settings
 
-__all__ = ["RUNTIME_KEY", "create_app", "verify_signature"]
+__all__ = ["RUNTIME_KEY", "create_app", "run_server", "start_server", "verify_signature"]
 
 log = structlog.get_logger("qbot.server")
 
@@ -212,3 +214,73 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+_LINGER = 1.0
+"""Seconds the rest of a refused body (413) is read and dropped before the connection closes, so
+the client sees the answer rather than a reset."""
+
+
+async def start_server(
+    app: web.Application, settings: Settings, *, host: str | None = None, port: int | None = None
+) -> HygieneRunner:
+    """Start serving ``app`` with the connection hygiene of ``server.*`` settings.
+
+    Args:
+        app: from :func:`create_app`.
+        settings: ``server.header_timeout``, ``keepalive_timeout``, ``max_connections``.
+        host, port: override ``server.host`` / ``server.port`` (port 0: any free port).
+
+    Returns:
+        The runner: ``runner.addresses`` says where it listens; ``await runner.cleanup()``
+        stops it (then the app drains, see :func:`create_app`).
+
+    Raises:
+        OSError: the address cannot be listened on.
+    """
+    server = settings.server
+    runner = HygieneRunner(
+        app,
+        max_connections=connection_cap(server.max_connections),
+        header_timeout=server.header_timeout,
+        keepalive_timeout=server.keepalive_timeout,
+        access_log=None,
+        lingering_time=_LINGER,
+        shutdown_timeout=server.shutdown_timeout,
+    )
+    await runner.setup()
+    site = web.TCPSite(
+        runner, server.host if host is None else host, server.port if port is None else port
+    )
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    return runner
+
+
+def run_server(app: web.Application, settings: Settings) -> None:
+    """Serve ``app`` on ``server.host:server.port`` until SIGINT or SIGTERM (``qbot run``).
+
+    Raises:
+        OSError: the address cannot be listened on.
+    """
+    import signal
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        undo = quiet_accept_errors(loop)
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            runner = await start_server(app, settings)
+            try:
+                await stop.wait()
+            finally:
+                await runner.cleanup()
+        finally:
+            undo()
+
+    asyncio.run(main())

@@ -9,11 +9,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from aiohttp import web
-
 from qbot import Bot, Context
 from qbot.config import Settings, load_settings
-from qbot.server import create_app
+from qbot.server import create_app, start_server
 from tests.fake_qiscus import FakeQiscus
 
 
@@ -47,25 +45,18 @@ def echo_bot() -> Bot:
 
 
 @asynccontextmanager
-async def running(app: web.Application) -> AsyncIterator[int]:
-    """Serve ``app`` on 127.0.0.1 port 0; yield the port."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+async def served_bot(
+    fake: FakeQiscus, bot: Bot | None = None, **sections: Any
+) -> AsyncIterator[int]:
+    """Serve ``bot`` (default :func:`echo_bot`) as ``qbot run`` does, on 127.0.0.1 port 0."""
+    settings = edge_settings(fake, **sections)
+    runner = await start_server(
+        create_app(bot or echo_bot(), settings), settings, host="127.0.0.1", port=0
+    )
     try:
         yield int(runner.addresses[0][1])
     finally:
         await runner.cleanup()
-
-
-@asynccontextmanager
-async def served_bot(
-    fake: FakeQiscus, bot: Bot | None = None, **sections: Any
-) -> AsyncIterator[int]:
-    app = create_app(bot or echo_bot(), edge_settings(fake, **sections))
-    async with running(app) as port:
-        yield port
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
