@@ -97,10 +97,8 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Overrides server.port.")
 def run(target: str, config_path: str | None, host: str | None, port: int | None) -> None:
     """Serve the bot TARGET (MODULE:ATTR, e.g. bots.demo:bot) as a Qiscus webhook."""
-    from aiohttp import web
-
     from qbot.log import configure_logging
-    from qbot.server import create_app
+    from qbot.server import create_app, run_server
 
     server: dict[str, Any] = {}
     if host is not None:
@@ -121,14 +119,7 @@ def run(target: str, config_path: str | None, host: str | None, port: int | None
     gc.collect()
     gc.freeze()
     try:
-        web.run_app(
-            app,
-            host=settings.server.host,
-            port=settings.server.port,
-            print=lambda _: None,
-            access_log=None,
-            shutdown_timeout=settings.server.shutdown_timeout,
-        )
+        run_server(app, settings)
     except OSError as e:
         fail(f"cannot listen on {settings.server.host}:{settings.server.port}: {e.strerror}", 1)
 

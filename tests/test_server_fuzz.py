@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from webhooks import sdk_body
 
-from qbot.server import create_app
+from qbot.server import create_app, start_server
 from tests.fake_qiscus import FakeQiscus
 
 _rooms = itertools.count(700_000)
@@ -55,14 +55,10 @@ def served() -> Iterator[Served]:
     loop_box: list[asyncio.AbstractEventLoop] = []
 
     async def main() -> None:
-        from aiohttp import web
-
         async with FakeQiscus() as fake:
-            app = create_app(echo_bot(), edge_settings(fake))
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
+            settings = edge_settings(fake)
+            app = create_app(echo_bot(), settings)
+            runner = await start_server(app, settings, host="127.0.0.1", port=0)
             stop.append(asyncio.Event())
             loop_box.append(asyncio.get_running_loop())
             ready.append(Served(int(runner.addresses[0][1]), fake))
@@ -123,7 +119,7 @@ _FIELDS = [
 ]
 
 _FUZZ = settings(
-    max_examples=700,
+    max_examples=800,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
