@@ -119,7 +119,7 @@ _FIELDS = [
 ]
 
 _FUZZ = settings(
-    max_examples=800,
+    max_examples=600,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
