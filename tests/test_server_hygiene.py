@@ -10,9 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 from edge import raw_post, read_response, served_bot
+from structlog.testing import capture_logs
 from webhooks import sdk_body
 
-from qbot._connections import connection_cap
+from qbot._connections import connection_cap, quiet_accept_errors
 from tests.fake_qiscus import FakeQiscus
 
 SLOW = 1000
@@ -115,3 +116,27 @@ def test_connection_cap_defaults_under_the_open_file_limit() -> None:
     assert connection_cap(50) == 50
     if soft != resource.RLIM_INFINITY:
         assert 16 <= connection_cap(None) < soft
+
+
+async def test_accept_errors_are_logged_once_per_burst() -> None:
+    loop = asyncio.get_running_loop()
+    seen: list[str] = []
+    loop.set_exception_handler(lambda _loop, context: seen.append(context["message"]))
+    undo = quiet_accept_errors(loop)
+    try:
+        with capture_logs() as logs:
+            for _ in range(500):
+                loop.call_exception_handler(
+                    {
+                        "message": "socket.accept() out of system resource",
+                        "exception": OSError(24, "Too many open files"),
+                    }
+                )
+            loop.call_exception_handler({"message": "something else"})
+    finally:
+        undo()
+    failed = [e for e in logs if e["event"] == "server.accept_failed"]
+    assert len(failed) == 1
+    assert "Too many open files" in failed[0]["error"]
+    assert seen == ["something else"]  # other errors still reach the previous handler
+    loop.set_exception_handler(None)
