@@ -22,6 +22,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -60,17 +61,14 @@ def _find_unencodable(value: Any, path: str) -> str | None:
     return None
 
 
-Str = Annotated[str, BeforeValidator(_encodable)]
-"""A string field: text UTF-8 can encode (storages and the Qiscus API need that)."""
-
-Id = Annotated[int | str, BeforeValidator(_encodable)]
+Id = int | str
 """Qiscus ids: integers from the Chat SDK, strings from Omnichannel."""
 
 
 def _room_id(value: Any) -> Any:
     if isinstance(value, str) and not value.strip():
         raise ValueError("room id must not be empty: every message belongs to a room")
-    return _encodable(value)
+    return value
 
 
 RoomId = Annotated[int | str, BeforeValidator(_room_id)]
@@ -78,16 +76,6 @@ RoomId = Annotated[int | str, BeforeValidator(_room_id)]
 
 class _Inbound(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
-
-    @model_validator(mode="after")
-    def _extras_are_text(self) -> Any:
-        # Unknown fields are kept as sent: they must be storable text too.
-        extra = self.__pydantic_extra__
-        if extra:
-            found = _find_unencodable(extra, "")
-            if found is not None:
-                raise ValueError(f"{found.lstrip('.') or 'a key'} contains a lone UTF-16 surrogate")
-        return self
 
 
 def _json_object(value: Any) -> Any:
@@ -104,9 +92,11 @@ def _json_object(value: Any) -> Any:
     return value
 
 
-def _text_object(value: Any) -> Any:
+def _text_object(value: Any, info: ValidationInfo) -> Any:
     """:func:`_json_object`, refusing an object holding a string UTF-8 cannot encode."""
     decoded = _json_object(value)
+    if info.mode == "json" and not isinstance(value, str):
+        return decoded  # read from JSON bytes: already checked by the reader
     found = _find_unencodable(decoded, "")
     if found is not None:
         raise ValueError(f"{found.lstrip('.') or 'the value'} contains a lone UTF-16 surrogate")
@@ -121,18 +111,18 @@ class User(_Inbound):
     """Who wrote the message (``payload.from``)."""
 
     id: Id | None = None
-    email: Str = ""
-    name: Str = ""
-    avatar_url: Str | None = None
+    email: str = ""
+    name: str = ""
+    avatar_url: str | None = None
 
 
 class Participant(_Inbound):
     """A room member as the webhook lists them (``username``, not ``name``)."""
 
     id: Id | None = None
-    email: Str = ""
-    username: Str = ""
-    avatar_url: Str | None = None
+    email: str = ""
+    username: str = ""
+    avatar_url: str | None = None
 
 
 class Room(_Inbound):
@@ -140,17 +130,17 @@ class Room(_Inbound):
 
     id: RoomId
     topic_id: Id | None = None
-    type: Str = "group"
-    name: Str = ""
+    type: str = "group"
+    name: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
     participants: list[Participant] = Field(default_factory=list)
     is_public_channel: bool = False
-    room_avatar: Str | None = None
+    room_avatar: str | None = None
 
     @field_validator("options", mode="before")
     @classmethod
-    def _parse_options(cls, value: Any) -> Any:
-        return _text_object(value) or {}
+    def _parse_options(cls, value: Any, info: ValidationInfo) -> Any:
+        return _text_object(value, info) or {}
 
     @field_validator("participants", mode="before")
     @classmethod
@@ -163,22 +153,22 @@ class IncomingMessage(_Inbound):
 
     id: Id | None = None
     comment_before_id: Id | None = None
-    unique_temp_id: Str | None = None
-    type: Str = "text"
-    text: Str = ""
+    unique_temp_id: str | None = None
+    type: str = "text"
+    text: str = ""
     payload: dict[str, Any] | None = None
     # Kept as sent (RFC 3339 strings; ``unix_timestamp`` an int, or a string in older deliveries),
     # so parsing from bytes and from a dict give the same model; ``sent_at`` reads them.
-    created_at: Str | None = None
-    timestamp: Str | None = None
-    unix_timestamp: Annotated[int | str | None, BeforeValidator(_encodable)] = None
+    created_at: str | None = None
+    timestamp: str | None = None
+    unix_timestamp: int | str | None = None
     disable_link_preview: bool | None = None
     extras: dict[str, Any] | None = None
 
     @field_validator("payload", "extras", mode="before")
     @classmethod
-    def _decode_object(cls, value: Any) -> Any:
-        return _text_object(value)
+    def _decode_object(cls, value: Any, info: ValidationInfo) -> Any:
+        return _text_object(value, info)
 
     @field_validator("text", mode="before")
     @classmethod
@@ -235,15 +225,15 @@ class WebhookPayload(_Inbound):
     sender: User = Field(alias="from")
     room: Room
     message: IncomingMessage
-    type: Str | None = None
+    type: str | None = None
 
 
 class Channel(_Inbound):
     """Omnichannel's channel: where the customer wrote (``source``: wa, line, qiscus, ...)."""
 
     id: Id | None = None
-    name: Str = ""
-    source: Str = ""
+    name: str = ""
+    source: str = ""
 
 
 class Update(_Inbound):
@@ -253,10 +243,24 @@ class Update(_Inbound):
     the top level or from ``payload``.
     """
 
-    type: Str | None = None
+    type: str | None = None
     payload: WebhookPayload
-    app_code: Str | None = None
+    app_code: str | None = None
     channel: Channel | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_only(cls, data: Any, info: ValidationInfo) -> Any:
+        # JSON bytes: pydantic's reader already refuses lone surrogates. Python input (a dict
+        # from json.loads, Bot.feed_update) is checked here, once, naming the first bad field.
+        if info.mode != "json":
+            found = _find_unencodable(data, "")
+            if found is not None:
+                raise ValueError(
+                    f"{found.lstrip('.') or 'a key'} contains a lone UTF-16 surrogate, which "
+                    "is not text"
+                )
+        return data
 
     @property
     def event_type(self) -> str:
