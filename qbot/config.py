@@ -90,7 +90,8 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     shutdown_timeout: float = Field(default=30.0, ge=0)
     header_timeout: float = Field(default=10.0, gt=0)
-    """Seconds a connection has to send its request headers (slow clients are closed)."""
+    """Seconds a connection has to send its request headers, and again its body (slow clients
+    are closed; a slow body is answered 408)."""
     keepalive_timeout: float = Field(default=75.0, ge=0)
     """Seconds an idle kept-alive connection stays open (0: close after each response)."""
     max_connections: int | None = Field(default=None, ge=1)

@@ -1,6 +1,7 @@
 """The webhook server: a thin aiohttp adapter that parses, checks and hands over to the runtime.
 
-``POST {server.webhook_path}``: 413 over the size limit, 401 on a bad signature, 400 when the body
+``POST {server.webhook_path}``: 413 over the size limit, 408 when the body is slower than
+``server.header_timeout``, 401 on a bad signature, 400 when the body
 is not a webhook, 503 when the update cannot be stored (Qiscus delivers again), else 200 once the
 update is in the storage's inbox (it is processed in the background). ``GET /healthz``.
 """
@@ -133,6 +134,7 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
     work in hand (up to ``server.shutdown_timeout`` seconds) and closes the client and storage.
     """
     max_body = settings.server.max_body_bytes
+    body_timeout = settings.server.header_timeout
     token = settings.webhook.signature_token
     secret = token.get_secret_value() if token is not None else None
     redact(_secrets_of(settings))
@@ -144,7 +146,15 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
     )
 
     async def webhook(request: web.Request) -> web.Response:
-        body = await _read_body(request, max_body)
+        try:
+            async with asyncio.timeout(body_timeout):
+                body = await _read_body(request, max_body)
+        except TimeoutError:
+            # A slow body holds a connection that the cap cannot shed (it is mid-request).
+            log.warning("webhook.rejected", reason="body_timeout")
+            response = _error(408, f"the body did not arrive within {body_timeout:g} s")
+            response.force_close()
+            return response
         if body is None:
             log.warning("webhook.rejected", reason="too_large", size=request.content_length)
             return _too_large(max_body)

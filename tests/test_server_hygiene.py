@@ -140,3 +140,14 @@ async def test_accept_errors_are_logged_once_per_burst() -> None:
     assert "Too many open files" in failed[0]["error"]
     assert seen == ["something else"]  # other errors still reach the previous handler
     loop.set_exception_handler(None)
+
+
+async def test_server_answers_408_to_a_body_that_trickles_in(fake_qiscus: FakeQiscus) -> None:
+    async with served_bot(fake_qiscus, server={"header_timeout": 0.3}) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        status, _, body = await asyncio.wait_for(read_response(reader), timeout=30)
+        writer.close()
+        assert status == 408
+        assert "did not arrive" in json.loads(body)["error"]
+        assert (await raw_post(port, json.dumps(sdk_body("ok", room_id=91)).encode()))[0] == 200
