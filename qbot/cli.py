@@ -59,10 +59,8 @@ def _warn_placeholders(settings: Settings) -> None:
 @click.option("--port", type=int, default=None, help="Overrides server.port.")
 def run(target: str, config_path: str | None, host: str | None, port: int | None) -> None:
     """Serve the bot TARGET (MODULE:ATTR, e.g. bots.demo:bot) as a Qiscus webhook."""
-    from aiohttp import web
-
     from qbot.log import configure_logging
-    from qbot.server import create_app
+    from qbot.server import create_app, run_server
 
     server: dict[str, Any] = {}
     if host is not None:
@@ -91,14 +89,7 @@ def run(target: str, config_path: str | None, host: str | None, port: int | None
     gc.collect()
     gc.freeze()
     try:
-        web.run_app(
-            app,
-            host=settings.server.host,
-            port=settings.server.port,
-            print=listening,
-            access_log=None,
-            shutdown_timeout=settings.server.shutdown_timeout,
-        )
+        run_server(app, settings, ready=listening)
     except QbotError as e:  # raised while starting: the storage cannot be opened, ...
         fail(f"cannot start: {e}", 1)
     except OSError as e:

@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import difflib
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -96,6 +105,13 @@ class ServerSettings(_Section):
     webhook_path: str = "/webhook"
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     shutdown_timeout: float = Field(default=30.0, ge=0)
+    header_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a connection has to send its request headers, and again its body (slow clients
+    are closed; a slow body is answered 408)."""
+    keepalive_timeout: float = Field(default=75.0, ge=0)
+    """Seconds an idle kept-alive connection stays open (0: close after each response)."""
+    max_connections: int | None = Field(default=None, ge=1)
+    """Open connections at most; ``None``: three quarters of the open-file limit."""
 
     @model_validator(mode="after")
     def _path_is_absolute(self) -> ServerSettings:
@@ -112,9 +128,18 @@ class WebhookSettings(_Section):
 
 
 class PostbackSettings(_Section):
-    """Postback signing: with a secret, forged or unsigned postbacks are rejected."""
+    """Postback signing: with a secret, forged or unsigned postbacks are rejected, and so are
+    taps from another room or user and buttons older than ``max_age`` seconds."""
 
     secret: SecretStr | None = None
+    max_age: float = Field(default=30 * 24 * 3600.0, gt=0)
+    legacy_until: datetime | None = datetime(2027, 1, 1, tzinfo=UTC)
+    """Until when buttons signed before conversation binding are accepted (``null``: never)."""
+
+    @field_validator("legacy_until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 DEFAULT_ROOM_LINGER = 5.0

@@ -121,7 +121,11 @@ class Dispatcher:
         if self.templates is None and Path(settings.templates.directory).is_dir():
             self.templates = Templates(settings.templates.directory)
         if settings.postback.secret is not None:
-            self.signer = PostbackSigner(settings.postback.secret.get_secret_value())
+            self.signer = PostbackSigner(
+                settings.postback.secret.get_secret_value(),
+                max_age=settings.postback.max_age,
+                legacy_until=settings.postback.legacy_until,
+            )
         if client is not None:
             self._client, self._owns_client = client, False
         elif self._client is None or self._owns_client:
@@ -288,12 +292,17 @@ class Dispatcher:
         postback = None
         if kind == POSTBACK:
             try:
-                postback = unpack_postback(update.message.payload, self.signer)
+                postback = unpack_postback(
+                    update.message.payload, self.signer, room_id=room_id, user=update.sender.email
+                )
             except PostbackError as e:
                 log.warning("postback.rejected", reason=str(e), sender=update.sender.email)
                 return Outcome(ignored="rejected_postback"), None
         known = dict(zip(ids, replies, strict=True))
-        sender = Sender(self.outbox.delivery(known), origin, self.signer)
+        # Buttons are bound to this room, and to the user in a one-to-one room.
+        meant_for = update.sender.email if update.room.type == "single" else None
+        signer = self.signer.bind(room_id, meant_for) if self.signer is not None else None
+        sender = Sender(self.outbox.delivery(known), origin, signer)
         ctx = Context(self, update, sender, postback=postback)
         loaded = dict(zip(keys, states, strict=True))
         for state in (ctx.state, ctx.room_state):

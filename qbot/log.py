@@ -2,17 +2,74 @@
 
 Every update binds ``room_id`` and ``message_id`` through contextvars (see ``runtime``), so every
 line a handler logs while answering carries them.
+
+Secrets never reach a line: URLs are masked where they are logged (:func:`mask_url`), and as a
+second line of defence every rendered line (tracebacks included) has the password of any URL in
+it and every value registered with :func:`redact` replaced by ``***``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from typing import Literal
+from collections.abc import Iterable
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
 from qbot._json import dumps_text
+
+__all__ = ["LEVELS", "configure_logging", "mask_url", "redact"]
+
+MASK = "***"
+# scheme://user:password@host: the password is what is masked.
+_URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s/@:'\"]*:)[^\s/@'\"]+@")
+_SHORTEST_SECRET = 4
+"""Values shorter than this are not masked in lines (masking "ab" would garble every line)."""
+_secrets: set[str] = set()
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (``redis://:pw@host``, ``redis://u:pw@host``) as ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _URL_PASSWORD.sub(rf"\1{MASK}@", url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
+
+
+def redact(values: Iterable[str | None]) -> None:
+    """Register secret values (keys, tokens, passwords) that no log line may ever show."""
+    for value in values:
+        if value and len(value) >= _SHORTEST_SECRET:
+            _secrets.add(value)
+
+
+def _scrub(text: str) -> str:
+    if "://" in text:
+        text = _URL_PASSWORD.sub(rf"\1{MASK}@", text)
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class _Redacting:
+    """Wraps the renderer: the finished line, traceback included, is scrubbed of secrets."""
+
+    def __init__(self, renderer: structlog.typing.Processor) -> None:
+        self._renderer = renderer
+
+    def __call__(self, logger: Any, name: str, event: structlog.typing.EventDict) -> Any:
+        rendered = self._renderer(logger, name, event)
+        return _scrub(rendered) if isinstance(rendered, str) else rendered
+
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 LEVELS["error"] = logging.ERROR
@@ -35,7 +92,11 @@ def configure_logging(
         fmt = "console" if terminal else "json"
     renderer: structlog.typing.Processor = (
         # Colours only for a terminal: piped console lines (`qbot dev | tee`) stay plain text.
-        structlog.dev.ConsoleRenderer(colors=terminal)
+        # Tracebacks without local variables: a frame's locals may hold a key or a token.
+        structlog.dev.ConsoleRenderer(
+            colors=terminal,
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
+        )
         if fmt == "console"
         else structlog.processors.JSONRenderer(serializer=dumps_text)
     )
@@ -46,7 +107,7 @@ def configure_logging(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info if fmt == "json" else structlog.dev.set_exc_info,
-            renderer,
+            _Redacting(renderer),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS.get(level, logging.INFO)),
         # One write and one flush per line (print() costs more for the same).

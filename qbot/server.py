@@ -1,25 +1,31 @@
 """The webhook server: a thin aiohttp adapter that parses, checks and hands over to the runtime.
 
-``POST {server.webhook_path}``: 413 over the size limit, 401 on a bad signature, 400 when the body
+``POST {server.webhook_path}``: 413 over the size limit, 408 when the body is slower than
+``server.header_timeout``, 401 on a bad signature, 400 when the body
 is not a webhook, 503 when the update cannot be stored (Qiscus delivers again), else 200 once the
 update is in the storage's inbox (it is processed in the background). ``GET /healthz``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
+from qbot._connections import HygieneRunner, connection_cap, quiet_accept_errors
 from qbot._json import loads
 from qbot.config import DEFAULT_SERVED_STORAGE
 from qbot.errors import StorageError
+from qbot.log import mask_url, redact
 from qbot.models.webhook import Update
 from qbot.runtime import Runtime
 from qbot.storage import open_storage
@@ -28,7 +34,7 @@ if TYPE_CHECKING:
     from qbot.bot import Bot
     from qbot.config import Settings
 
-__all__ = ["RUNTIME_KEY", "create_app", "verify_signature"]
+__all__ = ["RUNTIME_KEY", "create_app", "run_server", "start_server", "verify_signature"]
 
 log = structlog.get_logger("qbot.server")
 
@@ -38,7 +44,8 @@ SIGNATURE_HEADER = "QISCUS-SDK-SIGNATURE"
 
 def verify_signature(body: bytes, signature: str | None, token: str) -> bool:
     """Whether ``signature`` is the hex HMAC-SHA256 of ``body`` keyed with ``token``."""
-    if not signature:
+    if not signature or not signature.isascii():
+        # A hex digest is ASCII; compare_digest refuses non-ASCII str (it would answer 500).
         return False
     expected = hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, signature.strip().lower())
@@ -46,6 +53,49 @@ def verify_signature(body: bytes, signature: str | None, token: str) -> bool:
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
+
+
+def _secrets_of(settings: Settings) -> list[str | None]:
+    """Every secret value in ``settings``: no log line may show one."""
+    values: list[str | None] = [settings.qiscus.secret_key.get_secret_value()]
+    for optional in (settings.webhook.signature_token, settings.postback.secret):
+        values.append(optional.get_secret_value() if optional is not None else None)
+    url = settings.storage.url
+    if url:
+        with contextlib.suppress(ValueError):
+            values.append(unquote(urlsplit(url).password or "") or None)
+            values.append(urlsplit(url).password)
+    return values
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, however it was segmented or chunked; ``None`` once it exceeds ``limit``.
+
+    ``request.content.read(n)`` returns what is buffered so far, not the body: over the
+    Internet a body routinely arrives in several TCP segments, so read until the end.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> web.Response:
+    response = _error(413, f"body is larger than {limit} bytes")
+    # The rest of the body is never read into memory: the connection closes after the answer.
+    response.force_close()
+    return response
+
+
+def _too_deep() -> web.Response:
+    log.warning("webhook.rejected", reason="too_deep")
+    return _error(400, "body is nested too deeply to be a Qiscus webhook")
 
 
 def _describe(error: ValidationError) -> str:
@@ -63,10 +113,14 @@ def _refusal(body: bytes) -> web.Response | Update:
     except ValueError as e:
         log.warning("webhook.rejected", reason="not_json")
         return _error(400, f"body is not JSON: {e}")
+    except RecursionError:
+        return _too_deep()
     if not isinstance(data, dict):
         return _error(400, f"body must be a JSON object, got {type(data).__name__}")
     try:
         return Update.model_validate(data)
+    except RecursionError:
+        return _too_deep()
     except ValidationError as e:
         log.warning("webhook.rejected", reason="not_a_webhook", detail=_describe(e))
         return _error(400, f"not a Qiscus webhook: {_describe(e)}")
@@ -80,8 +134,10 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
     work in hand (up to ``server.shutdown_timeout`` seconds) and closes the client and storage.
     """
     max_body = settings.server.max_body_bytes
+    body_timeout = settings.server.header_timeout
     token = settings.webhook.signature_token
     secret = token.get_secret_value() if token is not None else None
+    redact(_secrets_of(settings))
     runtime = Runtime(
         bot,
         dedupe_ttl=settings.webhook.dedupe_ttl,
@@ -90,13 +146,18 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
     )
 
     async def webhook(request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > max_body:
+        try:
+            async with asyncio.timeout(body_timeout):
+                body = await _read_body(request, max_body)
+        except TimeoutError:
+            # A slow body holds a connection that the cap cannot shed (it is mid-request).
+            log.warning("webhook.rejected", reason="body_timeout")
+            response = _error(408, f"the body did not arrive within {body_timeout:g} s")
+            response.force_close()
+            return response
+        if body is None:
             log.warning("webhook.rejected", reason="too_large", size=request.content_length)
-            return _error(413, f"body is larger than {max_body} bytes")
-        body = await request.content.read(max_body + 1)
-        if len(body) > max_body:
-            log.warning("webhook.rejected", reason="too_large")
-            return _error(413, f"body is larger than {max_body} bytes")
+            return _too_large(max_body)
         if secret is not None and not verify_signature(
             body, request.headers.get(SIGNATURE_HEADER), secret
         ):
@@ -157,7 +218,7 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
             "server.started",
             webhook_path=settings.server.webhook_path,
             bot=bot.name,
-            storage=bot.storage_url,
+            storage=mask_url(bot.storage_url),
         )
         yield
         left = await runtime.drain(settings.server.shutdown_timeout)
@@ -171,3 +232,82 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+_LINGER = 1.0
+"""Seconds the rest of a refused body (413) is read and dropped before the connection closes, so
+the client sees the answer rather than a reset."""
+
+
+async def start_server(
+    app: web.Application, settings: Settings, *, host: str | None = None, port: int | None = None
+) -> HygieneRunner:
+    """Start serving ``app`` with the connection hygiene of ``server.*`` settings.
+
+    Args:
+        app: from :func:`create_app`.
+        settings: ``server.header_timeout``, ``keepalive_timeout``, ``max_connections``.
+        host, port: override ``server.host`` / ``server.port`` (port 0: any free port).
+
+    Returns:
+        The runner: ``runner.addresses`` says where it listens; ``await runner.cleanup()``
+        stops it (then the app drains, see :func:`create_app`).
+
+    Raises:
+        OSError: the address cannot be listened on.
+    """
+    server = settings.server
+    runner = HygieneRunner(
+        app,
+        max_connections=connection_cap(server.max_connections),
+        header_timeout=server.header_timeout,
+        keepalive_timeout=server.keepalive_timeout,
+        access_log=None,
+        lingering_time=_LINGER,
+        shutdown_timeout=server.shutdown_timeout,
+    )
+    await runner.setup()
+    site = web.TCPSite(
+        runner, server.host if host is None else host, server.port if port is None else port
+    )
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    return runner
+
+
+def run_server(
+    app: web.Application, settings: Settings, *, ready: Callable[[str], None] | None = None
+) -> None:
+    """Serve ``app`` on ``server.host:server.port`` until SIGINT or SIGTERM (``qbot run``).
+
+    Args:
+        app: from :func:`create_app`.
+        settings: the ``server.*`` settings.
+        ready: called once the socket is bound (``qbot run`` says where it listens).
+
+    Raises:
+        OSError: the address cannot be listened on.
+    """
+    import signal
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        undo = quiet_accept_errors(loop)
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            runner = await start_server(app, settings)
+            if ready is not None:
+                ready(", ".join(str(a) for a in runner.addresses))
+            try:
+                await stop.wait()
+            finally:
+                await runner.cleanup()
+        finally:
+            undo()
+
+    asyncio.run(main())

@@ -6,20 +6,28 @@ templates/
 └── order_status.yaml  type: buttons / text: ... / buttons: ... → any message (message_from_spec)
 ```
 ``Templates("templates").render("greet", name="Ani")`` returns a message ready for
-``ctx.reply()``. Templates are user-supplied files, so they run in jinja's sandbox; chat text is
-not HTML, so nothing is escaped; an undefined variable is an error, never an empty string.
+``ctx.reply()``. Templates are user-supplied files, so they run in a sandbox whose renders are
+bounded in time, loop steps and size (:mod:`qbot._sandbox`); chat text is not HTML, so nothing is
+HTML-escaped; an undefined variable is an error, never an empty string.
+
+In a YAML template every ``{{ value }}`` is a value, never YAML: the template is parsed with a
+placeholder in its place and the value put back into the parsed structure, so user text cannot
+add keys or change types. ``| tojson`` and ``| safe`` output is inserted as YAML text, as written.
 """
 
 from __future__ import annotations
 
+import contextvars
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import yaml
-from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
 
+from qbot._sandbox import BoundedSandbox, Budget, render_bounded
 from qbot.errors import MessageBuildError, TemplateError
 from qbot.messages import Message, Text, message_from_spec
 
@@ -28,6 +36,52 @@ __all__ = ["Templates"]
 TEXT_SUFFIXES = (".txt", ".txt.j2", ".j2")
 YAML_SUFFIXES = (".yaml", ".yml")
 _UNDEFINED = re.compile(r"^'([^']+)' is undefined$")
+
+
+class _Slots:
+    """The values of one YAML render, each standing in the YAML text as a placeholder."""
+
+    def __init__(self) -> None:
+        nonce = secrets.token_hex(6)
+        self.pattern = re.compile(rf"qbotv{nonce}x(\d+)q")
+        self.nonce = nonce
+        self.values: list[Any] = []
+
+    def hold(self, value: Any) -> str:
+        self.values.append(value)
+        return f"qbotv{self.nonce}x{len(self.values) - 1}q"
+
+    def restore(self, node: Any) -> Any:
+        """``node`` (parsed YAML) with every placeholder replaced by its value."""
+        if isinstance(node, str):
+            whole = self.pattern.fullmatch(node)
+            if whole is not None:
+                value = self.values[int(whole.group(1))]
+                return self._text(value) if isinstance(value, str) else value
+            return self._text(node) if self.pattern.search(node) else node
+        if isinstance(node, dict):
+            return {self.restore(k): self.restore(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.restore(item) for item in node]
+        return node
+
+    def _text(self, text: str) -> str:
+        # A macro's output is a value holding the placeholders of its own expressions.
+        def one(match: re.Match[str]) -> str:
+            value = self.values[int(match.group(1))]
+            return self._text(value) if isinstance(value, str) else str(value)
+
+        return self.pattern.sub(one, text)
+
+
+_slots: contextvars.ContextVar[_Slots | None] = contextvars.ContextVar("qbot_slots", default=None)
+
+
+def _finalize(value: Any) -> Any:
+    slots = _slots.get()
+    if slots is None or isinstance(value, Markup):
+        return value
+    return slots.hold(value)
 
 
 class Templates:
@@ -53,8 +107,9 @@ class Templates:
                 f"template directory {str(self.directory)!r} does not exist or is not a "
                 "directory: create it or point Templates at the right path"
             )
-        self.env = SandboxedEnvironment(
+        self.env = BoundedSandbox(
             loader=jinja2.FileSystemLoader(self.directory),
+            finalize=_finalize,
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=False,
@@ -81,9 +136,15 @@ class Templates:
                 variable or something the sandbox forbids, or renders to an invalid message.
         """
         filename = self._resolve(name, yaml_allowed=True)
-        rendered = self._render(filename, variables)
         if filename.endswith(YAML_SUFFIXES):
-            return self._build(filename, rendered)
+            slots = _Slots()
+            token = _slots.set(slots)
+            try:
+                rendered = self._render(filename, variables)
+            finally:
+                _slots.reset(token)
+            return self._build(filename, rendered, slots)
+        rendered = self._render(filename, variables)
         try:
             # A trailing newline left by a final {% endfor %} would show as an empty line.
             return Text(rendered.rstrip())
@@ -128,7 +189,15 @@ class Templates:
 
     def _render(self, filename: str, variables: dict[str, Any]) -> str:
         try:
-            return self.env.get_template(filename).render(**variables)
+            template = self.env.get_template(filename)
+            with Budget(filename):
+                return render_bounded(template.generate(**variables), filename)
+        except TemplateError:
+            raise
+        except (RecursionError, MemoryError) as e:
+            raise TemplateError(
+                f"template {filename!r} recursed too deeply or needed too much memory"
+            ) from e
         except jinja2.TemplateNotFound as e:
             self._resolved.clear()
             raise TemplateError(f"template {filename!r} disappeared from disk") from e
@@ -147,9 +216,9 @@ class Templates:
         except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError) as e:
             raise TemplateError(f"template {filename!r} failed to render: {e}") from e
 
-    def _build(self, filename: str, rendered: str) -> Message:
+    def _build(self, filename: str, rendered: str, slots: _Slots) -> Message:
         try:
-            spec = yaml.safe_load(rendered)
+            spec = slots.restore(yaml.safe_load(rendered))
         except yaml.YAMLError as e:
             raise TemplateError(
                 f"template {filename!r} did not render to valid YAML: {e}; quote values that "

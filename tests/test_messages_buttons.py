@@ -72,7 +72,8 @@ def test_buttons_signed_with_the_signer_given_at_send_time() -> None:
     comment = _one(message.to_outgoing(signer=signer))
     assert comment.payload is not None
     button_payload = comment.payload["buttons"][0]["payload"]
-    assert button_payload["payload"]["s"] == signer.sign("go", [1, 2])
+    packed = button_payload["payload"]
+    assert packed["s"] == signer.sign("go", [1, 2], None, None, packed["t"])
     unpacked = unpack_postback(button_payload, signer)
     assert unpacked is not None
     assert unpacked.data == [1, 2]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -206,3 +207,39 @@ def test_example_bodies_live_inside_the_repository() -> None:
         "omnichannel-documented-2025.json",
         "sdk-documented.json",
     ]
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        (("payload", "room", "options"), '{"color": "\\ud800"}'),
+        (("payload", "message", "extras"), {"k": ["ok", "\udc00"]}),
+        (("payload", "message", "unknown_field"), "\ud800"),
+        (("payload", "from", "name"), "a\udfffb"),
+    ],
+)
+def test_update_refuses_lone_surrogates_from_bytes_and_dicts(
+    where: tuple[str, ...], value: Any
+) -> None:
+    body = sdk_body("hi")
+    node = body
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    with pytest.raises(ValidationError, match="surrogate"):
+        Update.model_validate(body)
+    with pytest.raises(ValidationError):  # as bytes: the JSON reader or the model refuses
+        Update.model_validate_json(json.dumps(body))
+
+
+def test_update_identity_hashes_content_when_there_is_no_id() -> None:
+    body = sdk_body("same words", message_id=0)
+    body["payload"]["message"]["unique_temp_id"] = None
+    first = Update.model_validate(body)
+    assert first.identity is not None and first.identity.startswith("hash:")
+    assert Update.model_validate(body).dedupe_key == first.dedupe_key
+    body["payload"]["message"]["unix_timestamp"] += 1
+    assert Update.model_validate(body).dedupe_key != first.dedupe_key
+    for stamp in ("unix_timestamp", "created_at", "timestamp"):
+        body["payload"]["message"][stamp] = None
+    assert Update.model_validate(body).identity is None

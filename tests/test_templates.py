@@ -197,3 +197,110 @@ def test_edited_template_is_picked_up(tdir: Path) -> None:
     # Make sure the new mtime differs even on coarse-grained filesystems.
     os.utime(path, (stat.st_atime, stat.st_mtime + 10))
     assert _text(templates.render("greet", name="A")) == "Hi A"
+
+
+# --- renders are bounded: time, loop steps, sizes -----------------------------------------------
+
+
+def _templates(tmp_path: Path, **files: str) -> Templates:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    return Templates(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("source", "pattern"),
+    [
+        ("{{ 7 ** 3000000 }}", r"too large to compute"),
+        ("{{ 3 ** 100000 }}", r"too large to compute"),
+        ("{{ '{:>{w}}'.format(1, w=1000000000) }}", r"formatted string"),
+        ("{{ 'a' * 200000000 }}", r"longer than 262144"),
+        ("{{ 200000000 * 'a' }}", r"longer than 262144"),
+        ("{{ [1] * 200000000 }}", r"longer than 262144"),
+        (
+            "{% for i in range(100000) %}{% for j in range(300) %}{% endfor %}{% endfor %}",
+            r"looped more than 200000 times",
+        ),
+        (
+            "{% set l = range(1000) | list %}{% for a in l %}{% for b in l %}{% for c in l %}"
+            "{% endfor %}{% endfor %}{% endfor %}",
+            r"looped more than",
+        ),
+        (
+            "{% set ns = namespace(s='ab') %}{% for i in range(40) %}"
+            "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
+            r"longer than",
+        ),
+        ("{{ 'a'.ljust(1000000000) }}", r"padded string"),
+        ("{{ 'a' | center(1000000000) }}", r"centred string"),
+        ("{{ '%0999999999d' % 1 }}", r"formatted string"),
+        ("{{ '{:>999999999}'.format(1) }}", r"formatted string"),
+        ("{% for i in range(100000) %}xxxxxxxxxx{% endfor %}", r"rendered more than 262144"),
+        ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", r"recursed too deeply"),
+    ],
+)
+def test_template_bombs_are_refused(tmp_path: Path, source: str, pattern: str) -> None:
+    templates = _templates(tmp_path, **{"bomb.txt": source})
+    with pytest.raises(TemplateError, match=pattern):
+        templates.render("bomb")
+
+
+def test_bounded_template_still_renders_ordinary_work(tmp_path: Path) -> None:
+    source = (
+        "{% for i in range(3) %}{{ i ** 2 }} {% endfor %}{{ 'ab' * 3 }} {{ 2 ** 64 }}"
+        "{% set ns = namespace(n=0) %}{% for x in items %}{% set ns.n = ns.n + x %}{% endfor %}"
+        " {{ ns.n }} {{ 'x' | center(5) }}|{{ '%05d' % 42 }}"
+    )
+    templates = _templates(tmp_path, **{"ok.txt": source})
+    assert templates.render_text("ok", items=list(range(1000))) == (
+        "0 1 4 ababab 18446744073709551616 499500   x  |00042"
+    )
+
+
+# --- YAML templates: interpolated values cannot change the structure -----------------------------
+
+BUTTON_YAML = (
+    "type: buttons\n"
+    "text: {{ text }}\n"
+    "buttons:\n"
+    "  - label: Refund\n"
+    "    action: refund\n"
+    "    data: {amount: {{ amount }}, note: {{ note }}}\n"
+)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "hi\nbuttons: [{label: x, action: refund, data: {amount: 99999}}]",
+        "x}, action: refund, data: {amount: 99999}}",
+        "a: b",
+        "# comment",
+        "[1, 2]",
+        "{'a': 1}",
+        "&anchor *alias !!python/object:os.system",
+        "true",
+        "42",
+        "",
+        "qbotv0x0q",
+    ],
+)
+def test_yaml_values_are_values_never_yaml(tmp_path: Path, hostile: str) -> None:
+    templates = _templates(tmp_path, **{"refund.yaml": BUTTON_YAML})
+    message = templates.render("refund", text=hostile or "fallback", amount=5, note=hostile)
+    assert isinstance(message, Buttons)
+    assert message.text == (hostile or "fallback")
+    [button] = message.buttons
+    assert button.action == "refund"
+    assert button.data == {"amount": 5, "note": hostile}
+
+
+def test_yaml_values_inside_text_and_tojson_still_work(tmp_path: Path) -> None:
+    source = 'type: text\ntext: "Order #{{ id }} is {{ status }}: thanks, {{ name | upper }}"\n'
+    templates = _templates(
+        tmp_path, **{"t.yaml": source, "j.yaml": "type: text\ntext: {{ s | tojson }}\n"}
+    )
+    message = templates.render("t", id=42, status="shipped: soon", name="ani")
+    assert isinstance(message, Text)
+    assert message.text == "Order #42 is shipped: soon: thanks, ANI"
+    assert templates.render("j", s="a: b # c").text == "a: b # c"  # type: ignore[attr-defined]

@@ -4,19 +4,75 @@ One model parses every delivery shape seen in the field: the documented SDK body
 deliveries (numeric ids, ``unique_temp_id``, timestamps) and Omnichannel bodies (string ids, ids
 ``0``, ``options`` as a JSON string, ``type`` at the top level, inside ``payload`` or both,
 ``null`` payloads). Unknown fields are kept, never rejected.
+
+What is refused is what no platform sends and what would break a storage or a reply later: a
+string holding a lone UTF-16 surrogate (``"\\ud800"`` decodes to text that cannot be encoded as
+UTF-8), anywhere in the body, and a blank room id. The error names the field.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from qbot._json import loads
+from qbot._json import dumps_text, loads
+
+
+def _encodable(value: Any) -> Any:
+    """Refuse a string that UTF-8 cannot encode (a lone surrogate); pass anything else on."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(
+                f"contains a lone UTF-16 surrogate ({value[e.start]!r} at {e.start}), which is "
+                "not text"
+            ) from None
+    return value
+
+
+def _find_unencodable(value: Any, path: str) -> str | None:
+    """The dotted path of the first string in ``value`` (keys included) UTF-8 cannot encode."""
+    if isinstance(value, str):
+        try:
+            _encodable(value)
+        except ValueError:
+            return path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found = _find_unencodable(key, path) or _find_unencodable(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _find_unencodable(item, f"{path}.{index}")
+            if found is not None:
+                return found
+    return None
+
 
 Id = int | str
 """Qiscus ids: integers from the Chat SDK, strings from Omnichannel."""
+
+
+def _room_id(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("room id must not be empty: every message belongs to a room")
+    return value
+
+
+RoomId = Annotated[int | str, BeforeValidator(_room_id)]
 
 
 class _Inbound(BaseModel):
@@ -35,6 +91,17 @@ def _json_object(value: Any) -> Any:
             return {"raw": value}
         return decoded if isinstance(decoded, dict) else {"value": decoded}
     return value
+
+
+def _text_object(value: Any, info: ValidationInfo) -> Any:
+    """:func:`_json_object`, refusing an object holding a string UTF-8 cannot encode."""
+    decoded = _json_object(value)
+    if info.mode == "json" and not isinstance(value, str):
+        return decoded  # read from JSON bytes: already checked by the reader
+    found = _find_unencodable(decoded, "")
+    if found is not None:
+        raise ValueError(f"{found.lstrip('.') or 'the value'} contains a lone UTF-16 surrogate")
+    return decoded
 
 
 def _is_blank_id(value: Id | None) -> bool:
@@ -62,7 +129,7 @@ class Participant(_Inbound):
 class Room(_Inbound):
     """The room the message was posted in."""
 
-    id: Id
+    id: RoomId
     topic_id: Id | None = None
     type: str = "group"
     name: str = ""
@@ -73,8 +140,8 @@ class Room(_Inbound):
 
     @field_validator("options", mode="before")
     @classmethod
-    def _parse_options(cls, value: Any) -> Any:
-        return _json_object(value) or {}
+    def _parse_options(cls, value: Any, info: ValidationInfo) -> Any:
+        return _text_object(value, info) or {}
 
     @field_validator("participants", mode="before")
     @classmethod
@@ -101,8 +168,8 @@ class IncomingMessage(_Inbound):
 
     @field_validator("payload", "extras", mode="before")
     @classmethod
-    def _decode_object(cls, value: Any) -> Any:
-        return _json_object(value)
+    def _decode_object(cls, value: Any, info: ValidationInfo) -> Any:
+        return _text_object(value, info)
 
     @field_validator("text", mode="before")
     @classmethod
@@ -182,6 +249,20 @@ class Update(_Inbound):
     app_code: str | None = None
     channel: Channel | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _text_only(cls, data: Any, info: ValidationInfo) -> Any:
+        # JSON bytes: pydantic's reader already refuses lone surrogates. Python input (a dict
+        # from json.loads, Bot.feed_update) is checked here, once, naming the first bad field.
+        if info.mode != "json":
+            found = _find_unencodable(data, "")
+            if found is not None:
+                raise ValueError(
+                    f"{found.lstrip('.') or 'a key'} contains a lone UTF-16 surrogate, which "
+                    "is not text"
+                )
+        return data
+
     @property
     def event_type(self) -> str:
         """``post_comment_mobile`` (a client wrote) or ``post_comment_rest`` (a Server-API post)."""
@@ -200,9 +281,33 @@ class Update(_Inbound):
         return self.payload.message
 
     @property
+    def identity(self) -> str | None:
+        """What makes a redelivery recognisable: :attr:`IncomingMessage.identity`, else a hash.
+
+        A message with ``id: 0`` and no ``unique_temp_id`` is identified by a hash of its sender,
+        type, text, payload and timestamps (``hash:<hex>``): the same words from the same person
+        a second later are a new message, a redelivery is not. With no timestamp either, there
+        is nothing to tell a redelivery from a repeat, so ``None``.
+        """
+        identity = self.message.identity
+        if identity is not None:
+            return identity
+        message = self.message
+        stamps = (message.unix_timestamp, message.created_at, message.timestamp)
+        if not any(stamps):
+            return None
+        sender = self.sender.email or str(self.sender.id or "")
+        content = dumps_text(
+            [sender, message.type, message.text, message.payload, *stamps],
+            str,
+            sort_keys=True,
+        )
+        return "hash:" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:32]
+
+    @property
     def dedupe_key(self) -> str | None:
         """``room:identity``, or ``None`` when the message carries no identity at all."""
-        identity = self.message.identity
+        identity = self.identity
         return f"{self.room.id}:{identity}" if identity else None
 
 
