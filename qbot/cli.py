@@ -23,7 +23,7 @@ from qbot._cli_common import (
     load_target,
     settings_from,
 )
-from qbot.errors import ConfigError, QiscusAPIError, QiscusNetworkError
+from qbot.errors import ConfigError, QbotError, QiscusAPIError, QiscusNetworkError
 
 if TYPE_CHECKING:
     from qbot.bot import Bot
@@ -101,6 +101,8 @@ def run(target: str, config_path: str | None, host: str | None, port: int | None
         )
     except OSError as e:
         fail(f"cannot listen on {settings.server.host}:{settings.server.port}: {e.strerror}", 1)
+    except QbotError as e:  # a startup hook (or the storage) failed: nothing is served
+        fail(str(e), 1)
 
 
 def _describe_bot(target: str, bot: Bot) -> str:

@@ -144,6 +144,7 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
         if settings.storage.url is None:
             # The default file lives in .qbot/, which a fresh project does not have yet.
             Path(DEFAULT_SERVED_STORAGE.removeprefix("sqlite:///")).parent.mkdir(exist_ok=True)
+        await bot.start()  # startup hooks before the first update runs
         await runtime.start()
         log.info(
             "server.started",
