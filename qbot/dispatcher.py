@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import ValidationError
 
+from qbot import metrics
 from qbot.context import Context, state_owner
 from qbot.errors import ConfigError, PostbackError, QbotError, StorageError
 from qbot.filters import normalize_text
@@ -294,6 +295,7 @@ class Dispatcher:
         if room_id in self._stalled:
             await self.flush(room_id)
         outcome, ctx = await self._route(update, ack)
+        metrics.processed(outcome)
         # Whatever the outcome, the message is now processed: its state and its ack go together.
         writes = [] if ctx is None else [ctx.state.pending_write(), ctx.room_state.pending_write()]
         states = [w for w in writes if w is not None]

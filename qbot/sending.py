@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from qbot import metrics
 from qbot.errors import QiscusAPIError, QiscusRateLimited, QiscusServerError
 from qbot.messages import Message, OutgoingComment, OutgoingSystemEvent
 from qbot.storage.base import OutboxItem
@@ -187,6 +188,7 @@ async def _post(
             failed = OutboxItem(temp_id, str(room_id), payload, status="failed")
             await storage.commit(outbox=[failed])
             log.warning("reply.failed", unique_temp_id=temp_id, error=str(e))
+            metrics.reply("failed")
         raise
     await storage.commit(outbox=[OutboxItem(temp_id, str(room_id), payload, status="sent")])
     return result
@@ -236,6 +238,7 @@ class OutboxDelivery:
         payload = encode_outgoing(room_id, outgoing)
         if room in self.stalled:
             await self.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
+            metrics.reply("queued")
             return Queued()
         try:
             return await _post(self.storage, self.inner, room_id, outgoing, unique_temp_id, payload)
@@ -245,6 +248,7 @@ class OutboxDelivery:
             await self.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
             self.stalled.add(room)
             log.warning("reply.queued", unique_temp_id=unique_temp_id, error=str(e))
+            metrics.reply("queued")
             return Queued()
 
 
@@ -276,6 +280,7 @@ async def send_pending(
             continue
         sent += 1
         log.info("reply.resent", to_room=room_id, unique_temp_id=item.id)
+        metrics.reply("resent")
     return sent, 0
 
 
@@ -310,6 +315,7 @@ class Sender:
                 results.append(None)
                 continue
             results.append(result)
+            metrics.reply("sent")
             log.debug(
                 "reply.sent",
                 to_room=str(room_id),

@@ -2,7 +2,8 @@
 
 ``POST {server.webhook_path}``: 413 over the size limit, 401 on a bad signature, 400 when the body
 is not a webhook, 503 when the update cannot be stored (Qiscus delivers again), else 200 once the
-update is in the storage's inbox (it is processed in the background). ``GET /healthz``.
+update is in the storage's inbox (it is processed in the background). ``GET /healthz``, and
+``GET /metrics`` when ``metrics.enabled`` (see ``qbot.metrics``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
+from qbot import metrics
 from qbot._json import loads
 from qbot.config import DEFAULT_SERVED_STORAGE
 from qbot.errors import StorageError
@@ -62,13 +64,16 @@ def _refusal(body: bytes) -> web.Response | Update:
         data = loads(body)
     except ValueError as e:
         log.warning("webhook.rejected", reason="not_json")
+        metrics.webhook("rejected", "not_json")
         return _error(400, f"body is not JSON: {e}")
     if not isinstance(data, dict):
+        metrics.webhook("rejected", "not_an_object")
         return _error(400, f"body must be a JSON object, got {type(data).__name__}")
     try:
         return Update.model_validate(data)
     except ValidationError as e:
         log.warning("webhook.rejected", reason="not_a_webhook", detail=_describe(e))
+        metrics.webhook("rejected", "not_a_webhook")
         return _error(400, f"not a Qiscus webhook: {_describe(e)}")
 
 
@@ -92,16 +97,19 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
     async def webhook(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > max_body:
             log.warning("webhook.rejected", reason="too_large", size=request.content_length)
+            metrics.webhook("rejected", "too_large")
             return _error(413, f"body is larger than {max_body} bytes")
         body = await request.content.read(max_body + 1)
         if len(body) > max_body:
             log.warning("webhook.rejected", reason="too_large")
+            metrics.webhook("rejected", "too_large")
             return _error(413, f"body is larger than {max_body} bytes")
         if secret is not None and not verify_signature(
             body, request.headers.get(SIGNATURE_HEADER), secret
         ):
             reason = "missing" if SIGNATURE_HEADER not in request.headers else "wrong"
             log.warning("webhook.rejected", reason=f"signature_{reason}")
+            metrics.webhook("rejected", f"signature_{reason}")
             return _error(401, f"{reason} {SIGNATURE_HEADER} header")
         try:
             # pydantic reads the JSON itself (one pass, no dict in between); what it refuses
@@ -116,9 +124,13 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
             status = await runtime.submit(update, raw=body)
         except StorageError as e:
             log.error("webhook.store_failed", error=str(e))
+            metrics.storage_failed("inbox_put")
+            metrics.webhook("unavailable", "store_failed")
             return _error(503, "the update could not be stored; deliver again later")
         if status == "closing":
+            metrics.webhook("unavailable", "closing")
             return _error(503, "shutting down; deliver again later")
+        metrics.webhook(status)  # accepted, duplicate or ignored
         return web.json_response({"status": status})
 
     async def healthz(request: web.Request) -> web.Response:
@@ -162,5 +174,9 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
     app[RUNTIME_KEY] = runtime
     app.router.add_post(settings.server.webhook_path, webhook)
     app.router.add_get("/healthz", healthz)
+    if settings.metrics.enabled:
+        app.router.add_get(
+            settings.metrics.path, metrics.metrics_view(runtime, settings.metrics.token)
+        )
     app.cleanup_ctx.append(lifecycle)
     return app
