@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import math
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -159,3 +163,67 @@ async def test_metrics_without_a_token_and_on_another_path(
     resp = await client.get("/internal/metrics")
     assert resp.status == 200
     assert "# TYPE qbot_webhooks_total counter" in await resp.text()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def own_redis() -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+    """A private redis-server on a free port (the test stops it; the shared one is never)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""),
+        *("--appendonly", "no"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0?prefix=qbot-metrics-{uuid.uuid4().hex}:"
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            break
+    yield url, proc
+    if proc.returncode is None:
+        proc.terminate()
+        await proc.wait()
+
+
+async def test_metrics_count_storage_errors_when_the_storage_goes_away(
+    aiohttp_client: ClientFactory,
+    fake_qiscus: Emulator,
+    own_redis: tuple[str, asyncio.subprocess.Process],
+) -> None:
+    url, redis_proc = own_redis
+    settings = settings_for(fake_qiscus, enabled=True, token=TOKEN)
+    settings = settings.model_copy(
+        update={"storage": settings.storage.model_copy(update={"url": url})}
+    )
+    client = await aiohttp_client(create_app(metered_bot(), settings))
+    before = await scrape(client)
+    assert before[("qbot_inbox_depth", ())] == 0
+
+    redis_proc.terminate()
+    await redis_proc.wait()
+    resp = await client.post("/webhook", json=sdk_body("hi", room_id=41, message_id=9101))
+    assert resp.status == 503
+    after = await scrape(client)
+
+    assert moved(before, after, "qbot_storage_errors_total", operation="inbox_put") == 1
+    assert moved(before, after, "qbot_storage_errors_total", operation="scrape") == 1
+    assert (
+        moved(before, after, "qbot_webhooks_total", outcome="unavailable", reason="store_failed")
+        == 1
+    )
+    assert math.isnan(after[("qbot_inbox_depth", ())])
+    assert math.isnan(after[("qbot_outbox_pending", ())])
