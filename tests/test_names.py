@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from enum import auto
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from qbot import (
     Action,
@@ -17,6 +20,7 @@ from qbot import (
     Router,
     Steps,
 )
+from qbot.cli import main
 from qbot.storage import state_key
 from qbot.testing import Harness
 
@@ -163,3 +167,57 @@ def test_names_an_action_where_a_step_goes_is_a_registration_error() -> None:
         bot.message(state=Act.CONFIRM)
     with pytest.raises(HandlerRegistrationError, match=r"action= got the step Checkout\.ADDRESS"):
         bot.postback(action=Checkout.ADDRESS)
+
+
+async def test_names_a_whole_group_as_state_covers_every_step() -> None:
+    bot = Bot("group")
+
+    @bot.message(text="go")
+    async def go(ctx: Context) -> None:
+        await ctx.state.goto(Checkout.PAYMENT)
+
+    @bot.message(state=Checkout)
+    async def any_step(ctx: Context) -> None:
+        await ctx.reply(f"at {ctx.state.step}")
+
+    bot.check_names()
+    async with Harness(bot) as harness:
+        chat = await harness.chat()
+        await chat.say("go")
+        (await chat.say("x")).assert_texts("at checkout:payment")
+
+
+CLI_BOT = """\
+from qbot import Action, Bot, Context
+
+
+class Act(Action):
+    BUY = "buy"
+    REFUND = "refund"
+
+
+bot = Bot("shop")
+
+
+@bot.postback(action=Act.BUY)
+async def buy(ctx: Context) -> None: ...
+"""
+
+
+def test_names_check_config_reports_an_unhandled_action_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "typedshop.py").write_text(CLI_BOT)
+    (tmp_path / "config.yaml").write_text(
+        "qiscus: {app_id: shop, secret_key: s3cret-and-long}\nbot: {email: bot@shop.id}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for key in [k for k in os.environ if k.startswith("QBOT_")]:
+        monkeypatch.delenv(key)
+    result = CliRunner().invoke(main, ["check-config", "--target", "typedshop:bot"])
+    assert result.exit_code == 2
+    assert result.output == (
+        "error: bot 'shop': action Act.REFUND ('refund') has no @postback handler: a tap on its "
+        "button would reach none; add @bot.postback(action=Act.REFUND)\n"
+    )
