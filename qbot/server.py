@@ -157,7 +157,11 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
             # The default file lives in .qbot/, which a fresh project does not have yet.
             Path(DEFAULT_SERVED_STORAGE.removeprefix("sqlite:///")).parent.mkdir(exist_ok=True)
         await bot.start()  # startup hooks before the first update runs
-        await runtime.start()
+        try:
+            await runtime.start()
+        except BaseException:
+            await bot.aclose()  # the startup hooks ran: so do the shutdown hooks
+            raise
         log.info(
             "server.started",
             webhook_path=settings.server.webhook_path,

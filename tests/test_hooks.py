@@ -202,3 +202,20 @@ async def test_hooks_failing_startup_fails_qbot_run_with_one_line(project: Path)
     )
     assert "Traceback" not in err.decode()
     assert not (project / "hooks.log").exists()
+
+
+async def test_hooks_shutdown_runs_when_the_storage_fails_after_the_startup_hooks(
+    project: Path,
+) -> None:
+    config = (project / "config.yaml").read_text()
+    blocker = project / "not-a-dir"
+    blocker.write_text("a file where the database's folder should be")
+    bad = config.replace('"memory://"', f'"sqlite:///{blocker}/qbot.db"')
+    (project / "config.yaml").write_text(bad)
+    proc = await _run(project)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 1
+    assert out == b""
+    assert err.decode().splitlines()[-1].startswith("error: "), err.decode()
+    assert "Traceback" not in err.decode()
+    assert (project / "hooks.log").read_text() == "started\nstopped\n"
