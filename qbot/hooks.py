@@ -15,7 +15,8 @@ The hooks of the bot run first, in registration order, then those of its include
 ``qbot shell``, the test kit, or the first ``bot.feed_update``. Shutdown hooks run in the
 reverse order when it stops (``bot.aclose()``), after the last update, before the storage and
 the client close. A startup hook that raises stops the start (:class:`StartupError` names it;
-the shutdown hooks do not run, as in aiogram and Starlette); a shutdown hook that raises is
+the shutdown hooks do not run, as in aiogram and Starlette); once they all ran, the shutdown
+hooks always run, also when the server then fails to start. A shutdown hook that raises is
 logged (``bot.shutdown_hook_failed``) and the others still run.
 """
 
