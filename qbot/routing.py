@@ -127,8 +127,9 @@ class Router:
             type: comment type(s); defaults to any type for filters and to text types for
                 ``text=``/``regex=``.
             state: only when the sender's conversation is at this step (``ctx.state.step``):
-                a step, several, ``None`` (no step), ``"*"`` (any step) or a ``prefix*``.
-                Left out, the handler matches at every step.
+                a step, several, ``None`` (no step), ``"*"`` (any step) or a ``prefix*``; a
+                step is a string or a :class:`~qbot.names.Steps` member (a ``Steps`` class:
+                each of its steps). Left out, the handler matches at every step.
         """
         if _is_bare(filters, text, regex, type) and state is ANY_STATE:
             return self.message()(filters[0])
@@ -173,7 +174,8 @@ class Router:
     ) -> Callable[[F], F]:
         """Handle a button tap whose packed action is ``action`` (whatever text the client sent).
 
-        ``state=`` restricts it to a step, as for :meth:`message`.
+        ``action`` is a string, an :class:`~qbot.names.Action` member, or several (an ``Action``
+        class: each of its members). ``state=`` restricts it to a step, as for :meth:`message`.
         """
         built = [as_filter(f) for f in filters]
         if state is not ANY_STATE:
