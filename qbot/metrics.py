@@ -2,12 +2,13 @@
 
 The server, the dispatcher, the runtime and the outbox each record with one call
 (``metrics.webhook("accepted")``, ``metrics.reply("sent")``...); ``qbot.handlers`` times every
-handler. Counters live in this process (prometheus-client's default registry, which also holds
-the ``process_*`` and ``python_*`` metrics and any metric of your own): every replica and
-worker is scraped on its own address and queries add them up (``sum by (outcome)
-(rate(qbot_webhooks_total[5m]))``). The inbox depth and the pending outbox are read from the
-storage at scrape time; with a shared storage every replica reports the same value, so take
-their ``max``.
+handler. Nothing is recorded (the calls return at once) until a server with
+``metrics.enabled`` is built in the process (:func:`enable`). Counters live in this process
+(prometheus-client's default registry, which also holds the ``process_*`` and ``python_*``
+metrics and any metric of your own): every replica and worker is scraped on its own address and
+queries add them up (``sum by (outcome) (rate(qbot_webhooks_total[5m]))``). The inbox depth and
+the pending outbox are read from the storage at scrape time; with a shared storage every replica
+reports the same value, so take their ``max``.
 
 - ``qbot_webhooks_total{outcome, reason}``: ``accepted``, ``duplicate``, ``ignored``,
   ``rejected`` (``reason``: ``too_large``, ``signature_missing``, ``signature_wrong``,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OUTBOX_LIMIT",
+    "enable",
     "handler_done",
     "metrics_view",
     "processed",
@@ -87,18 +89,32 @@ def _child(metric: Any, *labels: str) -> Any:
     return child
 
 
+_recording = [False]
+"""Whether anything records: nothing can scrape this process until a server serves /metrics,
+and recording costs ~10 us a message (measured: a dispatched message's p50 57 -> 68 us)."""
+
+
+def enable() -> None:
+    """Start recording (``create_app`` calls it when ``metrics.enabled``); for the process."""
+    _recording[0] = True
+
+
 def webhook(outcome: str, reason: str = "") -> None:
     """Count a webhook: ``accepted``, ``duplicate``, ``ignored``, ``rejected`` + reason..."""
-    _child(_WEBHOOKS, outcome, reason).inc()
+    if _recording[0]:
+        _child(_WEBHOOKS, outcome, reason).inc()
 
 
 def processed(outcome: Outcome) -> None:
     """Count a processed update by its outcome (``handled`` or the reason it was ignored)."""
-    _child(_UPDATES, "handled" if outcome.handler else outcome.ignored or "unknown").inc()
+    if _recording[0]:
+        _child(_UPDATES, "handled" if outcome.handler else outcome.ignored or "unknown").inc()
 
 
 def handler_done(handler: str, seconds: float, *, failed: bool) -> None:
     """Record one handler run (``qbot.handlers.run_handler``)."""
+    if not _recording[0]:
+        return
     _child(_HANDLER_SECONDS, handler).observe(seconds)
     if failed:
         _child(_HANDLER_ERRORS, handler).inc()
@@ -106,12 +122,13 @@ def handler_done(handler: str, seconds: float, *, failed: bool) -> None:
 
 def reply(outcome: str) -> None:
     """Count a reply: ``sent``, ``queued``, ``resent`` or ``failed``."""
-    _child(_REPLIES, outcome).inc()
+    if _recording[0]:
+        _child(_REPLIES, outcome).inc()
 
 
 def storage_failed(operation: str, error: BaseException | None = None) -> None:
     """Count a storage failure where it was caught (``error``: only if a ``StorageError``)."""
-    if error is None or isinstance(error, StorageError):
+    if _recording[0] and (error is None or isinstance(error, StorageError)):
         _child(_STORAGE_ERRORS, operation).inc()
 
 

@@ -179,6 +179,7 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
     app.router.add_post(settings.server.webhook_path, webhook)
     app.router.add_get("/healthz", healthz)
     if settings.metrics.enabled:
+        metrics.enable()
         app.router.add_get(
             settings.metrics.path, metrics.metrics_view(runtime, settings.metrics.token)
         )
