@@ -38,6 +38,7 @@ from qbot.errors import (
     QiscusRateLimited,
     QiscusServerError,
     QiscusUnauthorized,
+    StartupError,
     StorageError,
     TemplateError,
 )
@@ -56,6 +57,7 @@ from qbot.messages import (
     Text,
 )
 from qbot.models.webhook import Update
+from qbot.names import Action, Steps
 from qbot.routing import Router
 from qbot.state import State
 from qbot.templates import Templates
@@ -64,6 +66,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccountLinking",
+    "Action",
     "Bot",
     "Buttons",
     "Card",
@@ -98,7 +101,9 @@ __all__ = [
     "RetryPolicy",
     "Router",
     "Settings",
+    "StartupError",
     "State",
+    "Steps",
     "StorageError",
     "SystemEvent",
     "TemplateError",

@@ -131,8 +131,12 @@ class Bot(RootRouter):
         """Connect the storage (idempotent) and return it."""
         return await self.dispatcher.open()
 
+    async def start(self) -> None:
+        """Check typed names, run the startup hooks (once): see :meth:`Dispatcher.start`."""
+        await self.dispatcher.start()
+
     async def aclose(self) -> None:
-        """Finish fed updates in hand, close the client the bot built and the storage."""
+        """Finish fed updates in hand, run the shutdown hooks, close the client and storage."""
         await self.dispatcher.aclose()
 
     async def feed_update(self, update: Update | Mapping[str, Any]) -> Outcome:

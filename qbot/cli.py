@@ -23,7 +23,13 @@ from qbot._cli_common import (
     load_target,
     settings_from,
 )
-from qbot.errors import ConfigError, QbotError, QiscusAPIError, QiscusNetworkError
+from qbot.errors import (
+    ConfigError,
+    QbotError,
+    QiscusAPIError,
+    QiscusNetworkError,
+    StartupError,
+)
 
 if TYPE_CHECKING:
     from qbot.bot import Bot
@@ -90,6 +96,8 @@ def run(target: str, config_path: str | None, host: str | None, port: int | None
     gc.freeze()
     try:
         run_server(app, settings, ready=listening)
+    except StartupError as e:  # a startup hook failed: nothing is served
+        fail(str(e), 1)
     except QbotError as e:  # raised while starting: the storage cannot be opened, ...
         fail(f"cannot start: {e}", 1)
     except OSError as e:

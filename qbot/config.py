@@ -37,6 +37,7 @@ __all__ = [
     "PLACEHOLDER_SECRETS",
     "BotSettings",
     "LogSettings",
+    "MetricsSettings",
     "OmnichannelSettings",
     "PostbackSettings",
     "QiscusSettings",
@@ -223,6 +224,26 @@ class TemplateSettings(_Section):
     directory: str = "templates"
 
 
+class MetricsSettings(_Section):
+    """``GET /metrics`` in the Prometheus text format (see ``qbot.metrics``).
+
+    Attributes:
+        enabled: serve it (off by default: the numbers say how busy the bot is).
+        path: where, on the webhook server's port.
+        token: when set, a scrape needs ``Authorization: Bearer <token>``.
+    """
+
+    enabled: bool = False
+    path: str = "/metrics"
+    token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _path_is_absolute(self) -> MetricsSettings:
+        if not self.path.startswith("/"):
+            raise ValueError(f"path must start with '/', got {self.path!r}")
+        return self
+
+
 class OmnichannelSettings(_Section):
     """Qiscus Omnichannel: WhatsApp, Instagram, Messenger, Line, Telegram and the web widget.
 
@@ -272,6 +293,7 @@ class Settings(BaseSettings):
     intents: IntentSettings = IntentSettings()
     templates: TemplateSettings = TemplateSettings()
     omnichannel: OmnichannelSettings = Field(default_factory=OmnichannelSettings)
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _omnichannel_app_code(self) -> Settings:

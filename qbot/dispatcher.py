@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import ValidationError
 
+from qbot import metrics
 from qbot.context import Context, state_owner
 from qbot.errors import ConfigError, PostbackError, QbotError, StorageError
 from qbot.filters import normalize_text
 from qbot.handlers import EVENT, POSTBACK, Outcome, Result, update_kind
+from qbot.hooks import run_shutdown, run_startup
 from qbot.intents import IntentSet, load_intents
 from qbot.messages.postback import PostbackSigner, unpack_postback
 from qbot.models.webhook import Update
@@ -93,6 +95,8 @@ class Dispatcher:
         self._runtime: Runtime | None = None
         self._runtime_for: tuple[asyncio.AbstractEventLoop, Storage] | None = None
         self.outbox = Outbox(self.storage, self.outbound)  # replies, records, waiting rooms
+        self._started = False  # the startup hooks ran (start()); aclose() runs the shutdown ones
+        self._starting: asyncio.Future[None] | None = None
 
     # --- configuration --------------------------------------------------------------------------
 
@@ -135,6 +139,7 @@ class Dispatcher:
             self._owns_client = True
         self.delivery = None
         self.bot.check_intents()
+        self.bot.check_names()
 
     @property
     def client(self) -> QiscusClient:
@@ -171,11 +176,43 @@ class Dispatcher:
             self._storage_open = True
         return self.storage
 
+    async def start(self) -> None:
+        """Check the typed names and run the startup hooks, once (see ``qbot.hooks``).
+
+        Serving calls it (the webhook server, the test kit, ``qbot shell``), and so does the
+        first :meth:`feed_update`; :meth:`aclose` runs the shutdown hooks and allows a new start.
+
+        Raises:
+            ConfigError: a typed action or step has no handler (``qbot.names``).
+            StartupError: a startup hook raised; the bot is not started.
+        """
+        if self._started:
+            return
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        starting = self._starting
+        try:
+            await starting
+        finally:
+            if starting.done() and self._starting is starting:
+                self._starting = None
+
+    async def _start(self) -> None:
+        self.bot.check_names()
+        ran = await run_startup(self.bot.iter_hooks("startup"), self.bot)
+        self._started = True
+        if ran:
+            log.info("bot.started", startup_hooks=ran)
+
     async def aclose(self) -> None:
-        """Finish the updates fed in hand, then close the client built here and the storage."""
+        """Finish the updates fed in hand, run the shutdown hooks (if the bot started), then
+        close the client built here and the storage."""
         runtime, self._runtime, self._runtime_for = self._runtime, None, None
         if runtime is not None:
             await runtime.drain()
+        if self._started:
+            self._started = False
+            await run_shutdown(self.bot.iter_hooks("shutdown"), self.bot)
         if self._client is not None and self._owns_client:
             await self._client.close()
         for old in self._retired:
@@ -221,6 +258,7 @@ class Dispatcher:
         if reason is not None:
             log.debug("update.ignored", reason=reason)
             return Outcome(ignored=reason)
+        await self.start()
         return await self._local_runtime().run(update)
 
     def _local_runtime(self) -> Runtime:
@@ -254,6 +292,7 @@ class Dispatcher:
         if self.outbox.waiting(room_id):
             await self.outbox.flush(room_id)
         outcome, ctx = await self._route(update, ack)
+        metrics.processed(outcome)
         # Whatever the outcome, the message is now processed: its state and its ack go together.
         writes = [] if ctx is None else [ctx.state.pending_write(), ctx.room_state.pending_write()]
         states = [w for w in writes if w is not None]

@@ -4,6 +4,7 @@
 QbotError
 ├── ConfigError(ValueError)              settings missing or invalid
 ├── HandlerRegistrationError(TypeError)  a handler or filter rejected at decoration time
+├── StartupError(RuntimeError)           a startup hook failed: the bot does not start
 ├── MessageBuildError(ValueError)        a builder was given a value Qiscus would refuse
 ├── TemplateError(ValueError)            a template is missing, broken or lacks a variable
 ├── PostbackError(ValueError)            a postback whose data is forged, unsigned or unreadable
@@ -39,6 +40,10 @@ class ConfigError(QbotError, ValueError):
 
 class HandlerRegistrationError(QbotError, TypeError):
     """A handler, filter or middleware cannot be registered."""
+
+
+class StartupError(QbotError, RuntimeError):
+    """A ``@bot.on_startup`` hook raised: the bot does not start serving."""
 
 
 class MessageBuildError(QbotError, ValueError):

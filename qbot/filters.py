@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from qbot.errors import HandlerRegistrationError
+from qbot.names import Action, Steps, name_of
 
 if TYPE_CHECKING:
     from qbot.context import Context
@@ -225,9 +226,15 @@ class PostbackAction(Filter):
     pure = True
 
     def __init__(self, actions: str | Iterable[str]) -> None:
-        self.actions = frozenset([actions] if isinstance(actions, str) else actions)
+        self.given = (actions,) if isinstance(actions, str) else tuple(actions)
+        self.actions = frozenset(self.given)
         if not self.actions or not all(isinstance(a, str) and a for a in self.actions):
             raise HandlerRegistrationError(f"action= needs non-empty action names, got {actions!r}")
+        for action in self.actions:
+            if isinstance(action, Steps):
+                raise HandlerRegistrationError(
+                    f"action= got the step {name_of(action)}: pass an Action (or a string)"
+                )
 
     def __call__(self, ctx: Context) -> bool:
         return ctx.postback is not None and ctx.postback.action in self.actions
@@ -323,6 +330,13 @@ class StateIs(Filter):
             raise HandlerRegistrationError(
                 f"state= needs step names (non-empty strings) or None, got {steps!r}"
             )
+        for step in steps:
+            if isinstance(step, Action):
+                raise HandlerRegistrationError(
+                    f"state= got the action {name_of(step)}: pass a step of a Steps class "
+                    "(or a string)"
+                )
+        self.given = steps  # as passed: typed members kept apart even when values are equal
         self.steps = frozenset(s for s in steps if s is None or not s.endswith("*"))
         self.prefixes = tuple(s[:-1] for s in steps if s is not None and s.endswith("*"))
 

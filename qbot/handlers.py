@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from heapq import merge
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from qbot import metrics
 from qbot.errors import HandlerRegistrationError
 
 if TYPE_CHECKING:
@@ -270,10 +272,15 @@ class HandlerList:
 
 
 async def run_handler(fn: HandlerFn, router: Router, ctx: Context) -> None:
-    """Run one handler; if it raises, drop its state writes, log, run the ``@error`` handler."""
+    """Run one handler; if it raises, drop its state writes, log, run the ``@error`` handler.
+
+    Its run time and failure are recorded for ``GET /metrics`` (``qbot.metrics``).
+    """
+    started = time.perf_counter()
     try:
         await fn(ctx)
     except Exception as exc:
+        metrics.handler_done(describe(fn), time.perf_counter() - started, failed=True)
         # The failed handler's state writes are dropped; the error handler starts clean.
         ctx.rollback_state()
         ctx.error = exc
@@ -291,3 +298,5 @@ async def run_handler(fn: HandlerFn, router: Router, ctx: Context) -> None:
             await error_fn(ctx)
         except Exception as again:
             log.error("error_handler.failed", handler=describe(error_fn), exc_info=again)
+    else:
+        metrics.handler_done(describe(fn), time.perf_counter() - started, failed=False)

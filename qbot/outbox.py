@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from qbot import metrics
 from qbot.errors import QiscusAPIError, QiscusRateLimited, QiscusServerError
 from qbot.messages import OutgoingComment, OutgoingSystemEvent
 from qbot.sending import AlreadySent, Queued
@@ -158,6 +159,7 @@ class Outbox:
                 continue
             sent += 1
             log.info("reply.resent", to_room=room_id, unique_temp_id=item.id)
+            metrics.reply("resent")
         if left:
             self._waiting.add(room_id)
         else:
@@ -210,6 +212,7 @@ class Outbox:
                 # Qiscus refused it for good (400, 401, 403, 404): never try it again.
                 await self.storage.commit(outbox=[OutboxItem(temp_id, room, payload, "failed")])
                 log.warning("reply.failed", unique_temp_id=temp_id, error=str(e))
+                metrics.reply("failed")
             raise
         await self.storage.commit(outbox=[OutboxItem(temp_id, room, payload, "sent")])
         return result
@@ -249,6 +252,7 @@ class OutboxDelivery:
         payload = encode_outgoing(room_id, outgoing)
         if outbox.waiting(room):
             await outbox.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
+            metrics.reply("queued")
             return Queued()
         try:
             return await outbox._post(self.inner, room_id, outgoing, unique_temp_id, payload)
@@ -258,4 +262,5 @@ class OutboxDelivery:
             await outbox.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
             outbox.note_waiting([room])
             log.warning("reply.queued", unique_temp_id=unique_temp_id, error=str(e))
+            metrics.reply("queued")
             return Queued()

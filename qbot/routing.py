@@ -56,6 +56,8 @@ from qbot.handlers import (
     describe,
     run_handler,
 )
+from qbot.hooks import Hook, LifecycleHook, check_hook
+from qbot.names import unhandled_names
 
 if TYPE_CHECKING:
     import re
@@ -66,11 +68,12 @@ if TYPE_CHECKING:
 __all__ = ["Handler", "Middleware", "Result", "RootRouter", "Router"]
 
 F = TypeVar("F", bound=HandlerFn)
+H = TypeVar("H", bound=Hook)
 
 _version = [0]  # bumped by every registration and inclusion: invalidates cached handler lists
 ANY_STATE: Any = object()
 """The default of ``state=``: the handler matches whatever step the conversation is at."""
-Steps = str | Iterable[str | None] | None
+StepSpec = str | Iterable[str | None] | None
 TEXT_TYPES = ("text", "reply")
 
 
@@ -90,6 +93,7 @@ class Router:
         self._middlewares: list[Middleware] = []
         self._fallback: HandlerFn | None = None
         self._errors: list[tuple[tuple[type[BaseException], ...], HandlerFn]] = []
+        self._hooks: dict[str, list[LifecycleHook]] = {"startup": [], "shutdown": []}
 
     # --- registration ---------------------------------------------------------------------------
 
@@ -103,7 +107,7 @@ class Router:
         text: str | Iterable[str] | None = None,
         regex: str | re.Pattern[str] | None = None,
         type: str | Iterable[str] | None = None,
-        state: Steps = ANY_STATE,
+        state: StepSpec = ANY_STATE,
     ) -> Callable[[F], F]: ...
 
     def message(
@@ -112,7 +116,7 @@ class Router:
         text: str | Iterable[str] | None = None,
         regex: str | re.Pattern[str] | None = None,
         type: str | Iterable[str] | None = None,
-        state: Steps = ANY_STATE,
+        state: StepSpec = ANY_STATE,
     ) -> Any:
         """Handle a message.
 
@@ -123,8 +127,9 @@ class Router:
             type: comment type(s); defaults to any type for filters and to text types for
                 ``text=``/``regex=``.
             state: only when the sender's conversation is at this step (``ctx.state.step``):
-                a step, several, ``None`` (no step), ``"*"`` (any step) or a ``prefix*``.
-                Left out, the handler matches at every step.
+                a step, several, ``None`` (no step), ``"*"`` (any step) or a ``prefix*``; a
+                step is a string or a :class:`~qbot.names.Steps` member (a ``Steps`` class:
+                each of its steps). Left out, the handler matches at every step.
         """
         if _is_bare(filters, text, regex, type) and state is ANY_STATE:
             return self.message()(filters[0])
@@ -148,7 +153,7 @@ class Router:
         self,
         name: str,
         *filters: Filter | Callable[[Context], Any],
-        state: Steps = ANY_STATE,
+        state: StepSpec = ANY_STATE,
     ) -> Callable[[F], F]:
         """Handle a text classified as intent ``name`` (see ``qbot.intents``).
 
@@ -165,11 +170,12 @@ class Router:
         self,
         *filters: Filter | Callable[[Context], Any],
         action: str | Iterable[str] | None = None,
-        state: Steps = ANY_STATE,
+        state: StepSpec = ANY_STATE,
     ) -> Callable[[F], F]:
         """Handle a button tap whose packed action is ``action`` (whatever text the client sent).
 
-        ``state=`` restricts it to a step, as for :meth:`message`.
+        ``action`` is a string, an :class:`~qbot.names.Action` member, or several (an ``Action``
+        class: each of its members). ``state=`` restricts it to a step, as for :meth:`message`.
         """
         built = [as_filter(f) for f in filters]
         if state is not ANY_STATE:
@@ -185,7 +191,7 @@ class Router:
         self,
         system_event_type: str | Iterable[str],
         *filters: Filter | Callable[[Context], Any],
-        state: Steps = ANY_STATE,
+        state: StepSpec = ANY_STATE,
     ) -> Callable[[F], F]:
         """Handle a system event (``add_member``, ``join_room``, ... or a custom type).
 
@@ -240,6 +246,22 @@ class Router:
         check_middleware(fn)
         self._middlewares.append(fn)
         return fn
+
+    def on_startup(self, fn: H) -> H:
+        """Run ``async def fn()`` (or ``fn(bot)``) when the bot starts serving (``qbot.hooks``)."""
+        self._hooks["startup"].append(check_hook(fn, "startup"))
+        return fn
+
+    def on_shutdown(self, fn: H) -> H:
+        """Run ``async def fn()`` (or ``fn(bot)``) when the bot stops, in reverse order."""
+        self._hooks["shutdown"].append(check_hook(fn, "shutdown"))
+        return fn
+
+    def iter_hooks(self, when: str) -> Iterable[LifecycleHook]:
+        """The ``startup`` or ``shutdown`` hooks of this router, then of its included routers."""
+        yield from self._hooks[when]
+        for router in self._routers:
+            yield from router.iter_hooks(when)
 
     def include_router(self, router: Router) -> Router:
         """Try ``router``'s handlers after this router's own."""
@@ -412,6 +434,26 @@ class RootRouter(Router):
                 f"{who} waits for intent {name!r}, which the intents file does not define "
                 f"(known: {', '.join(self.intents.names)})"
             )
+
+    def check_names(self) -> None:
+        """Every typed action and step the handlers name can be handled (see ``qbot.names``).
+
+        Raises:
+            ConfigError: an ``Action`` member has no ``@postback`` handler, a step of a
+                ``Steps`` group no handler, or two classes share a value; all are listed.
+        """
+        actions: list[str | None] = []
+        steps: list[str | None] = []
+        catch_all = False
+        for handler in self.iter_handlers():
+            for flt in handler.filters:
+                if isinstance(flt, PostbackAction | StateIs):
+                    (actions if isinstance(flt, PostbackAction) else steps).extend(flt.given)
+            if handler.kind == POSTBACK and handler.keys is None:
+                catch_all = True
+        problems = unhandled_names(actions, steps, catch_all)
+        if problems:
+            raise ConfigError(f"bot {self.name!r}: " + "; ".join(problems))
 
     def check_intents(self) -> None:
         """Every ``@intent`` handler names a defined intent (run when intents are loaded)."""

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from qbot import metrics
 from qbot._json import detect_encoding
 from qbot.errors import ConfigError, LeaseLostError, QbotError, StorageError
 from qbot.handlers import Outcome
@@ -294,6 +295,7 @@ class Runtime:
                 got = await self._claim()
             except Exception as e:  # a storage outage or a bug: keep the loop alive, retry soon
                 log.error("runtime.claim_failed", error=f"{type(e).__name__}: {e}", exc_info=e)
+                metrics.storage_failed("claim", e)
                 await asyncio.sleep(1.0)
                 continue
             if not got:
@@ -387,6 +389,7 @@ class Runtime:
             await self.storage.lease_release(room_lease_key(room), self.owner)
         except StorageError as e:  # it expires on its own
             log.warning("runtime.release_failed", room_id=room, error=str(e))
+            metrics.storage_failed("release", e)
 
     async def _flush(self, room: str) -> None:
         """Post the replies a dead worker (or a Qiscus outage) left pending, before new work."""
@@ -394,6 +397,7 @@ class Runtime:
             await self.dispatcher.outbox.flush_waiting(room)
         except (ConfigError, StorageError) as e:  # no bot email, or the storage is down
             log.error("runtime.flush_failed", room_id=room, error=str(e))
+            metrics.storage_failed("flush", e)
 
     async def _process(self, item: InboxItem) -> None:
         room = item.room_id
@@ -418,6 +422,7 @@ class Runtime:
         except StorageError as e:
             # Not acked: the room is given up and processed again once its lease lapses.
             log.error("update.storage_failed", error=str(e))
+            metrics.storage_failed("commit", e)
             self._lost.add(room)
             self._resolve(item.id, error=e)
             return
@@ -451,6 +456,7 @@ class Runtime:
             await self.dispatcher.outbox.commit(owner=self.owner, ack=[item])
         except StorageError as e:
             log.error("update.ack_failed", room_id=item.room_id, error=str(e))
+            metrics.storage_failed("ack", e)
             self._lost.add(item.room_id)
             return
         self.processed += 1
@@ -474,6 +480,7 @@ class Runtime:
                     )
                 except StorageError as e:
                     log.error("runtime.renew_failed", room_id=room, error=str(e))
+                    metrics.storage_failed("renew", e)
                     continue
                 if not held and room in self._tasks and self._generation.get(room) == generation:
                     log.warning("runtime.lease_lost", room_id=room, reason="renewal refused")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from qbot import metrics
 from qbot.messages import Message, OutgoingComment, OutgoingSystemEvent
 
 if TYPE_CHECKING:
@@ -134,6 +135,7 @@ class Sender:
                 results.append(None)
                 continue
             results.append(result)
+            metrics.reply("sent")
             log.debug(
                 "reply.sent",
                 to_room=str(room_id),

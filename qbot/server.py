@@ -3,7 +3,8 @@
 ``POST {server.webhook_path}``: 413 over the size limit, 408 when the body is slower than
 ``server.header_timeout``, 401 on a bad signature, 400 when the body
 is not a webhook, 503 when the update cannot be stored (Qiscus delivers again), else 200 once the
-update is in the storage's inbox (it is processed in the background). ``GET /healthz``.
+update is in the storage's inbox (it is processed in the background). ``GET /healthz``, and
+``GET /metrics`` when ``metrics.enabled`` (see ``qbot.metrics``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
+from qbot import metrics
 from qbot._connections import HygieneRunner, connection_cap, quiet_accept_errors
 from qbot._json import loads
 from qbot.config import DEFAULT_SERVED_STORAGE
@@ -95,6 +97,7 @@ def _too_large(limit: int) -> web.Response:
 
 def _too_deep() -> web.Response:
     log.warning("webhook.rejected", reason="too_deep")
+    metrics.webhook("rejected", "too_deep")
     return _error(400, "body is nested too deeply to be a Qiscus webhook")
 
 
@@ -112,10 +115,12 @@ def _refusal(body: bytes) -> web.Response | Update:
         data = loads(body)
     except ValueError as e:
         log.warning("webhook.rejected", reason="not_json")
+        metrics.webhook("rejected", "not_json")
         return _error(400, f"body is not JSON: {e}")
     except RecursionError:
         return _too_deep()
     if not isinstance(data, dict):
+        metrics.webhook("rejected", "not_an_object")
         return _error(400, f"body must be a JSON object, got {type(data).__name__}")
     try:
         return Update.model_validate(data)
@@ -123,6 +128,7 @@ def _refusal(body: bytes) -> web.Response | Update:
         return _too_deep()
     except ValidationError as e:
         log.warning("webhook.rejected", reason="not_a_webhook", detail=_describe(e))
+        metrics.webhook("rejected", "not_a_webhook")
         return _error(400, f"not a Qiscus webhook: {_describe(e)}")
 
 
@@ -152,17 +158,20 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
         except TimeoutError:
             # A slow body holds a connection that the cap cannot shed (it is mid-request).
             log.warning("webhook.rejected", reason="body_timeout")
+            metrics.webhook("rejected", "body_timeout")
             response = _error(408, f"the body did not arrive within {body_timeout:g} s")
             response.force_close()
             return response
         if body is None:
             log.warning("webhook.rejected", reason="too_large", size=request.content_length)
+            metrics.webhook("rejected", "too_large")
             return _too_large(max_body)
         if secret is not None and not verify_signature(
             body, request.headers.get(SIGNATURE_HEADER), secret
         ):
             reason = "missing" if SIGNATURE_HEADER not in request.headers else "wrong"
             log.warning("webhook.rejected", reason=f"signature_{reason}")
+            metrics.webhook("rejected", f"signature_{reason}")
             return _error(401, f"{reason} {SIGNATURE_HEADER} header")
         try:
             # pydantic reads the JSON itself (one pass, no dict in between); what it refuses
@@ -177,9 +186,13 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
             status = await runtime.submit(update, raw=body)
         except StorageError as e:
             log.error("webhook.store_failed", error=str(e))
+            metrics.storage_failed("inbox_put")
+            metrics.webhook("unavailable", "store_failed")
             return _error(503, "the update could not be stored; deliver again later")
         if status == "closing":
+            metrics.webhook("unavailable", "closing")
             return _error(503, "shutting down; deliver again later")
+        metrics.webhook(status)  # accepted, duplicate or ignored
         return web.json_response({"status": status})
 
     async def healthz(request: web.Request) -> web.Response:
@@ -213,7 +226,12 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
                     " make it writable or set storage.url (QBOT_STORAGE__URL), e.g."
                     " sqlite:////data/qbot.db"
                 ) from e
-        await runtime.start()
+        await bot.start()  # startup hooks before the first update runs
+        try:
+            await runtime.start()
+        except BaseException:
+            await bot.aclose()  # the startup hooks ran: so do the shutdown hooks
+            raise
         log.info(
             "server.started",
             webhook_path=settings.server.webhook_path,
@@ -230,6 +248,11 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
     app[RUNTIME_KEY] = runtime
     app.router.add_post(settings.server.webhook_path, webhook)
     app.router.add_get("/healthz", healthz)
+    if settings.metrics.enabled:
+        metrics.enable()
+        app.router.add_get(
+            settings.metrics.path, metrics.metrics_view(runtime, settings.metrics.token)
+        )
     app.cleanup_ctx.append(lifecycle)
     return app
 

@@ -153,13 +153,17 @@ class State:
     async def goto(self, step: str | None) -> None:
         """Move to ``step`` (handlers registered with ``state=step`` now match); ``None`` ends.
 
+        ``step`` is a string or a member of a :class:`~qbot.names.Steps` group
+        (``Checkout.ADDRESS``), stored as its value.
+
         Raises:
             StorageError: ``step`` is neither a non-empty string nor ``None``.
         """
         if step is not None and (not isinstance(step, str) or not step):
             raise StorageError(f"a step is a non-empty string or None, got {step!r}")
         await self.load()
-        self._step = step
+        # A Steps member (qbot.names) is stored as its plain string value.
+        self._step = None if step is None else str.__str__(step)
         self._dirty = True
 
     # --- for the runtime ------------------------------------------------------------------------

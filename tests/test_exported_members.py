@@ -12,14 +12,14 @@ from qbot import filters as F
 def test_exported_members_are_pinned_and_sorted() -> None:
     assert qbot.__all__ == sorted(qbot.__all__, key=lambda n: (n[0].islower(), n))
     assert set(qbot.__all__) == {
-        "AccountLinking", "Bot", "Buttons", "Card", "Carousel", "ConfigError", "Context",
+        "AccountLinking", "Action", "Bot", "Buttons", "Card", "Carousel", "ConfigError", "Context",
         "Custom", "Field", "Form", "HandlerRegistrationError", "ImportFileError", "IntentMatch",
         "IntentSet", "InvalidInput", "Message", "MessageBuildError", "Outcome", "Postback",
         "PostbackError", "QbotError", "QiscusAPIError", "QiscusBadRequest", "QiscusClient",
         "QiscusError", "QiscusForbidden", "QiscusNetworkError", "QiscusNotFound",
         "QiscusRateLimited", "QiscusServerError", "QiscusUnauthorized", "Reply", "RetryPolicy",
-        "Router", "Settings", "State", "StorageError", "SystemEvent", "TemplateError",
-        "Templates", "Text", "Update", "filters", "load_intents", "load_settings",
+        "Router", "Settings", "StartupError", "State", "Steps", "StorageError", "SystemEvent",
+        "TemplateError", "Templates", "Text", "Update", "filters", "load_intents", "load_settings",
     }  # fmt: skip
     for name in qbot.__all__:
         assert getattr(qbot, name) is not None

@@ -339,6 +339,7 @@ class Harness:
         # a closed emulator. One attempt: a failing call should fail the test, not retry.
         self._client = QiscusClient.from_settings(self.settings, retry=RetryPolicy(max_attempts=1))
         self.bot.configure(self.settings, client=self._client)
+        await self.bot.start()
 
     async def close(self) -> None:
         """Finish the bot's work in hand, stop the emulator server, close the bot's client."""
@@ -356,7 +357,11 @@ class Harness:
             self._emulator = None
 
     async def __aenter__(self) -> Harness:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()  # a failed startup hook must not leave the emulator serving
+            raise
         return self
 
     async def __aexit__(

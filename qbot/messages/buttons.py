@@ -14,6 +14,7 @@ from qbot.messages._validate import (
 )
 from qbot.messages.base import Message, Outgoing, OutgoingComment
 from qbot.messages.postback import pack_postback
+from qbot.names import plain
 
 if TYPE_CHECKING:
     from qbot.messages.postback import PostbackSigner
@@ -53,6 +54,8 @@ class Button:
         if postback_text is not None:
             require_text(f"{owner} postback_text for {label!r}", postback_text)
         data = require_json(f"{owner} postback data for {label!r}", data)
+        # A typed Action member is stored (and packed) as its plain string value.
+        action = plain(action)
         return cls(label=label, action=action, data=data, postback_text=postback_text)
 
     @classmethod
@@ -99,7 +102,8 @@ class ButtonList:
 
         Args:
             label: the button's text.
-            action: routed on with ``@bot.postback(action=...)``.
+            action: routed on with ``@bot.postback(action=...)``; a string or a member of an
+                :class:`~qbot.names.Action` class (``Act.CONFIRM``).
             data: JSON-serialisable data, handed to the handler as ``ctx.postback.data``.
             postback_text: the text some clients show as the user's answer instead of the label.
 
