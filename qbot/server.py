@@ -21,6 +21,7 @@ from qbot._json import loads
 from qbot.config import DEFAULT_SERVED_STORAGE
 from qbot.errors import StorageError
 from qbot.models.webhook import Update
+from qbot.omnichannel.webhooks import add_lifecycle_routes
 from qbot.runtime import Runtime
 from qbot.storage import open_storage
 
@@ -161,5 +162,7 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
     app[RUNTIME_KEY] = runtime
     app.router.add_post(settings.server.webhook_path, webhook)
     app.router.add_get("/healthz", healthz)
+    # Omnichannel's lifecycle webhooks: their own module, so this file's body reading stays apart.
+    add_lifecycle_routes(app, runtime, settings)
     app.cleanup_ctx.append(lifecycle)
     return app

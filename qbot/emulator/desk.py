@@ -70,15 +70,6 @@ class DeskError(Exception):
 
 
 @dataclass(slots=True)
-class _Fault:
-    status: int
-    times: int
-    path: str | None
-    body: str | None
-    retry_after: float | None
-
-
-@dataclass(slots=True)
 class Service:
     """A room's service on the desk."""
 
@@ -171,7 +162,6 @@ class OmnichannelDesk:
         }
         self.services: dict[int, Service] = {}
         self._tag_ids: dict[str, int] = {}
-        self._faults: list[_Fault] = []
         self._session: aiohttp.ClientSession | None = None
         self._admin_ready = False
 
@@ -186,32 +176,6 @@ class OmnichannelDesk:
         if not self._admin_ready:
             await self.em.store.upsert_user(self.admin_email, self.em.config.bot_name)
             self._admin_ready = True
-
-    def fail_next(
-        self,
-        status: int = 503,
-        *,
-        times: int = 1,
-        path: str | None = None,
-        body: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        """Answer the next ``times`` Omnichannel calls (to ``path``, if given) with ``status``.
-
-        ``body`` replaces the JSON error body with plain text (``status=200, body="sender_email
-        is invalid"`` reproduces the endpoint's plain-text 200 error).
-        """
-        self._faults.append(_Fault(status, times, path, body, retry_after))
-
-    def take_fault(self, path: str) -> _Fault | None:
-        """The injected fault the next call to ``path`` meets, if any (used up as it is taken)."""
-        for fault in self._faults:
-            if fault.path is None or fault.path == path:
-                fault.times -= 1
-                if fault.times <= 0:
-                    self._faults.remove(fault)
-                return fault
-        return None
 
     # -- state -----------------------------------------------------------------------------------
     @staticmethod
