@@ -7,7 +7,7 @@ from structlog.testing import capture_logs
 
 from qbot import Bot, Buttons, Card, Carousel, Context
 from qbot.config import Settings, load_settings
-from qbot.emulator.harness import Chat, Harness
+from qbot.emulator.harness import Harness
 
 APP = "qbot-test"
 
