@@ -6,8 +6,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from qbot import Bot, Buttons, Card, Carousel, Context
+from qbot._json import dumps
 from qbot.config import Settings, load_settings
-from qbot.emulator.harness import Harness
+from qbot.emulator.harness import Chat, Harness
+from qbot.emulator.omnichannel_bodies import agent_allocation_body
 
 APP = "qbot-test"
 
@@ -217,3 +219,93 @@ async def test_ctx_send_later_uses_the_rooms_remembered_path() -> None:
         comments = await harness.emulator.store.comments(target, limit=1)
         assert comments[0]["message"] == "A note for Ana"
         assert comments[0]["email"] == f"{APP}_admin@qismo.com"
+
+
+def allocation_raw(harness: Harness, chat: Chat, candidate: int) -> bytes:
+    bot_body = {
+        "payload": {
+            "from": {"email": chat.email, "name": "Ana"},
+            "room": {"id": chat.room_id},
+        },
+        "channel": {"source": "ig"},
+    }
+    body = agent_allocation_body(bot_body, harness.desk.agent_view(candidate), app_code=APP)
+    return dumps(body)
+
+
+async def test_agent_allocation_assigns_the_candidate_without_a_handler() -> None:
+    async with Harness(make_bot(), settings()) as harness:
+        chat = await harness.chat("ana@example.com", "Ana", omnichannel=True, channel="ig")
+        raw = allocation_raw(harness, chat, 102)
+        outcome = await harness.bot.dispatcher.feed_lifecycle("agent-allocation", raw)
+        assert outcome.handler == "on_agent_allocation"
+        assert (await chat.service())["agent_ids"] == [102]
+        again = await harness.bot.dispatcher.feed_lifecycle("agent-allocation", raw)
+        assert again.ignored == "duplicate"
+
+
+async def test_an_allocation_handler_picks_the_agent() -> None:
+    bot = make_bot()
+    seen: list[str] = []
+
+    @bot.on_agent_allocation
+    async def pick(ctx: Context) -> None:
+        seen.append(ctx.sender.email)
+        await ctx.assign_agent(101)
+
+    async with Harness(bot, settings()) as harness:
+        chat = await harness.chat("ana@example.com", "Ana", omnichannel=True, channel="ig")
+        await harness.bot.dispatcher.feed_lifecycle(
+            "agent-allocation", allocation_raw(harness, chat, 102)
+        )
+        assert seen == ["ana@example.com"]
+        assert (await chat.service())["agent_ids"] == [101]
+
+
+async def test_a_lifecycle_body_that_is_not_one_is_a_value_error() -> None:
+    async with Harness(make_bot(), settings()) as harness:
+        with pytest.raises(ValueError, match="room_id"):
+            await harness.bot.dispatcher.feed_lifecycle("agent-allocation", b'{"x": 1}')
+        with pytest.raises(ValueError, match="no lifecycle webhook 'closed'"):
+            await harness.bot.dispatcher.feed_lifecycle("closed", b"{}")
+
+
+async def test_resume_turns_the_bot_back_on_at_the_desk() -> None:
+    bot = make_bot()
+
+    @bot.event("left_room")
+    async def left(ctx: Context) -> None:
+        await ctx.resume()
+
+    async with Harness(bot, settings()) as harness:
+        chat = await harness.chat("ana@example.com", "Ana", omnichannel=True, channel="ig")
+        await chat.say("anyone")
+        await chat.assert_handed_off()
+        await chat.event("left_room")
+        await chat.assert_with_bot()
+
+
+async def test_customer_properties_update_merges_and_tags() -> None:
+    bot = Bot("props")
+    found: list[dict[str, object]] = []
+
+    @bot.message()
+    async def profile(ctx: Context) -> None:
+        await ctx.customer.update(plan="gold")
+        await ctx.customer.update(city="Bandung")
+        await ctx.customer.tag("vip", "wa-lead")
+        found.append(await ctx.customer.properties())
+
+    async with Harness(bot, settings()) as harness:
+        chat = await harness.chat("ana@example.com", "Ana", omnichannel=True, channel="wa")
+        await chat.say("hi")
+        assert found == [{"plan": "gold", "city": "Bandung"}]
+        assert harness.desk.services[chat.room_id].tags == ["vip", "wa-lead"]
+
+
+async def test_mode_never_keeps_every_room_on_post_comment() -> None:
+    async with Harness(make_bot(), settings(mode="never")) as harness:
+        chat = await harness.chat("ana@example.com", "Ana", omnichannel=True, channel="wa")
+        (await chat.say("menu")).assert_buttons("Track my order", "Talk to an agent")
+        assert await bot_calls(harness, "/post_comment")
+        assert not await bot_calls(harness, f"/{APP}/bot")
