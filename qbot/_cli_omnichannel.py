@@ -217,7 +217,8 @@ def register(group: click.Group) -> None:
         urls: dict[str, str] = {}
 
         def check(settings: Settings) -> None:
-            if not base.startswith(("https://", "http://")) or base[-3:] == "://":
+            parts = urlsplit(base)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ConfigError(
                     f"--url {url!r} must be an http(s) URL like https://bot.example.com"
                 )

@@ -14,6 +14,7 @@ import structlog
 
 from qbot._json import dumps, dumps_text
 from qbot.emulator.core import Deliver, Emulator
+from qbot.emulator.omnichannel_bodies import omnichannel_body
 from qbot.omnichannel.client import admin_email
 from qbot.omnichannel.rooms import detect_room
 
@@ -177,6 +178,36 @@ class OmnichannelDesk:
             await self.em.store.upsert_user(self.admin_email, self.em.config.bot_name)
             self._admin_ready = True
 
+    def deliver_as_omnichannel(self) -> None:
+        """Deliver the desk's rooms' messages as Omnichannel does (``qbot dev --omnichannel``).
+
+        In Omnichannel's 2025 body (top-level ``app_code`` and ``channel``), and not at all while
+        the bot is off for the room (an agent has it).
+        """
+        self.em.reshape = self.reshape
+
+    def reshape(self, body: dict[str, Any], room: dict[str, Any]) -> dict[str, Any] | None:
+        """``body`` in Omnichannel's shape for a desk room; ``None`` while its bot is off."""
+        service = self.services.get(int(room["id"]))
+        if service is None:
+            return body
+        if not service.is_handled_by_bot:
+            return None
+        channel = SEED_CHANNELS.get(f"{service.source}_channels") or [{"id": 0, "name": ""}]
+        return omnichannel_body(
+            body, app_code=self.em.config.app_id, channel=channel[0], source=service.source
+        )
+
+    def status(self, service: Service) -> str:
+        """Who handles the room: ``resolved``, ``agent: NAME``, ``waiting`` or ``bot``."""
+        if service.resolved:
+            return "resolved"
+        if service.agent_ids:
+            return "agent: " + ", ".join(self.agents[i]["name"] for i in service.agent_ids)
+        if not service.is_handled_by_bot:
+            return "waiting"
+        return "bot"
+
     # -- state -----------------------------------------------------------------------------------
     @staticmethod
     def channel(source: str) -> dict[str, Any]:
@@ -260,7 +291,11 @@ class OmnichannelDesk:
             "admin_email": self.admin_email,
             "divisions": [dict(d) for d in self.divisions],
             "agents": [self.agent_view(i) for i in self.agents],
-            "services": [s.record() | {"tags": list(s.tags)} for s in self.services.values()],
+            "services": [
+                s.record() | {"tags": list(s.tags), "status": self.status(s)}
+                for s in self.services.values()
+            ],
+            "delivers_as_omnichannel": self.em.reshape is not None,
             "bot_webhook_url": self.bot_webhook_url,
             "resolved_webhook_url": self.resolved_webhook_url,
         }

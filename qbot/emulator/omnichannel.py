@@ -389,11 +389,70 @@ def register_omnichannel(app: web.Application, emulator: Emulator) -> Omnichanne
     async def snapshot(request: web.Request) -> web.Response:
         return web.json_response(desk.snapshot())
 
-    # For the page, like the other /emulator/api routes: not a Qiscus endpoint, not recorded.
+    # For the page, like the other /emulator/api routes: not Qiscus endpoints, not recorded.
     app.router.add_get("/emulator/api/omnichannel", snapshot)
+    app.add_routes(_page_routes(desk))
 
     async def close(app: web.Application) -> None:
         await desk.close()
 
     app.on_cleanup.append(close)
     return desk
+
+
+def _page_routes(desk: OmnichannelDesk) -> list[web.RouteDef]:
+    """The page's side of the desk: a customer on a channel, an agent who answers and resolves."""
+
+    async def body_of(request: web.Request) -> dict[str, Any]:
+        try:
+            body = await request.json(loads=loads)
+        except ValueError as e:
+            raise DeskError(400, f"request body is not valid JSON: {e}") from e
+        if not isinstance(body, dict):
+            raise DeskError(400, "request body must be a JSON object")
+        return body
+
+    def guarded(
+        fn: Callable[[web.Request], Awaitable[web.Response]],
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            try:
+                return await fn(request)
+            except DeskError as e:
+                return web.json_response({"error": e.message}, status=e.status)
+
+        return handler
+
+    async def customer(request: web.Request) -> web.Response:
+        body = await body_of(request)
+        email = str(required(body, "email")).strip()
+        if "@" not in email:
+            raise DeskError(400, f"email {email!r} is not an email address")
+        name = str(body.get("name") or email.split("@")[0])
+        room = await desk.open_room(email, name, source=str(body.get("source") or "wa"))
+        return web.json_response(room)
+
+    async def agent_message(request: web.Request) -> web.Response:
+        body = await body_of(request)
+        service = await desk.service(request.match_info["room_id"])
+        text = str(required(body, "text"))
+        agent_id = as_int(body.get("agent_id") or (service.agent_ids or [0])[-1], "agent_id")
+        if agent_id not in service.agent_ids:
+            await desk.assign(service.room_id, agent_id)
+        agent = desk.agents[agent_id]
+        comment = await desk.em.user_post(service.room_id, agent["email"], text=text)
+        return web.json_response(comment)
+
+    async def resolve(request: web.Request) -> web.Response:
+        body = await body_of(request) if request.body_exists else {}
+        agent = body.get("agent_id")
+        resolved = await desk.resolve(
+            request.match_info["room_id"], agent_id=as_int(agent, "agent_id") if agent else None
+        )
+        return web.json_response(resolved)
+
+    return [
+        web.post("/emulator/api/omnichannel/customers", guarded(customer)),
+        web.post("/emulator/api/omnichannel/rooms/{room_id}/agent", guarded(agent_message)),
+        web.post("/emulator/api/omnichannel/rooms/{room_id}/resolve", guarded(resolve)),
+    ]
