@@ -17,6 +17,7 @@ outbox sweeper after a restart take the same path as the reply to the webhook. D
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -86,11 +87,23 @@ class RoomInfo:
 
 
 class RoomMemory:
-    """Which rooms are Omnichannel rooms: in the storage, with a cache in front."""
+    """Which rooms are Omnichannel rooms: in the storage, with a bounded cache in front.
 
-    def __init__(self, storage: Storage) -> None:
+    Args:
+        storage: where the memory is kept.
+        cache_size: rooms whose answer is kept in this process (the least recent dropped).
+    """
+
+    def __init__(self, storage: Storage, cache_size: int = 10_000) -> None:
         self.storage = storage
-        self._known: dict[str, RoomInfo | None] = {}
+        self.cache_size = cache_size
+        self._known: OrderedDict[str, RoomInfo | None] = OrderedDict()
+
+    def _keep(self, room_id: str, info: RoomInfo | None) -> None:
+        self._known[room_id] = info
+        self._known.move_to_end(room_id)
+        if len(self._known) > self.cache_size:
+            self._known.popitem(last=False)
 
     def known(self, room_id: str) -> RoomInfo | None:
         """The cached answer (``None``: not an Omnichannel room, or not read yet)."""
@@ -98,20 +111,20 @@ class RoomMemory:
 
     def preload(self, room_id: str, value: Any) -> None:
         """Cache what was read with the room's state (``load_room``)."""
-        self._known[room_id] = RoomInfo.load(value)
+        self._keep(room_id, RoomInfo.load(value))
 
     async def get(self, room_id: str) -> RoomInfo | None:
         """The room's memory, read from the storage once per process."""
         if room_id not in self._known:
-            self._known[room_id] = RoomInfo.load(await self.storage.get_state(room_key(room_id)))
-        return self._known[room_id]
+            self._keep(room_id, RoomInfo.load(await self.storage.get_state(room_key(room_id))))
+        return self._known.get(room_id)
 
     async def remember(self, room_id: str, found: OmnichannelRoom) -> RoomInfo:
         """Keep that the room is an Omnichannel room (written only when it changes)."""
         info = RoomInfo(source=found.source or (self._known.get(room_id) or RoomInfo()).source)
         if await self.get(room_id) != info:
             await self.storage.set_state(room_key(room_id), info.dump())
-            self._known[room_id] = info
+            self._keep(room_id, info)
         return info
 
 
