@@ -267,11 +267,10 @@ function connect(delay = 500) {
 }
 
 async function init() {
-  const desk = await api("GET", "/emulator/api/omnichannel");
+  const [info, desk] = await Promise.all([api("GET", "/emulator/api/state"), api("GET", "/emulator/api/omnichannel")]);
   if (desk.delivers_as_omnichannel && localStorage.getItem("qbot.omni") === null) omni.on = true;
   omni.desk = desk;
   renderDesk();
-  const info = await api("GET", "/emulator/api/state");
   state.bot = info.bot;
   state.users = info.users;
   $("bot-info").textContent = `bot ${info.bot.name} <${info.bot.email}> · app ${info.app_id} · webhook ${info.webhook_url || "not set"}${info.signed ? " (signed)" : ""}`;
