@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from structlog.testing import capture_logs
 from test_scale import Replica, until
 from webhooks import sdk_body
 
@@ -224,3 +225,40 @@ async def test_a_kill_after_a_resolved_webhook_is_accepted_loses_and_repeats_not
     assert desk.services[room_id].is_handled_by_bot
     async with SqliteStorage(str(tmp_path / "qbot.db")) as storage:
         assert await storage.handoff_get(str(room_id)) is None
+
+
+def replying_bot(url: str, storage: str) -> Bot:
+    bot = Bot("omni-restart")
+
+    @bot.message()
+    async def hello(ctx: Context) -> None:
+        await ctx.reply("hello")
+
+    bot.configure(settings(url, storage))
+    return bot
+
+
+async def test_a_reply_left_pending_is_sent_through_bot_after_a_restart(
+    served: Served, tmp_path: Path
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'qbot.db'}"
+    room = await served.desk.open_room("ana@example.com", "Ana", source="wa")
+    body = sdk_body("hi", room_id=room["id"], sender="ana@example.com")
+    body["payload"]["room"]["options"] = room["options"]
+    first = replying_bot(served.url, storage)
+    served.emulator.fail_next(f"/{APP}/bot", status=503)
+    with capture_logs() as logs:
+        await first.feed_update(body)
+    assert any(e["event"] == "reply.queued" for e in logs)
+    await first.aclose()
+    assert await admin_texts(served, room["id"]) == []
+
+    # A new process: it knows the room is an Omnichannel room from the storage alone.
+    second = replying_bot(served.url, storage)
+    await second.open()
+    try:
+        assert await second.dispatcher.flush(str(room["id"])) == 0
+    finally:
+        await second.aclose()
+    assert await admin_texts(served, room["id"]) == ["hello"]
+    assert not served.emulator.calls_to("post_comment")
