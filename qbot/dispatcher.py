@@ -404,11 +404,20 @@ class Dispatcher:
     async def _remember_room(self, update: Update) -> str | None:
         """Keep that the update's room is an Omnichannel room; its channel source, if it is."""
         mode = self.settings.omnichannel.mode if self.settings is not None else "auto"
-        found = detect_room(update, mode)
         room_id = str(update.room.id)
-        if found.omnichannel or (update.message.type == LIFECYCLE and mode != "never"):
-            return (await self.rooms.remember(room_id, found)).source
         known = self.rooms.known(room_id)
+        if mode == "never":
+            return None
+        if known is not None and known.source is not None:
+            return known.source  # remembered already (preloaded with the room's state)
+        options = update.room.options
+        lifecycle = update.message.type == LIFECYCLE
+        marked = update.app_code or update.channel is not None or "source" in options
+        if mode == "auto" and not (marked or "channel" in options or lifecycle):
+            return known.source if known is not None else None  # a Chat SDK room: no parsing
+        found = detect_room(update, mode)
+        if found.omnichannel or lifecycle:
+            return (await self.rooms.remember(room_id, found)).source
         return known.source if known is not None else None
 
     def _menu_answer(self, update: Update, source: str | None, choices: list[Any]) -> Update:
