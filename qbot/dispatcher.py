@@ -362,7 +362,10 @@ class Dispatcher:
         self.rooms.preload(room_id, room_memory)
         source = await self._remember_room(update)
         if update.message.type == LIFECYCLE:
-            return await self._lifecycle(update, origin, dict(zip(ids, replies, strict=True)))
+            known = dict(zip(ids, replies, strict=True))
+            return await self._lifecycle(
+                update, origin, known, dict(zip(keys, states, strict=True))
+            )
         if self._is_agent_command(update):
             ended = handoff is not None and await self.storage.handoff_end(room_id)
             log.info("handoff.ended" if ended else "agent.command", by=update.sender.email)
@@ -438,12 +441,16 @@ class Dispatcher:
         )
 
     async def _lifecycle(
-        self, update: Update, origin: str, known: dict[str, Any]
+        self, update: Update, origin: str, known: dict[str, Any], loaded: dict[str, Any]
     ) -> tuple[Outcome, Context]:
+        """An Omnichannel lifecycle webhook: its effects, then its handlers (see lifecycle)."""
         sender = Sender(self._delivery_for(known), origin, self.signer)
         ctx = Context(self, update, sender)
-        await ctx.state.load()
-        await ctx.room_state.load()
+        for state in (ctx.state, ctx.room_state):
+            if state.key in loaded:
+                state.preload(loaded[state.key])
+            else:
+                await state.load()
         name = await run_lifecycle(ctx)
         ctx.handler_name = name
         log.info("update.handled", handler=name, replies=sender.sent)
