@@ -127,10 +127,23 @@ async def opening_hours(ctx: Context) -> None:
 
 @bot.intent("talk_to_human")
 async def talk_to_human(ctx: Context) -> None:
-    await ctx.reply("I'll ask one of our agents to join this chat. Until then I'll stay quiet.")
-    # The bot stops answering here until an agent sends `/bot resume`, the room is handed back
-    # (`qbot handoffs end ROOM`) or state.handoff_ttl passes.
-    await ctx.handoff("customer asked for a person")
+    await ctx.reply("I'll ask one of our agents to join this chat.")
+    # On Omnichannel: bot off, the least busy available agent of "support" assigned.
+    await ctx.handoff("customer asked for a human", division="support")
+
+
+@bot.on_resolved
+async def satisfaction_survey(ctx: Context) -> None:
+    survey = Buttons("Thanks for chatting with us! How satisfied are you, from 1 to 5?")
+    for score in range(1, 6):
+        survey.postback(str(score), action="rate", data={"score": score})
+    await ctx.reply(survey)
+
+
+@bot.postback(action="rate")
+async def rate(ctx: Context) -> None:
+    score = (ctx.postback.data or {}).get("score") if ctx.postback else None
+    await ctx.reply(f"Thank you for rating us {score} out of 5!")
 
 
 @bot.event("add_member")

@@ -35,6 +35,11 @@ __all__ = ["register"]
     default=None,
     help="Without TARGET: where to deliver user messages (a bot started with `qbot run`).",
 )
+@click.option(
+    "--omnichannel",
+    is_flag=True,
+    help="Emulate Omnichannel too: customers on WhatsApp and other channels, the agent desk.",
+)
 def dev(
     target: str | None,
     config_path: str | None,
@@ -43,6 +48,7 @@ def dev(
     reset: bool,
     db: str,
     webhook_url: str | None,
+    omnichannel: bool,
 ) -> None:
     """Run the bot TARGET (MODULE:ATTR) with a local Qiscus emulator and web chat page."""
     from qbot.emulator.dev import DevServer, dev_settings
@@ -58,7 +64,14 @@ def dev(
     except ConfigError as e:
         fail(str(e))
     server = DevServer(
-        settings, bot, host=host, port=port, db=db, reset=reset, webhook_url=webhook_url
+        settings,
+        bot,
+        host=host,
+        port=port,
+        db=db,
+        reset=reset,
+        webhook_url=webhook_url,
+        omnichannel=omnichannel,
     )
 
     def announce(url: str) -> None:

@@ -13,10 +13,11 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlencode, urlsplit
 
 import click
 
-from qbot.config import load_settings
+from qbot.config import Settings, load_settings
 from qbot.errors import (
     ConfigError,
     QiscusAPIError,
@@ -53,13 +54,22 @@ def _describe(error: QiscusError, client: OmnichannelClient) -> str:
     return str(error)
 
 
-def _run(config_path: str | None, work: Callable[[OmnichannelClient], Awaitable[None]]) -> None:
-    """Load settings, open a client, run ``work`` and turn every failure into one line."""
+def _run(
+    config_path: str | None,
+    work: Callable[[OmnichannelClient], Awaitable[None]],
+    check: Callable[[Settings], None] | None = None,
+) -> None:
+    """Load settings, open a client, run ``work`` and turn every failure into one line.
+
+    ``check`` sees the settings first and may raise `ConfigError` (exit 2).
+    """
     if config_path is None and Path(DEFAULT_CONFIG).is_file():
         config_path = DEFAULT_CONFIG
     try:
         settings = load_settings(config_path)
         configure_logging("warning", settings.log.format)
+        if check is not None:
+            check(settings)
         client = OmnichannelClient.from_settings(settings)
     except ConfigError as e:
         _fail(str(e), 2)
@@ -124,7 +134,7 @@ _config_option = click.option(
 
 
 def register(group: click.Group) -> None:
-    """Add ``omnichannel agents|divisions|rooms`` to ``group``."""
+    """Add ``omnichannel agents|divisions|rooms|connect`` to ``group``."""
 
     @group.group("omnichannel")
     def omnichannel() -> None:
@@ -189,3 +199,40 @@ def register(group: click.Group) -> None:
             _table(["room", "name", "channel", "status"], rows)
 
         _run(config_path, work)
+
+    @omnichannel.command("connect")
+    @click.option(
+        "--url",
+        required=True,
+        help="Where `qbot run` is reached from the internet, e.g. https://bot.example.com.",
+    )
+    @_config_option
+    def connect(url: str, config_path: str | None) -> None:
+        """Register the bot webhook and the resolved webhook of the app at Omnichannel.
+
+        The bot webhook is URL + server.webhook_path; the resolved webhook is the same path
+        + /resolved, with ?token=omnichannel.webhook_token when it is set.
+        """
+        base = url.strip().rstrip("/")
+        urls: dict[str, str] = {}
+
+        def check(settings: Settings) -> None:
+            parts = urlsplit(base)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigError(
+                    f"--url {url!r} must be an http(s) URL like https://bot.example.com"
+                )
+            path = settings.server.webhook_path.rstrip("/")
+            token = settings.omnichannel.webhook_token
+            query = f"?{urlencode({'token': token.get_secret_value()})}" if token else ""
+            urls["bot"] = f"{base}{path}"
+            urls["resolved"] = f"{base}{path}/resolved{query}"
+            urls["shown"] = f"{base}{path}/resolved" + ("?token=***" if token else "")
+
+        async def work(client: OmnichannelClient) -> None:
+            await client.set_bot_webhook(urls["bot"])
+            await client.set_resolved_webhook(urls["resolved"])
+            click.echo(f"bot webhook:      {urls['bot']}")
+            click.echo(f"resolved webhook: {urls['shown']}")
+
+        _run(config_path, work, check)

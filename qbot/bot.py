@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from qbot.dispatcher import Dispatcher
-from qbot.handlers import Outcome
+from qbot.handlers import HandlerFn, Outcome, check_handler
 from qbot.intents import IntentSet, load_intents
 from qbot.messages.postback import PostbackSigner
 from qbot.routing import RootRouter
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Bot", "Outcome"]
 
 T = TypeVar("T")
+F = TypeVar("F", bound=HandlerFn)
 
 
 class _Forwarded(Generic[T]):
@@ -90,6 +91,41 @@ class Bot(RootRouter):
             signer=PostbackSigner(postback_secret) if postback_secret else None,
             client=client,
         )
+        self._lifecycle: dict[str, list[HandlerFn]] = {
+            "resolved": [],
+            "new-session": [],
+            "agent-allocation": [],
+        }
+
+    # --- Omnichannel's lifecycle webhooks (qbot.omnichannel.lifecycle) --------------------------
+
+    def on_resolved(self, fn: F) -> F:
+        """Run ``fn`` when an agent resolves a room (after the bot is back on, state cleared).
+
+        ``ctx.room.id`` is the room, ``ctx.sender`` the customer; ``ctx.reply`` reaches the
+        customer (e.g. a satisfaction survey).
+        """
+        return self._on("resolved", fn)
+
+    def on_new_session(self, fn: F) -> F:
+        """Run ``fn`` when a customer starts a new Omnichannel session."""
+        return self._on("new-session", fn)
+
+    def on_agent_allocation(self, fn: F) -> F:
+        """Run ``fn`` when Omnichannel asks who should take a room (``ctx.assign_agent(id)``).
+
+        With no such handler, Omnichannel's candidate agent is assigned.
+        """
+        return self._on("agent-allocation", fn)
+
+    def _on(self, kind: str, fn: F) -> F:
+        check_handler(fn, f"on_{kind.replace('-', '_')}")
+        self._lifecycle[kind].append(fn)
+        return fn
+
+    def lifecycle_handlers(self, kind: str) -> list[HandlerFn]:
+        """The handlers of a lifecycle webhook (``resolved``, ``new-session``...), in order."""
+        return list(self._lifecycle[kind])
 
     # --- what settings decide: the dispatcher's, read and set through the bot ------------------
 

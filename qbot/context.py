@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from qbot.intents import IntentMatch
     from qbot.messages.postback import Postback
     from qbot.nlu.entities import Entity
+    from qbot.omnichannel.client import OmnichannelClient
+    from qbot.omnichannel.customer import Customer
     from qbot.sending import Sender
     from qbot.storage import Storage
 
@@ -73,6 +75,7 @@ class Context:
         self._normalized: str | None = None
         self._intent: IntentMatch | None = _UNSET
         self._entities: list[Entity] | None = None
+        self._desk: Sender | None = None
         room_id = str(self.room.id)
         settings = dispatcher.settings
         ttl = settings.state.ttl if settings is not None else None
@@ -160,17 +163,32 @@ class Context:
         self.state.rollback()
         self.room_state.rollback()
 
-    async def handoff(self, reason: str, *, ttl: float | None = None) -> Handoff:
+    async def handoff(
+        self,
+        reason: str,
+        division: str | int | None = None,
+        agent_id: int | str | None = None,
+        *,
+        ttl: float | None = None,
+    ) -> Handoff:
         """Hand the room to a human agent: the bot stops answering in it.
 
         Messages and button taps keep arriving and are stored and acked, but no handler runs for
         them (each is logged as ``handoff.skipped``) until :meth:`resume` (e.g. from an
         ``@bot.event("left_room")`` handler: system events still run), an agent's resume command
-        (``state.resume_command`` from one of ``state.agents``), ``qbot handoffs end ROOM``, or
-        the timeout ends it.
+        (``state.resume_command`` from one of ``state.agents``), ``qbot handoffs end ROOM``,
+        Omnichannel's resolved webhook, or the timeout ends it.
+
+        In an Omnichannel room the desk is told too, through the outbox (durable, retried, in
+        order with the replies): the bot is turned off for the room, then ``agent_id`` is
+        assigned, else the available agent of ``division`` with the fewest customers, else
+        Omnichannel allocates the room itself. A desk failure never raises here: it is logged
+        (``handoff.desk_failed``) and the room stays handed off in qbot.
 
         Args:
             reason: why (shown by ``qbot handoffs list``).
+            division: an Omnichannel division name or id to pick the agent from.
+            agent_id: the Omnichannel agent to assign.
             ttl: seconds until the bot answers again by itself; ``None``: ``state.handoff_ttl``.
 
         Raises:
@@ -179,16 +197,65 @@ class Context:
         settings = self.dispatcher.settings
         if ttl is None and settings is not None:
             ttl = settings.state.handoff_ttl
+        # The desk first: a crash after the handoff is stored would skip the re-run's handler.
+        if await self.dispatcher.is_omnichannel(str(self.room.id)):
+            try:
+                await self.desk_call("activate", active=False)
+                if agent_id is not None or division is not None:
+                    await self.desk_call("assign", agent_id=agent_id, division=division)
+            except Exception as e:  # refused for good: logged, the handoff stands in qbot
+                self.log.error("handoff.desk_failed", error=f"{type(e).__name__}: {e}")
         started = await self.dispatcher.storage.handoff_start(str(self.room.id), reason, ttl=ttl)
-        self.log.info("handoff.started", reason=reason, ttl=ttl)
+        self.log.info("handoff.started", reason=reason, ttl=ttl, division=division, agent=agent_id)
         return started
 
     async def resume(self) -> bool:
-        """Give the room back to the bot; False when it was not handed off."""
+        """Give the room back to the bot (at the desk too); False when it was not handed off."""
         ended = await self.dispatcher.storage.handoff_end(str(self.room.id))
         if ended:
             self.log.info("handoff.ended", by="handler")
+        if await self.dispatcher.is_omnichannel(str(self.room.id)):
+            try:
+                await self.desk_call("activate", active=True)
+            except Exception as e:
+                self.log.error("resume.desk_failed", error=f"{type(e).__name__}: {e}")
         return ended
+
+    # --- Omnichannel ----------------------------------------------------------------------------
+
+    @property
+    def omnichannel(self) -> OmnichannelClient:
+        """The bot's Omnichannel client, for desk calls beyond the ones here.
+
+        Raises:
+            QbotError: the bot has no settings to build one from.
+        """
+        return self.dispatcher.omnichannel
+
+    @property
+    def customer(self) -> Customer:
+        """The room's customer at the desk: ``properties()``, ``update(**kv)``, ``tag(...)``."""
+        from qbot.omnichannel.customer import Customer
+
+        return Customer(self.dispatcher.omnichannel, str(self.room.id))
+
+    async def assign_agent(self, agent_id: int | str) -> None:
+        """Assign an Omnichannel agent to the room, through the outbox (durable, retried)."""
+        await self.desk_call("assign", agent_id=agent_id)
+
+    async def desk_call(self, call: str, **args: Any) -> None:
+        """Queue a desk call (``activate``, ``assign``) behind the room's replies.
+
+        Raises:
+            QiscusAPIError: the desk refused it for good (a retryable failure is queued).
+        """
+        from qbot.omnichannel.delivery import DeskCall
+        from qbot.sending import Sender
+
+        if self._desk is None:
+            outbound = self._outbound
+            self._desk = Sender(outbound.delivery, f"{outbound.origin}#desk", None)
+        await self._desk.send(self.room.id, DeskCall(call, **args))
 
     # --- answering ------------------------------------------------------------------------------
 

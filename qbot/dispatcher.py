@@ -34,6 +34,10 @@ from qbot.hooks import run_shutdown, run_startup
 from qbot.intents import IntentSet, load_intents
 from qbot.messages.postback import PostbackSigner, unpack_postback
 from qbot.models.webhook import Update
+from qbot.omnichannel.delivery import RoomDelivery, RoomMemory, load_choices, menu_key, room_key
+from qbot.omnichannel.lifecycle import LIFECYCLE, lifecycle_update, run_lifecycle
+from qbot.omnichannel.menus import match_choice
+from qbot.omnichannel.rooms import detect_room
 from qbot.outbox import Outbox
 from qbot.runtime import Runtime
 from qbot.sending import Delivery, DirectDelivery, Sender, unique_temp_id
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
     from qbot.bot import Bot
     from qbot.client import QiscusClient
     from qbot.config import Settings
+    from qbot.omnichannel.client import OmnichannelClient
     from qbot.storage import InboxItem
 
 __all__ = ["Dispatcher", "Outcome"]
@@ -92,11 +97,15 @@ class Dispatcher:
         self._owns_client = False
         self._storage_open = False
         self._retired: list[Storage] = []
+        self._retired_clients: list[OmnichannelClient] = []
         self._runtime: Runtime | None = None
         self._runtime_for: tuple[asyncio.AbstractEventLoop, Storage] | None = None
         self.outbox = Outbox(self.storage, self.outbound)  # replies, records, waiting rooms
         self._started = False  # the startup hooks ran (start()); aclose() runs the shutdown ones
         self._starting: asyncio.Future[None] | None = None
+        self._omnichannel: OmnichannelClient | None = None
+        self._owns_omnichannel = False
+        self._rooms: RoomMemory | None = None
 
     # --- configuration --------------------------------------------------------------------------
 
@@ -138,6 +147,9 @@ class Dispatcher:
             self._client = QiscusClient.from_settings(settings)
             self._owns_client = True
         self.delivery = None
+        if self._owns_omnichannel and self._omnichannel is not None:
+            self._retired_clients.append(self._omnichannel)
+        self._omnichannel, self._owns_omnichannel = None, False
         self.bot.check_intents()
         self.bot.check_names()
 
@@ -150,6 +162,47 @@ class Dispatcher:
                 "or pass Bot(client=QiscusClient(...))"
             )
         return self._client
+
+    @property
+    def omnichannel(self) -> OmnichannelClient:
+        """The Omnichannel client (``omnichannel:`` settings, ``qiscus.secret_key``).
+
+        Raises:
+            QbotError: the bot has no settings to build it from.
+            ConfigError: the settings have no app code or secret key.
+        """
+        if self._omnichannel is None:
+            from qbot.omnichannel.client import OmnichannelClient
+
+            if self.settings is None:
+                raise QbotError(
+                    f"bot {self.bot.name!r} has no Omnichannel client: call "
+                    "bot.configure(settings) first"
+                )
+            self._omnichannel = OmnichannelClient.from_settings(self.settings)
+            self._owns_omnichannel = True
+        return self._omnichannel
+
+    @omnichannel.setter
+    def omnichannel(self, client: OmnichannelClient) -> None:
+        """Use a ready client (the test kit's); the caller closes it."""
+        if self._owns_omnichannel and self._omnichannel is not None:
+            self._retired_clients.append(self._omnichannel)
+        self._omnichannel, self._owns_omnichannel = client, False
+        self.delivery = None
+
+    @property
+    def rooms(self) -> RoomMemory:
+        """Which rooms are Omnichannel rooms (kept in the storage)."""
+        if self._rooms is None:
+            self._rooms = RoomMemory(self.storage)
+        return self._rooms
+
+    async def is_omnichannel(self, room_id: str) -> bool:
+        """Whether replies to ``room_id`` go through Omnichannel's ``/bot``."""
+        if self.settings is not None and self.settings.omnichannel.mode == "never":
+            return False
+        return await self.rooms.get(room_id) is not None
 
     def use_storage(self, storage: Storage, *, url: str | None = None) -> None:
         """Replace the storage (opened on first use; the old one is closed by :meth:`aclose`).
@@ -164,6 +217,9 @@ class Dispatcher:
         self.outbox = Outbox(storage, self.outbound)
         self.storage_url = url or type(storage).__name__
         self._storage_open = False
+        self._rooms = None
+        if isinstance(self.delivery, RoomDelivery):  # it remembers rooms in the old storage
+            self.delivery = None
 
     async def open(self) -> Storage:
         """Connect the storage (idempotent) and return it.
@@ -215,6 +271,12 @@ class Dispatcher:
             await run_shutdown(self.bot.iter_hooks("shutdown"), self.bot)
         if self._client is not None and self._owns_client:
             await self._client.close()
+        if self._omnichannel is not None and self._owns_omnichannel:
+            self._retired_clients.append(self._omnichannel)
+            self._omnichannel, self._owns_omnichannel = None, False
+        for omni in self._retired_clients:
+            await omni.close()
+        self._retired_clients.clear()
         for old in self._retired:
             await old.close()
         self._retired.clear()
@@ -260,6 +322,18 @@ class Dispatcher:
             return Outcome(ignored=reason)
         await self.start()
         return await self._local_runtime().run(update)
+
+    async def feed_lifecycle(self, kind: str, raw: bytes) -> Outcome:
+        """Process an Omnichannel lifecycle webhook body as the server's route does.
+
+        Args:
+            kind: ``resolved``, ``new-session`` or ``agent-allocation``.
+            raw: the body as received.
+
+        Raises:
+            ValueError: ``raw`` is not that webhook's body.
+        """
+        return await self._local_runtime().run(lifecycle_update(kind, raw))
 
     def _local_runtime(self) -> Runtime:
         """The runtime of ``feed_update``: one per event loop and storage, rooms not kept."""
@@ -317,13 +391,25 @@ class Dispatcher:
         origin = f"{room_id}:{identity}"
         # One round trip reads the handoff, both states and the first replies' outbox records.
         keys = [state_key(room_id, state_owner(update.sender)), state_key(room_id)]
+        extra = [room_key(room_id), menu_key(room_id)]
         ids = [unique_temp_id(origin, update.room.id, seq) for seq in range(1, _PREFETCH + 1)]
-        handoff, states, replies = await self.storage.load_room(room_id, keys, ids)
+        handoff, states, replies = await self.storage.load_room(room_id, keys + extra, ids)
+        states, (room_memory, menu) = states[: len(keys)], states[len(keys) :]
+        self.rooms.preload(room_id, room_memory)
+        source = await self._remember_room(update)
+        if update.message.type == LIFECYCLE:
+            known = dict(zip(ids, replies, strict=True))
+            return await self._lifecycle(
+                update, origin, known, dict(zip(keys, states, strict=True))
+            )
         if self._is_agent_command(update):
             ended = handoff is not None and await self.storage.handoff_end(room_id)
             log.info("handoff.ended" if ended else "agent.command", by=update.sender.email)
             return Outcome(ignored="agent_command"), None
         kind = update_kind(update.message.type)
+        if kind != EVENT and handoff is None and update.message.type == "text" and menu:
+            update = self._menu_answer(update, source, load_choices(menu))
+            kind = update_kind(update.message.type)
         if handoff is not None and kind != EVENT:
             # System events still run: `@bot.event("left_room")` may call ctx.resume().
             log.info("handoff.skipped", reason=handoff.reason, sender=update.sender.email)
@@ -359,6 +445,60 @@ class Dispatcher:
         log.info("update.handled", handler=ctx.handler_name, replies=sender.sent)
         return Outcome(handler=ctx.handler_name, replies=sender.sent), ctx
 
+    async def _remember_room(self, update: Update) -> str | None:
+        """Keep that the update's room is an Omnichannel room; its channel source, if it is."""
+        mode = self.settings.omnichannel.mode if self.settings is not None else "auto"
+        room_id = str(update.room.id)
+        known = self.rooms.known(room_id)
+        if mode == "never":
+            return None
+        if known is not None and known.source is not None:
+            return known.source  # remembered already (preloaded with the room's state)
+        options = update.room.options
+        lifecycle = update.message.type == LIFECYCLE
+        marked = update.app_code or update.channel is not None or "source" in options
+        if mode == "auto" and not (marked or "channel" in options or lifecycle):
+            return known.source if known is not None else None  # a Chat SDK room: no parsing
+        found = detect_room(update, mode)
+        if found.omnichannel or lifecycle:
+            return (await self.rooms.remember(room_id, found)).source
+        return known.source if known is not None else None
+
+    def _menu_answer(self, update: Update, source: str | None, choices: list[Any]) -> Update:
+        """The customer's answer to a text menu as the tap on its button, else ``update``."""
+        menus = self.settings.omnichannel.text_menus if self.settings is not None else []
+        if source not in menus:
+            return update
+        choice = match_choice(update.message.text, choices)
+        if choice is None:
+            return update
+        text, payload = choice.postback_response()
+        log.info("text_menu.chosen", choice=choice.number, label=choice.label)
+        message = update.message.model_copy(
+            update={"type": "button_postback_response", "text": text, "payload": payload}
+        )
+        return update.model_copy(
+            update={"payload": update.payload.model_copy(update={"message": message})}
+        )
+
+    async def _lifecycle(
+        self, update: Update, origin: str, known: dict[str, Any], loaded: dict[str, Any]
+    ) -> tuple[Outcome, Context]:
+        """An Omnichannel lifecycle webhook: its effects, then its handlers (see lifecycle)."""
+        room_id = str(update.room.id)
+        signer = self.signer.bind(room_id, None) if self.signer is not None else None
+        sender = Sender(self.outbox.delivery(known), origin, signer)
+        ctx = Context(self, update, sender)
+        for state in (ctx.state, ctx.room_state):
+            if state.key in loaded:
+                state.preload(loaded[state.key])
+            else:
+                await state.load()
+        name = await run_lifecycle(ctx)
+        ctx.handler_name = name
+        log.info("update.handled", handler=name, replies=sender.sent)
+        return Outcome(handler=name, replies=sender.sent), ctx
+
     def _is_agent_command(self, update: Update) -> bool:
         """An agent's text that gives the room back to the bot (``state.resume_command``)."""
         if self.settings is None or not self.settings.state.agents:
@@ -387,5 +527,15 @@ class Dispatcher:
                     f"bot {self.bot.name!r} has no email to post replies as: set bot.email in "
                     "the config or Bot(email=...)"
                 )
-            self.delivery = DirectDelivery(self.client, self.email)
+            chat = DirectDelivery(self.client, self.email)
+            if self.settings is None or self.settings.omnichannel.mode == "never":
+                self.delivery = chat
+            else:
+                omni = self.settings.omnichannel
+                try:
+                    client: OmnichannelClient | None = self.omnichannel
+                except ConfigError as e:  # Omnichannel rooms then get post_comment: say so
+                    log.warning("omnichannel.unavailable", error=str(e))
+                    client = None
+                self.delivery = RoomDelivery(chat, client, self.rooms, omni.text_menus)
         return self.delivery

@@ -29,6 +29,7 @@ from qbot.config import DEFAULT_SERVED_STORAGE
 from qbot.errors import StorageError
 from qbot.log import mask_url, redact
 from qbot.models.webhook import Update
+from qbot.omnichannel.webhooks import add_lifecycle_routes
 from qbot.runtime import Runtime
 from qbot.storage import open_storage
 
@@ -253,6 +254,8 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
         app.router.add_get(
             settings.metrics.path, metrics.metrics_view(runtime, settings.metrics.token)
         )
+    # Omnichannel's lifecycle webhooks: their own module, so this file's body reading stays apart.
+    add_lifecycle_routes(app, runtime, settings)
     app.cleanup_ctx.append(lifecycle)
     return app
 

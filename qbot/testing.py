@@ -63,10 +63,19 @@ __all__ = [
 _REPLY_KEYS = frozenset(
     {"type", "text", "text_contains", "text_matches", "buttons", "cards", "payload"}
 )
-_TURN_KEYS = frozenset({"say", "tap", "event", "objects", "expect"})
+_ACTIONS = ("say", "tap", "event", "agent", "resolve")
+_TURN_KEYS = frozenset({*_ACTIONS, "objects", "expect", "handoff"})
 
 
 # ---- options and fixtures ----------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "qbot_chat(**options): options of the qbot_chat fixture's chat "
+        "(omnichannel=True, channel='wa', email=..., name=...)",
+    )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -130,9 +139,14 @@ if pytest_asyncio is not None:
             yield harness
 
     @pytest_asyncio.fixture
-    async def qbot_chat(qbot_harness: Harness) -> Chat:
-        """A user (``user@example.com``, "User") in a one-to-one room with the bot."""
-        return await qbot_harness.chat()
+    async def qbot_chat(qbot_harness: Harness, request: pytest.FixtureRequest) -> Chat:
+        """A user (``user@example.com``, "User") in a one-to-one room with the bot.
+
+        ``@pytest.mark.qbot_chat(omnichannel=True, channel="wa")`` makes it a customer writing
+        through Omnichannel (``await qbot_chat.resolve()``, ``agent_says``...).
+        """
+        marker = request.node.get_closest_marker("qbot_chat")
+        return await qbot_harness.chat(**(marker.kwargs if marker is not None else {}))
 
     @pytest_asyncio.fixture
     async def qbot_chat_factory(
@@ -177,7 +191,11 @@ def load_transcripts(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]] 
         item.setdefault("name", f"transcript {i}")
         for n, turn in enumerate(item["turns"], 1):
             _check_turn(path, str(item["name"]), n, turn)
-    options = {k: v for k, v in data.items() if k not in ("turns", "transcripts", "name")}
+    options = {
+        k: v for k, v in data.items() if k not in ("turns", "transcripts", "name", "channel")
+    }
+    if data.get("channel") is not None:
+        options["channel"] = data["channel"]
     return options, items
 
 
@@ -188,9 +206,12 @@ def _check_turn(path: Path, name: str, n: int, turn: Any) -> None:
     unknown = set(turn) - _TURN_KEYS
     if unknown:
         raise _fail_file(path, f"{where} has unknown keys {sorted(unknown)}")
-    actions = [k for k in ("say", "tap", "event") if k in turn]
+    actions = [k for k in _ACTIONS if k in turn]
     if len(actions) != 1:
-        raise _fail_file(path, f"{where} needs exactly one of say, tap or event")
+        raise _fail_file(path, f"{where} needs exactly one of {', '.join(_ACTIONS)}")
+    handoff = turn.get("handoff")
+    if handoff is not None and not isinstance(handoff, bool | dict):
+        raise _fail_file(path, f"{where}: handoff is true, false or {{agent: NAME}}")
     expect = turn.get("expect")
     if expect is None:
         return
@@ -242,8 +263,13 @@ async def run_transcript(
     *,
     settings: Settings | None = None,
     user: dict[str, Any] | None = None,
+    channel: str | None = None,
 ) -> None:
     """Play one transcript against ``bot``.
+
+    Args:
+        channel: an Omnichannel channel source (``wa``...): the user is a customer writing on
+            it, and turns may be ``agent: TEXT`` and ``resolve: true`` and check ``handoff``.
 
     Raises:
         TranscriptFailure: a turn's replies differ; the message shows the turn, what was
@@ -252,10 +278,24 @@ async def run_transcript(
     user = user or {}
     async with Harness(bot, settings) as harness:
         chat = await harness.chat(
-            str(user.get("email", "user@example.com")), str(user.get("name", "User"))
+            str(user.get("email", "user@example.com")),
+            str(user.get("name", "User")),
+            omnichannel=channel is not None,
+            channel=channel or "wa",
         )
         for n, turn in enumerate(transcript["turns"], 1):
-            if "say" in turn:
+            if ("agent" in turn or "resolve" in turn or "handoff" in turn) and channel is None:
+                raise TranscriptFailure(
+                    f"turn {n}: agent, resolve and handoff need an Omnichannel chat: "
+                    "add 'channel: wa' (or another source) to the transcript or the file"
+                )
+            if "agent" in turn:
+                action = f"agent {turn['agent']!r}"
+                replies = await chat.agent_says(str(turn["agent"]), agent=_first_agent(chat))
+            elif "resolve" in turn:
+                action = "resolve"
+                replies = await chat.resolve()
+            elif "say" in turn:
                 action = f"say {turn['say']!r}"
                 replies = await chat.say(str(turn["say"]))
             elif "tap" in turn:
@@ -267,6 +307,7 @@ async def run_transcript(
             else:
                 action = f"event {turn['event']!r}"
                 replies = await chat.event(str(turn["event"]), objects=turn.get("objects"))
+            await _check_handoff(chat, turn.get("handoff"), f"turn {n}: {action}")
             expect = turn.get("expect")
             if expect is None:
                 continue
@@ -280,6 +321,28 @@ async def run_transcript(
                 raise TranscriptFailure(
                     f"turn {n}: {action}\n{listed}\nthe bot answered:\n{replies.describe()}"
                 )
+
+
+def _first_agent(chat: Chat) -> int | None:
+    """Who answers as the agent: ``None`` (the assigned agent), else the desk's first agent."""
+    service = chat.harness.desk.services.get(chat.room_id)
+    if service is not None and service.agent_ids:
+        return None
+    first: int = next(iter(chat.harness.desk.agents))
+    return first
+
+
+async def _check_handoff(chat: Chat, expected: bool | dict[str, Any] | None, where: str) -> None:
+    if expected is None:
+        return
+    try:
+        if expected is False:
+            await chat.assert_with_bot()
+        else:
+            agent = expected.get("agent") if isinstance(expected, dict) else None
+            await chat.assert_handed_off(agent=agent)
+    except AssertionError as e:
+        raise TranscriptFailure(f"{where}: {e}") from None
 
 
 class TranscriptItem(pytest.Item):
@@ -302,7 +365,16 @@ class TranscriptItem(pytest.Item):
         bot = _load_bot(str(target))
         settings = _settings(self.config, self.options.get("config"))
         user = self.transcript.get("user") or self.options.get("user")
-        asyncio.run(run_transcript(bot, self.transcript, settings=settings, user=user))
+        channel = self.transcript.get("channel") or self.options.get("channel")
+        asyncio.run(
+            run_transcript(
+                bot,
+                self.transcript,
+                settings=settings,
+                user=user,
+                channel=str(channel) if channel else None,
+            )
+        )
 
     def repr_failure(
         self,

@@ -201,3 +201,29 @@ async def test_a_missing_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "does not exist" in one_error_line(result)
+
+
+async def test_connect_registers_the_bot_and_resolved_webhooks_with_the_token(
+    running: Running, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, running.url)
+    config.write_text(
+        config.read_text().replace('"omnichannel": {', '"omnichannel": {"webhook_token": "t0k&", ')
+    )
+    result = await qbot(
+        "omnichannel", "connect", "--url", "https://bot.example.com/", "--config", config
+    )
+    assert result.exit_code == 0, result.stderr
+    assert running.desk.bot_webhook_url == "https://bot.example.com/webhook"
+    assert (
+        running.desk.resolved_webhook_url == "https://bot.example.com/webhook/resolved?token=t0k%26"
+    )
+    assert "t0k" not in result.stdout  # the token is not printed
+    assert "resolved?token=***" in result.stdout
+
+
+async def test_connect_refuses_a_url_that_is_not_http(running: Running, tmp_path: Path) -> None:
+    config = write_config(tmp_path, running.url)
+    result = await qbot("omnichannel", "connect", "--url", "bot.example.com", "--config", config)
+    assert result.exit_code == 2
+    assert "must be an http(s) URL" in one_error_line(result)

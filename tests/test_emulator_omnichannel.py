@@ -276,7 +276,7 @@ async def test_an_unreachable_resolved_webhook_is_recorded_not_raised(
 async def test_injected_faults_hit_only_their_path_and_run_out(
     client: TestClient[Any, Any],
 ) -> None:
-    desk_of(client).fail_next(502, times=2, path="/api/v2/divisions", retry_after=1)
+    desk_of(client).em.fail_next("/api/v2/divisions", status=502, times=2, retry_after=1)
 
     other = await client.get("/api/v2/channels", headers=ADMIN)
     first = await client.get("/api/v2/divisions", headers=ADMIN)

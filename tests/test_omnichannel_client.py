@@ -184,7 +184,7 @@ async def test_send_refuses_a_system_event_with_a_named_error(
 async def test_a_plain_text_200_is_a_failed_send_and_not_retried(
     omni: OmnichannelClient, desk: Desk
 ) -> None:
-    desk.desk.fail_next(200, body="sender_email is invalid", path=f"/{APP}/bot")
+    desk.emulator.fail_next(f"/{APP}/bot", status=200, body="sender_email is invalid")
 
     with pytest.raises(QiscusAPIError) as info:
         await omni.send_bot_message(desk.room_id, "hi")
@@ -198,7 +198,7 @@ async def test_a_plain_text_200_is_a_failed_send_and_not_retried(
 async def test_a_json_200_that_carries_an_error_is_a_failed_send(
     omni: OmnichannelClient, desk: Desk
 ) -> None:
-    desk.desk.fail_next(200, body='{"errors": "room is already resolved"}')
+    desk.emulator.fail_next(None, status=200, body=b'{"errors": "room is already resolved"}')
 
     with pytest.raises(QiscusAPIError, match="room is already resolved") as info:
         await omni.send_bot_message(desk.room_id, "hi")
@@ -222,8 +222,8 @@ async def test_the_emulator_answers_a_wrong_sender_with_a_plain_text_200(
 async def test_5xx_and_429_are_retried_until_the_send_succeeds(
     omni: OmnichannelClient, desk: Desk
 ) -> None:
-    desk.desk.fail_next(503, path=f"/{APP}/bot")
-    desk.desk.fail_next(429, retry_after=0, path=f"/{APP}/bot")
+    desk.emulator.fail_next(f"/{APP}/bot", status=503)
+    desk.emulator.fail_next(f"/{APP}/bot", status=429, retry_after=0)
 
     with capture_logs() as logs:
         await omni.send_bot_message(desk.room_id, "eventually")
@@ -235,14 +235,14 @@ async def test_5xx_and_429_are_retried_until_the_send_succeeds(
 
 
 async def test_retries_give_up_with_the_last_error(omni: OmnichannelClient, desk: Desk) -> None:
-    desk.desk.fail_next(503, times=5)
+    desk.emulator.fail_next(None, status=503, times=5)
 
     with pytest.raises(QiscusServerError) as info:
         await omni.activate_bot(desk.room_id, False)
     assert info.value.status == 503
     assert len(await desk.calls()) == 3
 
-    desk.desk.fail_next(429, times=5, retry_after=0)
+    desk.emulator.fail_next(None, status=429, times=5, retry_after=0)
     with pytest.raises(QiscusRateLimited):
         await omni.activate_bot(desk.room_id, False)
 

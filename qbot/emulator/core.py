@@ -105,6 +105,12 @@ class Emulator:
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: list[Listener] = []
+        #: Rewrites a webhook body for its room (``(body, room) -> body``), or ``None`` to not
+        #: deliver it: how the Omnichannel desk sends its rooms' messages in Omnichannel's shape
+        #: and stops delivering a room whose bot is off.
+        self.reshape: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | None] | None = (
+            None
+        )
 
     @property
     def base_url(self) -> str:
@@ -482,6 +488,11 @@ class Emulator:
             log.warning("emulator.webhook.skipped", comment_id=comment["id"])
             return
         body = webhook_body(kind, comment, room, sender)
+        if self.reshape is not None:
+            reshaped = self.reshape(body, room)
+            if reshaped is None:
+                return
+            body = reshaped
         raw = dumps(body)
         headers = {"Content-Type": "application/json"}
         if self.config.signature_token:

@@ -14,6 +14,7 @@ import structlog
 
 from qbot._json import dumps, dumps_text
 from qbot.emulator.core import Deliver, Emulator
+from qbot.emulator.omnichannel_bodies import omnichannel_body
 from qbot.omnichannel.client import admin_email
 from qbot.omnichannel.rooms import detect_room
 
@@ -67,15 +68,6 @@ class DeskError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-@dataclass(slots=True)
-class _Fault:
-    status: int
-    times: int
-    path: str | None
-    body: str | None
-    retry_after: float | None
 
 
 @dataclass(slots=True)
@@ -171,7 +163,6 @@ class OmnichannelDesk:
         }
         self.services: dict[int, Service] = {}
         self._tag_ids: dict[str, int] = {}
-        self._faults: list[_Fault] = []
         self._session: aiohttp.ClientSession | None = None
         self._admin_ready = False
 
@@ -187,31 +178,35 @@ class OmnichannelDesk:
             await self.em.store.upsert_user(self.admin_email, self.em.config.bot_name)
             self._admin_ready = True
 
-    def fail_next(
-        self,
-        status: int = 503,
-        *,
-        times: int = 1,
-        path: str | None = None,
-        body: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        """Answer the next ``times`` Omnichannel calls (to ``path``, if given) with ``status``.
+    def deliver_as_omnichannel(self) -> None:
+        """Deliver the desk's rooms' messages as Omnichannel does (``qbot dev --omnichannel``).
 
-        ``body`` replaces the JSON error body with plain text (``status=200, body="sender_email
-        is invalid"`` reproduces the endpoint's plain-text 200 error).
+        In Omnichannel's 2025 body (top-level ``app_code`` and ``channel``), and not at all while
+        the bot is off for the room (an agent has it).
         """
-        self._faults.append(_Fault(status, times, path, body, retry_after))
+        self.em.reshape = self.reshape
 
-    def take_fault(self, path: str) -> _Fault | None:
-        """The injected fault the next call to ``path`` meets, if any (used up as it is taken)."""
-        for fault in self._faults:
-            if fault.path is None or fault.path == path:
-                fault.times -= 1
-                if fault.times <= 0:
-                    self._faults.remove(fault)
-                return fault
-        return None
+    def reshape(self, body: dict[str, Any], room: dict[str, Any]) -> dict[str, Any] | None:
+        """``body`` in Omnichannel's shape for a desk room; ``None`` while its bot is off."""
+        service = self.services.get(int(room["id"]))
+        if service is None:
+            return body
+        if not service.is_handled_by_bot:
+            return None
+        channel = SEED_CHANNELS.get(f"{service.source}_channels") or [{"id": 0, "name": ""}]
+        return omnichannel_body(
+            body, app_code=self.em.config.app_id, channel=channel[0], source=service.source
+        )
+
+    def status(self, service: Service) -> str:
+        """Who handles the room: ``resolved``, ``agent: NAME``, ``waiting`` or ``bot``."""
+        if service.resolved:
+            return "resolved"
+        if service.agent_ids:
+            return "agent: " + ", ".join(self.agents[i]["name"] for i in service.agent_ids)
+        if not service.is_handled_by_bot:
+            return "waiting"
+        return "bot"
 
     # -- state -----------------------------------------------------------------------------------
     @staticmethod
@@ -296,7 +291,11 @@ class OmnichannelDesk:
             "admin_email": self.admin_email,
             "divisions": [dict(d) for d in self.divisions],
             "agents": [self.agent_view(i) for i in self.agents],
-            "services": [s.record() | {"tags": list(s.tags)} for s in self.services.values()],
+            "services": [
+                s.record() | {"tags": list(s.tags), "status": self.status(s)}
+                for s in self.services.values()
+            ],
+            "delivers_as_omnichannel": self.em.reshape is not None,
             "bot_webhook_url": self.bot_webhook_url,
             "resolved_webhook_url": self.resolved_webhook_url,
         }

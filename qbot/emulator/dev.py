@@ -15,11 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from qbot.emulator.app import create_emulator_app
 from qbot.emulator.core import Emulator, EmulatorConfig
+from qbot.emulator.omnichannel import OMNICHANNEL_KEY
 from qbot.emulator.store import EmulatorStore
 
 if TYPE_CHECKING:
@@ -73,6 +75,10 @@ class DevServer:
         db: the emulator's SQLite file.
         reset: clear the stored conversations first.
         webhook_url: the webhook target when ``bot`` is ``None``.
+        omnichannel: emulate Omnichannel's side too: the desk's rooms are delivered in
+            Omnichannel's body (not while an agent has them), ``text_menus`` defaults to
+            ``[wa]`` and the page opens with its Omnichannel pane. The desk's endpoints and its
+            resolved webhook to the bot are there either way.
     """
 
     settings: Settings
@@ -82,6 +88,7 @@ class DevServer:
     db: str = ".qbot/emulator.sqlite3"
     reset: bool = False
     webhook_url: str | None = None
+    omnichannel: bool = False
     url: str = ""
     emulator: Emulator | None = None
     _runners: list[web.AppRunner] = dataclasses.field(default_factory=list)
@@ -111,15 +118,27 @@ class DevServer:
         await self.emulator.start(reset=self.reset)
         app = create_emulator_app(self.emulator, manage=False)
         app.router.add_get("/emulator/api/intents", self._intents)
+        desk = app[OMNICHANNEL_KEY]
+        if self.omnichannel:
+            desk.deliver_as_omnichannel()
         emulator_port = await self._serve(app, self.host, self.port)
         local = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         self.url = f"http://{local}:{emulator_port}/"
         self.emulator.base_url = self.url
         if self.bot is not None:
+            omni = self.settings.omnichannel
+            menus = omni.text_menus or (["wa"] if self.omnichannel else [])
             self.settings = self.settings.model_copy(
                 update={
                     "qiscus": q.model_copy(update={"base_url": self.url.rstrip("/")}),
                     "storage": self._bot_storage(),
+                    "omnichannel": omni.model_copy(
+                        update={
+                            "base_url": self.url.rstrip("/"),
+                            "app_code": q.app_id,
+                            "text_menus": menus,
+                        }
+                    ),
                 }
             )
             self.bot.configure(self.settings)
@@ -129,6 +148,9 @@ class DevServer:
             self.emulator.config = dataclasses.replace(
                 self.emulator.config, webhook_url=f"http://127.0.0.1:{bot_port}{path}"
             )
+            token = self.settings.omnichannel.webhook_token
+            query = f"?{urlencode({'token': token.get_secret_value()})}" if token else ""
+            desk.resolved_webhook_url = f"http://127.0.0.1:{bot_port}{path}/resolved{query}"
         return self.url
 
     async def _intents(self, request: web.Request) -> web.Response:

@@ -26,6 +26,9 @@ from aiohttp import web
 from qbot._json import dumps_text, loads
 from qbot.emulator.app import create_emulator_app
 from qbot.emulator.core import Emulator, EmulatorConfig
+from qbot.emulator.desk import OmnichannelDesk
+from qbot.emulator.omnichannel import OMNICHANNEL_KEY
+from qbot.emulator.omnichannel_bodies import omnichannel_body
 from qbot.emulator.store import EmulatorStore
 from qbot.emulator.webhook import buttons_of, postback_response
 
@@ -200,10 +203,14 @@ class Chat:
         last: the replies to the latest message.
     """
 
-    def __init__(self, harness: Harness, email: str, room: dict[str, Any]) -> None:
+    def __init__(
+        self, harness: Harness, email: str, room: dict[str, Any], channel: str | None = None
+    ) -> None:
         self.harness = harness
         self.email = email
         self.room = room
+        self.channel = channel
+        """The Omnichannel channel source of the chat (``wa``...), ``None`` for a Qiscus chat."""
         self.last = Replies()
 
     @property
@@ -260,6 +267,85 @@ class Chat:
         )
         return await self._collect(comment["id"])
 
+    # --- Omnichannel: the agent desk's side of the chat ---------------------------------------
+
+    def _desk(self) -> OmnichannelDesk:
+        if self.channel is None:
+            raise AssertionError(
+                "not an Omnichannel chat: use harness.chat(..., omnichannel=True, channel='wa')"
+            )
+        return self.harness.desk
+
+    async def service(self) -> dict[str, Any]:
+        """The room's service at the desk: ``is_handled_by_bot``, ``agent_ids``, ``resolved``..."""
+        return (await self._desk().service(self.room_id)).record()
+
+    async def agent_says(self, text: str, *, agent: int | str | None = None) -> Replies:
+        """An agent writes to the customer (the room's assigned agent, else ``agent``).
+
+        Returns:
+            What the bot answered to it (nothing while the room is handed off).
+
+        Raises:
+            AssertionError: no agent is assigned and none is named, or no such agent.
+        """
+        desk = self._desk()
+        service = await desk.service(self.room_id)
+        if agent is None:
+            if not service.agent_ids:
+                raise AssertionError("no agent is assigned to the room: pass agent=NAME or ID")
+            agent = service.agent_ids[-1]
+        found = _find_agent(desk, agent)
+        if found["id"] not in service.agent_ids:
+            await desk.assign(self.room_id, found["id"])
+        comment = await self.harness.emulator.user_post(self.room_id, found["email"], text=text)
+        return await self._collect(comment["id"])
+
+    async def resolve(self, *, agent: int | str | None = None, notes: str | None = None) -> Replies:
+        """The agent resolves the room: the desk sends the resolved webhook to the bot.
+
+        Returns:
+            What the bot sent the customer after it (e.g. a satisfaction survey).
+        """
+        desk = self._desk()
+        newest = await self.harness.emulator.store.comments(self.room_id, limit=1)
+        after = int(newest[0]["id"]) if newest else 0
+        agent_id = _find_agent(desk, agent)["id"] if agent is not None else None
+        await desk.resolve(self.room_id, agent_id=agent_id, notes=notes)
+        return await self._collect(after)
+
+    async def assert_handed_off(
+        self, *, agent: int | str | None = None, waiting: bool | None = None
+    ) -> None:
+        """The bot is off for the room at the desk (and ``agent`` is assigned, or it waits).
+
+        Raises:
+            AssertionError: it is not, with what the desk says.
+        """
+        service = await self.service()
+        if service["is_handled_by_bot"]:
+            raise AssertionError(f"the room is still handled by the bot at the desk: {service}")
+        if agent is not None:
+            wanted = _find_agent(self._desk(), agent)["id"]
+            if wanted not in service["agent_ids"]:
+                raise AssertionError(f"agent {agent!r} is not assigned to the room: {service}")
+        if waiting is not None and service["is_waiting"] != waiting:
+            raise AssertionError(f"expected is_waiting={waiting} at the desk: {service}")
+
+    async def assert_with_bot(self) -> None:
+        """The bot handles the room at the desk and in qbot (no handoff).
+
+        Raises:
+            AssertionError: it does not.
+        """
+        if self.channel is not None:
+            service = await self.service()
+            if not service["is_handled_by_bot"]:
+                raise AssertionError(f"the bot is off for the room at the desk: {service}")
+        handoff = await self.harness.bot.storage.handoff_get(str(self.room_id))
+        if handoff is not None:
+            raise AssertionError(f"the room is handed off in qbot: {handoff.reason!r}")
+
     async def _collect(self, after_id: int) -> Replies:
         await self.harness.emulator.drain()
         self.harness.raise_errors()
@@ -268,6 +354,16 @@ class Chat:
         )
         self.last = Replies(BotReply(c) for c in reversed(comments) if c["email"] != self.email)
         return self.last
+
+
+def _find_agent(desk: OmnichannelDesk, agent: int | str) -> dict[str, Any]:
+    for candidate in desk.agents.values():
+        if agent in (candidate["id"], str(candidate["id"])) or (
+            isinstance(agent, str) and candidate["name"].casefold() == agent.casefold()
+        ):
+            return candidate
+    names = ", ".join(f"{a['name']} ({a['id']})" for a in desk.agents.values())
+    raise AssertionError(f"no agent {agent!r} at the emulated desk: {names}")
 
 
 class Harness:
@@ -292,6 +388,16 @@ class Harness:
         self._emulator: Emulator | None = None
         self.delivered: dict[int, bytes] = {}
         """The latest webhook body delivered to the bot, by room id."""
+        self._desk: OmnichannelDesk | None = None
+        self._omnichannel: Any = None
+        self._shapes: dict[int, tuple[str, str]] = {}  # Omnichannel rooms: (source, shape)
+
+    @property
+    def desk(self) -> OmnichannelDesk:
+        """The emulated Omnichannel agent desk."""
+        if self._desk is None:
+            raise RuntimeError("the harness is not started: use 'async with Harness(bot)'")
+        return self._desk
 
     @property
     def emulator(self) -> Emulator:
@@ -318,9 +424,10 @@ class Harness:
         )
         self._emulator = Emulator(config, EmulatorStore(self._db), deliver=self.deliver)
         await self._emulator.start()
-        self._runner = web.AppRunner(
-            create_emulator_app(self._emulator, manage=False), access_log=None
-        )
+        app = create_emulator_app(self._emulator, manage=False)
+        self._desk = app[OMNICHANNEL_KEY]
+        self._desk.deliver = self._deliver_resolved
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -332,6 +439,9 @@ class Harness:
         self.settings = settings.model_copy(
             update={
                 "qiscus": q.model_copy(update={"base_url": base_url}),
+                "omnichannel": settings.omnichannel.model_copy(
+                    update={"base_url": base_url, "app_code": q.app_id}
+                ),
                 "storage": settings.storage.model_copy(update={"url": "memory://"}),
             }
         )
@@ -339,6 +449,12 @@ class Harness:
         # a closed emulator. One attempt: a failing call should fail the test, not retry.
         self._client = QiscusClient.from_settings(self.settings, retry=RetryPolicy(max_attempts=1))
         self.bot.configure(self.settings, client=self._client)
+        from qbot.omnichannel import OmnichannelClient
+
+        self._omnichannel = OmnichannelClient(
+            q.app_id, q.secret_key, base_url, retry=RetryPolicy(max_attempts=1)
+        )
+        self.bot.dispatcher.omnichannel = self._omnichannel
         await self.bot.start()
 
     async def close(self) -> None:
@@ -349,6 +465,9 @@ class Harness:
         if self._client is not None:
             await self._client.close()
             self._client = None
+        if self._omnichannel is not None:
+            await self._omnichannel.close()
+            self._omnichannel = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -373,9 +492,31 @@ class Harness:
         await self.close()
 
     async def chat(
-        self, email: str = "user@example.com", name: str = "User", *, group: str | None = None
+        self,
+        email: str = "user@example.com",
+        name: str = "User",
+        *,
+        group: str | None = None,
+        omnichannel: bool = False,
+        channel: str = "wa",
+        shape: str = "2025",
     ) -> Chat:
-        """A conversation for this user: a single room with the bot, or a new group ``group``."""
+        """A conversation for this user: a single room with the bot, or a new group ``group``.
+
+        Args:
+            omnichannel: a customer writing through Omnichannel on ``channel`` (``wa``,
+                ``qiscus`` the web widget, ``ig``, ``fb``, ``line``, ``telegram``): the bot's
+                replies go through ``/bot`` and the desk (``chat.resolve()``...) is there.
+            shape: the bot webhook's documented shape: ``2025`` (top-level ``app_code`` and
+                ``channel``, string ids) or ``options`` (the SDK body; ``room.options`` names
+                the channel).
+        """
+        if shape not in ("2025", "options"):
+            raise ValueError(f"shape {shape!r} must be '2025' or 'options'")
+        if omnichannel:
+            room = await self.desk.open_room(email, name, source=channel)
+            self._shapes[int(room["id"])] = (channel, shape)
+            return Chat(self, email, room, channel=channel)
         await self.emulator.store.upsert_user(email, name)
         if group is None:
             room = await self.emulator.single_room(email)
@@ -391,6 +532,17 @@ class Harness:
             first, self._errors = self._errors[0], []
             raise first
 
+    async def _deliver_resolved(
+        self, raw: bytes, headers: Mapping[str, str] | None = None
+    ) -> tuple[int | None, str]:
+        """The desk's resolved webhook, handed to the bot as the server's route would."""
+        try:
+            outcome = await self.bot.dispatcher.feed_lifecycle("resolved", raw)
+        except Exception as e:
+            self._errors.append(e)
+            return 500, f"{type(e).__name__}: {e}"
+        return 200, dumps_text({"handler": outcome.handler, "ignored": outcome.ignored})
+
     async def deliver(
         self, raw: bytes, headers: Mapping[str, str] | None = None
     ) -> tuple[int | None, str]:
@@ -402,6 +554,14 @@ class Harness:
         room = body.get("payload", {}).get("room", {}).get("id") if isinstance(body, dict) else None
         if isinstance(room, int):
             self.delivered[room] = raw
+            if room in self._shapes and self._shapes[room][1] == "2025":
+                source = self._shapes[room][0]
+                body = omnichannel_body(
+                    body,
+                    app_code=self.emulator.config.app_id,
+                    channel=self.desk.channel(source),
+                    source=source,
+                )
         try:
             outcome = await self.bot.feed_update(body)
         except Exception as e:

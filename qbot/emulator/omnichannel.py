@@ -26,13 +26,13 @@ does, ``/bot`` answers a wrong ``sender_email`` with HTTP 200 and a plain-text e
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
-from multidict import MultiMapping
 
 from qbot._json import loads
+from qbot.emulator.calls import BodyError, Call
 from qbot.emulator.core import Emulator
 from qbot.emulator.desk import (
     OFFICE_HOURS,
@@ -59,29 +59,15 @@ def _ok(data: Any) -> web.Response:
     return web.json_response({"status": 200, "data": data})
 
 
-def _flatten(multi: MultiMapping[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in multi:
-        name = key.removesuffix("[]")
-        values = multi.getall(key)
-        out[name] = values if key.endswith("[]") or len(values) > 1 else values[0]
-    return out
-
-
-async def _params(request: web.Request) -> dict[str, Any]:
-    params = _flatten(request.query)
-    if not request.body_exists:
+def _params(call: Call, match_info: Mapping[str, str]) -> dict[str, Any]:
+    """The call's path, query and body fields in one dict (``a[]`` names lose their ``[]``)."""
+    params: dict[str, Any] = dict(match_info)
+    params.update(call.query)
+    if call.body is None:
         return params
-    if request.content_type == "application/json":
-        try:
-            body = await request.json(loads=loads)
-        except ValueError as e:
-            raise DeskError(400, f"request body is not valid JSON: {e}") from e
-        if not isinstance(body, dict):
-            raise DeskError(400, f"request body must be a JSON object, got {body!r:.80}")
-        params.update({k.removesuffix("[]"): v for k, v in body.items()})
-    else:
-        params.update(_flatten(await request.post()))  # type: ignore[arg-type]
+    if not isinstance(call.body, dict):
+        raise DeskError(400, f"request body must be a JSON object, got {call.body!r:.80}")
+    params.update({k.removesuffix("[]"): v for k, v in call.body.items()})
     return params
 
 
@@ -125,13 +111,20 @@ class OmnichannelApi:
         self, fn: Callable[[dict[str, Any], web.Request], Awaitable[web.StreamResponse]]
     ) -> Any:
         async def handler(request: web.Request) -> web.StreamResponse:
+            # The emulator's one call log: recorded in ``Emulator.calls``, faults of
+            # ``Emulator.fail_next``/``delay``/``hang`` (match these calls by full path).
+            log = self.em.call_log
             params: dict[str, Any] = dict(request.match_info)
             response: web.StreamResponse
             try:
-                params.update(await _params(request))
-                fault = self._fault(request.path)
-                if fault is not None:
-                    response = fault
+                try:
+                    call = await log.record(request)
+                except BodyError as e:
+                    raise DeskError(400, str(e)) from e
+                params = _params(call, request.match_info)
+                injected = await log.before(call)
+                if injected is not None:
+                    response = injected
                 else:
                     self._check_auth(request)
                     response = await fn(params, request)
@@ -147,19 +140,10 @@ class OmnichannelApi:
                 params,
                 response.status,
             )
+            log.changed()
             return response
 
         return handler
-
-    def _fault(self, path: str) -> web.Response | None:
-        fault = self.desk.take_fault(path)
-        if fault is None:
-            return None
-        headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
-        if fault.body is not None:
-            return web.Response(status=fault.status, text=fault.body, headers=headers)
-        message = {"status": fault.status, "error": {"message": "injected fault"}}
-        return web.json_response(message, status=fault.status, headers=headers)
 
     def _check_auth(self, request: web.Request) -> None:
         cfg = self.em.config
@@ -405,11 +389,70 @@ def register_omnichannel(app: web.Application, emulator: Emulator) -> Omnichanne
     async def snapshot(request: web.Request) -> web.Response:
         return web.json_response(desk.snapshot())
 
-    # For the page, like the other /emulator/api routes: not a Qiscus endpoint, not recorded.
+    # For the page, like the other /emulator/api routes: not Qiscus endpoints, not recorded.
     app.router.add_get("/emulator/api/omnichannel", snapshot)
+    app.add_routes(_page_routes(desk))
 
     async def close(app: web.Application) -> None:
         await desk.close()
 
     app.on_cleanup.append(close)
     return desk
+
+
+def _page_routes(desk: OmnichannelDesk) -> list[web.RouteDef]:
+    """The page's side of the desk: a customer on a channel, an agent who answers and resolves."""
+
+    async def body_of(request: web.Request) -> dict[str, Any]:
+        try:
+            body = await request.json(loads=loads)
+        except ValueError as e:
+            raise DeskError(400, f"request body is not valid JSON: {e}") from e
+        if not isinstance(body, dict):
+            raise DeskError(400, "request body must be a JSON object")
+        return body
+
+    def guarded(
+        fn: Callable[[web.Request], Awaitable[web.Response]],
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            try:
+                return await fn(request)
+            except DeskError as e:
+                return web.json_response({"error": e.message}, status=e.status)
+
+        return handler
+
+    async def customer(request: web.Request) -> web.Response:
+        body = await body_of(request)
+        email = str(required(body, "email")).strip()
+        if "@" not in email:
+            raise DeskError(400, f"email {email!r} is not an email address")
+        name = str(body.get("name") or email.split("@")[0])
+        room = await desk.open_room(email, name, source=str(body.get("source") or "wa"))
+        return web.json_response(room)
+
+    async def agent_message(request: web.Request) -> web.Response:
+        body = await body_of(request)
+        service = await desk.service(request.match_info["room_id"])
+        text = str(required(body, "text"))
+        agent_id = as_int(body.get("agent_id") or (service.agent_ids or [0])[-1], "agent_id")
+        if agent_id not in service.agent_ids:
+            await desk.assign(service.room_id, agent_id)
+        agent = desk.agents[agent_id]
+        comment = await desk.em.user_post(service.room_id, agent["email"], text=text)
+        return web.json_response(comment)
+
+    async def resolve(request: web.Request) -> web.Response:
+        body = await body_of(request) if request.body_exists else {}
+        agent = body.get("agent_id")
+        resolved = await desk.resolve(
+            request.match_info["room_id"], agent_id=as_int(agent, "agent_id") if agent else None
+        )
+        return web.json_response(resolved)
+
+    return [
+        web.post("/emulator/api/omnichannel/customers", guarded(customer)),
+        web.post("/emulator/api/omnichannel/rooms/{room_id}/agent", guarded(agent_message)),
+        web.post("/emulator/api/omnichannel/rooms/{room_id}/resolve", guarded(resolve)),
+    ]

@@ -58,11 +58,108 @@ function renderUsers() {
   }
 }
 
+// --- Omnichannel: a customer on a channel, and the agent desk --------------------------------
+
+const omni = { on: localStorage.getItem("qbot.omni") === "1", desk: null };
+
+function channelOf(room) {
+  try {
+    const options = typeof room.options === "string" ? JSON.parse(room.options || "{}") : room.options || {};
+    return options.source || options.channel || null;
+  } catch {
+    return null;
+  }
+}
+
+async function loadDesk() {
+  if (!omni.on) return;
+  omni.desk = await api("GET", "/emulator/api/omnichannel");
+  renderDesk();
+}
+
+function renderDesk() {
+  $("omni-switch").checked = omni.on;
+  $("omni-body").hidden = !omni.on;
+  if (!omni.on || !omni.desk) return;
+  const list = $("desk-rooms");
+  list.replaceChildren();
+  for (const service of omni.desk.services) {
+    const id = Number(service.room_id);
+    const li = el("li");
+    const b = el("button", id === state.roomId ? "room active" : "room", `room ${id} · ${service.source} · ${service.status}`);
+    b.type = "button";
+    b.dataset.room = String(id);
+    b.addEventListener("click", () => guarded(() => openRoom(id)));
+    li.append(b);
+    list.append(li);
+  }
+  const select = $("agent-select");
+  const chosen = select.value;
+  select.replaceChildren(
+    ...omni.desk.agents.map((a) => {
+      const option = el("option", "", `${a.name}${a.is_available ? "" : " (away)"} · ${a.current_customer_count} customers`);
+      option.value = String(a.id);
+      return option;
+    }),
+  );
+  const service = omni.desk.services.find((s) => Number(s.room_id) === state.roomId);
+  $("agent-form").hidden = !service;
+  select.value = service && service.agent_ids.length ? String(service.agent_ids.at(-1)) : chosen || select.value;
+}
+
+$("omni-switch").addEventListener("change", (e) =>
+  guarded(async () => {
+    omni.on = e.target.checked;
+    localStorage.setItem("qbot.omni", omni.on ? "1" : "0");
+    renderDesk();
+    await loadDesk();
+  }),
+);
+
+$("customer-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  guarded(async () => {
+    const email = $("customer-email").value.trim();
+    const room = await api("POST", "/emulator/api/omnichannel/customers", {
+      email,
+      name: $("customer-name").value,
+      source: $("customer-channel").value,
+    });
+    e.target.reset();
+    const info = await api("GET", "/emulator/api/state");
+    state.users = info.users;
+    renderUsers();
+    await selectUser(email);
+    renderUsers();
+    await openRoom(room.id);
+    await loadDesk();
+  });
+});
+
+$("agent-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  guarded(async () => {
+    const text = $("agent-text").value;
+    await api("POST", `/emulator/api/omnichannel/rooms/${state.roomId}/agent`, { agent_id: Number($("agent-select").value), text });
+    $("agent-text").value = "";
+    await loadDesk();
+  });
+});
+
+$("resolve").addEventListener("click", () =>
+  guarded(async () => {
+    await api("POST", `/emulator/api/omnichannel/rooms/${state.roomId}/resolve`, { agent_id: Number($("agent-select").value) });
+    await loadDesk();
+  }),
+);
+
 function roomLabel(room) {
   if (room.type === "single") {
     const other = room.participants.find((p) => p.email !== state.me);
     return other ? `${other.username} (single)` : room.name;
   }
+  const channel = channelOf(room);
+  if (channel) return `${room.name} (${channel})`;
   return `${room.name} (group, ${room.participants.length})`;
 }
 
@@ -120,6 +217,7 @@ async function openRoom(roomId) {
   $("text").disabled = false;
   $("send").disabled = false;
   $("text").focus();
+  renderDesk();
 }
 
 async function post(body) {
@@ -173,6 +271,7 @@ function connect(delay = 500) {
     if (event.event === "comment" || event.event === "room") guarded(loadRooms);
     if (event.event === "exchange" && event.exchange.room_id === state.roomId) inspector.addExchange(event.exchange);
     if (event.event === "traffic") inspector.addTraffic(event.traffic);
+    if (omni.on && ["comment", "room", "traffic"].includes(event.event)) guarded(loadDesk);
   });
   socket.addEventListener("close", () => {
     conn.textContent = "offline";
@@ -182,7 +281,10 @@ function connect(delay = 500) {
 }
 
 async function init() {
-  const info = await api("GET", "/emulator/api/state");
+  const [info, desk] = await Promise.all([api("GET", "/emulator/api/state"), api("GET", "/emulator/api/omnichannel")]);
+  if (desk.delivers_as_omnichannel && localStorage.getItem("qbot.omni") === null) omni.on = true;
+  omni.desk = desk;
+  renderDesk();
   state.bot = info.bot;
   state.users = info.users;
   $("bot-info").textContent = `bot ${info.bot.name} <${info.bot.email}> · app ${info.app_id} · webhook ${info.webhook_url || "not set"}${info.signed ? " (signed)" : ""}`;
