@@ -284,6 +284,16 @@ class Dispatcher:
             self._storage_open = False
             await self.storage.close()
 
+    def forget_clients(self) -> None:
+        """Drop the clients handed in (``configure(client=...)``, :attr:`omnichannel`) once
+        their owner closed them: the next :meth:`configure` builds fresh ones from the settings
+        instead of keeping a closed client (the test kit hands a bot to many harnesses)."""
+        if not self._owns_client:
+            self._client = None
+        if not self._owns_omnichannel:
+            self._omnichannel = None
+        self.delivery = None
+
     # --- the way in -----------------------------------------------------------------------------
 
     def ignore_reason(self, update: Update) -> str | None:

@@ -126,3 +126,23 @@ async def test_pipeline_harness_keeps_the_bot_off_a_configured_storage(tmp_path:
         (await chat.say("count")).assert_texts("call 1")
         assert bot.storage_url == "memory://"
     assert not (tmp_path / "shared.db").exists()
+
+
+async def test_a_bot_configured_after_a_harness_builds_fresh_clients() -> None:
+    # A module-level bot outlives each test's harness: its closed client must not be kept.
+    bot = Bot("outlives", email="bot@example.com")
+
+    @bot.fallback
+    async def echo(ctx: Context) -> None:
+        await ctx.reply(ctx.text)
+
+    async with Harness(bot) as harness:
+        used = bot.client
+        (await (await harness.chat("ana@x.io", "Ana")).say("hi")).assert_texts("hi")
+    bot.configure(
+        load_settings(
+            None, qiscus={"app_id": "a", "secret_key": "s"}, bot={"email": "bot@example.com"}
+        )
+    )
+    assert bot.client is not used
+    await bot.aclose()

@@ -462,6 +462,7 @@ class Harness:
         if self._emulator is not None:
             await self._emulator.drain()
         await self.bot.aclose()
+        self.bot.dispatcher.forget_clients()
         if self._client is not None:
             await self._client.close()
             self._client = None
