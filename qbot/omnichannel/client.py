@@ -28,7 +28,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from qbot._http import Transport
 from qbot._retry import RetryPolicy
 from qbot.errors import ConfigError, MessageBuildError, QiscusAPIError
-from qbot.messages.base import OutgoingComment
+from qbot.messages.base import OutgoingComment, OutgoingSystemEvent
 from qbot.omnichannel.menus import TextMenu, text_menu
 from qbot.omnichannel.models import (
     Agent,
@@ -261,7 +261,7 @@ class OmnichannelClient:
         data = await self._call("POST", path, json_body=body)
         return self._parse(BotMessage, _nested(data, "comment") if data else {}, path)
 
-    async def send(self, room_id: Id, comment: OutgoingComment) -> BotMessage:
+    async def send(self, room_id: Id, comment: OutgoingComment | OutgoingSystemEvent) -> BotMessage:
         """Send what a builder produced (``Buttons(...).to_outgoing()[0]``) as the bot.
 
         Raises:
