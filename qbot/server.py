@@ -48,6 +48,10 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
+def _degraded(reason: str) -> web.Response:
+    return web.json_response({"status": "degraded", "reason": reason}, status=503)
+
+
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "body"
@@ -122,10 +126,13 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
         return web.json_response({"status": status})
 
     async def healthz(request: web.Request) -> web.Response:
+        # 503 "degraded" while the storage fails the webhooks or the background tasks.
         try:
             inbox = await runtime.inbox_size()
         except StorageError as e:
-            return _error(503, f"storage unavailable: {e}")
+            return _degraded(f"storage unavailable: {e}")
+        if runtime.degraded is not None:
+            return _degraded(runtime.degraded)
         return web.json_response(
             {
                 "status": "ok",

@@ -1,0 +1,174 @@
+"""The chaos suite: faults injected under traffic, and what must hold through them.
+
+Each test runs real `qbot run` replicas (tests/test_scale.py's ``Replica``) or the real server
+in-process against the emulator's fault injection, injects one fault mid-traffic and asserts
+that every message accepted is answered exactly once, in order per room. Marked ``chaos``
+(``pytest -m chaos`` runs them alone); docs/scaling.md has the table of what they inject.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from test_scale import BOT, Replica, free_port, message, texts
+
+from qbot.emulator import Emulator
+
+pytestmark = pytest.mark.chaos
+
+
+class RedisServer:
+    """A `redis-server` of the test's own, on a free port, that the test stops and starts."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0?prefix=qbot-chaos:"
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.folder),
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        for _ in range(200):
+            if await self._cli("PING") == "PONG":
+                return
+            await asyncio.sleep(0.025)
+        raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    async def stop(self) -> None:
+        """Shut down saving a snapshot: the restart on the same port has the same data."""
+        assert self.proc is not None
+        await self._cli("SHUTDOWN", "SAVE")
+        await self.proc.wait()
+
+    async def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+    async def _cli(self, *args: str) -> str:
+        cli = await asyncio.create_subprocess_exec(
+            "redis-cli",
+            "-p",
+            str(self.port),
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        out, _ = await cli.communicate()
+        return out.decode().strip()
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.skip("redis-server and redis-cli are not installed")
+    server = RedisServer(tmp_path)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.kill()
+
+
+async def deliver(http: aiohttp.ClientSession, replica: Replica, body: dict[str, Any]) -> str:
+    """Post ``body`` the way Qiscus does: again after an error status or no connection."""
+    async with asyncio.timeout(60):
+        while True:
+            try:
+                async with http.post(f"{replica.url}/webhook", json=body) as resp:
+                    if resp.status == 200:
+                        status: str = (await resp.json())["status"]
+                        return status
+                    assert resp.status == 503, await resp.text()
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.05)
+
+
+async def health(http: aiohttp.ClientSession, replica: Replica) -> tuple[int, dict[str, Any]]:
+    async with http.get(f"{replica.url}/healthz") as resp:
+        return resp.status, await resp.json()
+
+
+def events(replica: Replica, name: str) -> list[dict[str, Any]]:
+    """The replica's log entries named ``name``."""
+    found = []
+    for line in replica.log_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("event") == name:
+            found.append(entry)
+    return found
+
+
+def assert_each_once_in_order(fake: Emulator, rooms: range, count: int) -> None:
+    for room in rooms:
+        assert texts(fake, room) == [f"{room}:{i}" for i in range(count)]
+    ids = [c["unique_temp_id"] for c in fake.posted_comments()]
+    assert len(ids) == len(set(ids)) == len(rooms) * count
+
+
+async def test_chaos_redis_restart_under_traffic_every_message_answered_once_in_order(
+    tmp_path: Path, redis_server: RedisServer, fake_qiscus: Emulator
+) -> None:
+    (tmp_path / "scalebot.py").write_text(BOT)
+    replica = await Replica(tmp_path, fake_qiscus, redis_server.url, "a").start()
+    rooms, count = range(401, 405), 30
+    try:
+        async with aiohttp.ClientSession() as http:
+            accepted = 0
+
+            async def converse(room: int) -> None:
+                nonlocal accepted
+                for i in range(count):
+                    assert await deliver(http, replica, message(room, f"{room}:{i}")) == "accepted"
+                    accepted += 1
+                    await asyncio.sleep(0.02)
+
+            async def outage() -> None:
+                while accepted < 30:  # noqa: ASYNC110 - traffic has no event to wait on
+                    await asyncio.sleep(0.01)
+                await redis_server.stop()
+                await asyncio.sleep(1.0)
+                status, body = await health(http, replica)
+                assert (status, body["status"]) == (503, "degraded")
+                assert "storage unavailable" in body["reason"]
+                await redis_server.start()
+
+            await asyncio.gather(outage(), *(converse(room) for room in rooms))
+            await fake_qiscus.wait_for(lambda: len(fake_qiscus.posted_comments()) >= 120, 30)
+            await asyncio.sleep(0.3)  # nothing more arrives: no reply is sent twice
+            assert (await health(http, replica))[0] == 200
+    finally:
+        await replica.stop()
+    assert_each_once_in_order(fake_qiscus, rooms, count)
+    # One line per task per outage, not one per try.
+    degraded = [e["task"] for e in events(replica, "runtime.degraded")]
+    assert "claim" in degraded
+    assert len(degraded) == len(set(degraded))
+    assert {e["task"] for e in events(replica, "runtime.recovered")} == set(degraded)
