@@ -59,8 +59,7 @@ def _warn_placeholders(settings: Settings) -> None:
 @click.option("--port", type=int, default=None, help="Overrides server.port.")
 def run(target: str, config_path: str | None, host: str | None, port: int | None) -> None:
     """Serve the bot TARGET (MODULE:ATTR, e.g. bots.demo:bot) as a Qiscus webhook."""
-    from aiohttp import web
-
+    from qbot._serve import serve
     from qbot.log import configure_logging
     from qbot.server import create_app
 
@@ -80,8 +79,8 @@ def run(target: str, config_path: str | None, host: str | None, port: int | None
     _warn_placeholders(settings)
     url = _webhook_url(settings)
 
-    def listening(_: str) -> None:
-        # Called by aiohttp once the socket is bound: the line is true when it appears.
+    def listening() -> None:
+        # Called once the socket is bound: the line is true when it appears.
         structlog.get_logger().info("server.listening", url=url, bot=bot.name)
         click.echo(f"qbot: serving {bot.name} on {url} (Ctrl+C stops)")
 
@@ -91,13 +90,13 @@ def run(target: str, config_path: str | None, host: str | None, port: int | None
     gc.collect()
     gc.freeze()
     try:
-        web.run_app(
+        # SIGTERM: 503 + Retry-After to new webhooks while the work in hand drains, then exit.
+        serve(
             app,
             host=settings.server.host,
             port=settings.server.port,
-            print=listening,
-            access_log=None,
             shutdown_timeout=settings.server.shutdown_timeout,
+            listening=listening,
         )
     except QbotError as e:  # raised while starting: the storage cannot be opened, ...
         fail(f"cannot start: {e}", 1)

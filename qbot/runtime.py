@@ -165,6 +165,7 @@ class Runtime:
         self._background: list[asyncio.Task[None]] = []
         self._started = False
         self._closing = False
+        self._drained: int | None = None  # what the first drain() left undone
         self.outages = Outages()
 
     @property
@@ -293,6 +294,8 @@ class Runtime:
         another replica. After ``timeout`` seconds the workers are cancelled: their items stay
         unacked and are processed again by the next owner of the room.
         """
+        if self._drained is not None:  # the server drains before its cleanup does
+            return self._drained
         self._closing = True
         for event in self._wake.values():  # lingering workers release their rooms now
             event.set()
@@ -315,6 +318,7 @@ class Runtime:
             left = await self.storage.inbox_size()
         for item_id in list(self._waiters):
             self._resolve(item_id, error=QbotError("the runtime stopped before the update ran"))
+        self._drained = left
         return left
 
     async def _settle(self) -> None:

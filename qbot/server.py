@@ -34,6 +34,8 @@ log = structlog.get_logger("qbot.server")
 
 RUNTIME_KEY = web.AppKey("qbot_runtime", Runtime)
 SIGNATURE_HEADER = "QISCUS-SDK-SIGNATURE"
+RETRY_AFTER = "5"
+"""Seconds a sender is asked to wait (``Retry-After``) before delivering a 503'd webhook again."""
 
 
 def verify_signature(body: bytes, signature: str | None, token: str) -> bool:
@@ -46,6 +48,13 @@ def verify_signature(body: bytes, signature: str | None, token: str) -> bool:
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
+
+
+def _later(message: str) -> web.Response:
+    """503 with ``Retry-After``: the webhook was not taken, and may be delivered again soon."""
+    response = _error(503, message)
+    response.headers["Retry-After"] = RETRY_AFTER
+    return response
 
 
 def _degraded(reason: str) -> web.Response:
@@ -120,9 +129,9 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
             status = await runtime.submit(update, raw=body)
         except StorageError as e:
             log.error("webhook.store_failed", error=str(e))
-            return _error(503, "the update could not be stored; deliver again later")
+            return _later("the update could not be stored; deliver again later")
         if status == "closing":
-            return _error(503, "shutting down; deliver again later")
+            return _later("shutting down; deliver again later")
         return web.json_response({"status": status})
 
     async def healthz(request: web.Request) -> web.Response:

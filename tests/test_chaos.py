@@ -9,15 +9,17 @@ that every message accepted is answered exactly once, in order per room. Marked 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shutil
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from test_scale import BOT, Replica, free_port, message, texts
+from test_scale import BOT, Replica, free_port, message, texts, until
 
 from qbot.emulator import Emulator
 
@@ -172,3 +174,52 @@ async def test_chaos_redis_restart_under_traffic_every_message_answered_once_in_
     assert "claim" in degraded
     assert len(degraded) == len(set(degraded))
     assert {e["task"] for e in events(replica, "runtime.recovered")} == set(degraded)
+
+
+async def test_chaos_sigterm_under_traffic_answers_503_with_retry_after_until_exit(
+    tmp_path: Path, fake_qiscus: Emulator
+) -> None:
+    (tmp_path / "scalebot.py").write_text(BOT)
+    url = f"sqlite:///{tmp_path / 'qbot.db'}"
+    first = await Replica(tmp_path, fake_qiscus, url, "first").start()
+    accepted: list[dict[str, Any]] = []
+    refused = 0
+    try:
+        async with aiohttp.ClientSession() as http:
+            # The first run of a "block" message holds its room (60 s, see BOT): the drain has
+            # work in hand for shutdown_timeout (5 s) while webhooks keep coming.
+            block = message(501, "block me")
+            assert await deliver(http, first, block) == "accepted"
+            await until(lambda: (tmp_path / "blocked").exists(), 20)
+            assert first.proc is not None
+            first.proc.send_signal(signal.SIGTERM)
+            for i in itertools.count():
+                body = message(502 + i % 3, f"{502 + i % 3}:{i // 3}")
+                try:
+                    async with http.post(f"{first.url}/webhook", json=body) as resp:
+                        if resp.status == 200:
+                            accepted.append(body)
+                            continue
+                        assert resp.status == 503, await resp.text()
+                        assert resp.headers["Retry-After"].isdigit()
+                        refused += 1
+                except aiohttp.ClientConnectionError:
+                    # Only once the drain is over: the server stopped serving, and exits.
+                    assert "server.draining" in first.log_text()
+                    assert events(first, "runtime.drain_timeout"), first.log_text()[-2000:]
+                    break
+                await asyncio.sleep(0.02)
+            assert await first.proc.wait() == 0
+            assert refused > 10
+            # Whatever was accepted is answered by the restarted server: nothing is lost.
+            second = await Replica(tmp_path, fake_qiscus, url, "second").start()
+            try:
+                await fake_qiscus.wait_for(lambda: len(texts(fake_qiscus, 501)) == 2, 20)
+                await fake_qiscus.wait_for(
+                    lambda: len(fake_qiscus.posted_comments()) == 2 + len(accepted), 20
+                )
+            finally:
+                await second.stop()
+    finally:
+        await first.stop()
+    assert texts(fake_qiscus, 501) == ["got block me", "done block me"]
