@@ -13,7 +13,7 @@ import itertools
 import json
 import shutil
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -223,3 +223,82 @@ async def test_chaos_sigterm_under_traffic_answers_503_with_retry_after_until_ex
     finally:
         await first.stop()
     assert texts(fake_qiscus, 501) == ["got block me", "done block me"]
+
+
+async def converse_all(
+    http: aiohttp.ClientSession,
+    replica: Replica,
+    rooms: range,
+    count: int,
+    every: int,
+    fault: Callable[[], None],
+) -> None:
+    """Each room's ``count`` messages in order, rooms at once; ``fault()`` every ``every``."""
+    accepted = 0
+
+    async def converse(room: int) -> None:
+        nonlocal accepted
+        for i in range(count):
+            assert await deliver(http, replica, message(room, f"{room}:{i}")) == "accepted"
+            accepted += 1
+            if accepted % every == 0:
+                fault()
+
+    await asyncio.gather(*(converse(room) for room in rooms))
+
+
+async def test_chaos_answers_slower_than_the_timeout_are_found_not_posted_again(
+    tmp_path: Path, fake_qiscus: Emulator
+) -> None:
+    # Qiscus takes the post, then answers after qiscus.timeout: the client gives up on the
+    # answer, looks the reply up before its retry and finds it there.
+    (tmp_path / "scalebot.py").write_text(BOT)
+    url = f"sqlite:///{tmp_path / 'qbot.db'}"
+    replica = await Replica(tmp_path, fake_qiscus, url, "a", ", timeout: 0.3").start()
+    rooms, count = range(601, 611), 30
+    try:
+        async with aiohttp.ClientSession() as http:
+            await converse_all(
+                http,
+                replica,
+                rooms,
+                count,
+                every=10,
+                fault=lambda: fake_qiscus.delay("post_comment", seconds=0.45, times=2),
+            )
+            await fake_qiscus.wait_for(lambda: len(fake_qiscus.posted_comments()) >= 300, 60)
+            await asyncio.sleep(0.5)  # nothing more arrives: no reply is sent twice
+    finally:
+        await replica.stop()
+    assert_each_once_in_order(fake_qiscus, rooms, count)
+    assert len(events(replica, "qiscus.found_after_unknown_outcome")) >= 30  # 2 per 10 messages
+    # The cost: one load_comments per retry of an unanswered post, none otherwise.
+    unanswered = [e for e in events(replica, "qiscus.retry") if "no answer" in e["error"]]
+    assert len(fake_qiscus.calls_to("load_comments")) == len(unanswered)
+
+
+async def test_chaos_qiscus_down_then_back_every_reply_posted_once_in_order(
+    tmp_path: Path, fake_qiscus: Emulator
+) -> None:
+    (tmp_path / "scalebot.py").write_text(BOT)
+    url = f"sqlite:///{tmp_path / 'qbot.db'}"
+    replica = await Replica(
+        tmp_path, fake_qiscus, url, "a", ", max_attempts: 2, max_retry_time: 0.5"
+    ).start()
+    rooms, count = range(701, 705), 25
+    try:
+        async with aiohttp.ClientSession() as http:
+            await converse_all(
+                http,
+                replica,
+                rooms,
+                count,
+                every=20,
+                fault=lambda: fake_qiscus.fail_next("post_comment", status=502, times=8),
+            )
+            await fake_qiscus.wait_for(lambda: len(fake_qiscus.posted_comments()) >= 100, 60)
+            await asyncio.sleep(0.5)
+    finally:
+        await replica.stop()
+    assert_each_once_in_order(fake_qiscus, rooms, count)
+    assert events(replica, "reply.queued")  # the outage outlasted the client's retries
