@@ -363,6 +363,8 @@ class Runtime:
                 self.owner, lease_ttl=self.lease_ttl, limit=limit
             )
             self.dispatcher.outbox.note_waiting(claim.replies_waiting)
+            for room in claim.redelivered:  # a dead worker's replies may be posted unrecorded
+                self.dispatcher.outbox.recheck(room)
             for item in claim.items:
                 room = item.room_id
                 ids = self._ids.setdefault(room, set())

@@ -22,6 +22,7 @@ import pytest
 from test_scale import BOT, Replica, free_port, message, texts, until
 
 from qbot.emulator import Emulator
+from qbot.storage import RedisStorage
 
 pytestmark = pytest.mark.chaos
 
@@ -302,3 +303,42 @@ async def test_chaos_qiscus_down_then_back_every_reply_posted_once_in_order(
         await replica.stop()
     assert_each_once_in_order(fake_qiscus, rooms, count)
     assert events(replica, "reply.queued")  # the outage outlasted the client's retries
+
+
+@pytest.mark.parametrize("storage", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_chaos_kill_9_between_posted_and_recorded_reply_not_posted_again(
+    tmp_path: Path, fake_qiscus: Emulator, storage: str
+) -> None:
+    # The reply reaches Qiscus, which holds its answer; the worker is killed before it can
+    # record the reply sent. Qiscus then stores it. The next worker redoes the message and
+    # finds the reply in the room instead of posting it a second time.
+    (tmp_path / "scalebot.py").write_text(BOT)
+    url = (
+        f"sqlite:///{tmp_path / 'qbot.db'}"
+        if storage == "sqlite"
+        else f"redis://127.0.0.1:6379/0?prefix=qbot-chaos-{tmp_path.name}:"
+    )
+    first = await Replica(tmp_path, fake_qiscus, url, "first").start()
+    second: Replica | None = None
+    try:
+        async with aiohttp.ClientSession() as http:
+            fake_qiscus.hang("post_comment")
+            assert await deliver(http, first, message(801, "801:0")) == "accepted"
+            await fake_qiscus.wait_for(lambda: bool(fake_qiscus.calls_to("post_comment")), 10)
+            await first.kill()
+            fake_qiscus.release()
+            await fake_qiscus.wait_for(lambda: texts(fake_qiscus, 801) == ["801:0"], 10)
+            second = await Replica(tmp_path, fake_qiscus, url, "second").start()
+            assert await deliver(http, second, message(801, "801:1")) == "accepted"
+            await fake_qiscus.wait_for(lambda: len(texts(fake_qiscus, 801)) >= 2, 20)
+            await asyncio.sleep(0.3)  # nothing more arrives: no reply is sent twice
+    finally:
+        for replica in (first, second):
+            if replica is not None:
+                await replica.stop()
+        if storage == "redis":
+            async with RedisStorage(url) as s:
+                await s.drop()
+    assert texts(fake_qiscus, 801) == ["801:0", "801:1"]
+    assert second is not None
+    assert events(second, "reply.found_posted")
