@@ -161,6 +161,7 @@ async def redis_url() -> AsyncIterator[str]:
 
 
 @pytest.mark.redis
+@pytest.mark.chaos
 async def test_scale_two_replicas_answer_every_message_once_in_order_despite_a_kill(
     tmp_path: Path, redis_url: str, fake_qiscus: Emulator
 ) -> None:
