@@ -128,10 +128,14 @@ class Outbox:
     def recheck(self, room_id: str) -> None:
         """Look the room's next replies up in Qiscus before posting them.
 
-        For a room whose message is processed again after a storage failure: a reply posted
-        before it may not have been recorded sent.
+        For a room whose message is processed again (its commit failed, or a claim redelivered
+        it after its worker died): a reply posted before may not have been recorded sent.
         """
         self._recheck.add(room_id)
+
+    def rechecking(self, room_id: str) -> bool:
+        """Whether the room's replies are looked up before they are posted (:meth:`recheck`)."""
+        return room_id in self._recheck
 
     def rechecked(self, room_id: str) -> None:
         """The room's message was committed: its replies are all recorded again."""
@@ -198,7 +202,7 @@ class Outbox:
                 await self.storage.outbox_mark(item.id, "failed")
                 log.error("reply.unreadable", unique_temp_id=item.id, error=str(e))
                 continue
-            unsure = bool(item.payload.get("unsure")) or room_id in self._recheck
+            unsure = bool(item.payload.get("unsure")) or self.rechecking(room_id)
             if unsure and await self.posted_already(inner, target, outgoing, item.id):
                 continue
             try:
@@ -309,7 +313,7 @@ class OutboxDelivery:
         if outbox.waiting(room):
             await outbox.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
             return Queued()
-        if room in outbox._recheck and await outbox.posted_already(
+        if outbox.rechecking(room) and await outbox.posted_already(
             self.inner, room_id, outgoing, unique_temp_id
         ):
             return AlreadySent("sent")

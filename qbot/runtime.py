@@ -15,6 +15,10 @@ next message is handed over without a lease change), then releases it. A worker 
 (a stalled event loop, a storage outage) drops its queued items: the next owner of the room gets
 every unacked item again. Every task is held by the runtime and awaited on :meth:`Runtime.drain`.
 
+No storage error ends a background task: each backs off and tries again, one log line per outage
+(:class:`Outages`; :attr:`Runtime.degraded` says what fails, ``/healthz`` shows it). A message
+whose commit fails stays at the head of its room and is processed again once the storage answers.
+
 :meth:`Runtime.run` is the in-process way in (``bot.feed_update``: tests, shell, emulator): it
 submits like the server, claims at once and waits for the update's :class:`Outcome`.
 """
