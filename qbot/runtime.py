@@ -11,13 +11,15 @@ sweeper         ── every sweep_every s ──▶ rooms with pending (orphane
                                           its worker posts them in order
 ```
 A room's worker keeps the room's lease for ``linger`` seconds after its queue empties (the room's
-next message is handed over without a lease change), then releases it. A worker that loses its lease
-(a stalled event loop, a storage outage) drops its queued items: the next owner of the room gets
-every unacked item again. Every task is held by the runtime and awaited on :meth:`Runtime.drain`.
+next message is handed over without a lease change), then releases it. A worker that loses its
+lease (a stalled event loop, an outage longer than the lease) drops its queued items: the next
+owner of the room gets every unacked item again. Every task is held by the runtime and awaited
+on :meth:`Runtime.drain`.
 
 No storage error ends a background task: each backs off and tries again, one log line per outage
-(:class:`Outages`; :attr:`Runtime.degraded` says what fails, ``/healthz`` shows it). A message
-whose commit fails stays at the head of its room and is processed again once the storage answers.
+(:class:`qbot.outages.Outages`; :attr:`Runtime.degraded` says what fails, ``/healthz`` shows
+it). A message whose commit fails stays at the head of its room and is processed again once the
+storage answers.
 
 :meth:`Runtime.run` is the in-process way in (``bot.feed_update``: tests, shell, emulator): it
 submits like the server, claims at once and waits for the update's :class:`Outcome`.
@@ -39,6 +41,7 @@ from qbot._json import detect_encoding
 from qbot.errors import ConfigError, LeaseLostError, QbotError, StorageError
 from qbot.handlers import Outcome
 from qbot.models.webhook import Update
+from qbot.outages import Outages
 from qbot.storage import JSONText, room_lease_key
 
 if TYPE_CHECKING:
@@ -49,10 +52,6 @@ __all__ = ["Runtime"]
 
 log = structlog.get_logger("qbot.runtime")
 PARSED_CACHE = 4096
-BACKOFF_FIRST = 0.1
-"""Seconds a background task waits after the first failure of an outage; doubled per failure."""
-BACKOFF_MAX = 5.0
-"""The longest wait between two tries of a background task during an outage."""
 
 
 def new_owner() -> str:
@@ -66,44 +65,6 @@ def _as_text(raw: bytes) -> JSONText | None:
         return JSONText(raw.decode(detect_encoding(raw)))
     except (UnicodeDecodeError, LookupError):
         return None
-
-
-class Outages:
-    """The failures the runtime's background tasks are living through, one outage per task.
-
-    A task that fails calls :meth:`failed` and waits what it returns (an exponential backoff);
-    the first failure of an outage is logged (``runtime.degraded``), the next ones are not, and
-    the task's next success ends the outage (``runtime.recovered``, with how many tries failed).
-    """
-
-    def __init__(self) -> None:
-        self._reasons: dict[str, str] = {}
-        self._failures: dict[str, int] = {}
-
-    @property
-    def reason(self) -> str | None:
-        """What is failing now (``task: error``, one per failing task), or None when all is well."""
-        if not self._reasons:
-            return None
-        return "; ".join(f"{task}: {error}" for task, error in sorted(self._reasons.items()))
-
-    def failed(self, task: str, error: BaseException) -> float:
-        """Note a failure of ``task``; return the seconds it should wait before trying again."""
-        count = self._failures.get(task, 0) + 1
-        self._failures[task] = count
-        text = f"{type(error).__name__}: {error}"
-        if task not in self._reasons:
-            # A bug (not a StorageError) gets its traceback; an outage is one line.
-            trace = None if isinstance(error, StorageError) else error
-            log.error("runtime.degraded", task=task, error=text, exc_info=trace)
-        self._reasons[task] = text
-        return float(min(BACKOFF_MAX, BACKOFF_FIRST * 2.0 ** (count - 1)))
-
-    def recovered(self, task: str) -> None:
-        """Note a success of ``task``: the end of its outage, if it was living through one."""
-        if self._reasons.pop(task, None) is not None:
-            log.warning("runtime.recovered", task=task, failed_tries=self._failures.get(task, 0))
-        self._failures.pop(task, None)
 
 
 class Runtime:
