@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install browser dev test lint format bench dist clean
+.PHONY: install browser dev test chaos lint format bench dist clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ dev: install
 
 test: install browser
 	$(PY) -m pytest
+
+chaos: install
+	$(PY) -m pytest -m chaos
 
 lint: install
 	$(VENV)/bin/ruff format --check qbot bots tests bench

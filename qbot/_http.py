@@ -156,8 +156,16 @@ class Transport:
         params: Mapping[str, Any] | list[tuple[str, str]] | None = None,
         json_body: Mapping[str, Any] | None = None,
         form: BodyFactory | None = None,
+        recover: Callable[[], Awaitable[Any]] | None = None,
     ) -> Any:
-        """Call an API endpoint with auth headers and return its ``results``."""
+        """Call an API endpoint with auth headers and return its ``results``.
+
+        Args:
+            recover: for a call that must not take effect twice (a post): asked before a retry
+                of a try whose outcome is unknown (Qiscus may have done it: a 500, 502 or 504,
+                or no answer at all, and then at least ``timeout`` seconds after that try); what
+                it returns other than None is the call's result, and the call is not made again.
+        """
 
         async def once(budget: float) -> Any:
             if json_body is not None:
@@ -178,7 +186,7 @@ class Transport:
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 return decode(resp.status, path, raw, retry_after)
 
-        return await self._with_retry(method, path, once)
+        return await self._with_retry(method, path, once, recover)
 
     async def download(self, url: str) -> bytes:
         """GET a file (an export's ``download_url``) without the API's auth headers.
@@ -197,6 +205,18 @@ class Transport:
 
         return await self._with_retry("GET", url, once)
 
+    async def _recover(self, endpoint: str, recover: Callable[[], Awaitable[T | None]]) -> T | None:
+        """What ``recover`` found of a try that may have taken effect (None: not found, or the
+        look-up failed: the call is made again)."""
+        try:
+            found = await recover()
+        except QiscusError as e:
+            structlog.get_logger().warning("qiscus.lookup_failed", endpoint=endpoint, error=str(e))
+            return None
+        if found is not None:
+            structlog.get_logger().info("qiscus.found_after_unknown_outcome", endpoint=endpoint)
+        return found
+
     def _client_timeout(self, budget: float) -> aiohttp.ClientTimeout:
         # The first try's budget is the configured timeout: its ClientTimeout is made once.
         if budget == self._timeout:
@@ -204,12 +224,18 @@ class Transport:
         return aiohttp.ClientTimeout(total=budget)
 
     async def _with_retry(
-        self, method: str, endpoint: str, once: Callable[[float], Awaitable[T]]
+        self,
+        method: str,
+        endpoint: str,
+        once: Callable[[float], Awaitable[T]],
+        recover: Callable[[], Awaitable[T | None]] | None = None,
     ) -> T:
         policy = self._retry
         loop = asyncio.get_running_loop()
         started = loop.time()
         attempt = 0
+        unsure = False  # whether the last try may have taken effect
+        unanswered = False  # ... and got no answer at all (it may still be under way)
         while True:
             attempt += 1
             begun = loop.time()
@@ -223,6 +249,9 @@ class Transport:
             except (QiscusServerError, QiscusRateLimited) as e:
                 status = e.status
                 failure = _Retryable(e, e.retry_after)
+                # A 503 says the call was not taken; a 500, 502, 504 may come after it was.
+                unsure = isinstance(e, QiscusServerError) and e.status != 503
+                unanswered = False
             except QiscusAPIError as e:
                 status = e.status
                 raise
@@ -237,6 +266,7 @@ class Transport:
                 )
                 error.__cause__ = e
                 failure = _Retryable(error, None)
+                unsure = unanswered = True
             except aiohttp.ClientError as e:
                 status = type(e).__name__
                 error = QiscusNetworkError(
@@ -245,6 +275,8 @@ class Transport:
                 )
                 error.__cause__ = e
                 failure = _Retryable(error, None)
+                # Refused before connecting: nothing was sent. Dropped later: it may have been.
+                unsure = unanswered = not isinstance(e, aiohttp.ClientConnectorError)
             finally:
                 structlog.get_logger().debug(
                     "qiscus.request",
@@ -257,6 +289,9 @@ class Transport:
             wait = failure.retry_after
             if wait is None:
                 wait = policy.backoff(attempt)
+            if unanswered and recover is not None:
+                # Give a slow answer one more timeout to land before looking for it.
+                wait = max(wait, self._timeout)
             # A try needs time to be worth making: one squeezed into the last milliseconds of the
             # budget would only time out and hide the error that made us retry.
             left = policy.max_total_time - (elapsed + wait)
@@ -272,3 +307,9 @@ class Transport:
                 error=str(failure.error),
             )
             await asyncio.sleep(wait)
+            if unsure and recover is not None:
+                found = await self._recover(endpoint, recover)
+                if found is not None:
+                    return found
+                if policy.max_total_time - (loop.time() - started) < min(_MIN_TRY, self._timeout):
+                    raise failure.error from failure.error.__cause__  # the look-up took it all

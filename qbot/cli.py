@@ -84,8 +84,8 @@ def run(target: str, config_path: str | None, host: str | None, port: int | None
     _warn_placeholders(settings)
     url = _webhook_url(settings)
 
-    def listening(_: str) -> None:
-        # Called by aiohttp once the socket is bound: the line is true when it appears.
+    def listening() -> None:
+        # Called once the socket is bound: the line is true when it appears.
         structlog.get_logger().info("server.listening", url=url, bot=bot.name)
         click.echo(f"qbot: serving {bot.name} on {url} (Ctrl+C stops)")
 

@@ -17,7 +17,7 @@ import asyncio
 import io
 import os
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +50,8 @@ ApiVersion = Literal["2", "2.1"]
 ResourceType = Literal["users", "rooms", "comments"]
 M = TypeVar("M", bound=BaseModel)
 _ROOMS_PER_PAGE = 20  # get_user_rooms pages hold at most 20 rooms
+LOOKUP_COMMENTS = 50
+"""A room's newest comments searched for a post whose answer was lost (one load_comments)."""
 
 
 def _card_image(card: Mapping[str, Any], api_version: ApiVersion) -> dict[str, Any]:
@@ -192,9 +194,15 @@ class QiscusClient:
         params: Mapping[str, Any] | list[tuple[str, str]] | None = None,
         json_body: Mapping[str, Any] | None = None,
         form: BodyFactory | None = None,
+        recover: Callable[[], Awaitable[Any]] | None = None,
     ) -> Any:
         return await self._http.request(
-            method, f"{self._prefix}/{name}", params=params, json_body=json_body, form=form
+            method,
+            f"{self._prefix}/{name}",
+            params=params,
+            json_body=json_body,
+            form=form,
+            recover=recover,
         )
 
     def _parse(self, model: type[M], data: Any, name: str) -> M:
@@ -316,8 +324,35 @@ class QiscusClient:
             body["payload"] = dumps_text(_wire_payload(type, payload, self.api_version))
         if extras is not None:
             body["extras"] = dict(extras)
-        results = await self._call("POST", "post_comment", json_body=body)
+        temp_id = body["unique_temp_id"]
+
+        async def posted_already() -> Any:
+            # A retry after an unknown outcome: the comment is there if the first try landed.
+            found = await self._find_comment(room_id, temp_id, LOOKUP_COMMENTS)
+            return None if found is None else {"comment": found}
+
+        results = await self._call("POST", "post_comment", json_body=body, recover=posted_already)
         return self._parse(Comment, _field(results, "comment"), "post_comment")
+
+    async def find_comment(
+        self, room_id: int | str, unique_temp_id: str, newest: int = LOOKUP_COMMENTS
+    ) -> Comment | None:
+        """The comment of ``room_id`` posted with ``unique_temp_id``, among its ``newest`` ones.
+
+        One ``load_comments`` call: how a post whose answer was lost is recognised.
+        """
+        found = await self._find_comment(room_id, unique_temp_id, newest)
+        return None if found is None else self._parse(Comment, found, "load_comments")
+
+    async def _find_comment(
+        self, room_id: int | str, unique_temp_id: str, newest: int
+    ) -> dict[str, Any] | None:
+        body = {"room_id": room_id, "limit": newest}
+        results = await self._call("POST", "load_comments", json_body=body)
+        for comment in _listing(results, "comments"):
+            if isinstance(comment, dict) and comment.get("unique_temp_id") == unique_temp_id:
+                return comment
+        return None
 
     async def load_comments(
         self, room_id: int | str, page: int | None = None, limit: int | None = None

@@ -22,9 +22,15 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from qbot import metrics
-from qbot.errors import QiscusAPIError, QiscusRateLimited, QiscusServerError
+from qbot.errors import (
+    QiscusAPIError,
+    QiscusNetworkError,
+    QiscusRateLimited,
+    QiscusServerError,
+    StorageError,
+)
 from qbot.messages import OutgoingComment, OutgoingSystemEvent
-from qbot.sending import AlreadySent, Queued
+from qbot.sending import AlreadySent, Lookup, Queued
 from qbot.storage.records import InboxItem, OutboxItem, StateWrite
 
 if TYPE_CHECKING:
@@ -89,6 +95,13 @@ def decode_outgoing(data: Any) -> tuple[int | str, Outgoing]:
     )
 
 
+def _unsure(error: Exception) -> bool:
+    """Whether Qiscus may have taken the post that failed with ``error`` (no answer, a 5xx)."""
+    if isinstance(error, QiscusServerError):
+        return error.status != 503
+    return isinstance(error, QiscusNetworkError)
+
+
 def _retryable(error: Exception) -> bool:
     """Whether Qiscus may still accept the reply later (network, 5xx, 429)."""
     if isinstance(error, QiscusRateLimited | QiscusServerError):
@@ -109,6 +122,47 @@ class Outbox:
         self.storage = storage
         self._outbound = outbound
         self._waiting: set[str] = set()
+        self._recheck: set[str] = set()
+
+    # --- rooms whose replies may be posted and not recorded --------------------------------------
+
+    def recheck(self, room_id: str) -> None:
+        """Look the room's next replies up in Qiscus before posting them.
+
+        For a room whose message is processed again (its commit failed, or a claim redelivered
+        it after its worker died): a reply posted before may not have been recorded sent.
+        """
+        self._recheck.add(room_id)
+
+    def rechecking(self, room_id: str) -> bool:
+        """Whether the room's replies are looked up before they are posted (:meth:`recheck`)."""
+        return room_id in self._recheck
+
+    def rechecked(self, room_id: str) -> None:
+        """The room's message was committed: its replies are all recorded again."""
+        self._recheck.discard(room_id)
+
+    async def posted_already(
+        self, inner: Delivery, room_id: int | str, outgoing: Outgoing, temp_id: str
+    ) -> bool:
+        """Whether Qiscus holds the reply ``temp_id`` (then it is recorded sent).
+
+        One look-up among the room's newest comments, made only for a reply whose earlier post
+        may have landed unrecorded; a delivery that cannot look up (no ``find``), a system event
+        (it carries no id) or a failed look-up answers False: the reply is posted.
+        """
+        if not isinstance(inner, Lookup) or not isinstance(outgoing, OutgoingComment):
+            return False
+        try:
+            found = await inner.find(room_id, temp_id)
+        except Exception as e:
+            log.warning("reply.lookup_failed", unique_temp_id=temp_id, error=str(e))
+            return False
+        if found:
+            payload = encode_outgoing(room_id, outgoing)
+            await self.storage.commit(outbox=[OutboxItem(temp_id, str(room_id), payload, "sent")])
+            log.info("reply.found_posted", to_room=str(room_id), unique_temp_id=temp_id)
+        return found
 
     # --- rooms whose replies wait ----------------------------------------------------------------
 
@@ -149,8 +203,13 @@ class Outbox:
                 await self.storage.outbox_mark(item.id, "failed")
                 log.error("reply.unreadable", unique_temp_id=item.id, error=str(e))
                 continue
+            unsure = bool(item.payload.get("unsure")) or self.rechecking(room_id)
+            if unsure and await self.posted_already(inner, target, outgoing, item.id):
+                continue
             try:
                 await self._post(inner, target, outgoing, item.id, item.payload)
+            except StorageError:
+                raise
             except Exception as e:
                 if _retryable(e):
                     log.warning("reply.retry_later", unique_temp_id=item.id, error=str(e))
@@ -214,7 +273,11 @@ class Outbox:
                 log.warning("reply.failed", unique_temp_id=temp_id, error=str(e))
                 metrics.reply("failed")
             raise
-        await self.storage.commit(outbox=[OutboxItem(temp_id, room, payload, "sent")])
+        try:
+            await self.storage.commit(outbox=[OutboxItem(temp_id, room, payload, "sent")])
+        except StorageError:
+            self.recheck(room)  # posted and not recorded: looked up before it is posted again
+            raise
         return result
 
 
@@ -254,11 +317,19 @@ class OutboxDelivery:
             await outbox.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
             metrics.reply("queued")
             return Queued()
+        if outbox.rechecking(room) and await outbox.posted_already(
+            self.inner, room_id, outgoing, unique_temp_id
+        ):
+            return AlreadySent("sent")
         try:
             return await outbox._post(self.inner, room_id, outgoing, unique_temp_id, payload)
+        except StorageError:
+            raise  # nothing more can be recorded now; the message is processed again
         except Exception as e:
             if not _retryable(e):
                 raise
+            if _unsure(e):  # it may have landed: looked up before it is posted again
+                payload["unsure"] = True
             await outbox.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
             outbox.note_waiting([room])
             log.warning("reply.queued", unique_temp_id=unique_temp_id, error=str(e))

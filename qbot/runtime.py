@@ -11,9 +11,15 @@ sweeper         ── every sweep_every s ──▶ rooms with pending (orphane
                                           its worker posts them in order
 ```
 A room's worker keeps the room's lease for ``linger`` seconds after its queue empties (the room's
-next message is handed over without a lease change), then releases it. A worker that loses its lease
-(a stalled event loop, a storage outage) drops its queued items: the next owner of the room gets
-every unacked item again. Every task is held by the runtime and awaited on :meth:`Runtime.drain`.
+next message is handed over without a lease change), then releases it. A worker that loses its
+lease (a stalled event loop, an outage longer than the lease) drops its queued items: the next
+owner of the room gets every unacked item again. Every task is held by the runtime and awaited
+on :meth:`Runtime.drain`.
+
+No storage error ends a background task: each backs off and tries again, one log line per outage
+(:class:`qbot.outages.Outages`; :attr:`Runtime.degraded` says what fails, ``/healthz`` shows
+it). A message whose commit fails stays at the head of its room and is processed again once the
+storage answers.
 
 :meth:`Runtime.run` is the in-process way in (``bot.feed_update``: tests, shell, emulator): it
 submits like the server, claims at once and waits for the update's :class:`Outcome`.
@@ -36,6 +42,7 @@ from qbot._json import detect_encoding
 from qbot.errors import ConfigError, LeaseLostError, QbotError, StorageError
 from qbot.handlers import Outcome
 from qbot.models.webhook import Update
+from qbot.outages import Outages
 from qbot.storage import JSONText, room_lease_key
 
 if TYPE_CHECKING:
@@ -124,6 +131,18 @@ class Runtime:
         self._background: list[asyncio.Task[None]] = []
         self._started = False
         self._closing = False
+        self._drained: int | None = None  # what the first drain() left undone
+        self.outages = Outages()
+
+    @property
+    def degraded(self) -> str | None:
+        """Why a background task cannot do its work now (a storage outage), or None."""
+        return self.outages.reason
+
+    @property
+    def closing(self) -> bool:
+        """Whether :meth:`drain` began: new updates are answered ``closing``."""
+        return self._closing
 
     @property
     def storage(self) -> Storage:
@@ -241,6 +260,8 @@ class Runtime:
         another replica. After ``timeout`` seconds the workers are cancelled: their items stay
         unacked and are processed again by the next owner of the room.
         """
+        if self._drained is not None:  # the server drains before its cleanup does
+            return self._drained
         self._closing = True
         for event in self._wake.values():  # lingering workers release their rooms now
             event.set()
@@ -263,6 +284,7 @@ class Runtime:
             left = await self.storage.inbox_size()
         for item_id in list(self._waiters):
             self._resolve(item_id, error=QbotError("the runtime stopped before the update ran"))
+        self._drained = left
         return left
 
     async def _settle(self) -> None:
@@ -292,14 +314,12 @@ class Runtime:
                 )
                 continue
             try:
-                got = await self._claim()
-            except Exception as e:  # a storage outage or a bug: keep the loop alive, retry soon
-                log.error("runtime.claim_failed", error=f"{type(e).__name__}: {e}", exc_info=e)
-                metrics.storage_failed("claim", e)
-                await asyncio.sleep(1.0)
+                if not await self._claim():
+                    await self.storage.inbox_wait(1.0)
+            except Exception as e:  # a storage outage or a bug: keep the loop alive, back off
+                await asyncio.sleep(self.outages.failed("claim", e))
                 continue
-            if not got:
-                await self.storage.inbox_wait(1.0)
+            self.outages.recovered("claim")
 
     async def _claim(self) -> bool:
         """Claim what this worker may process now and hand it to room workers."""
@@ -309,6 +329,8 @@ class Runtime:
                 self.owner, lease_ttl=self.lease_ttl, limit=limit
             )
             self.dispatcher.outbox.note_waiting(claim.replies_waiting)
+            for room in claim.redelivered:  # a dead worker's replies may be posted unrecorded
+                self.dispatcher.outbox.recheck(room)
             for item in claim.items:
                 room = item.room_id
                 ids = self._ids.setdefault(room, set())
@@ -363,7 +385,8 @@ class Runtime:
                         self._forget(room)
                         return
                 item = queue[0]
-                await self._process(item)
+                if not await self._process(item):
+                    continue  # the storage failed: the same item again, once it answers
                 if queue and queue[0] is item:
                     queue.popleft()
                     self._held -= 1
@@ -392,22 +415,29 @@ class Runtime:
             metrics.storage_failed("release", e)
 
     async def _flush(self, room: str) -> None:
-        """Post the replies a dead worker (or a Qiscus outage) left pending, before new work."""
+        """Post the replies a dead worker (or a Qiscus outage) left pending, before new work.
+
+        On a storage failure the room stays waiting: its new replies queue behind the pending
+        ones, and the sweeper flushes them once the room is released.
+        """
         try:
             await self.dispatcher.outbox.flush_waiting(room)
-        except (ConfigError, StorageError) as e:  # no bot email, or the storage is down
+        except ConfigError as e:  # no bot email to post as
             log.error("runtime.flush_failed", room_id=room, error=str(e))
-            metrics.storage_failed("flush", e)
+        except StorageError as e:
+            self.outages.failed("flush", e)
+        else:
+            self.outages.recovered("flush")
 
-    async def _process(self, item: InboxItem) -> None:
+    async def _process(self, item: InboxItem) -> bool:
+        """Process one item; False when the storage failed and it is to be processed again."""
         room = item.room_id
         try:
             update = self._parsed.pop((room, item.id), None) or Update.model_validate(item.payload)
         except ValueError as e:  # not a webhook (ValidationError), or not even JSON
             log.error("update.unreadable", room_id=room, error=str(e))
             self._resolve(item.id, error=e)
-            await self._ack_only(item)
-            return
+            return await self._ack_only(item)
         # bind + reset, not bound_contextvars(): that one also reads the whole context twice.
         tokens = structlog.contextvars.bind_contextvars(
             room_id=room, message_id=update.message.identity
@@ -418,26 +448,37 @@ class Runtime:
             log.warning("runtime.lease_lost", reason="commit refused")
             self._lost.add(room)
             self._resolve(item.id, error=e)
-            return
+            return True
         except StorageError as e:
-            # Not acked: the room is given up and processed again once its lease lapses.
-            log.error("update.storage_failed", error=str(e))
-            metrics.storage_failed("commit", e)
-            self._lost.add(room)
-            self._resolve(item.id, error=e)
-            return
+            return await self._storage_failed(item, e)
         except Exception as exc:
             # Handler errors are contained by the bot; this is a bug or misconfiguration
             # outside any handler. Log it and ack, so the room is not blocked forever.
             log.error("update.failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
             self._resolve(item.id, error=exc)
-            await self._ack_only(item)
-            return
+            return await self._ack_only(item)
         else:
             self.processed += 1
+            self.dispatcher.outbox.rechecked(room)
+            self.outages.recovered("process")
             self._resolve(item.id, outcome)
+            return True
         finally:
             structlog.contextvars.reset_contextvars(**tokens)
+
+    async def _storage_failed(self, item: InboxItem, error: StorageError) -> bool:
+        """Not acked. The room keeps its item (and its lease, while the renewer can): the
+        item is processed again after a backoff, its replies looked up before they are posted
+        again. The in-process runtime gives the error to its caller instead."""
+        room = item.room_id
+        if self.in_process:
+            log.error("update.storage_failed", error=str(error))
+            self._lost.add(room)
+            self._resolve(item.id, error=error)
+            return True
+        self.dispatcher.outbox.recheck(room)
+        await asyncio.sleep(self.outages.failed("process", error))
+        return False
 
     def _resolve(
         self, item_id: str, outcome: Outcome | None = None, *, error: BaseException | None = None
@@ -451,40 +492,54 @@ class Runtime:
         else:
             waiter.set_result(outcome or Outcome())
 
-    async def _ack_only(self, item: InboxItem) -> None:
+    async def _ack_only(self, item: InboxItem) -> bool:
         try:
             await self.dispatcher.outbox.commit(owner=self.owner, ack=[item])
-        except StorageError as e:
-            log.error("update.ack_failed", room_id=item.room_id, error=str(e))
-            metrics.storage_failed("ack", e)
+        except LeaseLostError as e:
+            log.warning("runtime.lease_lost", room_id=item.room_id, reason="ack refused")
             self._lost.add(item.room_id)
-            return
+            self._resolve(item.id, error=e)
+            return True
+        except StorageError as e:
+            return await self._storage_failed(item, e)
         self.processed += 1
+        return True
 
     # --- leases and orphaned replies -------------------------------------------------------------
 
     async def _renew_loop(self) -> None:
         while True:
             await asyncio.sleep(self.lease_ttl / 3)
-            for room in list(self._tasks):
-                if room in self._lingering:
-                    # Its lease, set or renewed at most lease_ttl / 3 before the linger began,
-                    # outlives the linger (under lease_ttl / 2) without a renewal. A worker busy
-                    # with anything else (an item, or flushing a dead worker's pending replies
-                    # with an empty queue) is renewed.
-                    continue
-                generation = self._generation.get(room)
-                try:
-                    held = await self.storage.lease_renew(
-                        room_lease_key(room), self.owner, self.lease_ttl
-                    )
-                except StorageError as e:
-                    log.error("runtime.renew_failed", room_id=room, error=str(e))
-                    metrics.storage_failed("renew", e)
-                    continue
-                if not held and room in self._tasks and self._generation.get(room) == generation:
-                    log.warning("runtime.lease_lost", room_id=room, reason="renewal refused")
-                    self._lost.add(room)
+            try:
+                await self._renew()
+            except Exception as e:  # a storage outage or a bug: renew again soon
+                await asyncio.sleep(min(self.lease_ttl / 3, self.outages.failed("renew", e)))
+                continue
+            self.outages.recovered("renew")
+
+    async def _renew(self) -> None:
+        """Renew the lease of every room being worked on; raise the first storage error."""
+        failure: StorageError | None = None
+        for room in list(self._tasks):
+            if room in self._lingering:
+                # Its lease, set or renewed at most lease_ttl / 3 before the linger began,
+                # outlives the linger (under lease_ttl / 2) without a renewal. A worker busy
+                # with anything else (an item, or flushing a dead worker's pending replies
+                # with an empty queue) is renewed.
+                continue
+            generation = self._generation.get(room)
+            try:
+                held = await self.storage.lease_renew(
+                    room_lease_key(room), self.owner, self.lease_ttl
+                )
+            except StorageError as e:  # the other rooms are still renewed
+                failure = failure or e
+                continue
+            if not held and room in self._tasks and self._generation.get(room) == generation:
+                log.warning("runtime.lease_lost", room_id=room, reason="renewal refused")
+                self._lost.add(room)
+        if failure is not None:
+            raise failure
 
     async def _sweep_loop(self) -> None:
         while True:
@@ -492,7 +547,9 @@ class Runtime:
             try:
                 await self._sweep()
             except Exception as e:  # a storage outage or a bug: keep sweeping
-                log.error("runtime.sweep_failed", error=f"{type(e).__name__}: {e}", exc_info=e)
+                await asyncio.sleep(self.outages.failed("sweep", e))
+                continue
+            self.outages.recovered("sweep")
 
     async def _sweep(self) -> None:
         """Take the rooms whose replies are pending with nobody working on them, and flush them."""

@@ -12,7 +12,7 @@ the outbox to be posted later.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import structlog
 
@@ -28,6 +28,7 @@ __all__ = [
     "AlreadySent",
     "Delivery",
     "DirectDelivery",
+    "Lookup",
     "Queued",
     "Sender",
     "unique_temp_id",
@@ -47,6 +48,15 @@ class Delivery(Protocol):
 
     async def deliver(self, room_id: int | str, outgoing: Outgoing, unique_temp_id: str) -> Any:
         """Post ``outgoing`` to ``room_id``; return what Qiscus answered."""
+        ...
+
+
+@runtime_checkable
+class Lookup(Protocol):
+    """A delivery that can tell whether a comment it may have posted is in the room."""
+
+    async def find(self, room_id: int | str, unique_temp_id: str) -> bool:
+        """Whether the room's newest comments hold one posted with ``unique_temp_id``."""
         ...
 
 
@@ -77,6 +87,10 @@ class DirectDelivery:
             disable_link_preview=outgoing.disable_link_preview,
             extras=outgoing.extras,
         )
+
+    async def find(self, room_id: int | str, unique_temp_id: str) -> bool:
+        """Whether the room's newest comments hold one posted with ``unique_temp_id``."""
+        return await self.client.find_comment(room_id, unique_temp_id) is not None
 
 
 class AlreadySent:

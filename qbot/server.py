@@ -43,6 +43,8 @@ log = structlog.get_logger("qbot.server")
 
 RUNTIME_KEY = web.AppKey("qbot_runtime", Runtime)
 SIGNATURE_HEADER = "QISCUS-SDK-SIGNATURE"
+RETRY_AFTER = "5"
+"""Seconds a sender is asked to wait (``Retry-After``) before delivering a 503'd webhook again."""
 
 
 def verify_signature(body: bytes, signature: str | None, token: str) -> bool:
@@ -100,6 +102,17 @@ def _too_deep() -> web.Response:
     log.warning("webhook.rejected", reason="too_deep")
     metrics.webhook("rejected", "too_deep")
     return _error(400, "body is nested too deeply to be a Qiscus webhook")
+
+
+def _later(message: str) -> web.Response:
+    """503 with ``Retry-After``: the webhook was not taken, and may be delivered again soon."""
+    response = _error(503, message)
+    response.headers["Retry-After"] = RETRY_AFTER
+    return response
+
+
+def _degraded(reason: str) -> web.Response:
+    return web.json_response({"status": "degraded", "reason": reason}, status=503)
 
 
 def _describe(error: ValidationError) -> str:
@@ -189,18 +202,21 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
             log.error("webhook.store_failed", error=str(e))
             metrics.storage_failed("inbox_put")
             metrics.webhook("unavailable", "store_failed")
-            return _error(503, "the update could not be stored; deliver again later")
+            return _later("the update could not be stored; deliver again later")
         if status == "closing":
             metrics.webhook("unavailable", "closing")
-            return _error(503, "shutting down; deliver again later")
+            return _later("shutting down; deliver again later")
         metrics.webhook(status)  # accepted, duplicate or ignored
         return web.json_response({"status": status})
 
     async def healthz(request: web.Request) -> web.Response:
+        # 503 "degraded" while the storage fails the webhooks or the background tasks.
         try:
             inbox = await runtime.inbox_size()
         except StorageError as e:
-            return _error(503, f"storage unavailable: {e}")
+            return _degraded(f"storage unavailable: {e}")
+        if runtime.degraded is not None:
+            return _degraded(runtime.degraded)
         return web.json_response(
             {
                 "status": "ok",
@@ -305,9 +321,16 @@ async def start_server(
 
 
 def run_server(
-    app: web.Application, settings: Settings, *, ready: Callable[[str], None] | None = None
+    app: web.Application, settings: Settings, *, ready: Callable[[], None] | None = None
 ) -> None:
     """Serve ``app`` on ``server.host:server.port`` until SIGINT or SIGTERM (``qbot run``).
+
+    ``aiohttp.web.run_app`` closes the listening socket before the app's cleanup, so webhooks
+    that arrive while the runtime drains would be refused. Here the order is the documented one:
+    on SIGTERM the runtime stops accepting and new webhooks get 503 with ``Retry-After`` (the
+    socket stays open) while the work in hand finishes, up to ``server.shutdown_timeout``
+    seconds; then the socket and connections close and the app's cleanup closes the client and
+    the storage.
 
     Args:
         app: from :func:`create_app`.
@@ -315,6 +338,7 @@ def run_server(
         ready: called once the socket is bound (``qbot run`` says where it listens).
 
     Raises:
+        QbotError: the app could not start (its storage cannot be opened, a startup hook, ...).
         OSError: the address cannot be listened on.
     """
     import signal
@@ -327,10 +351,16 @@ def run_server(
             loop.add_signal_handler(sig, stop.set)
         try:
             runner = await start_server(app, settings)
-            if ready is not None:
-                ready(", ".join(str(a) for a in runner.addresses))
             try:
+                if ready is not None:
+                    ready()
                 await stop.wait()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+                timeout = settings.server.shutdown_timeout
+                log.info("server.draining", timeout=timeout)
+                # The socket is still open: what arrives now is answered 503 with Retry-After.
+                await app[RUNTIME_KEY].drain(timeout)
             finally:
                 await runner.cleanup()
         finally:

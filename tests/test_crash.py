@@ -7,9 +7,12 @@ import json
 from pathlib import Path
 
 import aiohttp
+import pytest
 from test_scale import BOT, Replica, message, post, texts, until
 
 from qbot.emulator import Emulator
+
+pytestmark = pytest.mark.chaos
 
 
 def handled(replica: Replica, room: str) -> bool:

@@ -60,14 +60,16 @@ def free_port() -> int:
 class Replica:
     """One `qbot run` subprocess serving the test bot."""
 
-    def __init__(self, folder: Path, fake: Emulator, storage_url: str, name: str) -> None:
+    def __init__(
+        self, folder: Path, fake: Emulator, storage_url: str, name: str, qiscus: str = ""
+    ) -> None:
         self.folder = folder
         self.port = free_port()
         self.name = name
         self.config = folder / f"{name}.yaml"
         self.config.write_text(
             f"qiscus: {{app_id: {fake.config.app_id}, secret_key: {fake.config.secret_key}, "
-            f"base_url: '{fake.base_url}'}}\n"
+            f"base_url: '{fake.base_url}'{qiscus}}}\n"
             "bot: {email: bot@example.com}\n"
             f"server: {{host: 127.0.0.1, port: {self.port}, shutdown_timeout: 5}}\n"
             f"storage: {{url: '{storage_url}', lease_ttl: 2}}\n"
@@ -159,6 +161,7 @@ async def redis_url() -> AsyncIterator[str]:
 
 
 @pytest.mark.redis
+@pytest.mark.chaos
 async def test_scale_two_replicas_answer_every_message_once_in_order_despite_a_kill(
     tmp_path: Path, redis_url: str, fake_qiscus: Emulator
 ) -> None:

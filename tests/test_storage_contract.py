@@ -636,6 +636,21 @@ async def test_storage_claim_tells_which_rooms_have_replies_waiting(backend: Bac
     assert (texts(again.items), again.replies_waiting) == (["late0"], {"r2"})
 
 
+async def test_storage_claim_tells_which_rooms_are_redelivered(backend: Backend) -> None:
+    s, other = backend.storage, await backend.peer()
+    await put(s, "r1", 2)
+    first = await s.inbox_claim("dead", lease_ttl=SHORT)
+    assert (texts(first.items), first.redelivered) == (["m0", "m1"], frozenset())
+    await s.commit(owner="dead", ack=first.items[:1])
+    await put(s, "r2", 1)  # never handed out
+    await backend.advance(2 * SHORT)
+    again = await other.inbox_claim("alive", lease_ttl=LONG)
+    assert sorted(texts(again.items)) == ["m0", "m1"]  # r1's m1 and r2's m0
+    assert again.redelivered == {"r1"}
+    await put(s, "r1", 1, tag="new")  # what the holder gets next was not handed out before
+    assert (await other.inbox_claim("alive", lease_ttl=LONG)).redelivered == frozenset()
+
+
 async def test_storage_load_room_drops_expired_states(backend: Backend) -> None:
     s = backend.storage
     await s.commit(states=[StateWrite("room:r1", {"a": 1}, ttl=SHORT), StateWrite("room:r2", 2)])

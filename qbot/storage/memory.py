@@ -208,6 +208,7 @@ class MemoryStorage(Storage):
         now = self._clock()
         out: list[InboxItem] = []
         rooms: list[str] = []
+        redelivered: set[str] = set()
         for room_id, queue in self._rooms.items():
             if len(out) >= limit:
                 break
@@ -215,6 +216,8 @@ class MemoryStorage(Storage):
             holder = self._holder(key, now)
             if holder is None:  # newly taken: everything unacked is ours to redo
                 for q in queue:
+                    if q.delivered_to is not None:
+                        redelivered.add(room_id)
                     q.delivered_to = None
             elif holder != owner:
                 continue
@@ -226,10 +229,11 @@ class MemoryStorage(Storage):
             for q in fresh:
                 q.delivered_to = owner
                 out.append(InboxItem.stored(q.id, room_id, q.payload, q.received_at))
+        again = frozenset(room for room in rooms if room in redelivered)
         if not self._pending:
-            return Claim(out)
+            return Claim(out, redelivered=again)
         waiting = {self._replies[item_id].room_id for item_id in self._pending}
-        return Claim(out, frozenset(room for room in rooms if room in waiting))
+        return Claim(out, frozenset(room for room in rooms if room in waiting), again)
 
     async def _do_inbox_wait(self, seconds: float) -> None:
         # asyncio.timeout, not wait_for: Python 3.11's wait_for can hang when cancelled here.

@@ -119,10 +119,14 @@ class Claim:
         items: the items, each room's in arrival order.
         replies_waiting: the rooms of ``items`` whose outbox held pending replies when they were
             claimed (read in the same step): post those before the room's new work.
+        redelivered: the rooms of ``items`` some of whose items were handed out before, to a
+            worker that died or lost the room: a reply of theirs may have been posted and not
+            recorded, so it is looked up in Qiscus before it is posted again.
     """
 
     items: list[InboxItem] = field(default_factory=list)
     replies_waiting: frozenset[str] = frozenset()
+    redelivered: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,13 +232,16 @@ class RedisStorage(Storage):
         rooms = await self._eval(lua.CLAIM, [], *args)
         out: list[InboxItem] = []
         waiting: set[str] = set()
-        for room_id, entries, has_replies in rooms:
+        again: set[str] = set()
+        for room_id, entries, has_replies, redelivered in rooms:
             if has_replies:
                 waiting.add(room_id)
+            if redelivered:
+                again.add(room_id)
             for entry_id, flat in entries:
                 fields = dict(zip(flat[::2], flat[1::2], strict=True))
                 out.append(InboxItem.stored(entry_id, room_id, fields["p"], float(fields["t"])))
-        return Claim(out, frozenset(waiting))
+        return Claim(out, frozenset(waiting), frozenset(again))
 
     async def _do_inbox_wait(self, seconds: float) -> None:
         stream = self.prefix + "i:ev"

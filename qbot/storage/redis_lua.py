@@ -50,7 +50,7 @@ for _, room in ipairs(redis.call('ZRANGE', P..'i:rooms', 0, tonumber(ARGV[5]) - 
   if redis.call('EXISTS', stream) == 0 then
     redis.call('ZREM', P..'i:rooms', room)
   elseif not holder or holder == owner then
-    local got = {}
+    local got, redelivered = {}, 0
     if not holder then
       local cursor = '0-0'
       repeat
@@ -58,6 +58,8 @@ for _, room in ipairs(redis.call('ZRANGE', P..'i:rooms', 0, tonumber(ARGV[5]) - 
         cursor = r[1]
         for _, e in ipairs(r[2]) do got[#got + 1] = e end
       until cursor == '0-0'
+      -- entries still pending in the group were handed out before: redelivered now
+      if #got > 0 then redelivered = 1 end
       -- every pending entry is ours now: forget consumers (dead owners) that hold nothing
       for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, 'qbot')) do
         if c[2] ~= owner and c[4] == 0 then
@@ -72,7 +74,7 @@ for _, room in ipairs(redis.call('ZRANGE', P..'i:rooms', 0, tonumber(ARGV[5]) - 
     end
     if #got > 0 then
       redis.call('SET', lease, owner, 'PX', ttl)
-      out[#out + 1] = {room, got, redis.call('EXISTS', P..'opr:'..room)}
+      out[#out + 1] = {room, got, redis.call('EXISTS', P..'opr:'..room), redelivered}
       n = n + #got
     end
   end

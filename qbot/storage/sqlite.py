@@ -282,8 +282,8 @@ class SqliteStorage(Storage):
     async def _do_inbox_claim(self, owner: str, lease_ttl: float, limit: int) -> Claim:
         now = self._clock()
 
-        def op(db: sqlite3.Connection) -> list[tuple[str, list[Any], bool]]:
-            out: list[tuple[str, list[Any], bool]] = []
+        def op(db: sqlite3.Connection) -> list[tuple[str, list[Any], bool, bool]]:
+            out: list[tuple[str, list[Any], bool, bool]] = []
             taken = 0
             args = (ROOM_LEASE_PREFIX, now, owner, limit)
             for room_id, holder, pending in db.execute(_CLAIMABLE_ROOMS, args).fetchall():
@@ -293,8 +293,8 @@ class SqliteStorage(Storage):
                 # is ours to redo. A room we hold: the items not handed out yet.
                 fresh = "" if holder is None else " AND claimed_by IS NULL"
                 rows = db.execute(
-                    f"SELECT id, payload, received_at FROM inbox WHERE room_id = ?{fresh} "
-                    "ORDER BY id LIMIT ?",
+                    f"SELECT id, payload, received_at, claimed_by FROM inbox "
+                    f"WHERE room_id = ?{fresh} ORDER BY id LIMIT ?",
                     (room_id, limit - taken),
                 ).fetchall()
                 if rows:
@@ -308,18 +308,22 @@ class SqliteStorage(Storage):
                             (room_id, rows[-1][0]),
                         )
                 db.execute(_UPSERT_LEASE, (room_lease_key(room_id), owner, now + lease_ttl))
-                out.append((room_id, rows, bool(pending)))
+                # Handed out before, by a holder whose lease lapsed: redelivered.
+                again = holder is None and any(row[3] is not None for row in rows)
+                out.append((room_id, rows, bool(pending), again))
                 taken += len(rows)
             return out
 
         rooms = await self._write(op, durable=False)
         items = [
             InboxItem.stored(str(i), room_id, p, t)
-            for room_id, rows, _ in rooms
-            for i, p, t in rows
+            for room_id, rows, _, _ in rooms
+            for i, p, t, _ in rows
         ]
         return Claim(
-            items, frozenset(room_id for room_id, rows, waiting in rooms if rows and waiting)
+            items,
+            frozenset(room_id for room_id, rows, waiting, _ in rooms if rows and waiting),
+            frozenset(room_id for room_id, rows, _, again in rooms if rows and again),
         )
 
     async def _do_inbox_wait(self, seconds: float) -> None:
