@@ -26,6 +26,7 @@ import structlog
 from qbot.errors import ConfigError, QbotError
 from qbot.messages import Message, OutgoingComment
 from qbot.omnichannel.menus import MENU_TYPES, MenuChoice
+from qbot.sending import Lookup
 from qbot.storage.base import state_key
 
 if TYPE_CHECKING:
@@ -193,6 +194,17 @@ class RoomDelivery:
         # A later question's "2" must not pick a choice of a menu it replaced.
         await self.rooms.storage.delete_state(menu_key(room))
         return sent
+
+    async def find(self, room_id: int | str, unique_temp_id: str) -> bool:
+        """Whether a reply that may have landed unrecorded is in the room (see ``Lookup``).
+
+        Only the Chat SDK lets us look: Omnichannel's ``/bot`` keeps no ``unique_temp_id``, so
+        for its rooms the answer is "not found" and the reply is posted again.
+        """
+        info = await self.rooms.get(str(room_id))
+        if (info is None or self.omnichannel is None) and isinstance(self.chat, Lookup):
+            return await self.chat.find(room_id, unique_temp_id)
+        return False
 
     async def _desk(
         self, omni: OmnichannelClient, room: str, call: str, args: dict[str, Any]
