@@ -83,6 +83,7 @@ class LinearEngine:
     def __init__(self, c: float = 1.0) -> None:
         self.c = c
         self._names: list[str] = []
+        self._labels: NDArray[np.object_] = np.zeros(0, dtype=object)  # the names, for numpy
         self._featurizer: Featurizer | None = None
         # float32: half the memory, and the model scores the same fitted or loaded from disk.
         self._weights: NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
@@ -101,6 +102,7 @@ class LinearEngine:
         texts = [t for t, _ in examples]
         labels = [n for _, n in examples]
         self._names = list(dict.fromkeys(labels))
+        self._labels = np.asarray(self._names, dtype=object)
         self._featurizer, matrix = Featurizer.fit_matrix(texts)
         order = {n: i for i, n in enumerate(self._names)}
         y = np.asarray([order[n] for n in labels], dtype=np.int64)
@@ -152,7 +154,8 @@ class LinearEngine:
         cols, vals = self._featurizer.row(text)
         if not cols.size:
             return np.full(len(self._names), -np.inf)
-        raw: NDArray[np.float64] = vals @ self._weights[cols] + self._bias
+        # float32 throughout: the weights are not upcast (a copy of every row read) per message.
+        raw: NDArray[np.float64] = vals.astype(np.float32) @ self._weights[cols] + self._bias
         if self._owner.size:  # per intent, its nearest example
             best = np.full(len(self._names), -np.inf)
             np.maximum.at(best, self._owner, raw)
@@ -191,12 +194,8 @@ class LinearEngine:
         probability = 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
         # The raw order is the probability order: below the top, z grows with the raw score,
         # and the top's lead is at least as large as anyone's.
-        ordered = order.tolist()
-        return list(
-            zip(
-                [self._names[i] for i in ordered], probability[order].round(6).tolist(), strict=True
-            )
-        )
+        names, scores = self._labels[order].tolist(), probability[order].round(6).tolist()
+        return list(zip(names, scores, strict=True))
 
     # --- cache ---------------------------------------------------------------------------------
 
@@ -228,6 +227,7 @@ class LinearEngine:
         if len(calibration) != 5:
             raise ValueError("cached calibration has the wrong shape")
         self._names, self._featurizer, self._weights, self._bias = names, featurizer, weights, bias
+        self._labels = np.asarray(names, dtype=object)
         self._owner = owner
         self._calibration = (calibration[0], calibration[1], calibration[2], calibration[3])
         self._density = calibration[4]
