@@ -189,27 +189,29 @@ def latency(train: Sequence[Example], test: Sequence[Example]) -> dict[str, Any]
             "cpu_p99_ms": percentile(cpu_times, 99) * 1000}  # fmt: skip
 
 
-def calibrate(train: Sequence[Example]) -> tuple[float, float, float]:
-    """Refit the engine's curve: held-out fifth of the training set, first 10 intents out."""
+def calibrate(train: Sequence[Example]) -> tuple[float, float, float, float]:
+    """Refit the engine's curve: held-out fifth of the training set, first 10 intents out, at
+    5, 10 and 30 examples an intent and all of them (one curve for every size)."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     from qbot.nlu.engine import LinearEngine
 
     left_out = set(categories()[:10])
-    fit = [e for i, e in enumerate(train) if i % 5 and e[1] not in left_out]
+    pool = [e for i, e in enumerate(train) if i % 5 and e[1] not in left_out]
     held = [e for i, e in enumerate(train) if not i % 5]
-    engine = LinearEngine()
-    engine.fit(fit)
     features, right = [], []
-    for text, want in held:
-        top = engine.margins(text)
-        if top is not None:
-            features.append(top[1:])
-            right.append(int(top[0] == want))
+    for k in (5, 10, 30, None):
+        engine = LinearEngine()
+        engine.fit(pool if k is None else few(pool, k))
+        for text, want in held:
+            top = engine.margins(text)
+            if top is not None:
+                features.append((*top[1:], engine.density))
+                right.append(int(top[0] == want))
     model = LogisticRegression(C=1.0).fit(np.asarray(features), np.asarray(right))
-    a, b = (round(float(x), 2) for x in model.coef_[0])
-    return a, b, round(float(model.intercept_[0]), 2)
+    a, b, d = (round(float(x), 2) for x in model.coef_[0])
+    return a, b, d, round(float(model.intercept_[0]), 2)
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:

@@ -156,12 +156,16 @@ class IntentSet:
             if any(p.search(text) for p in intent.patterns):
                 ranked.append(IntentMatch(intent.name, PATTERN_SCORE, "pattern"))
                 seen.add(intent.name)
+        starts: dict[str, list[int]] = {}  # each word's positions: phrases are checked there
+        for i, w in enumerate(tokens):
+            if w in self._keywords:
+                starts.setdefault(w, []).append(i)
         hits = sorted(
             {
                 o
-                for w in set(tokens)
-                for o, phrase in self._keywords.get(w, ())
-                if _contains(tokens, phrase)
+                for w, at in starts.items()
+                for o, phrase in self._keywords[w]
+                if _contains(tokens, phrase, at)
             }
         )
         for order in hits:
@@ -197,11 +201,10 @@ class IntentSet:
         return extract(text, now=now, lists=self.entity_lists)
 
 
-def _contains(tokens: list[str], phrase: tuple[str, ...]) -> bool:
+def _contains(tokens: list[str], phrase: tuple[str, ...], starts: list[int]) -> bool:
+    """Whether ``phrase`` is in ``tokens`` at one of ``starts`` (where its first word is)."""
     n = len(phrase)
-    if n == 1:
-        return phrase[0] in tokens
-    return any(tuple(tokens[i : i + n]) == phrase for i in range(len(tokens) - n + 1))
+    return n == 1 or any(tuple(tokens[i : i + n]) == phrase for i in starts)
 
 
 def _strings(spec: Mapping[str, Any], key: str, intent: str) -> list[str]:

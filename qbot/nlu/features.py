@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # imported when training: a restart from the cache does witho
 
 __all__ = ["Featurizer", "char_grams", "word_features"]
 
-CHAR_RANGE = (2, 5)
+CHAR_RANGE = (3, 5)
 WORD_WEIGHT = 1.0
 CHAR_WEIGHT = 1.0
 _WORD_CACHE = 50_000  # words whose gram columns are kept, per model

@@ -9,6 +9,7 @@ dictionary, so where a prefix hides the root's first letter (``meng`` + ``isi`` 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -60,16 +61,24 @@ _MIN_PLAIN_ROOT = 4  # after di-, ber-, ter-: "berapa" and "terima" are roots
 
 def normalize(text: str) -> str:
     """Case-folded, accents dropped, compatibility forms unified (full-width letters, ligatures)."""
+    if text.isascii():  # most chat: nothing to decompose, and casefold is lower
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def words(text: str) -> list[str]:
     """The normalised words of ``text``, chat spellings written out."""
+    return list(_words(text))
+
+
+# A message is tokenised by the keyword matcher and again by the engine: the second is free.
+@functools.lru_cache(maxsize=1024)
+def _words(text: str) -> tuple[str, ...]:
     out: list[str] = []
     for w in _WORD.findall(normalize(text)):
         out.extend(SLANG.get(w, w).split())
-    return out
+    return tuple(out)
 
 
 def stem(word: str) -> str:
