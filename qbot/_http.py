@@ -236,6 +236,7 @@ class Transport:
         attempt = 0
         unsure = False  # whether the last try may have taken effect
         unanswered = False  # ... and got no answer at all (it may still be under way)
+        previous: _Retryable | None = None  # what made us retry
         while True:
             attempt += 1
             begun = loop.time()
@@ -261,6 +262,10 @@ class Transport:
                 ) from e
             except TimeoutError as e:
                 status = "timeout"
+                if previous is not None and budget < self._timeout:
+                    # Cut short by the time budget, not by Qiscus: the error that made us retry
+                    # is the one to tell (on a loaded machine a try can outlast the last one).
+                    raise previous.error from previous.error.__cause__
                 error = QiscusNetworkError(
                     f"no answer from Qiscus within {budget:g}s on {endpoint}", endpoint=endpoint
                 )
@@ -306,6 +311,7 @@ class Transport:
                 delay=round(wait, 3),
                 error=str(failure.error),
             )
+            previous = failure
             await asyncio.sleep(wait)
             if unsure and recover is not None:
                 found = await self._recover(endpoint, recover)
