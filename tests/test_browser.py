@@ -97,6 +97,46 @@ async def test_first_visit_opens_a_chat_with_the_bot_ready_to_type(page: Page) -
     await expect(page.locator(".msg.theirs").last).to_contain_text("Hello Ana!")
 
 
+@pytest.mark.parametrize(
+    ("width", "height"), [(1280, 800), (390, 844)], ids=["desktop", "phone-390"]
+)
+async def test_a_later_visit_opens_the_first_customers_chat_with_the_bot(
+    dev_url: str, width: int, height: int
+) -> None:
+    async with open_page(dev_url) as first:  # creates Ana and her chat
+        await expect(first.locator("#text")).to_be_enabled()
+    # A new browser (or the next day): the emulator kept its users, the browser knows none.
+    async with open_page(dev_url, width, height) as page:
+        await expect(page.locator("#user-select")).to_have_value("ana@example.com")
+        await expect(page.locator("#room-title")).not_to_contain_text("Pick")
+        await expect(page.locator("#send")).to_be_enabled()
+        await page.fill("#text", "hello")
+        await page.press("#text", "Enter")
+        await expect(page.locator(".msg.theirs").last).to_contain_text("Hello Ana!")
+        users = await page.locator("#user-select option").count()
+        assert users == 2, "the placeholder and Ana: no second Ana was created"
+
+
+async def test_a_cards_open_link_is_styled_not_the_browser_default(page: Page) -> None:
+    await page.fill("#text", "menu")
+    await page.press("#text", "Enter")
+    await page.click("button.postback >> text=Today's deals")
+    link = page.locator(".card a.card-url").first
+    await expect(link).to_have_attribute("href", "https://example.com/deals/batik")
+    style = await link.evaluate(
+        "a => [getComputedStyle(a).color, getComputedStyle(a).textDecorationLine]"
+    )
+    assert style == ["rgb(11, 122, 90)", "none"], f"not the accent, or the browser's blue: {style}"
+
+
+async def test_the_omnichannel_switch_sits_beside_its_label(page: Page) -> None:
+    box = await page.locator("#omni-switch").bounding_box()
+    label = await page.locator("#omni h2 label").bounding_box()
+    assert box is not None and label is not None
+    assert box["width"] < 30, f"the checkbox is {box['width']} px wide"
+    assert label["height"] < 2 * box["height"] + 8, f"checkbox and label on two lines: {label}"
+
+
 async def test_chat_with_the_demo_bot_in_chromium(page: Page) -> None:
     await expect(page.locator("#conn")).to_have_text("live")
     await page.fill("#user-email", "ana@example.com")

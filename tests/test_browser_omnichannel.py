@@ -80,14 +80,23 @@ async def test_a_whatsapp_customer_is_handed_to_an_agent_then_surveyed(page: Pag
     await say(page, "can I talk to a human")
     await expect(bot_says.last).to_contain_text("I'll ask one of our agents")
     desk = page.locator("#desk-rooms")
-    await expect(desk).to_contain_text("agent: Ayu")
+    await expect(desk).to_contain_text("Harpi · 6281234 · wa · agent: Ayu")  # who, not a room id
 
     await page.fill("#agent-text", "Hi Harpi, Ayu here. Your parcel left today.")
     await page.click("#agent-form button[type=submit]")
     await expect(bot_says.last).to_contain_text("Ayu here")
+    await expect(page.locator("#resolve")).to_be_enabled()
     await page.click("#resolve")
     await expect(desk).to_contain_text("resolved")
     await expect(bot_says.last).to_contain_text("How satisfied are you, from 1 to 5?")
+    await expect(page.locator("#resolve")).to_be_disabled()  # the survey goes out once
+    # The resolve is an exchange of its own, not filed under the customer's last message.
+    resolved = page.locator("#exchanges .exchange").filter(has_text="resolved by Ayu")
+    await expect(resolved.locator(".traffic.webhook")).to_have_count(1)
+    await expect(resolved.locator(".traffic.api").filter(has_text="/activate")).to_have_count(1)
+    await expect(
+        resolved.locator(".traffic.api").filter(has_text=f"/{DEV_APP_ID}/bot")
+    ).not_to_have_count(0)
     await say(page, "5")
     await expect(bot_says.last).to_contain_text("Thank you for rating us 5 out of 5!")
 

@@ -88,3 +88,59 @@ async def test_page_routes_answer_bad_input_with_a_json_error(setup: Any) -> Non
     assert missing.status == 404
     not_json = await client.post("/emulator/api/omnichannel/rooms/999/resolve", data=b"{")
     assert not_json.status == 400
+
+
+async def open_customer(client: TestClient[Any, Any]) -> int:
+    resp = await client.post(
+        "/emulator/api/omnichannel/customers",
+        json={"email": "6281234@wa.example", "name": "Harpi", "source": "wa"},
+    )
+    return int((await resp.json())["id"])
+
+
+async def test_a_resolved_room_is_not_resolved_again(setup: Any) -> None:
+    client, desk, recorder = setup
+    desk.deliver = recorder
+    room_id = await open_customer(client)
+    await client.post(f"/emulator/api/omnichannel/rooms/{room_id}/agent", json={"text": "hi"})
+    first = await client.post(f"/emulator/api/omnichannel/rooms/{room_id}/resolve", json={})
+    assert first.status == 200
+    sent = len(recorder.bodies)
+
+    again = await client.post(f"/emulator/api/omnichannel/rooms/{room_id}/resolve", json={})
+
+    assert again.status == 409
+    assert (await again.json())["error"] == f"room {room_id} is already resolved"
+    assert recorder.bodies[-1]["service"]["room_id"] == str(room_id)
+    assert len(recorder.bodies) == sent  # no second resolved webhook, no second survey
+
+
+async def test_the_resolved_webhook_and_what_follows_are_an_exchange_of_their_own(
+    setup: Any,
+) -> None:
+    client, desk, recorder = setup
+    desk.deliver = recorder
+    room_id = await open_customer(client)
+    await desk.em.user_post(room_id, "6281234@wa.example", text="hello")
+    await client.post(
+        f"/emulator/api/omnichannel/rooms/{room_id}/agent", json={"agent_id": 101, "text": "hi"}
+    )
+
+    await client.post(f"/emulator/api/omnichannel/rooms/{room_id}/resolve", json={})
+    await desk.em.record_call(room_id, "POST", f"/bot/{room_id}/activate", {}, 200)
+
+    newest = (await desk.em.store.exchanges(room_id))[-1]
+    assert newest["title"] == "resolved by Ayu"
+    kinds = [(t["kind"], t["path"]) for t in newest["traffic"]]
+    assert kinds == [("webhook", "(in process)"), ("api", f"/bot/{room_id}/activate")]
+
+
+async def test_the_desk_lists_each_room_by_its_customer(setup: Any) -> None:
+    client, _, _ = setup
+    room_id = await open_customer(client)
+
+    snapshot = await (await client.get("/emulator/api/omnichannel")).json()
+
+    [service] = snapshot["services"]
+    assert service["room_id"] == str(room_id)
+    assert service["customer"] == {"user_id": "6281234@wa.example", "name": "Harpi"}

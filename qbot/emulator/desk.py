@@ -324,8 +324,13 @@ class OmnichannelDesk:
 
         Returns:
             The resolved webhook body, delivered before this returns.
+
+        Raises:
+            DeskError: 409 when the room is already resolved (the webhook is sent once).
         """
         service = await self.service(room_id)
+        if service.resolved:
+            raise DeskError(409, f"room {service.room_id} is already resolved")
         service.resolved = True
         service.is_waiting = False
         if notes is not None:
@@ -338,16 +343,18 @@ class OmnichannelDesk:
             else {"id": 0, "name": "Admin", "email": self.admin_email, "is_available": True}
         )
         body = await resolved_webhook_body(self, service, resolver)
-        await self._send_resolved(service.room_id, body)
+        await self._send_resolved(service.room_id, body, f"resolved by {resolver['name']}")
         return body
 
-    async def _send_resolved(self, room_id: int, body: dict[str, Any]) -> None:
+    async def _send_resolved(self, room_id: int, body: dict[str, Any], title: str) -> None:
         raw = dumps(body)
         headers = {"Content-Type": "application/json"}
         url = self.resolved_webhook_url
-        exchange_id = await self.em.store.latest_exchange(room_id)
-        if exchange_id is None:
-            exchange_id = await self.em.store.start_exchange(room_id, None, "room resolved")
+        # An exchange of its own: the webhook and what the bot does about it (/activate, the
+        # survey) are not filed under the customer's last message.
+        exchange_id = await self.em.store.start_exchange(room_id, None, title)
+        exchange = {"id": exchange_id, "room_id": room_id, "comment_id": None, "title": title}
+        self.em.publish({"event": "exchange", "exchange": exchange | {"traffic": []}})
         target = url if self.deliver is None else "(in process)"
         entry = await self.em.store.add_traffic(
             exchange_id,

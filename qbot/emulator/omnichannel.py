@@ -387,7 +387,12 @@ def register_omnichannel(app: web.Application, emulator: Emulator) -> Omnichanne
     app.add_routes(OmnichannelApi(desk).routes())
 
     async def snapshot(request: web.Request) -> web.Response:
-        return web.json_response(desk.snapshot())
+        state = desk.snapshot()
+        # The page lists rooms by who writes (a name, a number), not by room id.
+        for service in state["services"]:
+            customer = await customer_of(desk, desk.services[int(service["room_id"])])
+            service["customer"] = {"user_id": customer["user_id"], "name": customer["name"]}
+        return web.json_response(state)
 
     # For the page, like the other /emulator/api routes: not Qiscus endpoints, not recorded.
     app.router.add_get("/emulator/api/omnichannel", snapshot)

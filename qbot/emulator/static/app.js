@@ -71,6 +71,15 @@ function channelOf(room) {
   }
 }
 
+// Who writes in a desk room: "Harpi · 6281234" (a phone number's channel id), else name and email.
+function customerLabel(service, id) {
+  const { name, user_id: userId } = service.customer || {};
+  if (!userId) return `room ${id}`;
+  const local = userId.split("@")[0];
+  const who = /^\+?\d+$/.test(local) ? local : userId;
+  return name && name !== who ? `${name} · ${who}` : who;
+}
+
 async function loadDesk() {
   if (!omni.on) return;
   omni.desk = await api("GET", "/emulator/api/omnichannel");
@@ -86,7 +95,7 @@ function renderDesk() {
   for (const service of omni.desk.services) {
     const id = Number(service.room_id);
     const li = el("li");
-    const b = el("button", id === state.roomId ? "room active" : "room", `room ${id} · ${service.source} · ${service.status}`);
+    const b = el("button", id === state.roomId ? "room active" : "room", `${customerLabel(service, id)} · ${service.source} · ${service.status}`);
     b.type = "button";
     b.dataset.room = String(id);
     b.addEventListener("click", () => guarded(() => openRoom(id)));
@@ -104,6 +113,9 @@ function renderDesk() {
   );
   const service = omni.desk.services.find((s) => Number(s.room_id) === state.roomId);
   $("agent-form").hidden = !service;
+  // A resolved room is not resolved again: the desk refuses, and the survey must go out once.
+  $("resolve").disabled = !service || service.resolved;
+  $("resolve").title = service?.resolved ? "this room is resolved" : "";
   select.value = service && service.agent_ids.length ? String(service.agent_ids.at(-1)) : chosen || select.value;
 }
 
@@ -280,6 +292,26 @@ function connect(delay = 500) {
   });
 }
 
+// The first customer (not an agent, not the admin), else Ana, created: someone to chat as.
+async function firstCustomer(desk) {
+  const staff = new Set([desk.admin_email, ...desk.agents.map((a) => a.email)]);
+  const found = state.users.find((u) => !staff.has(u.email));
+  if (found) return found;
+  const user = await api("POST", "/emulator/api/users", { email: "ana@example.com", username: "Ana" });
+  state.users.push(user);
+  return user;
+}
+
+// The user's chat with the bot: their channel room (an Omnichannel customer), else the
+// one-to-one room, created on first use.
+async function openChatWithBot() {
+  const channelRoom = state.rooms.find((r) => channelOf(r));
+  if (channelRoom) return openRoom(channelRoom.id);
+  const room = await api("POST", "/emulator/api/rooms", { type: "single", user_email: state.me });
+  await loadRooms();
+  await openRoom(room.id);
+}
+
 async function init() {
   const [info, desk] = await Promise.all([api("GET", "/emulator/api/state"), api("GET", "/emulator/api/omnichannel")]);
   if (desk.delivers_as_omnichannel && localStorage.getItem("qbot.omni") === null) omni.on = true;
@@ -288,24 +320,14 @@ async function init() {
   state.bot = info.bot;
   state.users = info.users;
   $("bot-info").textContent = `bot ${info.bot.name} <${info.bot.email}> · app ${info.app_id} · webhook ${info.webhook_url || "not set"}${info.signed ? " (signed)" : ""}`;
-  if (!state.users.some((u) => u.email === state.me)) state.me = "";
-  if (state.users.length === 0) {
-    // A first visit: a customer to be and a chat with the bot, so typing works right away.
-    const user = await api("POST", "/emulator/api/users", { email: "ana@example.com", username: "Ana" });
-    state.users.push(user);
-    state.me = user.email;
-    renderUsers();
-    await selectUser(user.email);
-    const room = await api("POST", "/emulator/api/rooms", { type: "single", user_email: user.email });
-    await loadRooms();
-    await openRoom(room.id);
-    connect();
-    return;
-  }
+  // Any visit with no user chosen (the first, a new browser, the next day: the emulator keeps its
+  // users) opens a chat with the bot, so typing works right away.
+  if (!state.users.some((u) => u.email === state.me)) state.me = (await firstCustomer(desk)).email;
   renderUsers();
   await selectUser(state.me);
   const remembered = Number(localStorage.getItem("qbot.room"));
   if (remembered && state.rooms.some((r) => r.id === remembered)) await openRoom(remembered);
+  else await openChatWithBot();
   connect();
 }
 
