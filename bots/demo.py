@@ -132,11 +132,15 @@ async def talk_to_human(ctx: Context) -> None:
     await ctx.handoff("customer asked for a human", division="support")
 
 
+# The survey's answers: a label says what the score means (on WhatsApp, "1. 1 - Very poor").
+RATINGS = {1: "Very poor", 2: "Poor", 3: "Okay", 4: "Good", 5: "Excellent"}
+
+
 @bot.on_resolved
 async def satisfaction_survey(ctx: Context) -> None:
     survey = Buttons("Thanks for chatting with us! How satisfied are you, from 1 to 5?")
-    for score in range(1, 6):
-        survey.postback(str(score), action="rate", data={"score": score})
+    for score, meaning in RATINGS.items():
+        survey.postback(f"{score} - {meaning}", action="rate", data={"score": score})
     await ctx.reply(survey)
 
 
