@@ -22,6 +22,7 @@ ORDERS = {
     "123": {"number": "123", "item": "Batik shirt", "status": "on its way", "eta": "tomorrow"},
     "456": {"number": "456", "item": "Rice cooker", "status": "delivered", "eta": None},
 }
+ASK_ORDER_NUMBER = "Send me your order number, e.g. 'order 123'"
 
 
 def picture(ctx: Context, name: str) -> str:
@@ -56,7 +57,13 @@ async def track(ctx: Context) -> None:
     if number in ORDERS:
         await ctx.reply_template("order_status", order=ORDERS[number])
         return
-    await ctx.reply("Send me your order number, e.g. 'order 123'")
+    await ctx.reply(ASK_ORDER_NUMBER)
+
+
+@bot.intent("order_status")
+async def where_is_my_order(ctx: Context) -> None:
+    # "Track my order" typed rather than tapped, "where is my order", "di mana pesanan saya".
+    await ctx.reply(ASK_ORDER_NUMBER)
 
 
 @bot.message(regex=r"^order\s*#?(\d+)$")

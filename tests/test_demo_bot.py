@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from webhooks import event_body, postback_body, sdk_body
 
 from bots.demo import bot as demo
 from qbot import Bot
+from qbot.cli import main
 from qbot.config import load_settings
 from qbot.emulator import Emulator
 from qbot.emulator.harness import Chat
@@ -99,6 +102,9 @@ async def test_demo_deals_carousel_and_account_linking(bot: Bot, fake_qiscus: Em
     ("text", "fragment"),
     [
         ("I want a refund", "help with a refund"),
+        ("Track my order", "Send me your order number"),  # the menu's label, typed
+        ("where is my order", "Send me your order number"),
+        ("di mana pesanan saya?", "Send me your order number"),
         ("when are you open?", "open every day"),
         ("can I talk to a human", "agents"),
         ("asdfgh", "didn't get that"),
@@ -143,3 +149,15 @@ async def test_demo_order_card_on_whatsapp_shows_its_url_once(
     menu = text_menu(card["type"], card["payload"], card["message"])
     assert menu.text.count("https://example.com/orders/123") == 1
     assert menu.text.endswith("1. Where is it?\n\nOrder page: https://example.com/orders/123")
+
+
+def test_demo_intents_file_passes_intents_check_and_test() -> None:
+    intents = str(Path(__file__).parent.parent / "bots" / "intents.yaml")
+    runner = CliRunner()
+    check = runner.invoke(main, ["intents", "check", intents])
+    assert check.exit_code == 0, check.output
+    data = str(Path(__file__).parent / "data" / "demo_queries.csv")
+    measured = runner.invoke(main, ["intents", "test", intents, "--data", data])
+    assert measured.exit_code == 0, measured.output
+    assert "accuracy at threshold 0.6: 100.0%" in measured.output
+    assert "out of scope refused at threshold 0.6: 100.0%" in measured.output
