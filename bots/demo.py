@@ -22,6 +22,7 @@ ORDERS = {
     "123": {"number": "123", "item": "Batik shirt", "status": "on its way", "eta": "tomorrow"},
     "456": {"number": "456", "item": "Rice cooker", "status": "delivered", "eta": None},
 }
+ASK_ORDER_NUMBER = "Send me your order number, e.g. 'order 123'"
 
 
 def picture(ctx: Context, name: str) -> str:
@@ -56,7 +57,13 @@ async def track(ctx: Context) -> None:
     if number in ORDERS:
         await ctx.reply_template("order_status", order=ORDERS[number])
         return
-    await ctx.reply("Send me your order number, e.g. 'order 123'")
+    await ctx.reply(ASK_ORDER_NUMBER)
+
+
+@bot.intent("order_status")
+async def where_is_my_order(ctx: Context) -> None:
+    # "Track my order" typed rather than tapped, "where is my order", "di mana pesanan saya".
+    await ctx.reply(ASK_ORDER_NUMBER)
 
 
 @bot.message(regex=r"^order\s*#?(\d+)$")
@@ -132,11 +139,15 @@ async def talk_to_human(ctx: Context) -> None:
     await ctx.handoff("customer asked for a human", division="support")
 
 
+# The survey's answers: a label says what the score means (on WhatsApp, "1. 1 - Very poor").
+RATINGS = {1: "Very poor", 2: "Poor", 3: "Okay", 4: "Good", 5: "Excellent"}
+
+
 @bot.on_resolved
 async def satisfaction_survey(ctx: Context) -> None:
     survey = Buttons("Thanks for chatting with us! How satisfied are you, from 1 to 5?")
-    for score in range(1, 6):
-        survey.postback(str(score), action="rate", data={"score": score})
+    for score, meaning in RATINGS.items():
+        survey.postback(f"{score} - {meaning}", action="rate", data={"score": score})
     await ctx.reply(survey)
 
 

@@ -98,10 +98,12 @@ def config_option(
     help: str = f"YAML config file (default: ./{DEFAULT_CONFIG} when present; QBOT_* env vars "
     "override).",
 ) -> Callable[[F], F]:
-    """The ``--config`` option, passed to the command as ``config_path``."""
-    return click.option(
-        "--config", "config_path", type=click.Path(dir_okay=False), default=None, help=help
-    )
+    """The ``--config`` option, passed to the command as ``config_path``.
+
+    A plain path: reading it (``qbot.config.read_yaml``) reports a missing file, a directory or
+    bad YAML as one ``ConfigError`` line, where click would print a multi-line usage error.
+    """
+    return click.option("--config", "config_path", default=None, metavar="FILE", help=help)
 
 
 def load_target(target: str) -> Any:

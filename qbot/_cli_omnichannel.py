@@ -17,6 +17,7 @@ from urllib.parse import urlencode, urlsplit
 
 import click
 
+from qbot._cli_common import config_option
 from qbot.config import Settings, load_settings
 from qbot.errors import (
     ConfigError,
@@ -124,13 +125,7 @@ def _status(room: CustomerRoom) -> str:
     return "waiting" if room.is_waiting else "open"
 
 
-_config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help=f"YAML config file (default: ./{DEFAULT_CONFIG} when present; QBOT_* env vars override).",
-)
+_config_option = config_option()
 
 
 def register(group: click.Group) -> None:

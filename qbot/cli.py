@@ -74,9 +74,10 @@ def run(target: str, config_path: str | None, host: str | None, port: int | None
     if port is not None:
         server["port"] = port
     try:
+        # The target first: a typo in it is the error to see, even before any config exists.
+        bot = load_bot(target)
         settings = settings_from(config_path, **({"server": server} if server else {}))
         configure_logging(settings.log.level, settings.log.format)
-        bot = load_bot(target)
         bot.configure(settings)
         app = create_app(bot, settings)
     except ConfigError as e:
@@ -151,8 +152,8 @@ def check_config(config_path: str | None, target: str | None, online: bool) -> N
     Placeholder secrets (change-me, the example config's values, empty) are not ok.
     """
     try:
+        bot = load_bot(target) if target is not None else None  # as `run`: the target first
         settings = settings_from(config_path)
-        bot = load_bot(target) if target is not None else None
         if bot is not None:
             bot.configure(settings)
     except ConfigError as e:

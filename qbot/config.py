@@ -335,6 +335,16 @@ def _is_placeholder(secret: SecretStr) -> bool:
     return secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
 
 
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """Where and what PyYAML found wrong, on one line: ``" at line 2, column 2: expected ..."``."""
+    if not isinstance(error, yaml.MarkedYAMLError):
+        return ": " + " ".join(str(error).split())
+    mark = error.problem_mark or error.context_mark
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    what = error.problem or error.context or "malformed"
+    return f"{where}: {' '.join(what.split())}"
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, raising ConfigError that names the file on any problem."""
     p = Path(path)
@@ -342,12 +352,14 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {str(p)!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {str(p)!r} is a directory, not a file") from None
     except OSError as e:
         raise ConfigError(f"cannot read config file {str(p)!r}: {e.strerror}") from e
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {e}") from e
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML{_yaml_problem(e)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -83,6 +83,43 @@ def test_cli_run_invalid_config_exit_2(tmp_path: Path) -> None:
     assert len(out.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("run", "nosuchmodule:bot"), ("check-config", "--target", "nosuchmodule:bot")],
+)
+def test_cli_bad_target_is_reported_before_a_missing_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+) -> None:
+    # A fresh clone: no config.yaml, no QBOT_* settings; the typo in the target is the news.
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("QBOT_")]:
+        monkeypatch.delenv(name)
+    code, out = invoke(*args)
+    assert code == 2
+    assert out.strip() == "error: cannot import module 'nosuchmodule' (from 'nosuchmodule:bot')"
+
+
+@pytest.mark.parametrize("command", [("run", "bots.demo:bot"), ("check-config",)])
+def test_cli_config_that_is_a_directory_is_one_line(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    code, out = invoke(*command, "--config", str(tmp_path))
+    assert code == 2
+    assert out.strip() == f"error: config file {str(tmp_path)!r} is a directory, not a file"
+
+
+def test_cli_config_with_bad_yaml_is_one_line_with_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("qiscus:\n  app_id: [shop\nbot: {}\n")
+    code, out = invoke("run", "bots.demo:bot", "--config", str(path))
+    assert code == 2
+    assert len(out.strip().splitlines()) == 1
+    assert out.startswith(
+        f"error: config file {str(path)!r} is not valid YAML at line 3, column 4: "
+    )
+    assert "<unicode string>" not in out
+
+
 def test_cli_check_config_ok(config: Path) -> None:
     code, out = invoke("check-config", "--config", str(config), "--target", "bots.demo:bot")
     assert code == 0, out

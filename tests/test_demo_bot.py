@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from webhooks import event_body, postback_body, sdk_body
 
 from bots.demo import bot as demo
 from qbot import Bot
+from qbot.cli import main
 from qbot.config import load_settings
 from qbot.emulator import Emulator
+from qbot.emulator.harness import Chat
+from qbot.omnichannel import match_choice, text_menu
+
+
+@pytest.fixture
+def qbot_bot() -> Bot:
+    return demo  # the bot behind the qbot_chat fixture
 
 
 @pytest.fixture
@@ -92,6 +102,9 @@ async def test_demo_deals_carousel_and_account_linking(bot: Bot, fake_qiscus: Em
     ("text", "fragment"),
     [
         ("I want a refund", "help with a refund"),
+        ("Track my order", "Send me your order number"),  # the menu's label, typed
+        ("where is my order", "Send me your order number"),
+        ("di mana pesanan saya?", "Send me your order number"),
         ("when are you open?", "open every day"),
         ("can I talk to a human", "agents"),
         ("asdfgh", "didn't get that"),
@@ -115,3 +128,36 @@ async def test_demo_talk_to_a_human_hands_the_room_over(bot: Bot, fake_qiscus: E
     assert await say(bot, fake_qiscus, "hello?", room_id=5, message_id=2) == []  # handed off
     [other] = await say(bot, fake_qiscus, "hi", room_id=6, message_id=3)
     assert other["message"].startswith("Hello")
+
+
+@pytest.mark.qbot_chat(omnichannel=True, channel="wa", name="Ana")
+async def test_demo_survey_on_whatsapp_names_each_score(qbot_chat: Chat) -> None:
+    [survey] = await qbot_chat.resolve()
+    menu = text_menu(survey.type, survey.payload, survey.comment["message"])
+    assert menu.text.endswith(
+        "1. 1 - Very poor\n2. 2 - Poor\n3. 3 - Okay\n4. 4 - Good\n5. 5 - Excellent"
+    )
+    choice = match_choice("4", menu.choices)
+    assert choice is not None and choice.label == "4 - Good"
+    (await qbot_chat.tap("4 - Good")).assert_texts("Thank you for rating us 4 out of 5!")
+
+
+async def test_demo_order_card_on_whatsapp_shows_its_url_once(
+    bot: Bot, fake_qiscus: Emulator
+) -> None:
+    [card] = await say(bot, fake_qiscus, "order 123")
+    menu = text_menu(card["type"], card["payload"], card["message"])
+    assert menu.text.count("https://example.com/orders/123") == 1
+    assert menu.text.endswith("1. Where is it?\n\nOrder page: https://example.com/orders/123")
+
+
+def test_demo_intents_file_passes_intents_check_and_test() -> None:
+    intents = str(Path(__file__).parent.parent / "bots" / "intents.yaml")
+    runner = CliRunner()
+    check = runner.invoke(main, ["intents", "check", intents])
+    assert check.exit_code == 0, check.output
+    data = str(Path(__file__).parent / "data" / "demo_queries.csv")
+    measured = runner.invoke(main, ["intents", "test", intents, "--data", data])
+    assert measured.exit_code == 0, measured.output
+    assert "accuracy at threshold 0.6: 100.0%" in measured.output
+    assert "out of scope refused at threshold 0.6: 100.0%" in measured.output

@@ -47,7 +47,7 @@ def test_intents_below_threshold_is_none(intents: IntentSet, text: str) -> None:
 
 def test_intents_scores_cover_every_intent_and_rank_sensibly(intents: IntentSet) -> None:
     scores = intents.scores("what time do you open")
-    assert set(scores) == {"refund", "opening_hours", "talk_to_human"}
+    assert set(scores) == {"refund", "order_status", "opening_hours", "talk_to_human"}
     assert scores["opening_hours"] > 0.9
     assert scores["refund"] < scores["opening_hours"]
 

@@ -174,3 +174,15 @@ def test_other_types_are_refused_with_a_named_error() -> None:
         text_menu(outgoing.type, {}, "hello")  # type: ignore[union-attr]
     with pytest.raises(MessageBuildError, match=r"payload\.cards"):
         text_menu("carousel", {"cards": []})
+
+
+def test_a_card_link_a_button_lists_is_shown_once_with_its_label() -> None:
+    menu = render(
+        Card(title="Order #123", url="https://shop.example/orders/123")
+        .postback("Where is it?", action="track")
+        .link("Order page", "https://shop.example/orders/123")
+    )
+
+    assert menu.text == (
+        "Order #123\n1. Where is it?\n\nOrder page: https://shop.example/orders/123"
+    )

@@ -24,9 +24,9 @@ async def test_the_demo_hands_off_to_support_and_surveys_after_resolve(qbot_chat
         await qbot_chat.assert_handed_off(agent="Bima")
     (await qbot_chat.agent_says("Hello, Ayu here")).assert_none()
     survey = await qbot_chat.resolve()
-    survey.assert_buttons("1", "2", "3", "4", "5")
+    survey.assert_buttons("1 - Very poor", "2 - Poor", "3 - Okay", "4 - Good", "5 - Excellent")
     await qbot_chat.assert_with_bot()
-    (await qbot_chat.tap("4")).assert_texts("Thank you for rating us 4 out of 5!")
+    (await qbot_chat.tap("4 - Good")).assert_texts("Thank you for rating us 4 out of 5!")
 
 
 async def test_a_qiscus_chat_has_no_desk(qbot_chat: Chat) -> None:

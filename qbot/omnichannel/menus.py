@@ -18,7 +18,8 @@ if choice is not None:
 ```
 
 Postback buttons are numbered (across all cards of a carousel, in display order); link buttons
-are listed after them as ``label: url`` and cannot be chosen. A carousel card without postback
+are listed after them as ``label: url`` and cannot be chosen; a card's own ``url`` is shown
+under its title unless a link button already lists it. A carousel card without postback
 buttons whose ``default_action`` is a postback is numbered by its title. A label shared by two
 choices can only be chosen by number.
 """
@@ -105,14 +106,21 @@ class _Builder:
         self.choices.append(choice)
         return f"{choice.number}. {name}"
 
+    @staticmethod
+    def _link_urls(card: Mapping[str, Any]) -> set[str]:
+        payloads = [b.get("payload") for b in _buttons(card.get("buttons"))]
+        return {str(p["url"]).strip() for p in payloads if isinstance(p, Mapping) and p.get("url")}
+
     def card(self, card: Mapping[str, Any], *, carousel: bool) -> list[str]:
         title = str(card.get("title") or "").strip()
         lines = [title] if title else []
         description = str(card.get("description") or "").strip()
         if description:
             lines.append(description)
-        if card.get("url") and not carousel:
-            lines.append(str(card["url"]))
+        url = str(card.get("url") or "").strip()
+        # The card's link once: not as a bare line when a link button lists it with its label.
+        if url and not carousel and url not in self._link_urls(card):
+            lines.append(url)
         numbered = [line for b in _buttons(card.get("buttons")) if (line := self.add(b))]
         default = card.get("default_action")
         if carousel and not numbered and isinstance(default, Mapping):
