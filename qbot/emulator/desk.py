@@ -166,6 +166,10 @@ class OmnichannelDesk:
         self._session: aiohttp.ClientSession | None = None
         self._admin_ready = False
 
+    def tag_id(self, name: str) -> int:
+        """The id of room tag ``name`` (numbered as tags are first used, like Omnichannel's)."""
+        return self._tag_ids.setdefault(name, len(self._tag_ids) + 1)
+
     async def close(self) -> None:
         """Close the HTTP session used for the resolved webhook."""
         if self._session is not None:

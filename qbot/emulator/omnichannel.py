@@ -283,7 +283,7 @@ class OmnichannelApi:
         return _ok({"service": body["service"]})
 
     def _tag(self, name: str) -> dict[str, Any]:
-        tag_id = self.desk._tag_ids.setdefault(name, len(self.desk._tag_ids) + 1)
+        tag_id = self.desk.tag_id(name)
         return {"id": tag_id, "name": name}
 
     async def room_tags(self, params: dict[str, Any], request: web.Request) -> web.StreamResponse:
