@@ -35,7 +35,7 @@ def _run_redis_tests(**env: str) -> subprocess.CompletedProcess[str]:
 def test_redis_tests_skip_with_a_reason_when_no_server_answers() -> None:
     result = _run_redis_tests()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 skipped" in result.stdout
+    assert "4 skipped" in result.stdout
     assert "no Redis server answers at 127.0.0.1:" in result.stdout
     assert "redis-server" in result.stdout
 
@@ -43,5 +43,5 @@ def test_redis_tests_skip_with_a_reason_when_no_server_answers() -> None:
 def test_redis_tests_fail_under_ci_when_no_server_answers() -> None:
     result = _run_redis_tests(CI="true")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "3 errors" in result.stdout
+    assert "4 errors" in result.stdout
     assert "CI=true and no Redis server answers" in result.stdout

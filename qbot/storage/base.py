@@ -124,8 +124,10 @@ class InboxStore(ABC):
 
         A room is claimed by taking its lease (:func:`room_lease_key`) for ``lease_ttl`` seconds.
         Rooms whose lease another owner holds are skipped. For a room ``owner`` already holds,
-        only items not yet given to it are returned; for a room newly taken (free, or its
-        holder's lease expired), every unacked item is returned again starting with the oldest.
+        only items not yet given to it are returned (after a claim that raised, whose answer
+        may have been lost, the items given to it come again first); for a room newly taken
+        (free, or its holder's lease expired), every unacked item is returned again starting
+        with the oldest.
         A room from which items are returned has its lease set to ``lease_ttl`` from now.
         ``limit`` caps the item count, except that a reclaimed room's previously delivered items
         may come whole (Redis).

@@ -95,6 +95,7 @@ class RedisStorage(Storage):
         self._r: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self._last_event = "0-0"
+        self._unanswered: set[str] = set()  # owners whose last claim may have given items unseen
 
     @property
     def durable(self) -> bool:
@@ -228,8 +229,17 @@ class RedisStorage(Storage):
         return InboxItem.stored(str(item_id), room_id, text, now)
 
     async def _do_inbox_claim(self, owner: str, lease_ttl: float, limit: int) -> Claim:
+        # A claim whose answer never came back (the connection dropped, Redis restarted) may
+        # still have given items to this owner: the next claim gives them again, before any
+        # newer one, so that no room's order depends on an answer arriving.
+        resend = "1" if owner in self._unanswered else "0"
         args = (self.prefix, owner, _ms(lease_ttl), limit, _ROOMS_SCANNED, self._room_leases)
-        rooms = await self._eval(lua.CLAIM, [], *args)
+        try:
+            rooms = await self._eval(lua.CLAIM, [], *args, resend)
+        except BaseException:
+            self._unanswered.add(owner)
+            raise
+        self._unanswered.discard(owner)
         out: list[InboxItem] = []
         waiting: set[str] = set()
         again: set[str] = set()

@@ -51,6 +51,11 @@ for _, room in ipairs(redis.call('ZRANGE', P..'i:rooms', 0, tonumber(ARGV[5]) - 
     redis.call('ZREM', P..'i:rooms', room)
   elseif not holder or holder == owner then
     local got, redelivered = {}, 0
+    if holder == owner and ARGV[7] == '1' then
+      -- the answer to this owner's last claim was lost: what it was given comes again first
+      local r = redis.call('XREADGROUP', 'GROUP', 'qbot', owner, 'STREAMS', stream, '0')
+      if r then for _, e in ipairs(r[1][2]) do got[#got + 1] = e end end
+    end
     if not holder then
       local cursor = '0-0'
       repeat
