@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from qbot.clock import Clock
 from qbot.dispatcher import Dispatcher
 from qbot.handlers import HandlerFn, Outcome, check_handler
 from qbot.intents import IntentSet, load_intents
@@ -70,6 +71,8 @@ class Bot(RootRouter):
         templates: the directory of reply templates.
         postback_secret: signs postback data; forged or unsigned postbacks are then rejected.
         client: a ready Qiscus client (otherwise one is built from the settings).
+        clock: the time the bot sees (default the wall clock; the emulator and the test kit
+            give it a :class:`~qbot.clock.ManualClock` they can move forward).
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class Bot(RootRouter):
         templates: str | Path | None = None,
         postback_secret: str | None = None,
         client: QiscusClient | None = None,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(name)
         self.dispatcher = Dispatcher(
@@ -90,6 +94,7 @@ class Bot(RootRouter):
             templates=Templates(templates) if templates is not None else None,
             signer=PostbackSigner(postback_secret) if postback_secret else None,
             client=client,
+            clock=clock,
         )
         self._lifecycle: dict[str, list[HandlerFn]] = {
             "resolved": [],
@@ -135,6 +140,7 @@ class Bot(RootRouter):
         "the reply templates (``ctx.reply_template``)"
     )
     signer: _Forwarded[PostbackSigner | None] = _Forwarded("signs and checks postback data")
+    clock: _Forwarded[Clock] = _Forwarded("the time the bot sees (:mod:`qbot.clock`)")
     settings: _Forwarded[Settings | None] = _Forwarded("the settings :meth:`configure` applied")
     delivery: _Forwarded[Delivery | None] = _Forwarded(
         "what posts replies when set (tests), else the client"

@@ -26,6 +26,7 @@ import structlog
 from pydantic import ValidationError
 
 from qbot import metrics
+from qbot.clock import Clock, SystemClock
 from qbot.context import Context, state_owner
 from qbot.errors import ConfigError, PostbackError, QbotError, StorageError
 from qbot.filters import normalize_text
@@ -72,6 +73,8 @@ class Dispatcher:
         templates: reply templates.
         signer: signs and checks postback data.
         client: a ready Qiscus client (otherwise one is built from the settings).
+        clock: the time the bot sees (default the wall clock; a
+            :class:`~qbot.clock.ManualClock` in the emulator and tests).
     """
 
     def __init__(
@@ -83,8 +86,10 @@ class Dispatcher:
         templates: Templates | None = None,
         signer: PostbackSigner | None = None,
         client: QiscusClient | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.bot = bot
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self.email = email
         self.intents = intents
         self.templates = templates

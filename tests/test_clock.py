@@ -1,0 +1,63 @@
+"""The clock bots read: the wall clock, and one the emulator and tests move forward."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from qbot import Bot
+from qbot.clock import Clock, ManualClock, SystemClock
+
+
+def test_system_clock_is_the_wall_clock() -> None:
+    assert abs(SystemClock().time() - time.time()) < 1
+    assert isinstance(SystemClock(), Clock)
+
+
+def test_bot_uses_the_wall_clock_unless_given_one() -> None:
+    assert isinstance(Bot().clock, SystemClock)
+    clock = ManualClock(start=1_000_000.0)
+    bot = Bot(clock=clock)
+    assert bot.clock is clock
+    assert bot.dispatcher.clock is clock
+
+
+def test_a_frozen_clock_moves_only_when_advanced() -> None:
+    clock = ManualClock(start=1_000_000.0)
+    assert clock.time() == 1_000_000.0
+    assert clock.advance(hours=25) == 1_000_000.0 + 25 * 3600
+    assert clock.advance(minutes=1, seconds=30) == 1_000_000.0 + 25 * 3600 + 90
+    assert clock.offset == 25 * 3600 + 90
+    with pytest.raises(ValueError, match="only moves forward"):
+        clock.advance(-1)
+
+
+def test_a_running_clock_follows_real_time_plus_what_it_was_moved() -> None:
+    clock = ManualClock(running=True)
+    clock.advance(days=1)
+    assert abs(clock.time() - (time.time() + 86400)) < 1
+
+
+async def test_a_sleeper_wakes_when_the_clock_passes_its_deadline() -> None:
+    clock = ManualClock(start=0.0)
+    woke: list[float] = []
+
+    async def sleeper() -> None:
+        await clock.sleep(3600)
+        woke.append(clock.time())
+
+    task = asyncio.create_task(sleeper())
+    await asyncio.sleep(0.01)
+    clock.advance(minutes=30)
+    await asyncio.sleep(0.01)
+    assert woke == []  # not due yet: still asleep
+    clock.advance(minutes=31)
+    await asyncio.wait_for(task, 1)
+    assert woke == [61 * 60]
+
+
+async def test_a_running_clock_also_wakes_sleepers_by_real_time() -> None:
+    clock = ManualClock(running=True)
+    await asyncio.wait_for(clock.sleep(0.05), 2)
