@@ -132,7 +132,7 @@ class Runtime:
         self._started = False
         self._closing = False
         self._drained: int | None = None  # what the first drain() left undone
-        self.outages = Outages()
+        self.outages = Outages(clock=lambda: self.dispatcher.clock.time())
 
     @property
     def degraded(self) -> str | None:
@@ -331,6 +331,12 @@ class Runtime:
             self.dispatcher.outbox.note_waiting(claim.replies_waiting)
             for room in claim.redelivered:  # a dead worker's replies may be posted unrecorded
                 self.dispatcher.outbox.recheck(room)
+            for room in {item.room_id for item in claim.items}:
+                # The room is ours again (its lease just taken), even if every item came back
+                # still in hand: its worker keeps it, and a renewal refused before this claim
+                # (answered after it, or not acted on yet) must not drop it.
+                self._lost.discard(room)
+                self._generation[room] = self._generation.get(room, 0) + 1
             for item in claim.items:
                 room = item.room_id
                 ids = self._ids.setdefault(room, set())
@@ -339,7 +345,6 @@ class Runtime:
                 ids.add(item.id)
                 self._queues.setdefault(room, deque()).append(item)
                 self._held += 1
-                self._lost.discard(room)
                 self._ensure_worker(room)
                 self._wake[room].set()
         return bool(claim.items)

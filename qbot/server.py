@@ -199,10 +199,10 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
         try:
             status = await runtime.submit(update, raw=body)
         except StorageError as e:
-            log.error("webhook.store_failed", error=str(e))
-            metrics.storage_failed("inbox_put")
+            runtime.outages.webhook_failed(e)
             metrics.webhook("unavailable", "store_failed")
             return _later("the update could not be stored; deliver again later")
+        runtime.outages.webhook_stored()
         if status == "closing":
             metrics.webhook("unavailable", "closing")
             return _later("shutting down; deliver again later")

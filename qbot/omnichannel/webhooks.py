@@ -57,8 +57,9 @@ def add_lifecycle_routes(app: web.Application, runtime: Runtime, settings: Setti
             try:
                 status = await runtime.submit(update)
             except StorageError as e:
-                log.error("webhook.store_failed", error=str(e))
+                runtime.outages.webhook_failed(e)
                 return _error(503, "the webhook could not be stored; deliver again later")
+            runtime.outages.webhook_stored()
             if status == "closing":
                 return _error(503, "shutting down; deliver again later")
             return web.json_response({"status": status})
