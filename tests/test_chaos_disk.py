@@ -14,7 +14,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 import pytest
@@ -60,22 +60,21 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30, check=False)
 
 
+def _write_until_full(f: BinaryIO, size: int) -> int | None:
+    """Write ``size`` bytes at a time until the write fails; return its errno."""
+    try:
+        while True:
+            f.write(b"\0" * size)
+    except OSError as e:
+        return e.errno
+
+
 def fill(folder: Path) -> Path:
     """Write a file in ``folder`` until the filesystem is full; return it."""
     ballast = folder / "ballast"
-    chunk = b"\0" * 65536
     with ballast.open("wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(chunk)
-        except OSError as e:
-            assert e.errno == errno.ENOSPC, e
-    with ballast.open("ab", buffering=0) as f:  # the last few bytes of the last block
-        try:
-            while True:
-                f.write(b"\0")
-        except OSError as e:
-            assert e.errno == errno.ENOSPC, e
+        # Whole chunks, then the last bytes of the last block.
+        assert [_write_until_full(f, size) for size in (65536, 1)] == [errno.ENOSPC] * 2
     return ballast
 
 

@@ -78,6 +78,7 @@ class Engine:
         self.checkpoint_every = 1.0
         """Seconds between WAL checkpoints (SQLite's automatic ones are off: see _connect)."""
         self._next_checkpoint = 0.0
+        self._checkpoint_failing = False
 
     async def open(self) -> None:
         """Open the file, switch to WAL and create the tables. Idempotent."""
@@ -284,7 +285,13 @@ class Engine:
             try:
                 db.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error as e:  # the commit stands: no error for it; the next one retries
-                log.warning("sqlite.checkpoint_failed", path=self.path, error=str(e))
+                if not self._checkpoint_failing:  # one line per outage (a full disk), not per try
+                    log.warning("sqlite.checkpoint_failed", path=self.path, error=str(e))
+                self._checkpoint_failing = True
+            else:
+                if self._checkpoint_failing:
+                    log.info("sqlite.checkpoint_recovered", path=self.path)
+                self._checkpoint_failing = False
 
     def _commit(self, db: sqlite3.Connection) -> None:
         try:
