@@ -513,13 +513,15 @@ class Runtime:
     # --- leases and orphaned replies -------------------------------------------------------------
 
     async def _renew_loop(self) -> None:
+        wait = self.lease_ttl / 3
         while True:
-            await asyncio.sleep(self.lease_ttl / 3)
+            await asyncio.sleep(wait)
             try:
                 await self._renew()
             except Exception as e:  # a storage outage or a bug: renew again soon
-                await asyncio.sleep(min(self.lease_ttl / 3, self.outages.failed("renew", e)))
+                wait = min(self.lease_ttl / 3, self.outages.failed("renew", e))
                 continue
+            wait = self.lease_ttl / 3
             self.outages.recovered("renew")
 
     async def _renew(self) -> None:
@@ -547,13 +549,15 @@ class Runtime:
             raise failure
 
     async def _sweep_loop(self) -> None:
+        wait = self.sweep_every
         while True:
-            await asyncio.sleep(self.sweep_every)
+            await asyncio.sleep(wait)
             try:
                 await self._sweep()
-            except Exception as e:  # a storage outage or a bug: keep sweeping
-                await asyncio.sleep(self.outages.failed("sweep", e))
+            except Exception as e:  # a storage outage or a bug: keep sweeping (the backoff only)
+                wait = self.outages.failed("sweep", e)
                 continue
+            wait = self.sweep_every
             self.outages.recovered("sweep")
 
     async def _sweep(self) -> None:
