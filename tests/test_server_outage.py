@@ -10,7 +10,10 @@ from structlog.testing import capture_logs
 from test_chaos import RedisServer, redis_server  # noqa: F401 - the fixture
 from webhooks import sdk_body
 
+from qbot.clock import ManualClock
 from qbot.emulator import Emulator
+from qbot.errors import StorageError
+from qbot.outages import WEBHOOK_SHOWN, Outages
 
 
 async def test_server_storage_down_every_webhook_503_but_one_log_line_per_outage(
@@ -45,4 +48,33 @@ async def test_server_storage_down_every_webhook_503_but_one_log_line_per_outage
     assert [e["failed_tries"] for e in recovered] == [refused]
     assert [c["message"] for c in fake_qiscus.posted_comments()] == [
         f"echo: m{i}" for i in range(refused)
+    ]
+
+
+def test_outages_name_refused_webhooks_for_a_while_after_the_last_then_say_all_is_well() -> None:
+    # Storing webhooks is tried again only when a webhook comes: a load balancer that stops
+    # sending them to a replica whose /healthz says degraded must not keep it degraded forever.
+    clock = ManualClock()
+    outages = Outages(clock=clock.time)
+    error = StorageError("redis down")
+    with capture_logs() as logs:
+        outages.webhook_failed(error)
+        clock.advance(WEBHOOK_SHOWN - 1)
+        outages.webhook_failed(error)
+        clock.advance(WEBHOOK_SHOWN - 1)
+        assert outages.reason == "inbox_put: StorageError: redis down"
+        outages.failed("claim", error)
+        clock.advance(2)
+        assert outages.reason == "claim: StorageError: redis down"  # claim ends by its own try
+        outages.recovered("claim")
+        assert outages.reason is None
+        outages.webhook_failed(error)  # the same outage: no new line
+        assert outages.reason == "inbox_put: StorageError: redis down"
+        outages.webhook_stored()
+        assert outages.reason is None
+    assert [(e["event"], e.get("failed_tries")) for e in logs] == [
+        ("webhook.store_failed", None),
+        ("runtime.degraded", None),
+        ("runtime.recovered", 1),
+        ("webhook.store_recovered", 3),
     ]
