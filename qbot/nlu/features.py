@@ -200,34 +200,42 @@ class Featurizer:
             shape=(len(texts), self.size),
         )
 
-    def state(self) -> dict[str, Any]:
-        """What :meth:`from_state` needs, as plain lists (for the on-disk cache)."""
-        return {
-            "blocks": [
-                {
-                    "grams": list(b.index),
-                    "idf": b.idf.tolist(),
-                    "weight": b.weight,
-                    "unseen": b.unseen_idf,
-                }
-                for b in self._blocks
-            ]
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> Featurizer:
+    def select(self, keep: NDArray[np.bool_]) -> Featurizer:
+        """The featurizer with only the columns ``keep`` marks (in their order): the grams
+        dropped count as unseen from then on."""
         blocks: list[_Block] = []
         offset = 0
-        for b in state["blocks"]:
-            index = {g: j for j, g in enumerate(b["grams"])}
-            blocks.append(
-                _Block(
-                    index,
-                    np.asarray(b["idf"], dtype=np.float64),
-                    float(b["weight"]),
-                    offset,
-                    float(b["unseen"]),
-                )
-            )
+        for b in self._blocks:
+            part = keep[b.offset : b.offset + len(b.index)]
+            grams = [g for g, kept in zip(b.index, part.tolist(), strict=True) if kept]
+            index = {g: j for j, g in enumerate(grams)}
+            blocks.append(_Block(index, b.idf[part], b.weight, offset, b.unseen_idf))
+            offset += len(index)
+        return Featurizer(blocks)
+
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        """What :meth:`from_arrays` needs, as numpy arrays (for the on-disk cache): each
+        block's grams as one UTF-8 string, one a line (a gram never holds a line break)."""
+        out: dict[str, NDArray[Any]] = {}
+        for k, b in enumerate(self._blocks):
+            out[f"grams{k}"] = np.frombuffer("\n".join(b.index).encode(), dtype=np.uint8)
+            out[f"idf{k}"] = b.idf
+            out[f"block{k}"] = np.asarray([b.weight, b.unseen_idf])
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, NDArray[Any]]) -> Featurizer:
+        """Restore what :meth:`arrays` gave; ``ValueError``/``KeyError`` if it does not fit."""
+        blocks: list[_Block] = []
+        offset = 0
+        for k in range(2):
+            text = np.asarray(arrays[f"grams{k}"], dtype=np.uint8).tobytes().decode()
+            grams = text.split("\n") if text else []
+            idf = np.asarray(arrays[f"idf{k}"], dtype=np.float64)
+            weight, unseen = (float(x) for x in np.asarray(arrays[f"block{k}"]).tolist())
+            index = {g: j for j, g in enumerate(grams)}
+            if idf.shape != (len(grams),) or len(index) != len(grams):
+                raise ValueError("cached vocabulary does not match its idf")
+            blocks.append(_Block(index, idf, weight, offset, unseen))
             offset += len(index)
         return cls(blocks)
