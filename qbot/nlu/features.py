@@ -30,7 +30,8 @@ __all__ = ["Featurizer", "char_grams", "word_features"]
 CHAR_RANGE = (3, 5)
 WORD_WEIGHT = 1.0
 CHAR_WEIGHT = 1.0
-_WORD_CACHE = 50_000  # words whose gram columns are kept, per model
+_WORD_CACHE = 8192  # words whose gram columns are kept, per model (then cleared)
+_ROOT_CACHE = 8192  # words whose roots and n-grams are kept (least recently used go)
 
 
 def word_features(tokens: Sequence[str]) -> list[str]:
@@ -51,12 +52,12 @@ def char_grams(tokens: Sequence[str]) -> list[str]:
 
 
 # A chat vocabulary is small: each word's roots and n-grams are worked out once.
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=_ROOT_CACHE)
 def _roots(word: str) -> tuple[str, ...]:
     return tuple("~" + r for r in stems(word) if r != word)
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=_ROOT_CACHE)
 def _grams(word: str) -> tuple[str, ...]:
     low, high = CHAR_RANGE
     padded = f" {word} "
