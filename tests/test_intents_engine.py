@@ -231,3 +231,25 @@ def test_intents_hundreds_of_intents_each_found_and_cached(tmp_path: Path) -> No
         assert top.name == f"product{k}"
         assert again.scores(f"buy item{k} now") == built.scores(f"buy item{k} now")
     assert again.match("the weather is nice today") is None
+
+
+def test_intents_hostile_messages_are_answered_in_bounded_memory(indonesian: IntentSet) -> None:
+    from qbot.nlu import features, text
+
+    long_word = "x" * 100_000
+    # A "word" past MAX_WORD letters is read as its first MAX_WORD: its length costs nothing.
+    assert indonesian.scores(f"refund {long_word}") == indonesian.scores(
+        "refund " + "x" * features.MAX_WORD + "yyy"
+    )
+    assert indonesian.match(" ".join(["refund"] * 20_000)) is not None
+    for hostile in ("", "!!!", "🙂" * 1000, "\u200b\u0301\x00", "ｒｅｆｕｎｄ " * 3):
+        assert all(0.0 <= s <= 1.0 for s in indonesian.scores(hostile).values())
+    # Novel words do not pile up in the shared caches (a bot would grow with every typo), and
+    # long texts are not kept by the tokeniser's cache.
+    caches = (features._grams, features._roots, text._words)
+    grams, roots, texts = (f.cache_info().currsize for f in caches)
+    for k in range(300):
+        indonesian.match(f"zq{k}vw kembalikan {k} " + "y" * 2000)
+    assert features._grams.cache_info().currsize == grams
+    assert features._roots.cache_info().currsize <= roots + 300 * 2
+    assert text._words.cache_info().currsize == texts

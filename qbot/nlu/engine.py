@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from qbot._json import dumps_text, loads
 from qbot.errors import ConfigError
-from qbot.nlu.features import CHAR_RANGE, CHAR_WEIGHT, WORD_WEIGHT, Featurizer
+from qbot.nlu.features import CHAR_RANGE, CHAR_WEIGHT, MAX_WORD, WORD_WEIGHT, Featurizer
 from qbot.nlu.text import TEXT_VERSION
 
 __all__ = ["CALIBRATION", "ENGINE_VERSION", "Engine", "LinearEngine", "Ranked", "SupportsCache"]
@@ -43,8 +43,8 @@ _PRUNE = 0.01  # weights under this share of the largest are dropped (see _store
 _NEAREST_MAX = 2000  # examples kept as such (one or two intents): bounds their memory
 # Names the cached models: a change to the features or the curve must not reuse old ones.
 ENGINE_VERSION = (
-    f"linear-4/sparse{_PRUNE}/cs{_TOL}/char{CHAR_RANGE}/w{WORD_WEIGHT}/c{CHAR_WEIGHT}"
-    f"/cal{CALIBRATION}/{TEXT_VERSION}"
+    f"linear-4/sparse{_PRUNE}/cs{_TOL}/char{CHAR_RANGE}/max{MAX_WORD}"
+    f"/w{WORD_WEIGHT}/c{CHAR_WEIGHT}/cal{CALIBRATION}/{TEXT_VERSION}"
 )
 
 

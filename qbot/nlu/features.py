@@ -32,13 +32,17 @@ WORD_WEIGHT = 1.0
 CHAR_WEIGHT = 1.0
 _WORD_CACHE = 8192  # words whose gram columns are kept, per model (then cleared)
 _ROOT_CACHE = 8192  # words whose roots and n-grams are kept (least recently used go)
+# A longer "word" (a URL, a token, a key held down) has no root, and its n-grams are those of
+# its first MAX_WORD letters: what a hostile message costs in time and cache is bounded.
+MAX_WORD = 40
 
 
 def word_features(tokens: Sequence[str]) -> list[str]:
     """Words, their roots (``~kembali``) where they differ, and adjacent word pairs."""
     out = list(tokens)
     for w in tokens:
-        out.extend(_roots(w))
+        if len(w) <= MAX_WORD:
+            out.extend(_roots(w))
     out.extend(f"{a} {b}" for a, b in itertools.pairwise(tokens))
     return out
 
@@ -47,7 +51,7 @@ def char_grams(tokens: Sequence[str]) -> list[str]:
     """Character n-grams (``CHAR_RANGE``) of each word padded with a space on both sides."""
     out: list[str] = []
     for w in tokens:
-        out.extend(_grams(w))
+        out.extend(_grams(w[:MAX_WORD]))
     return out
 
 
@@ -57,14 +61,18 @@ def _roots(word: str) -> tuple[str, ...]:
     return tuple("~" + r for r in stems(word) if r != word)
 
 
-@functools.lru_cache(maxsize=_ROOT_CACHE)
-def _grams(word: str) -> tuple[str, ...]:
+def _word_grams(word: str) -> tuple[str, ...]:
     low, high = CHAR_RANGE
     padded = f" {word} "
     size = len(padded)
     return tuple(
         padded[i : i + n] for n in range(low, min(high, size) + 1) for i in range(size - n + 1)
     )
+
+
+# Training reads each word many times; a message's words go to the model's own cache of their
+# columns instead (a few integers a word, where the grams take kilobytes).
+_grams = functools.lru_cache(maxsize=_ROOT_CACHE)(_word_grams)
 
 
 @dataclass(slots=True)
@@ -113,11 +121,12 @@ class _CharBlock(_Block):
         cache, get = self._words, self.index.get
         parts = []
         for w in tokens:
+            w = w[:MAX_WORD]  # as char_grams
             ids = cache.get(w)
             if ids is None:
                 if len(cache) > _WORD_CACHE:
                     cache.clear()
-                ids = cache[w] = np.asarray([get(g, -1) for g in _grams(w)], dtype=np.int64)
+                ids = cache[w] = np.asarray([get(g, -1) for g in _word_grams(w)], dtype=np.int64)
             parts.append(ids)
         if parts:
             self.add_ids(np.concatenate(parts), cols, vals)
