@@ -253,3 +253,12 @@ def test_intents_hostile_messages_are_answered_in_bounded_memory(indonesian: Int
     assert features._grams.cache_info().currsize == grams
     assert features._roots.cache_info().currsize <= roots + 300 * 2
     assert text._words.cache_info().currsize == texts
+
+
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_intents_tied_intents_rank_in_the_order_declared(count: int) -> None:
+    names = ["zeta", "alpha", "mid", "beta", "omega"][:count]
+    intents = IntentSet({n: {"examples": ["check my balance"]} for n in names})
+    ranked = intents.rank("check my balance")
+    assert [m.name for m in ranked] == names
+    assert len({m.score for m in ranked}) == 1

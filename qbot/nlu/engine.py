@@ -212,11 +212,13 @@ class LinearEngine:
         return self._density
 
     def predict(self, text: str) -> Ranked:
-        raw = self._raw(text)
+        # Rounded: the solver stops at a tolerance, so intents with the same examples differ in
+        # the last digits; a tie goes to the intent declared first, not to that noise.
+        raw = self._raw(text).round(6)
         if not np.isfinite(raw).any():
             return []
         if self._owner.size:  # one or two intents: the cosine to the nearest example
-            ordered = np.argsort(-raw, kind="stable").tolist()
+            ordered = np.argsort(-raw, kind="stable").tolist()  # ties: the first declared
             cosine = np.clip(raw, 0.0, 1.0).round(6)
             return [(self._names[i], float(cosine[i])) for i in ordered]
         a, b, d, c = self._calibration
