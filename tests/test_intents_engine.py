@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
@@ -178,3 +180,85 @@ def test_intents_one_or_two_intents_score_the_nearest_example() -> None:
     assert two.match("bananas") is None
     match = two.match("When are you open?")
     assert match is not None and match.name == "hours" and match.score > 0.9
+
+
+def _tamper(model: Path, **changes: Any) -> None:
+    with np.load(model, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    for key, change in changes.items():
+        arrays[key] = change(arrays[key])
+    with model.open("wb") as f:
+        np.savez(f, **arrays)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"targets": lambda a: a + 7},  # weights for intents the model does not have
+        {"indptr": lambda a: a[::-1].copy()},  # runs that go backwards
+        {"values": lambda a: a[:-1]},  # one weight short
+        {"grams1": lambda a: np.concatenate([a, np.frombuffer(b"\n ab", dtype=np.uint8)])},
+        {"idf0": lambda a: a[:-1]},
+        {"block1": lambda a: a[:1]},
+        {"targets": lambda a: a.astype(np.float32)},
+    ],
+)
+def test_intents_cache_rebuilds_a_model_whose_arrays_do_not_fit(
+    tmp_path: Path, changes: dict[str, Any]
+) -> None:
+    built = load_intents(DATA / "intents_id.yaml", cache_dir=tmp_path)
+    (model,) = tmp_path.glob("*.npz")
+    _tamper(model, **changes)
+    with capture_logs() as logs:
+        rebuilt = load_intents(DATA / "intents_id.yaml", cache_dir=tmp_path)
+    assert not rebuilt.from_cache
+    assert [e["event"] for e in logs] == ["intents.cache_rebuilt"]
+    for text, _ in labelled()[:5]:
+        assert rebuilt.scores(text) == built.scores(text)
+
+
+def test_intents_hundreds_of_intents_each_found_and_cached(tmp_path: Path) -> None:
+    # Past 255 intents (the weights name their intent in 16 bits), with words shared by all.
+    spec = {
+        f"product{k}": {"examples": [f"order item{k} please", f"i want item{k}", f"buy item{k}"]}
+        for k in range(300)
+    }
+    built = IntentSet(spec, cache_dir=tmp_path)
+    again = IntentSet(spec, cache_dir=tmp_path)
+    assert (built.from_cache, again.from_cache) == (False, True)
+    for k in (0, 137, 255, 256, 299):
+        top = again.rank(f"can i order item{k}", 1)[0]
+        assert top.name == f"product{k}"
+        assert again.scores(f"buy item{k} now") == built.scores(f"buy item{k} now")
+    assert again.match("the weather is nice today") is None
+
+
+def test_intents_hostile_messages_are_answered_in_bounded_memory(indonesian: IntentSet) -> None:
+    from qbot.nlu import features, text
+
+    long_word = "x" * 100_000
+    # A "word" past MAX_WORD letters is read as its first MAX_WORD: its length costs nothing.
+    assert indonesian.scores(f"refund {long_word}") == indonesian.scores(
+        "refund " + "x" * features.MAX_WORD + "yyy"
+    )
+    assert indonesian.match(" ".join(["refund"] * 20_000)) is not None
+    for hostile in ("", "!!!", "🙂" * 1000, "\u200b\u0301\x00", "ｒｅｆｕｎｄ " * 3):
+        assert all(0.0 <= s <= 1.0 for s in indonesian.scores(hostile).values())
+    # Novel words do not pile up in the shared caches (a bot would grow with every typo), and
+    # long texts are not kept by the tokeniser's cache.
+    caches = (features._grams, features._roots, text._words)
+    grams, roots, texts = (f.cache_info().currsize for f in caches)
+    for k in range(300):
+        indonesian.match(f"zq{k}vw kembalikan {k} " + "y" * 2000)
+    assert features._grams.cache_info().currsize == grams
+    assert features._roots.cache_info().currsize <= roots + 300 * 2
+    assert text._words.cache_info().currsize == texts
+
+
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_intents_tied_intents_rank_in_the_order_declared(count: int) -> None:
+    names = ["zeta", "alpha", "mid", "beta", "omega"][:count]
+    intents = IntentSet({n: {"examples": ["check my balance"]} for n in names})
+    ranked = intents.rank("check my balance")
+    assert [m.name for m in ranked] == names
+    assert len({m.score for m in ranked}) == 1

@@ -30,14 +30,19 @@ __all__ = ["Featurizer", "char_grams", "word_features"]
 CHAR_RANGE = (3, 5)
 WORD_WEIGHT = 1.0
 CHAR_WEIGHT = 1.0
-_WORD_CACHE = 50_000  # words whose gram columns are kept, per model
+_WORD_CACHE = 8192  # words whose gram columns are kept, per model (then cleared)
+_ROOT_CACHE = 8192  # words whose roots and n-grams are kept (least recently used go)
+# A longer "word" (a URL, a token, a key held down) has no root, and its n-grams are those of
+# its first MAX_WORD letters: what a hostile message costs in time and cache is bounded.
+MAX_WORD = 40
 
 
 def word_features(tokens: Sequence[str]) -> list[str]:
     """Words, their roots (``~kembali``) where they differ, and adjacent word pairs."""
     out = list(tokens)
     for w in tokens:
-        out.extend(_roots(w))
+        if len(w) <= MAX_WORD:
+            out.extend(_roots(w))
     out.extend(f"{a} {b}" for a, b in itertools.pairwise(tokens))
     return out
 
@@ -46,24 +51,28 @@ def char_grams(tokens: Sequence[str]) -> list[str]:
     """Character n-grams (``CHAR_RANGE``) of each word padded with a space on both sides."""
     out: list[str] = []
     for w in tokens:
-        out.extend(_grams(w))
+        out.extend(_grams(w[:MAX_WORD]))
     return out
 
 
 # A chat vocabulary is small: each word's roots and n-grams are worked out once.
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=_ROOT_CACHE)
 def _roots(word: str) -> tuple[str, ...]:
     return tuple("~" + r for r in stems(word) if r != word)
 
 
-@functools.lru_cache(maxsize=65536)
-def _grams(word: str) -> tuple[str, ...]:
+def _word_grams(word: str) -> tuple[str, ...]:
     low, high = CHAR_RANGE
     padded = f" {word} "
     size = len(padded)
     return tuple(
         padded[i : i + n] for n in range(low, min(high, size) + 1) for i in range(size - n + 1)
     )
+
+
+# Training reads each word many times; a message's words go to the model's own cache of their
+# columns instead (a few integers a word, where the grams take kilobytes).
+_grams = functools.lru_cache(maxsize=_ROOT_CACHE)(_word_grams)
 
 
 @dataclass(slots=True)
@@ -112,11 +121,12 @@ class _CharBlock(_Block):
         cache, get = self._words, self.index.get
         parts = []
         for w in tokens:
+            w = w[:MAX_WORD]  # as char_grams
             ids = cache.get(w)
             if ids is None:
                 if len(cache) > _WORD_CACHE:
                     cache.clear()
-                ids = cache[w] = np.asarray([get(g, -1) for g in _grams(w)], dtype=np.int64)
+                ids = cache[w] = np.asarray([get(g, -1) for g in _word_grams(w)], dtype=np.int64)
             parts.append(ids)
         if parts:
             self.add_ids(np.concatenate(parts), cols, vals)
@@ -200,34 +210,42 @@ class Featurizer:
             shape=(len(texts), self.size),
         )
 
-    def state(self) -> dict[str, Any]:
-        """What :meth:`from_state` needs, as plain lists (for the on-disk cache)."""
-        return {
-            "blocks": [
-                {
-                    "grams": list(b.index),
-                    "idf": b.idf.tolist(),
-                    "weight": b.weight,
-                    "unseen": b.unseen_idf,
-                }
-                for b in self._blocks
-            ]
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> Featurizer:
+    def select(self, keep: NDArray[np.bool_]) -> Featurizer:
+        """The featurizer with only the columns ``keep`` marks (in their order): the grams
+        dropped count as unseen from then on."""
         blocks: list[_Block] = []
         offset = 0
-        for b in state["blocks"]:
-            index = {g: j for j, g in enumerate(b["grams"])}
-            blocks.append(
-                _Block(
-                    index,
-                    np.asarray(b["idf"], dtype=np.float64),
-                    float(b["weight"]),
-                    offset,
-                    float(b["unseen"]),
-                )
-            )
+        for b in self._blocks:
+            part = keep[b.offset : b.offset + len(b.index)]
+            grams = [g for g, kept in zip(b.index, part.tolist(), strict=True) if kept]
+            index = {g: j for j, g in enumerate(grams)}
+            blocks.append(_Block(index, b.idf[part], b.weight, offset, b.unseen_idf))
+            offset += len(index)
+        return Featurizer(blocks)
+
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        """What :meth:`from_arrays` needs, as numpy arrays (for the on-disk cache): each
+        block's grams as one UTF-8 string, one a line (a gram never holds a line break)."""
+        out: dict[str, NDArray[Any]] = {}
+        for k, b in enumerate(self._blocks):
+            out[f"grams{k}"] = np.frombuffer("\n".join(b.index).encode(), dtype=np.uint8)
+            out[f"idf{k}"] = b.idf
+            out[f"block{k}"] = np.asarray([b.weight, b.unseen_idf])
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, NDArray[Any]]) -> Featurizer:
+        """Restore what :meth:`arrays` gave; ``ValueError``/``KeyError`` if it does not fit."""
+        blocks: list[_Block] = []
+        offset = 0
+        for k in range(2):
+            text = np.asarray(arrays[f"grams{k}"], dtype=np.uint8).tobytes().decode()
+            grams = text.split("\n") if text else []
+            idf = np.asarray(arrays[f"idf{k}"], dtype=np.float64)
+            weight, unseen = (float(x) for x in np.asarray(arrays[f"block{k}"]).tolist())
+            index = {g: j for j, g in enumerate(grams)}
+            if idf.shape != (len(grams),) or len(index) != len(grams):
+                raise ValueError("cached vocabulary does not match its idf")
+            blocks.append(_Block(index, idf, weight, offset, unseen))
             offset += len(index)
         return cls(blocks)

@@ -69,12 +69,20 @@ def normalize(text: str) -> str:
 
 def words(text: str) -> list[str]:
     """The normalised words of ``text``, chat spellings written out."""
-    return list(_words(text))
+    return list(_words(text) if len(text) <= _CACHED_TEXT else _tokenize(text))
 
 
 # A message is tokenised by the keyword matcher and again by the engine: the second is free.
+# Only chat-sized texts are kept: 1,024 long ones could hold a gigabyte.
+_CACHED_TEXT = 1000
+
+
 @functools.lru_cache(maxsize=1024)
 def _words(text: str) -> tuple[str, ...]:
+    return _tokenize(text)
+
+
+def _tokenize(text: str) -> tuple[str, ...]:
     out: list[str] = []
     for w in _WORD.findall(normalize(text)):
         out.extend(SLANG.get(w, w).split())
