@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,7 @@ class Context:
         self._entities: list[Entity] | None = None
         self._desk: Sender | None = None
         self.scheduled: Job | None = None
+        self._scheduled_calls = 0
         room_id = str(self.room.id)
         settings = dispatcher.settings
         ttl = settings.state.ttl if settings is not None else None
@@ -273,10 +275,15 @@ class Context:
             if self.update.channel is not None
             else None,
         }
+        # The same id when this handler runs again (after a crash): the first job stands.
+        self._scheduled_calls += 1
+        seed = f"{self._outbound.origin}#schedule:{name}:{self._scheduled_calls}"
+        job_id = hashlib.blake2b(seed.encode(), digest_size=16).hexdigest()
         return await schedule(
             self.dispatcher,
             str(self.room.id),
             name,
+            job_id=job_id,
             after=after,
             at=at,
             data=data,

@@ -115,8 +115,14 @@ async def schedule(
     cancel_on_reply: bool = False,
     while_handed_off: bool = False,
     origin: dict[str, Any] | None = None,
+    job_id: str | None = None,
 ) -> Job:
-    """Store the room's job ``name`` (replacing an earlier one of that name); see Context."""
+    """Store the room's job ``name`` (replacing an earlier one of that name); see Context.
+
+    ``job_id`` (default: random) identifies this scheduling: a handler re-run after a crash
+    schedules with the same id, and then the job stored the first time (its due time, or its
+    copy already in the inbox) is kept, not replaced.
+    """
     if not isinstance(name, str) or not JOB_NAME.fullmatch(name):
         raise ScheduleError(f"job name {name!r} must be 1 to 100 letters, digits, '_', '.' or '-'")
     if dispatcher.bot.scheduled_handler(name) is None:
@@ -131,8 +137,13 @@ async def schedule(
         raise ScheduleError(str(e)) from None
     where = dict(origin or {"room": {"id": room_id}})
     where["while_handed_off"] = bool(while_handed_off)
-    job = Job(uuid.uuid4().hex, room_id, name, due, data, where, bool(cancel_on_reply), now)
+    job_id = job_id or uuid.uuid4().hex
+    job = Job(job_id, room_id, name, due, data, where, bool(cancel_on_reply), now)
     storage = dispatcher.storage
+    existing = await storage.schedule_get(room_id, name)
+    if existing is not None and existing.id == job_id:
+        log.info("scheduled.kept", job=name, room_id=room_id, reason="handler ran again")
+        return existing
     if cancel_on_reply:  # the marker first: a crash between leaves a marker, not a lost cancel
         await storage.set_state(reply_marker(room_id), True)
     replaced = await storage.schedule_put(job)
