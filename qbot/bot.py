@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from qbot.clock import Clock
+from qbot.debounce import check_window
 from qbot.dispatcher import Dispatcher
 from qbot.handlers import HandlerFn, Outcome, check_handler
 from qbot.intents import IntentSet, load_intents
@@ -76,6 +77,8 @@ class Bot(RootRouter):
         client: a ready Qiscus client (otherwise one is built from the settings).
         clock: the time the bot sees (default the wall clock; the emulator and the test kit
             give it a :class:`~qbot.clock.ManualClock` they can move forward).
+        debounce: seconds to gather a customer's burst of text messages into one update
+            (``ctx.text`` joins them with newlines; :mod:`qbot.debounce`); None: answer each.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class Bot(RootRouter):
         postback_secret: str | None = None,
         client: QiscusClient | None = None,
         clock: Clock | None = None,
+        debounce: float | None = None,
     ) -> None:
         super().__init__(name)
         self.dispatcher = Dispatcher(
@@ -99,6 +103,7 @@ class Bot(RootRouter):
             client=client,
             clock=clock,
         )
+        self.dispatcher.debounce = check_window(debounce, "Bot(debounce=...)")
         self._lifecycle: dict[str, list[HandlerFn]] = {
             "resolved": [],
             "new-session": [],

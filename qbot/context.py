@@ -108,6 +108,18 @@ class Context:
         return self.message.text
 
     @property
+    def burst(self) -> list[str]:
+        """The texts of a debounced burst (``Bot(debounce=...)``), in order; else ``[text]``."""
+        texts = (self.message.extras or {}).get("qbot_burst")
+        if (
+            isinstance(texts, list)
+            and all(isinstance(t, str) for t in texts)
+            and "\n".join(texts) == self.message.text
+        ):
+            return list(texts)
+        return [self.message.text]
+
+    @property
     def normalized_text(self) -> str:
         """The text trimmed, whitespace folded and case-folded: what ``text=`` compares."""
         if self._normalized is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +92,7 @@ class Dispatcher:
     ) -> None:
         self.bot = bot
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self.debounce: float | None = None  # seconds a customer's burst is gathered (debounce)
         self.email = email
         self.intents = intents
         self.templates = templates
@@ -364,7 +365,12 @@ class Dispatcher:
     # --- processing -----------------------------------------------------------------------------
 
     async def process(
-        self, update: Update, *, ack: InboxItem | None = None, owner: str | None = None
+        self,
+        update: Update,
+        *,
+        ack: InboxItem | None = None,
+        owner: str | None = None,
+        also: Sequence[InboxItem] = (),
     ) -> Outcome:
         """Handle one update and commit its state changes, acking ``ack`` in the same commit.
 
@@ -374,6 +380,7 @@ class Dispatcher:
             update: the parsed webhook.
             ack: the inbox item the update came from, acked with the state.
             owner: the worker holding the room's lease (required with ``ack``).
+            also: more items acked in the same commit (a debounced burst's, qbot.debounce).
 
         Raises:
             LeaseLostError: ``owner`` lost the room meanwhile; nothing was committed.
@@ -388,7 +395,8 @@ class Dispatcher:
         writes = [] if ctx is None else [ctx.state.pending_write(), ctx.room_state.pending_write()]
         states = [w for w in writes if w is not None]
         if states or ack is not None:
-            await self.outbox.commit(owner=owner, ack=[ack] if ack else (), states=states)
+            acks = [ack, *also] if ack else ()
+            await self.outbox.commit(owner=owner, ack=acks, states=states)
             if ctx is not None:
                 ctx.state.committed()
                 ctx.room_state.committed()

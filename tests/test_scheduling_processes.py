@@ -98,3 +98,44 @@ async def test_two_replicas_on_one_redis_run_each_followup_once(
         assert texts(fake_qiscus, room) == [f"got hi {room}", f"followup hi {room}"]
     fired = [r.log_text().count('"scheduled.fired"') for r in replicas]
     assert sum(fired) == len(rooms), fired
+
+
+BURST_BOT = textwrap.dedent(
+    """
+    import os, pathlib
+    from qbot import Bot, Context
+
+    FLAGS = pathlib.Path(os.environ["SCALE_FLAGS"])
+    bot = Bot("burst", debounce=float((FLAGS / "debounce").read_text()))
+
+    @bot.message()
+    async def answer(ctx: Context) -> None:
+        await ctx.reply(f"[{ctx.text}]")
+    """
+)
+
+
+@pytest.mark.chaos
+async def test_a_burst_cut_by_kill_9_mid_window_is_answered_once_after_the_restart(
+    tmp_path: Path, fake_qiscus: Emulator
+) -> None:
+    (tmp_path / "scalebot.py").write_text(BURST_BOT)
+    (tmp_path / "debounce").write_text("600")  # the first process never reaches the window's end
+    url = f"sqlite:///{tmp_path / 'qbot.db'}"
+    first = await Replica(tmp_path, fake_qiscus, url, "first").start()
+    second: Replica | None = None
+    try:
+        async with aiohttp.ClientSession() as http:
+            for text in ("halo", "mau tanya", "pesanan saya belum sampai"):
+                assert await post(http, first, message(410, text)) == "accepted"
+            await first.kill()
+            assert texts(fake_qiscus, 410) == []
+            (tmp_path / "debounce").write_text("1")
+            second = await Replica(tmp_path, fake_qiscus, url, "second").start()
+            await fake_qiscus.wait_for(lambda: len(texts(fake_qiscus, 410)) == 1, 20)
+            await asyncio.sleep(1.5)  # past another window: nothing more comes
+    finally:
+        for replica in (first, second):
+            if replica is not None:
+                await replica.stop()
+    assert texts(fake_qiscus, 410) == ["[halo\nmau tanya\npesanan saya belum sampai]"]
