@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from qbot.clock import Clock
+from qbot.cooldown import cooldown, seconds_of
 from qbot.debounce import check_window
 from qbot.dispatcher import Dispatcher
 from qbot.handlers import HandlerFn, Outcome, check_handler
@@ -151,6 +152,7 @@ class Bot(RootRouter):
     ) -> Job:
         """Schedule the room's job ``name`` from outside a handler (as ``ctx.schedule``; the
         handler's ``ctx.sender`` is then empty)."""
+        await self.dispatcher.open()
         return await schedule(
             self.dispatcher,
             str(room_id),
@@ -164,7 +166,23 @@ class Bot(RootRouter):
 
     async def cancel_scheduled(self, room_id: int | str, name: str | None = None) -> list[str]:
         """Cancel the room's job ``name`` (every job of the room with None); the names."""
+        await self.dispatcher.open()
         return await cancel(self.dispatcher, str(room_id), name)
+
+    async def cooldown(
+        self,
+        room_id: int | str,
+        name: str,
+        *,
+        seconds: float = 0,
+        minutes: float = 0,
+        hours: float = 0,
+        days: float = 0,
+    ) -> bool:
+        """``ctx.cooldown`` from outside a handler: whether ``name`` may go to the room now."""
+        duration = seconds_of(seconds, minutes, hours, days)
+        await self.dispatcher.open()
+        return await cooldown(self.dispatcher, str(room_id), name, duration)
 
     async def run_due(self) -> list[Outcome]:
         """Fire the jobs due now on ``bot.clock`` and wait for their handlers (tests, emulator)."""

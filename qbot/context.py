@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from qbot.cooldown import cooldown, cooldown_left, seconds_of
 from qbot.errors import MessageBuildError, QbotError
 from qbot.filters import normalize_text
 from qbot.messages import Message, Reply, Text, as_message
@@ -308,6 +309,34 @@ class Context:
         """Cancel this room's job ``name``; whether there was one (fired and not yet run
         counts: it is dropped when its turn comes)."""
         return bool(await cancel(self.dispatcher, str(self.room.id), name))
+
+    async def cooldown(
+        self,
+        name: str,
+        *,
+        seconds: float = 0,
+        minutes: float = 0,
+        hours: float = 0,
+        days: float = 0,
+        per_user: bool = False,
+    ) -> bool:
+        """Whether a notification ``name`` may go to this room now; if so, the room cools down
+        for the given time (``qbot.cooldown``): ``if await ctx.cooldown("promo", hours=24):``.
+
+        Args:
+            per_user: one cooldown per sender in the room instead of one for the room.
+
+        Raises:
+            CooldownError: a bad name, or a duration that is not more than 0.
+        """
+        duration = seconds_of(seconds, minutes, hours, days)
+        user = state_owner(self.sender) if per_user else None
+        return await cooldown(self.dispatcher, str(self.room.id), name, duration, user=user)
+
+    async def cooldown_left(self, name: str, *, per_user: bool = False) -> float:
+        """Seconds until this room's cooldown ``name`` ends (0: none), without starting one."""
+        user = state_owner(self.sender) if per_user else None
+        return await cooldown_left(self.dispatcher, str(self.room.id), name, user)
 
     # --- Omnichannel ----------------------------------------------------------------------------
 

@@ -252,3 +252,24 @@ def test_scheduled_registration_refuses_bad_names_and_duplicates() -> None:
 
     with pytest.raises(HandlerRegistrationError, match="async def"):
         bot.scheduled("y")(lambda ctx: None)  # type: ignore[arg-type,return-value]
+
+
+async def test_bot_schedule_from_outside_a_handler_runs_in_the_room() -> None:
+    bot, clock = followup_bot()
+    seen: list[str] = []
+
+    @bot.scheduled("nudge")
+    async def nudge(ctx: Context) -> None:
+        seen.append(f"{ctx.room.id}:{ctx.sender.email!r}:{ctx.data}")
+        await ctx.reply("nudge")
+
+    async with Harness(bot) as harness:
+        chat = await harness.chat()
+        job = await bot.schedule(chat.room_id, "nudge", after=60, data=7)
+        assert job.due_at == clock.time() + 60
+        assert await bot.cancel_scheduled(chat.room_id, "other") == []
+        clock.advance(minutes=1)
+        assert [o.handler for o in await bot.run_due()] == ["scheduled:nudge"]
+        await harness.emulator.drain()
+        assert await replies_after(harness, chat.room_id) == ["nudge"]
+    assert seen == [f"{chat.room_id}:'':7"]
