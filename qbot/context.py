@@ -284,6 +284,8 @@ class Context:
             "from": self.sender.model_dump(mode="json", exclude_none=True),
             "room": self.room.model_dump(mode="json", exclude_none=True, exclude={"participants"}),
             "app_code": self.update.app_code,
+            # A job scheduled by a job's handler: that run, if re-run after a crash, still runs.
+            "parent": self.scheduled.id if self.scheduled is not None else None,
             "channel": self.update.channel.model_dump(mode="json", by_alias=True)
             if self.update.channel is not None
             else None,

@@ -68,6 +68,8 @@ TAKE_LEASE = 60.0
 POLL = 1.0
 """Real seconds between looks for jobs another replica added (an own job wakes the loop)."""
 BATCH = 100
+MAX_DATA = 64 * 1024
+"""The most JSON bytes a job's data may take."""
 
 _wakes: weakref.WeakKeyDictionary[Any, asyncio.Event] = weakref.WeakKeyDictionary()
 
@@ -132,9 +134,14 @@ async def schedule(
     now = dispatcher.clock.time()
     due = _due(now, after, at)
     try:  # refused here, naming the job, not when it fires
-        dumps(data, f"data of job {name!r}")
+        size = len(dumps(data, f"data of job {name!r}").encode())
     except StorageError as e:
         raise ScheduleError(str(e)) from None
+    if size > MAX_DATA:
+        raise ScheduleError(
+            f"data of job {name!r} is {size} bytes of JSON, over {MAX_DATA}: store it in "
+            "ctx.state and put its key in data"
+        )
     where = dict(origin or {"room": {"id": room_id}})
     where["while_handed_off"] = bool(while_handed_off)
     job_id = job_id or uuid.uuid4().hex
@@ -191,7 +198,13 @@ def job_body(job: Job) -> dict[str, Any]:
                 "type": SCHEDULED,
                 "unique_temp_id": f"scheduled-{job.id}",
                 "text": "",
-                "payload": {"job": job.id, "name": job.name, "due_at": job.due_at},
+                "payload": {
+                    "job": job.id,
+                    "name": job.name,
+                    "due_at": job.due_at,
+                    "created_at": job.created_at,
+                    "data": job.data,
+                },
             },
         },
     }
@@ -209,7 +222,11 @@ async def fire_due(
     ``on_put`` is called with each new inbox item, before anything else can run.
     """
     storage = dispatcher.storage
-    jobs = await storage.schedule_take(dispatcher.clock.time(), lease=TAKE_LEASE, limit=BATCH)
+    now = dispatcher.clock.time()
+    due = await storage.schedule_next()  # a read: most looks find nothing due
+    if due is None or due > now:
+        return 0
+    jobs = await storage.schedule_take(now, lease=TAKE_LEASE, limit=BATCH)
     for job in jobs:
         item = await storage.inbox_put(
             job.room_id,

@@ -273,3 +273,46 @@ async def test_bot_schedule_from_outside_a_handler_runs_in_the_room() -> None:
         await harness.emulator.drain()
         assert await replies_after(harness, chat.room_id) == ["nudge"]
     assert seen == [f"{chat.room_id}:'':7"]
+
+
+@pytest.mark.parametrize("by_itself", [True, False])
+async def test_a_recurring_job_cut_before_its_commit_runs_again_after_rescheduling_itself(
+    by_itself: bool,
+) -> None:
+    clock = ManualClock(start=1_800_000_000.0)
+    bot = Bot(clock=clock)
+    runs: list[object] = []
+
+    @bot.scheduled("tick")
+    async def tick(ctx: Context) -> None:
+        runs.append(ctx.data)
+        await ctx.schedule("tick", after=3600, data=(ctx.data or 0) + 1)
+
+    async with Harness(bot) as harness:
+        chat = await harness.chat()
+        room = str(chat.room_id)
+        await bot.schedule(room, "tick", after=0, data=1)
+        assert [o.handler for o in await bot.run_due()] == ["scheduled:tick"]
+        [job] = await bot.storage.schedule_list(room)
+        assert (job.data, job.due_at) == (2, clock.time() + 3600)
+        # The next run is cut after its handler rescheduled and before its commit: the job
+        # fired (in the inbox) and its record is already the next job, whose parent it is.
+        clock.advance(hours=1)
+        from dataclasses import replace
+
+        from qbot.scheduling import fire_due
+
+        runtime = bot.dispatcher._local_runtime()
+        waiters = []
+        # fire without the worker running it yet: the in-process runtime claims only when told
+        await fire_due(bot.dispatcher, lambda item: waiters.append(runtime.expect(item)))
+        assert len(waiters) == 1
+        await bot.storage.schedule_put(
+            replace(job, id="next-one", data=3, origin={"parent": job.id if by_itself else None})
+        )
+        await runtime.claim_now()
+        outcome = await waiters[0]
+    if by_itself:  # its own handler replaced it: the run is done again
+        assert (outcome.handler, runs) == ("scheduled:tick", [1, 2])
+    else:  # replaced by anything else: dropped
+        assert (outcome.ignored, runs) == ("cancelled", [1])
