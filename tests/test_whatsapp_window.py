@@ -223,7 +223,7 @@ async def test_agents_and_system_events_do_not_move_the_window() -> None:
     custom = settings()
     custom = custom.model_copy(update={"state": custom.state.model_copy(update={"agents": agents})})
     async with Harness(make_bot(), custom) as harness:
-        customer, operator = await open_chats(harness)
+        customer, _ = await open_chats(harness)
         await customer.say("halo")
         first = harness.clock.time()
         await harness.advance(hours=3)
