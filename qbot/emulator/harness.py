@@ -375,7 +375,7 @@ class Harness:
         Raises:
             Exception: the first error the bot raised meanwhile.
         """
-        await settle(self.emulator, self._idle_hooks, rounds)
+        await settle(self.emulator, self._idle_hooks, rounds, self.clock)
         self.raise_errors()
 
     async def __aenter__(self) -> Harness:
