@@ -45,12 +45,14 @@ if TYPE_CHECKING:
     from qbot.models.webhook import Update
 
 __all__ = [
+    "FALLBACK_KEY",
     "QUICK_REPLIES_KEY",
     "WINDOW_KEY",
     "Decision",
     "Fallback",
     "WindowRecord",
     "WindowTracker",
+    "fallback_key",
     "guard",
     "phone_key",
     "phone_of",
@@ -62,6 +64,8 @@ log = structlog.get_logger("qbot.whatsapp")
 
 WINDOW_KEY = "qbot:whatsapp"
 """The reserved state user under which a room's (and a number's) WhatsApp record is kept."""
+FALLBACK_KEY = "qbot:whatsapp-fallback"
+"""The reserved state user under which a room's fallback-template note is kept."""
 QUICK_REPLIES_KEY = "qbot:quick-replies"
 """The reserved state user under which a number's latest template quick replies are kept."""
 _CUSTOMER_TYPES = frozenset(
@@ -79,6 +83,11 @@ Fallback = Template | Callable[[str, "Message"], Template | None]
 def window_key(room_id: str) -> str:
     """The state key of a room's WhatsApp record."""
     return state_key(room_id, WINDOW_KEY)
+
+
+def fallback_key(room_id: str) -> str:
+    """The state key of the note that a room's fallback template went out (for which window)."""
+    return state_key(room_id, FALLBACK_KEY)
 
 
 def phone_key(phone: str) -> str:
@@ -105,20 +114,17 @@ class WindowRecord:
         last_customer_at: clock time of the customer's last message (``None``: never seen).
         customer: the customer's number (their Omnichannel user id).
         channel_id: the room's WhatsApp channel.
-        fallback_at: clock time the fallback template was last sent.
     """
 
     last_customer_at: float | None = None
     customer: str | None = None
     channel_id: int | str | None = None
-    fallback_at: float | None = None
 
     def dump(self) -> dict[str, Any]:
         return {
             "last_customer_at": self.last_customer_at,
             "customer": self.customer,
             "channel_id": self.channel_id,
-            "fallback_at": self.fallback_at,
         }
 
     @classmethod
@@ -138,7 +144,6 @@ class WindowRecord:
             last_customer_at=number("last_customer_at"),
             customer=customer if isinstance(customer, str) else None,
             channel_id=channel if isinstance(channel, int | str) else None,
-            fallback_at=number("fallback_at"),
         )
 
     def left(self, now: float, hours: float) -> timedelta:
@@ -208,7 +213,7 @@ class WindowTracker:
             # An agent had the room: Omnichannel sent qbot none of the customer's messages
             # meanwhile, so the record says nothing now. Unknown until the customer writes.
             if record.last_customer_at is not None:
-                cleared = replace(record, last_customer_at=None, fallback_at=None)
+                cleared = replace(record, last_customer_at=None)
                 self._keep(room_id, cleared)
                 self._pending[room_id] = [StateWrite(window_key(room_id), cleared.dump())]
             return quick
@@ -221,7 +226,6 @@ class WindowTracker:
             last_customer_at=self.dispatcher.clock.time(),
             customer=update.sender.email,
             channel_id=channel,
-            fallback_at=None,  # a new window: its own fallback, once it closes
         )
         self._keep(room_id, moved)
         writes = [StateWrite(window_key(room_id), moved.dump())]
@@ -268,9 +272,18 @@ class WindowTracker:
         return info is not None and info.source == "wa"
 
     async def fallback_sent(self, room_id: str, record: WindowRecord) -> None:
-        record = replace(record, fallback_at=self.dispatcher.clock.time())
-        await self.dispatcher.storage.set_state(window_key(room_id), record.dump())
-        self._keep(room_id, record)
+        """Note that the fallback template went out for the window ``record`` closed.
+
+        Its own key, not the room's record: a customer's message committed meanwhile (another
+        worker, another replica) must not be overwritten by this older view of the room.
+        """
+        marker = {"window": record.last_customer_at, "sent_at": self.dispatcher.clock.time()}
+        await self.dispatcher.storage.set_state(fallback_key(room_id), marker)
+
+    async def fallback_already_sent(self, room_id: str, record: WindowRecord) -> bool:
+        """Whether the fallback went out already for the window ``record`` closed."""
+        marker = await self.dispatcher.storage.get_state(fallback_key(room_id))
+        return isinstance(marker, dict) and marker.get("window") == record.last_customer_at
 
 
 def _fallback(dispatcher: Dispatcher, room_id: str, message: Message) -> Template | None:
@@ -334,7 +347,7 @@ async def guard(
     fallback = _fallback(dispatcher, room, message)
     if fallback is None:
         raise OutsideWindowError(room, since, windows.hours)
-    if record.fallback_at is not None:
+    if await windows.fallback_already_sent(room, record):
         log.warning("window.dropped", to_room=room, reason="fallback template already sent")
         return Decision(None, record=record)
     log.info("window.fallback", to_room=room, template=fallback.name, hours_since=since)
