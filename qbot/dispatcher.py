@@ -38,7 +38,7 @@ from qbot.models.webhook import Update
 from qbot.omnichannel.delivery import RoomDelivery, RoomMemory, load_choices, menu_key, room_key
 from qbot.omnichannel.lifecycle import LIFECYCLE, lifecycle_update, run_lifecycle
 from qbot.omnichannel.menus import match_choice
-from qbot.omnichannel.proactive import TemplateCatalog, quick_reply_answer
+from qbot.omnichannel.proactive import TemplateCatalog
 from qbot.omnichannel.rooms import detect_room
 from qbot.omnichannel.window import Fallback, WindowTracker
 from qbot.outbox import Outbox
@@ -117,7 +117,7 @@ class Dispatcher:
         self._omnichannel: OmnichannelClient | None = None
         self._owns_omnichannel = False
         self._rooms: RoomMemory | None = None
-        self._windows: WindowTracker | None = None
+        self.windows = WindowTracker(self)  # when each WhatsApp room's customer last wrote
         self.template_catalog = TemplateCatalog(self)  # the approved WhatsApp templates
 
     # --- configuration --------------------------------------------------------------------------
@@ -211,13 +211,6 @@ class Dispatcher:
             self._rooms = RoomMemory(self.storage)
         return self._rooms
 
-    @property
-    def windows(self) -> WindowTracker:
-        """When each WhatsApp room's customer last wrote (kept in the storage)."""
-        if self._windows is None:
-            self._windows = WindowTracker(self)
-        return self._windows
-
     async def is_omnichannel(self, room_id: str) -> bool:
         """Whether replies to ``room_id`` go through Omnichannel's ``/bot``."""
         if self.settings is not None and self.settings.omnichannel.mode == "never":
@@ -238,7 +231,7 @@ class Dispatcher:
         self.storage_url = url or type(storage).__name__
         self._storage_open = False
         self._rooms = None
-        self._windows = None
+        self.windows = WindowTracker(self)
         if isinstance(self.delivery, RoomDelivery):  # it remembers rooms in the old storage
             self.delivery = None
 
@@ -429,9 +422,7 @@ class Dispatcher:
         states, (room_memory, menu, *whatsapp) = states[: len(keys)], states[len(keys) :]
         self.rooms.preload(room_id, room_memory)
         source = await self._remember_room(update)
-        quick_replies = self.windows.seen(update, source, whatsapp)
-        if source == "wa" and handoff is None:  # a tap on a template's quick reply?
-            update = quick_reply_answer(update, quick_replies, self.clock.time())
+        update = self.windows.seen(update, source, whatsapp, taps=handoff is None)
         if update.message.type == LIFECYCLE:
             known = dict(zip(ids, replies, strict=True))
             return await self._lifecycle(
@@ -572,7 +563,5 @@ class Dispatcher:
                 except ConfigError as e:  # Omnichannel rooms then get post_comment: say so
                     log.warning("omnichannel.unavailable", error=str(e))
                     client = None
-                self.delivery = RoomDelivery(
-                    chat, client, self.rooms, omni.text_menus, clock=self.clock
-                )
+                self.delivery = RoomDelivery(chat, client, self.rooms, omni.text_menus, self.clock)
         return self.delivery

@@ -169,7 +169,6 @@ class RoomDelivery:
         omnichannel: OmnichannelClient | None,
         rooms: RoomMemory,
         text_menus: list[str],
-        *,
         clock: Clock | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()

@@ -16,22 +16,20 @@ A tap on a quick reply reaches the bot as the customer's message. Omnichannel do
 shape for it: qbot reads a Cloud API ``button`` payload (``{"button": {"payload"}}``) when the
 message carries one, and otherwise matches the text against the labels of the latest template
 sent to the number (exactly, case and surrounding spaces ignored), and hands the button's
-postback to ``@bot.postback`` as a tap (`quick_reply_answer`).
+postback to ``@bot.postback`` as a tap (`qbot.omnichannel.window.quick_reply_answer`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from qbot._json import loads
 from qbot.errors import ConfigError, MessageBuildError, QbotError, QiscusError
 from qbot.messages.base import Message, OutgoingComment
-from qbot.messages.postback import unpack_postback
 from qbot.omnichannel.client import phone_digits
 from qbot.omnichannel.templates import TEMPLATE_TYPE, ApprovedTemplate, QuickReply, Template
 from qbot.omnichannel.window import (
@@ -47,17 +45,14 @@ if TYPE_CHECKING:
     from qbot.dispatcher import Dispatcher
     from qbot.messages import Outgoing
     from qbot.messages.postback import PostbackSigner
-    from qbot.models.webhook import Update
     from qbot.omnichannel.client import OmnichannelClient
     from qbot.storage import Storage
 
 __all__ = [
-    "QUICK_REPLY_DAYS",
     "Target",
     "TemplateCatalog",
     "TemplateSend",
     "build_template",
-    "quick_reply_answer",
     "remember_quick_replies",
     "send_proactive",
     "target_of_room",
@@ -65,8 +60,6 @@ __all__ = [
 
 log = structlog.get_logger("qbot.whatsapp")
 
-QUICK_REPLY_DAYS = 30
-"""Days a template's quick-reply labels are read as taps after it was sent."""
 CATALOG_TTL = 300.0
 """Seconds the approved templates are trusted before they are listed again."""
 
@@ -260,60 +253,3 @@ async def remember_quick_replies(
         return
     value = {"room_id": room_id, "buttons": buttons, "sent_at": clock.time()}
     await storage.set_state(key, value)
-
-
-def _payload_of(message_payload: Any) -> Any:
-    """A Cloud API quick-reply payload carried by the message (``button.payload``), if any."""
-    if not isinstance(message_payload, dict):
-        return None
-    button = message_payload.get("button")
-    if isinstance(button, dict) and button.get("payload") is not None:
-        return button["payload"]
-    return None
-
-
-def quick_reply_answer(update: Update, remembered: Any, now: float) -> Update:
-    """A customer's tap on a template's quick reply as a ``button_postback_response``."""
-    message = update.message
-    if message.type != "text":
-        return update
-    payload = _payload_of(message.payload)
-    if payload is None:
-        payload = _matching(message.text, remembered, now)
-    if payload is None:
-        return update
-    packed = loads_or_none(payload) if isinstance(payload, str) else payload
-    try:
-        if not isinstance(packed, dict) or unpack_postback(packed, None) is None:
-            return update
-    except QbotError:
-        pass  # qbot's but unreadable: dispatched as a postback, rejected there with the reason
-    log.info("template.quick_reply", label=message.text)
-    echo = {"url": "", "method": "post", "payload": packed}  # as a Qiscus button's tap echoes
-    tapped = message.model_copy(update={"type": "button_postback_response", "payload": echo})
-    return update.model_copy(
-        update={"payload": update.payload.model_copy(update={"message": tapped})}
-    )
-
-
-def _matching(text: str, remembered: Any, now: float) -> Any:
-    if not isinstance(remembered, dict):
-        return None
-    sent_at = remembered.get("sent_at")
-    if not isinstance(sent_at, int | float) or now - sent_at > QUICK_REPLY_DAYS * 86400:
-        return None
-    buttons: Sequence[Any] = remembered.get("buttons") or []
-    wanted = text.strip().casefold()
-    found = [
-        b
-        for b in buttons
-        if isinstance(b, dict) and str(b.get("label", "")).strip().casefold() == wanted
-    ]
-    return found[0].get("payload") if len(found) == 1 else None
-
-
-def loads_or_none(text: str) -> Any:
-    try:
-        return loads(text)
-    except ValueError:
-        return None

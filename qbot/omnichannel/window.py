@@ -32,8 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from qbot.errors import OutsideWindowError
+from qbot._json import loads
+from qbot.errors import OutsideWindowError, QbotError
 from qbot.handlers import EVENT, update_kind
+from qbot.messages.postback import unpack_postback
 from qbot.omnichannel.rooms import detect_room
 from qbot.omnichannel.templates import Template
 from qbot.storage.base import state_key
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FALLBACK_KEY",
     "QUICK_REPLIES_KEY",
+    "QUICK_REPLY_DAYS",
     "WINDOW_KEY",
     "Decision",
     "Fallback",
@@ -57,6 +60,7 @@ __all__ = [
     "phone_key",
     "phone_of",
     "quick_replies_key",
+    "quick_reply_answer",
     "window_key",
 ]
 
@@ -66,6 +70,8 @@ WINDOW_KEY = "qbot:whatsapp"
 """The reserved state user under which a room's (and a number's) WhatsApp record is kept."""
 FALLBACK_KEY = "qbot:whatsapp-fallback"
 """The reserved state user under which a room's fallback-template note is kept."""
+QUICK_REPLY_DAYS = 30
+"""Days a template's quick-reply labels are read as taps after it was sent."""
 QUICK_REPLIES_KEY = "qbot:quick-replies"
 """The reserved state user under which a number's latest template quick replies are kept."""
 _CUSTOMER_TYPES = frozenset(
@@ -196,12 +202,21 @@ class WindowTracker:
         self._keep(room_id, record)
         return record
 
-    def seen(self, update: Update, source: str | None, values: Sequence[Any]) -> Any:
-        """Note the update of a WhatsApp room (read with `keys`); returns the quick replies.
+    def seen(
+        self, update: Update, source: str | None, values: Sequence[Any], *, taps: bool
+    ) -> Update:
+        """Note the update of a WhatsApp room (with the values of `keys`), and return it, or
+        the tap on a template's quick reply it is (``taps``: the room is not handed off).
 
         A customer's message moves the window (its writes wait in `take` for the message's
         commit); the number's record is written when it changes.
         """
+        quick = self._note(update, source, values)
+        if source == "wa" and taps:
+            return quick_reply_answer(update, quick, self.dispatcher.clock.time())
+        return update
+
+    def _note(self, update: Update, source: str | None, values: Sequence[Any]) -> Any:
         room_id = str(update.room.id)
         window, number, quick = [*values, None, None, None][:3]
         record = WindowRecord.load(window)
@@ -352,3 +367,60 @@ async def guard(
         return Decision(None, record=record)
     log.info("window.fallback", to_room=room, template=fallback.name, hours_since=since)
     return Decision(fallback, fallback=True, record=record)
+
+
+def _payload_of(message_payload: Any) -> Any:
+    """A Cloud API quick-reply payload carried by the message (``button.payload``), if any."""
+    if not isinstance(message_payload, dict):
+        return None
+    button = message_payload.get("button")
+    if isinstance(button, dict) and button.get("payload") is not None:
+        return button["payload"]
+    return None
+
+
+def quick_reply_answer(update: Update, remembered: Any, now: float) -> Update:
+    """A customer's tap on a template's quick reply as a ``button_postback_response``."""
+    message = update.message
+    if message.type != "text":
+        return update
+    payload = _payload_of(message.payload)
+    if payload is None:
+        payload = _matching(message.text, remembered, now)
+    if payload is None:
+        return update
+    packed = loads_or_none(payload) if isinstance(payload, str) else payload
+    try:
+        if not isinstance(packed, dict) or unpack_postback(packed, None) is None:
+            return update
+    except QbotError:
+        pass  # qbot's but unreadable: dispatched as a postback, rejected there with the reason
+    log.info("template.quick_reply", label=message.text)
+    echo = {"url": "", "method": "post", "payload": packed}  # as a Qiscus button's tap echoes
+    tapped = message.model_copy(update={"type": "button_postback_response", "payload": echo})
+    return update.model_copy(
+        update={"payload": update.payload.model_copy(update={"message": tapped})}
+    )
+
+
+def _matching(text: str, remembered: Any, now: float) -> Any:
+    if not isinstance(remembered, dict):
+        return None
+    sent_at = remembered.get("sent_at")
+    if not isinstance(sent_at, int | float) or now - sent_at > QUICK_REPLY_DAYS * 86400:
+        return None
+    buttons: Sequence[Any] = remembered.get("buttons") or []
+    wanted = text.strip().casefold()
+    found = [
+        b
+        for b in buttons
+        if isinstance(b, dict) and str(b.get("label", "")).strip().casefold() == wanted
+    ]
+    return found[0].get("payload") if len(found) == 1 else None
+
+
+def loads_or_none(text: str) -> Any:
+    try:
+        return loads(text)
+    except ValueError:
+        return None
