@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from qbot import Bot, Context, OutsideWindowError
+from qbot.clock import ManualClock
 from qbot.config import Settings, load_settings
 from qbot.emulator.harness import Chat, Harness
 from qbot.omnichannel.templates import Template
 from qbot.omnichannel.window import LIFECYCLE_TYPE, window_key
+from qbot.storage import open_storage
 
 APP = "qbot-test"
 CUSTOMER = "6281234567890"
@@ -231,3 +234,22 @@ async def test_agents_and_system_events_do_not_move_the_window() -> None:
         await harness.idle()
         stored = await harness.bot.storage.get_state(window_key(str(customer.room_id)))
         assert stored["last_customer_at"] == first
+
+
+async def test_the_window_survives_a_restart_on_a_durable_storage(tmp_path: Path) -> None:
+    bot_db, emulator_db = tmp_path / "bot.sqlite3", str(tmp_path / "emulator.sqlite3")
+    first = make_bot()
+    async with Harness(first, settings(), db=emulator_db) as harness:
+        first.dispatcher.use_storage(open_storage(f"sqlite:///{bot_db}"))
+        customer, _ = await open_chats(harness)
+        await customer.say("halo")
+        wrote_at, room = harness.clock.time(), customer.room_id
+    # Another process, 25 hours later: a new bot on the same files.
+    again = make_bot()
+    later = ManualClock(start=wrote_at + 25 * 3600)
+    async with Harness(again, settings(), db=emulator_db, clock=later) as harness:
+        again.dispatcher.use_storage(open_storage(f"sqlite:///{bot_db}"))
+        operator = await harness.chat("ops@shop.local", "Ops")
+        [refused] = texts_in(await operator.say(f"notify {room}"))
+        assert f"room {room}: WhatsApp's 24-hour window is closed" in refused
+        assert "last wrote 25.0 h ago" in refused
