@@ -9,7 +9,7 @@ and the documented API look for them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from qbot.client import QiscusClient
     from qbot.config import Settings
     from qbot.models.webhook import Update
+    from qbot.omnichannel.templates import QuickReply, Template
+    from qbot.omnichannel.window import Fallback
     from qbot.sending import Delivery
     from qbot.storage import Storage
     from qbot.storage.schedule import Job
@@ -80,6 +82,10 @@ class Bot(RootRouter):
             give it a :class:`~qbot.clock.ManualClock` they can move forward).
         debounce: seconds to gather a customer's burst of text messages into one update
             (``ctx.text`` joins them with newlines; :mod:`qbot.debounce`); None: answer each.
+        fallback_template: what a free-form reply to a WhatsApp room becomes once its 24-hour
+            window is closed: a ``Template``, or a function of (room id, the message) returning
+            one or ``None``; unset, ``omnichannel.whatsapp.fallback_template``, else such a
+            reply raises ``OutsideWindowError`` (see docs/whatsapp.md).
     """
 
     def __init__(
@@ -93,6 +99,7 @@ class Bot(RootRouter):
         client: QiscusClient | None = None,
         clock: Clock | None = None,
         debounce: float | None = None,
+        fallback_template: Fallback | None = None,
     ) -> None:
         super().__init__(name)
         self.dispatcher = Dispatcher(
@@ -103,6 +110,7 @@ class Bot(RootRouter):
             signer=PostbackSigner(postback_secret) if postback_secret else None,
             client=client,
             clock=clock,
+            fallback_template=fallback_template,
         )
         self.dispatcher.debounce = check_window(debounce, "Bot(debounce=...)")
         self._lifecycle: dict[str, list[HandlerFn]] = {
@@ -187,6 +195,45 @@ class Bot(RootRouter):
     async def run_due(self) -> list[Outcome]:
         """Fire the jobs due now on ``bot.clock`` and wait for their handlers (tests, emulator)."""
         return await run_due(self.dispatcher)
+
+    async def send_template(
+        self,
+        to: str,
+        template: str | Template,
+        language: str = "id",
+        variables: Iterable[Any] = (),
+        buttons: Iterable[QuickReply] = (),
+        header: str | None = None,
+        *,
+        key: str | None = None,
+    ) -> Any:
+        """Send an approved WhatsApp template outside any handler (a reminder, a code...).
+
+        Through the outbox like every reply: durable, retried when Omnichannel is down, in
+        order with the room's replies.
+
+        Args:
+            to: a room id qbot knows as a WhatsApp room, else the customer's phone number
+                (``+62 812-...`` or digits); a number qbot saw write is sent to in its room.
+            template: the approved template's name, or a ready ``Template``.
+            language, variables, buttons, header: as for ``ctx.send_template``.
+            key: makes the send idempotent: a second call with the same key sends nothing
+                (e.g. ``f"reminder:{order_id}"``). Without one, each call sends once.
+
+        Returns:
+            Omnichannel's answer (``TemplateSent``), or ``None`` when it was queued (sent
+            later) or already sent under ``key``.
+
+        Raises:
+            TemplateLimitError: over one of WhatsApp's limits, or the variables do not match.
+            MessageBuildError: not an approved template, or ``to`` is neither a known WhatsApp
+                room nor a phone number.
+            ConfigError: no WhatsApp channel to send from (``omnichannel.whatsapp.channel_id``).
+        """
+        from qbot.omnichannel.proactive import build_template, send_proactive
+
+        built = build_template(template, language, variables, buttons, header)
+        return await send_proactive(self.dispatcher, to, built, key=key)
 
     def lifecycle_handlers(self, kind: str) -> list[HandlerFn]:
         """The handlers of a lifecycle webhook (``resolved``, ``new-session``...), in order."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from qbot.nlu.entities import Entity
     from qbot.omnichannel.client import OmnichannelClient
     from qbot.omnichannel.customer import Customer
+    from qbot.omnichannel.templates import QuickReply
+    from qbot.omnichannel.templates import Template as WhatsAppTemplate
     from qbot.sending import Sender
     from qbot.storage import Storage
     from qbot.storage.schedule import Job
@@ -392,7 +395,7 @@ class Context:
         """
         if quote:
             message = self._quoted(message)
-        return await self._outbound.send(self.room.id, as_message(message))
+        return await self._send(self.room.id, as_message(message))
 
     async def reply_template(
         self, name: str, /, *, quote: bool = False, **variables: Any
@@ -407,8 +410,85 @@ class Context:
         return await self.reply(templates.render(name, **variables), quote=quote)
 
     async def send(self, room_id: int | str, message: str | Message) -> list[Any]:
-        """Post to any room the bot is in (not only the current one)."""
-        return await self._outbound.send(room_id, as_message(message))
+        """Post to any room the bot is in (not only the current one).
+
+        Raises:
+            OutsideWindowError: ``room_id`` is a WhatsApp room whose 24-hour window is closed
+                and the bot has no fallback template (see :attr:`window`).
+        """
+        return await self._send(room_id, as_message(message))
+
+    async def _send(self, room_id: int | str, message: Message) -> list[Any]:
+        """Send ``message``, or what WhatsApp's window allows instead (``omnichannel.window``)."""
+        from qbot.omnichannel.window import guard
+
+        decision = await guard(self.dispatcher, room_id, message, current=str(self.room.id))
+        if decision.message is None:
+            return []
+        if not decision.fallback:
+            return await self._outbound.send(room_id, decision.message)
+        from qbot.omnichannel.templates import Template
+
+        assert isinstance(decision.message, Template)
+        sent = await self._send_template(room_id, decision.message)
+        if decision.record is not None:
+            await self.dispatcher.windows.fallback_sent(str(room_id), decision.record)
+        return sent
+
+    @property
+    def window(self) -> timedelta | None:
+        """How long WhatsApp's 24-hour window stays open in this room (zero once closed).
+
+        ``None`` where no window applies: other Omnichannel channels, Chat SDK rooms. Outside
+        the window a free-form reply raises ``OutsideWindowError`` (or sends the bot's fallback
+        template); :meth:`send_template` always works.
+        """
+        return self.dispatcher.windows.left(str(self.room.id))
+
+    async def send_template(
+        self,
+        template: str | WhatsAppTemplate,
+        language: str = "id",
+        variables: Iterable[Any] = (),
+        buttons: Iterable[QuickReply] = (),
+        header: str | None = None,
+    ) -> list[Any]:
+        """Send an approved WhatsApp template to this room's customer (inside or outside the
+        window), through the outbox: durable, retried, never sent twice.
+
+        Args:
+            template: the approved template's name, or a ready ``Template``.
+            language: the approved language's code.
+            variables: the body's ``{{1}}``, ``{{2}}``... values.
+            buttons: ``QuickReply(label, action=, data=)``: a tap routes to ``@bot.postback``.
+            header: the header's ``{{1}}`` value, when it has one.
+
+        Raises:
+            TemplateLimitError: over one of WhatsApp's limits, or not as many variables as the
+                approved template's placeholders.
+            MessageBuildError: not a WhatsApp room, or not an approved template of the app.
+        """
+        from qbot.omnichannel.proactive import build_template
+
+        built = build_template(template, language, variables, buttons, header)
+        return await self._send_template(self.room.id, built)
+
+    async def _send_template(self, room_id: int | str, template: WhatsAppTemplate) -> list[Any]:
+        from qbot.omnichannel.proactive import TemplateSend, target_of_room
+
+        room = str(room_id)
+        info = await self.dispatcher.rooms.get(room)
+        if info is None or info.source != "wa":
+            where = "a Chat SDK room" if info is None else f"on channel {info.source!r}"
+            raise MessageBuildError(
+                f"room {room} is {where}: templates are WhatsApp's (send a message instead)"
+            )
+        record = await self.dispatcher.windows.get(room, cached=room == str(self.room.id))
+        target = await target_of_room(self.dispatcher, room, record)
+        prepared = await self.dispatcher.template_catalog.prepare(template)
+        return await self._outbound.send(
+            room_id, TemplateSend(prepared, target.to, target.channel_id)
+        )
 
     def _quoted(self, message: str | Message) -> Message:
         if isinstance(message, Text):

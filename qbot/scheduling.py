@@ -55,6 +55,7 @@ __all__ = [
     "reply_marker",
     "run_due",
     "schedule",
+    "settle_due",
 ]
 
 log = structlog.get_logger("qbot.scheduling")
@@ -282,6 +283,20 @@ def _gathered(runtime: Runtime) -> int:
         for room, until in list(runtime.gathering.items())
         if until > now
     )
+
+
+async def settle_due(dispatcher: Dispatcher) -> bool:
+    """The test kit's idle hook (``Harness.advance``): :func:`run_due`; whether work was done.
+
+    A room still busy after 30 s (a handler waiting on something else) is left to the caller.
+    """
+    runtime = dispatcher._local_runtime()
+    busy = runtime.pending > _gathered(runtime)
+    try:
+        return bool(await run_due(dispatcher)) or busy
+    except TimeoutError:
+        log.warning("scheduled.settle_timeout", pending=runtime.pending)
+        return False
 
 
 async def run_due(dispatcher: Dispatcher, *, timeout: float = 30.0) -> list[Outcome]:  # noqa: ASYNC109 - a test helper's bound, not a caller's deadline
