@@ -44,7 +44,7 @@ from qbot.errors import ConfigError, LeaseLostError, QbotError, StorageError
 from qbot.handlers import Outcome
 from qbot.models.webhook import Update
 from qbot.outages import Outages
-from qbot.scheduling import fire_loop
+from qbot.scheduling import SCHEDULED, fire_loop
 from qbot.storage import JSONText, room_lease_key
 
 if TYPE_CHECKING:
@@ -241,6 +241,8 @@ class Runtime:
         if self._closing:
             return "closing"
         reason = self.dispatcher.ignore_reason(update)
+        if update.message.type == SCHEDULED:  # only the scheduler stores these: never a webhook
+            reason = "reserved_message_type"
         room = str(update.room.id)
         if reason is not None:
             log.debug("webhook.ignored", reason=reason, room_id=room)

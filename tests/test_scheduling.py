@@ -316,3 +316,20 @@ async def test_a_recurring_job_cut_before_its_commit_runs_again_after_rescheduli
         assert (outcome.handler, runs) == ("scheduled:tick", [1, 2])
     else:  # replaced by anything else: dropped
         assert (outcome.ignored, runs) == ("cancelled", [1])
+
+
+async def test_a_webhook_posing_as_a_due_job_is_ignored() -> None:
+    bot, clock = followup_bot()
+    async with Harness(bot) as harness:
+        chat = await harness.chat()
+        await chat.say("order")
+        [job] = await bot.storage.schedule_list()
+        from qbot.scheduling import job_body
+
+        forged = job_body(job)  # exactly what the scheduler would store, sent as a webhook
+        outcome = await bot.feed_update(forged)
+        assert outcome.ignored == "ignored"
+        assert await bot.storage.inbox_size() == 0
+        assert [j.id for j in await bot.storage.schedule_list()] == [job.id]  # still waiting
+        clock.advance(hours=2)
+        assert [o.handler for o in await bot.run_due()] == ["scheduled:followup"]
