@@ -333,3 +333,21 @@ async def test_a_webhook_posing_as_a_due_job_is_ignored() -> None:
         assert [j.id for j in await bot.storage.schedule_list()] == [job.id]  # still waiting
         clock.advance(hours=2)
         assert [o.handler for o in await bot.run_due()] == ["scheduled:followup"]
+
+
+@pytest.mark.parametrize("while_handed_off", [False, True])
+async def test_a_job_due_in_a_handed_off_room_is_dropped_unless_asked(
+    while_handed_off: bool,
+) -> None:
+    bot, clock = followup_bot(while_handed_off=while_handed_off)
+    async with Harness(bot) as harness:
+        chat = await harness.chat()
+        await chat.say("order")
+        await bot.storage.handoff_start(str(chat.room_id), "agent took it")
+        clock.advance(hours=2)
+        [outcome] = await bot.run_due()
+        assert await bot.storage.schedule_list() == []
+    if while_handed_off:
+        assert outcome.handler == "scheduled:followup"
+    else:
+        assert outcome.ignored == "handoff"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from test_scale import Replica, message, post, redis_url, texts
+from test_scale import Replica, message, post, redis_url, texts, until
 
 from qbot.emulator import Emulator
 
@@ -18,7 +18,7 @@ __all__ = ["redis_url"]
 # process started after the kill sees the follow-up's due time passed, without a test waiting.
 BOT = textwrap.dedent(
     """
-    import os, pathlib
+    import asyncio, os, pathlib
     from datetime import timedelta
     from qbot import Bot, Context
     from qbot.clock import ManualClock
@@ -38,6 +38,12 @@ BOT = textwrap.dedent(
     @bot.scheduled("followup")
     async def followup(ctx: Context) -> None:
         await ctx.reply(f"followup {ctx.data['text']}")
+        if ctx.data["text"].startswith("block"):
+            marker = FLAGS / "blocked"
+            if not marker.exists():  # only the first run hangs: the one that gets killed
+                marker.write_text(str(os.getpid()))
+                await asyncio.sleep(60)
+            await ctx.reply("followup done")
     """
 )
 
@@ -70,6 +76,31 @@ async def test_a_followup_scheduled_before_a_kill_9_fires_once_after_the_restart
             if replica is not None:
                 await replica.stop()
     assert texts(fake_qiscus, 400) == ["got where is my order", "followup where is my order"]
+
+
+@pytest.mark.chaos
+async def test_a_followup_killed_while_its_handler_runs_is_finished_once_after_the_restart(
+    tmp_path: Path, fake_qiscus: Emulator
+) -> None:
+    (tmp_path / "scalebot.py").write_text(BOT)
+    (tmp_path / "after").write_text("1")
+    url = f"sqlite:///{tmp_path / 'qbot.db'}"
+    first = await Replica(tmp_path, fake_qiscus, url, "first").start()
+    second: Replica | None = None
+    try:
+        async with aiohttp.ClientSession() as http:
+            assert await post(http, first, message(420, "block me")) == "accepted"
+            await until(lambda: (tmp_path / "blocked").exists(), 20)
+            await first.kill()  # mid-handler: its first reply posted, the job not acked
+            assert texts(fake_qiscus, 420) == ["got block me", "followup block me"]
+            second = await Replica(tmp_path, fake_qiscus, url, "second").start()
+            await fake_qiscus.wait_for(lambda: len(texts(fake_qiscus, 420)) == 3, 20)
+            await asyncio.sleep(2.5)  # two fire-loop polls: nothing more comes
+    finally:
+        for replica in (first, second):
+            if replica is not None:
+                await replica.stop()
+    assert texts(fake_qiscus, 420) == ["got block me", "followup block me", "followup done"]
 
 
 @pytest.mark.redis
