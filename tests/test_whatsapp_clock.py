@@ -146,3 +146,34 @@ async def test_an_emulator_on_the_wall_clock_cannot_skip_ahead(tmp_path: Path) -
                 assert (await r.json())["manual"] is False
     finally:
         await server.stop()
+
+
+async def test_a_transcript_advances_the_clock_and_expects_the_template(tmp_path: Path) -> None:
+    from qbot.errors import ConfigError
+    from qbot.testing import TranscriptFailure, load_transcripts, run_transcript
+
+    path = tmp_path / "test_reminder.yaml"
+    path.write_text(
+        "channel: wa\n"
+        "user: {email: '6281234567890', name: Budi}\n"
+        "turns:\n"
+        "  - say: later\n"
+        "    expect: [ok]\n"
+        "  - advance: 24h\n"
+        "    expect: []\n"
+        "  - advance: 30m\n"
+        "    expect: [{template: followup_check, text_contains: Budi}]\n"
+    )
+    loaded = load_transcripts(path)
+    assert loaded is not None
+    options, [transcript] = loaded
+    bot, _ = sleeper_bot(hours=24.25)
+    await run_transcript(bot, transcript, settings=settings(), user=options["user"], channel="wa")
+    wrong = {"turns": [*transcript["turns"][:2], {"advance": "30m", "expect": [{"template": "x"}]}]}
+    bot, _ = sleeper_bot(hours=24.25)
+    with pytest.raises(TranscriptFailure, match="template is 'followup_check', expected 'x'"):
+        await run_transcript(bot, wrong, settings=settings(), user=options["user"], channel="wa")
+    bad = tmp_path / "test_bad.yaml"
+    bad.write_text("turns:\n  - advance: soon\n")
+    with pytest.raises(ConfigError, match="advance is a duration like 25h"):
+        load_transcripts(bad)

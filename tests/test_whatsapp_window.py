@@ -253,3 +253,11 @@ async def test_the_window_survives_a_restart_on_a_durable_storage(tmp_path: Path
         [refused] = texts_in(await operator.say(f"notify {room}"))
         assert f"room {room}: WhatsApp's 24-hour window is closed" in refused
         assert "last wrote 25.0 h ago" in refused
+
+
+async def test_a_sender_who_is_not_a_number_does_not_open_the_window() -> None:
+    async with Harness(make_bot(), settings()) as harness:
+        customer = await harness.chat("budi@example.com", "Budi", omnichannel=True, channel="wa")
+        await customer.say("halo")
+        assert await harness.bot.storage.get_state(window_key(str(customer.room_id))) is None
+        (await customer.say("window")).assert_texts("left: None")  # unknown: WhatsApp decides

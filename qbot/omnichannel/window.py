@@ -258,6 +258,8 @@ class WindowTracker:
         message = update.message
         if update_kind(message.type) == EVENT or message.type not in _CUSTOMER_TYPES:
             return False
+        if phone_of(update.sender.email) is None:  # a WhatsApp customer is their number
+            return False
         email = update.sender.email.casefold()
         dispatcher = self.dispatcher
         if dispatcher.email and email == dispatcher.email.casefold():
