@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +38,13 @@ from qbot.models.webhook import Update
 from qbot.omnichannel.delivery import RoomDelivery, RoomMemory, load_choices, menu_key, room_key
 from qbot.omnichannel.lifecycle import LIFECYCLE, lifecycle_update, run_lifecycle
 from qbot.omnichannel.menus import match_choice
+from qbot.omnichannel.proactive import TemplateCatalog
 from qbot.omnichannel.rooms import detect_room
+from qbot.omnichannel.window import Fallback, WindowTracker
 from qbot.outbox import Outbox
 from qbot.runtime import Runtime
+from qbot.scheduled_run import finish, run_scheduled
+from qbot.scheduling import SCHEDULED, cancel_on_reply, reply_marker
 from qbot.sending import Delivery, DirectDelivery, Sender, unique_temp_id
 from qbot.storage import MemoryStorage, Storage, open_storage, state_key
 from qbot.templates import Templates
@@ -75,6 +79,8 @@ class Dispatcher:
         client: a ready Qiscus client (otherwise one is built from the settings).
         clock: the time the bot sees (default the wall clock; a
             :class:`~qbot.clock.ManualClock` in the emulator and tests).
+        fallback_template: sent instead of a free-form message once a WhatsApp room's 24-hour
+            window is closed (see ``qbot.omnichannel.window``).
     """
 
     def __init__(
@@ -87,9 +93,12 @@ class Dispatcher:
         signer: PostbackSigner | None = None,
         client: QiscusClient | None = None,
         clock: Clock | None = None,
+        fallback_template: Fallback | None = None,
     ) -> None:
         self.bot = bot
+        self.fallback_template = fallback_template
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self.debounce: float | None = None  # seconds a customer's burst is gathered (debounce)
         self.email = email
         self.intents = intents
         self.templates = templates
@@ -111,6 +120,8 @@ class Dispatcher:
         self._omnichannel: OmnichannelClient | None = None
         self._owns_omnichannel = False
         self._rooms: RoomMemory | None = None
+        self.windows = WindowTracker(self)  # when each WhatsApp room's customer last wrote
+        self.template_catalog = TemplateCatalog(self)  # the approved WhatsApp templates
 
     # --- configuration --------------------------------------------------------------------------
 
@@ -223,6 +234,7 @@ class Dispatcher:
         self.storage_url = url or type(storage).__name__
         self._storage_open = False
         self._rooms = None
+        self.windows = WindowTracker(self)
         if isinstance(self.delivery, RoomDelivery):  # it remembers rooms in the old storage
             self.delivery = None
 
@@ -362,7 +374,12 @@ class Dispatcher:
     # --- processing -----------------------------------------------------------------------------
 
     async def process(
-        self, update: Update, *, ack: InboxItem | None = None, owner: str | None = None
+        self,
+        update: Update,
+        *,
+        ack: InboxItem | None = None,
+        owner: str | None = None,
+        also: Sequence[InboxItem] = (),
     ) -> Outcome:
         """Handle one update and commit its state changes, acking ``ack`` in the same commit.
 
@@ -372,6 +389,7 @@ class Dispatcher:
             update: the parsed webhook.
             ack: the inbox item the update came from, acked with the state.
             owner: the worker holding the room's lease (required with ``ack``).
+            also: more items acked in the same commit (a debounced burst's, qbot.debounce).
 
         Raises:
             LeaseLostError: ``owner`` lost the room meanwhile; nothing was committed.
@@ -384,12 +402,15 @@ class Dispatcher:
         metrics.processed(outcome)
         # Whatever the outcome, the message is now processed: its state and its ack go together.
         writes = [] if ctx is None else [ctx.state.pending_write(), ctx.room_state.pending_write()]
-        states = [w for w in writes if w is not None]
+        states = [w for w in writes if w is not None] + self.windows.take(room_id)
         if states or ack is not None:
-            await self.outbox.commit(owner=owner, ack=[ack] if ack else (), states=states)
+            acks = [ack, *also] if ack else ()
+            await self.outbox.commit(owner=owner, ack=acks, states=states)
             if ctx is not None:
                 ctx.state.committed()
                 ctx.room_state.committed()
+        if ctx is not None and ctx.scheduled is not None:
+            await finish(ctx)
         return outcome
 
     async def _route(self, update: Update, ack: InboxItem | None) -> tuple[Outcome, Context | None]:
@@ -406,17 +427,26 @@ class Dispatcher:
         origin = f"{room_id}:{identity}"
         # One round trip reads the handoff, both states and the first replies' outbox records.
         keys = [state_key(room_id, state_owner(update.sender)), state_key(room_id)]
-        extra = [room_key(room_id), menu_key(room_id)]
+        extra = [room_key(room_id), menu_key(room_id), reply_marker(room_id)]
+        extra += self.windows.keys(room_id, update.sender.email)
         ids = [unique_temp_id(origin, update.room.id, seq) for seq in range(1, _PREFETCH + 1)]
         handoff, states, replies = await self.storage.load_room(room_id, keys + extra, ids)
-        states, (room_memory, menu) = states[: len(keys)], states[len(keys) :]
+        states, (room_memory, menu, replied, *whatsapp) = states[: len(keys)], states[len(keys) :]
         self.rooms.preload(room_id, room_memory)
         source = await self._remember_room(update)
+        update = self.windows.seen(update, source, whatsapp, taps=handoff is None)
         if update.message.type == LIFECYCLE:
             known = dict(zip(ids, replies, strict=True))
             return await self._lifecycle(
                 update, origin, known, dict(zip(keys, states, strict=True))
             )
+        if update.message.type == SCHEDULED:
+            known = dict(zip(ids, replies, strict=True))
+            loaded = dict(zip(keys, states, strict=True))
+            return await run_scheduled(self, update, origin, known, loaded, handoff)
+        if replied and update_kind(update.message.type) != EVENT and not self._is_agent(update):
+            # The customer wrote: the room's cancel_on_reply jobs go, before any handler runs.
+            await cancel_on_reply(self.storage, room_id)
         if self._is_agent_command(update):
             ended = handoff is not None and await self.storage.handoff_end(room_id)
             log.info("handoff.ended" if ended else "agent.command", by=update.sender.email)
@@ -514,14 +544,17 @@ class Dispatcher:
         log.info("update.handled", handler=name, replies=sender.sent)
         return Outcome(handler=name, replies=sender.sent), ctx
 
-    def _is_agent_command(self, update: Update) -> bool:
-        """An agent's text that gives the room back to the bot (``state.resume_command``)."""
+    def _is_agent(self, update: Update) -> bool:
+        """Whether the sender is one of ``state.agents`` (not the customer)."""
         if self.settings is None or not self.settings.state.agents:
             return False
-        state = self.settings.state
-        agents = {a.casefold() for a in state.agents}
-        if update.sender.email.casefold() not in agents:
+        return update.sender.email.casefold() in {a.casefold() for a in self.settings.state.agents}
+
+    def _is_agent_command(self, update: Update) -> bool:
+        """An agent's text that gives the room back to the bot (``state.resume_command``)."""
+        if not self._is_agent(update):
             return False
+        state = self.settings.state  # type: ignore[union-attr]  # _is_agent: settings is set
         return normalize_text(update.message.text) == normalize_text(state.resume_command)
 
     # --- delivery ------------------------------------------------------------------------------
@@ -552,5 +585,5 @@ class Dispatcher:
                 except ConfigError as e:  # Omnichannel rooms then get post_comment: say so
                     log.warning("omnichannel.unavailable", error=str(e))
                     client = None
-                self.delivery = RoomDelivery(chat, client, self.rooms, omni.text_menus)
+                self.delivery = RoomDelivery(chat, client, self.rooms, omni.text_menus, self.clock)
         return self.delivery
