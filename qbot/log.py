@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import structlog
 
 from qbot._json import dumps_text
+from qbot._stdlog import route_library_logs
 
 __all__ = ["LEVELS", "configure_logging", "mask_url", "redact"]
 
@@ -114,3 +115,4 @@ def configure_logging(
         logger_factory=structlog.WriteLoggerFactory(file=out),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
+    route_library_logs()

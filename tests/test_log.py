@@ -60,3 +60,34 @@ def test_log_json_lines_carry_what_orjson_alone_refuses() -> None:
     assert big["by_id"] == {"7": "seven"}
     assert "Tty" in odd["value"]  # repr() of what JSON cannot hold
     assert odd["text"] == "ñ 🙂"
+
+
+def test_log_library_errors_become_json_lines_with_their_traceback_redacted() -> None:
+    # aiohttp and asyncio log through the standard library; a record of theirs must be one of
+    # qbot's JSON lines (parseable by a log collector, secrets scrubbed), not a plain-text
+    # traceback from Python's last-resort handler.
+    import logging
+
+    from qbot.log import redact
+
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    redact(["s3cr3t-key"])
+    try:
+        raise RuntimeError("calling https://api.example/?key=s3cr3t-key failed")
+    except RuntimeError:
+        logging.getLogger("aiohttp.server").exception("Error handling request from %s", "1.2.3.4")
+    logging.getLogger("asyncio").warning("Task exception was never retrieved")
+    logging.getLogger("aiohttp.access").info("an access line stays below the level")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == [
+        "Error handling request from 1.2.3.4",
+        "Task exception was never retrieved",
+    ]
+    assert lines[0]["level"] == "error"
+    assert "RuntimeError" in lines[0]["exception"]
+    assert "s3cr3t-key" not in out.getvalue()
+    configure_logging("info", "json", stream=out)  # configuring twice adds no second handler
+    assert (
+        logging.getLogger("aiohttp").handlers.count(logging.getLogger("aiohttp").handlers[0]) == 1
+    )
