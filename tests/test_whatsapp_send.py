@@ -238,3 +238,19 @@ async def test_the_quick_replies_are_remembered_per_number_and_expire() -> None:
         assert [b["label"] for b in stored["buttons"]] == ["Lacak pesanan", "Hubungi CS"]
         await harness.advance(days=31)
         (await chat.say("Lacak pesanan")).assert_texts("text: Lacak pesanan")
+
+
+async def test_bot_send_template_never_mistakes_a_room_for_a_number() -> None:
+    async with Harness(make_bot(), settings()) as harness:
+        plain = await harness.chat("joe@example.com", "Joe")
+        await plain.say("halo")
+        widget = await harness.chat("ana@example.com", "Ana", omnichannel=True, channel="qiscus")
+        await widget.say("halo")
+        with pytest.raises(MessageBuildError, match="on channel 'qiscus'"):
+            await harness.bot.send_template(str(widget.room_id), "otp_code", variables=["1"])
+        with pytest.raises(MessageBuildError, match="not a WhatsApp room"):
+            await harness.bot.send_template(plain.room_id, "otp_code", variables=["1"])
+        for bad in ("123", "1" * 16, "62812abc", ""):
+            with pytest.raises(MessageBuildError, match="not a phone number"):
+                await harness.bot.send_template(bad, "otp_code", variables=["1"])
+        assert harness.emulator.calls_to(SEND_PATH) == []

@@ -195,24 +195,40 @@ async def target_of_room(dispatcher: Dispatcher, room_id: str, record: WindowRec
     return Target(room_id, phone, channel, known_room=True)
 
 
-async def _target(dispatcher: Dispatcher, to: str) -> Target:
-    """A room id qbot knows as a WhatsApp room, else a phone number (its room when known)."""
-    info = await dispatcher.rooms.get(str(to))
-    if info is not None and info.source == "wa":
-        record = await dispatcher.windows.get(str(to))
-        return await target_of_room(dispatcher, str(to), record)
-    phone = phone_digits(to)
+async def _target(dispatcher: Dispatcher, to: str | int) -> Target:
+    """Where ``bot.send_template(to, ...)`` goes.
+
+    An int is a room id; a text starting with ``+`` is a phone number; other text is a room
+    id when qbot knows it as a WhatsApp room, else a phone number (its room when known).
+
+    Raises:
+        MessageBuildError: a room that is not a WhatsApp room qbot knows, or not a number.
+    """
+    text = str(to).strip()
+    if not text.startswith("+"):
+        info = await dispatcher.rooms.get(text)
+        if info is not None and info.source == "wa":
+            record = await dispatcher.windows.get(text)
+            return await target_of_room(dispatcher, text, record)
+        if info is not None or isinstance(to, int):
+            where = f"on channel {info.source!r}" if info is not None else "not a WhatsApp room"
+            raise MessageBuildError(
+                f"room {text} is {where} qbot knows: templates go to WhatsApp customers "
+                "(give their number, e.g. '+6281234567890')"
+            )
+    phone = phone_digits(text)
     index = await dispatcher.storage.get_state(phone_key(phone))
     if isinstance(index, dict) and isinstance(index.get("room_id"), str):
         channel = index.get("channel_id")
         if not isinstance(channel, int | str):
             channel = await _channel(dispatcher)
         return Target(index["room_id"], phone, channel, known_room=True)
+    log.info("template.new_number", to=phone)
     return Target(f"whatsapp:{phone}", phone, await _channel(dispatcher), known_room=False)
 
 
 async def send_proactive(
-    dispatcher: Dispatcher, to: str, template: Template, *, key: str | None = None
+    dispatcher: Dispatcher, to: str | int, template: Template, *, key: str | None = None
 ) -> Any:
     """``bot.send_template``: a template to a number or a room, outside any handler.
 
