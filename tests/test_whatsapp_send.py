@@ -254,3 +254,19 @@ async def test_bot_send_template_never_mistakes_a_room_for_a_number() -> None:
             with pytest.raises(MessageBuildError, match="not a phone number"):
                 await harness.bot.send_template(bad, "otp_code", variables=["1"])
         assert harness.emulator.calls_to(SEND_PATH) == []
+
+
+async def test_a_name_approved_on_two_channels_is_checked_against_the_sending_ones() -> None:
+    async with Harness(make_bot(), settings()) as harness:
+        catalog = harness.desk.whatsapp
+        mine = catalog.templates["otp_code"]  # channel 2's: one variable
+        other = dict(catalog.add("x", [{"language": "id", "content": "Kode {{1}} dan {{2}}"}]))
+        other.update(name="otp_code", channel_id=99)  # another number's, two variables
+        del catalog.templates["x"]
+        catalog.templates = {"otp_code@99": other, **catalog.templates}  # listed first
+        assert [t["name"] for t in catalog.listing(approved=True, channel_id=None)][0] == "otp_code"
+        chat = await wa_chat(harness)
+        await chat.say("halo")
+        sent = await harness.bot.send_template(CUSTOMER, "otp_code", variables=["1"])
+        assert sent is not None and catalog.sent[-1].variables == ["1"]
+        assert mine["channel_id"] == 2

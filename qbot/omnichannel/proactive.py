@@ -114,22 +114,26 @@ class TemplateCatalog:
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
-        self._templates: dict[str, ApprovedTemplate] | None = None
+        self._templates: dict[str, list[ApprovedTemplate]] | None = None
         self._listed_at = 0.0
 
-    async def _list(self, omni: OmnichannelClient) -> dict[str, ApprovedTemplate]:
-        found: dict[str, ApprovedTemplate] = {}
+    async def _list(self, omni: OmnichannelClient) -> dict[str, list[ApprovedTemplate]]:
+        found: dict[str, list[ApprovedTemplate]] = {}
         for page in range(1, 51):
             batch = await omni.templates(page=page)
-            found.update((t.name, t) for t in batch)
+            for template in batch:
+                found.setdefault(template.name, []).append(template)
             if len(batch) < 100:
                 break
         self._templates = found
         self._listed_at = self.dispatcher.clock.time()
         return found
 
-    async def approved(self, name: str) -> ApprovedTemplate | None:
-        """The approved template ``name``; ``None`` when Omnichannel could not be asked.
+    async def approved(
+        self, name: str, channel_id: int | str | None = None
+    ) -> ApprovedTemplate | None:
+        """The approved template ``name`` (the one of ``channel_id`` when several channels
+        have one of that name); ``None`` when Omnichannel could not be asked.
 
         Raises:
             MessageBuildError: Omnichannel lists approved templates and none is ``name``.
@@ -148,11 +152,16 @@ class TemplateCatalog:
             raise MessageBuildError(
                 f"template {name!r} is not an approved template of this app (approved: {known})"
             )
-        return templates[name]
+        candidates = templates[name]
+        for candidate in candidates:
+            if channel_id is not None and str(candidate.channel_id) == str(channel_id):
+                return candidate
+        return candidates[0]
 
-    async def prepare(self, template: Template) -> Template:
-        """Check ``template`` against the approved one and fill its namespace."""
-        approved = await self.approved(template.name)
+    async def prepare(self, template: Template, channel_id: int | str | None = None) -> Template:
+        """Check ``template`` against the approved one (of the channel it is sent from, when
+        known) and fill its namespace."""
+        approved = await self.approved(template.name, channel_id)
         if approved is not None:
             template.check(approved)
         if not template.namespace:
@@ -240,7 +249,7 @@ async def send_proactive(
         raise QbotError("bot.send_template needs settings: call bot.configure(settings) first")
     await dispatcher.open()
     target = await _target(dispatcher, to)
-    template = await dispatcher.template_catalog.prepare(template)
+    template = await dispatcher.template_catalog.prepare(template, target.channel_id)
     signer = dispatcher.signer
     if signer is not None:
         signer = signer.bind(target.room_id, target.to)
