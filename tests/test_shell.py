@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pty
 import select
@@ -219,6 +218,10 @@ def _read_until(fd: int, marker: str, timeout: float = 60.0) -> str:
 
 
 async def test_shell_advance_moves_the_clock_and_shows_what_came_due() -> None:
+    import asyncio
+
+    from qbot import Bot, Context
+
     bot = Bot("clocky")
     tasks: list[asyncio.Task[None]] = []
 
