@@ -2,8 +2,8 @@
 
 The bot runs against an in-process emulator, as in ``qbot.testing``: each line typed is a webhook
 taking the server's path through the core (``bot.feed_update``). Replies are printed as text
-blocks; postback buttons are numbered, and typing a number taps one. ``/advance 25h`` moves the
-clock the bot and the emulator share (what came due runs). ``/quit`` (or end of input) leaves.
+blocks; postback buttons are numbered, and typing a number taps one. ``/quit`` (or end of input)
+leaves.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from qbot._json import dumps_text
 from qbot.emulator.harness import BotReply, Harness, Replies
-from qbot.emulator.timekeeping import duration
 from qbot.emulator.webhook import postback_response
 
 if TYPE_CHECKING:
@@ -23,10 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["format_replies", "run_shell"]
 
-HELP = (
-    "Type a message and press Enter. A number taps that button. /advance 25h moves the bot's "
-    "clock forward (90m, 2d, 30s). /help shows this, /quit leaves."
-)
+HELP = "Type a message and press Enter. A number taps that button. /help shows this, /quit leaves."
 
 
 def _indent(text: str, prefix: str = "    ") -> str:
@@ -139,17 +135,6 @@ async def run_shell(
                 continue
             if text == "/help":
                 write(HELP)
-                continue
-            if text.startswith("/advance"):
-                seconds = duration(text.removeprefix("/advance").strip())
-                if seconds is None:
-                    write("Say how far: /advance 25h (or 90m, 2d, 30s).")
-                    continue
-                replies = await chat.advance(seconds)
-                write(f"(the clock moved {text.removeprefix('/advance').strip()} ahead)")
-                if replies:
-                    output, choices = format_replies(replies, bot.name)
-                    write(output)
                 continue
             if text.isdigit() and choices:
                 index = int(text)

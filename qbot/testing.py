@@ -37,7 +37,6 @@ import pytest
 import yaml
 
 from qbot.emulator.harness import BotReply, Chat, Harness, Replies, find_postback
-from qbot.emulator.timekeeping import duration
 from qbot.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -65,7 +64,23 @@ _REPLY_KEYS = frozenset(
     {"type", "text", "text_contains", "text_matches", "buttons", "cards", "payload", "template"}
 )
 _ACTIONS = ("say", "tap", "event", "agent", "resolve", "advance")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(value: Any) -> float | None:
+    """Seconds of an ``advance:`` turn (``25h``, ``90m``, ``2d``, ``30s`` or a number of
+    seconds), ``None`` when it is not one."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if value >= 0 else None
+    match = _DURATION.match(str(value))
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else None
+
+
 _TURN_KEYS = frozenset({*_ACTIONS, "objects", "expect", "handoff"})
+
+
+# ---- options and fixtures ----------------------------------------------------------------------
 
 
 def pytest_configure(config: pytest.Config) -> None:

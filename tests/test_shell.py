@@ -215,30 +215,3 @@ def _read_until(fd: int, marker: str, timeout: float = 60.0) -> str:
         if ready:
             seen += os.read(fd, 4096).decode(errors="replace")
     return seen
-
-
-async def test_shell_advance_moves_the_clock_and_shows_what_came_due() -> None:
-    import asyncio
-
-    from qbot import Bot, Context
-
-    bot = Bot("clocky")
-    tasks: list[asyncio.Task[None]] = []
-
-    async def later(ctx: Context) -> None:
-        await bot.dispatcher.clock.sleep(2 * 3600)
-        await ctx.send(ctx.room.id, "two hours later")
-
-    @bot.message(text="wait")
-    async def wait(ctx: Context) -> None:
-        tasks.append(asyncio.create_task(later(ctx)))
-        await ctx.reply("waiting")
-
-    feed: Iterator[str] = iter(["wait", "/advance 1h", "/advance soon", "/advance 90m"])
-    out: list[str] = []
-    await run_shell(bot, None, lambda: next(feed, None), out.append)
-    text = "\n".join(out)
-    assert "(the clock moved 1h ahead)" in text
-    assert "Say how far: /advance 25h" in text
-    assert text.index("(the clock moved 90m ahead)") < text.index("two hours later")
-    assert text.count("two hours later") == 1

@@ -10,17 +10,14 @@ doing work, the emulator has no delivery in flight, and no API call reached it m
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from qbot.clock import ManualClock
 from qbot.emulator.core import Emulator
 
-__all__ = ["duration", "settle"]
+__all__ = ["settle"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _TICKS = 5
 """Event-loop turns given to woken tasks before each check (a wake, a reply, its record)."""
 
@@ -49,12 +46,3 @@ async def settle(
             await asyncio.sleep(0)
         if not worked and len(emulator.calls) == before:
             return
-
-
-def duration(value: Any) -> float | None:
-    """Seconds of a duration as people write it: ``25h``, ``90m``, ``2d``, ``30s``, or a
-    number of seconds; ``None`` when it is not one (or negative)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value) if value >= 0 else None
-    match = _DURATION.match(str(value))
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else None
