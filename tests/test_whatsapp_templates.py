@@ -400,3 +400,34 @@ async def test_the_page_adds_templates_and_refuses_bad_ones(
         async with http.get(url) as r:
             names = {t["name"] for t in (await r.json())["templates"]}
     assert "hi" in names and "hi" in desk.whatsapp.templates
+
+
+def test_the_header_value_follows_whatsapps_parameter_rules() -> None:
+    with pytest.raises(MessageBuildError, match=r"the header's \{\{1\}\} has a new line"):
+        Template("t", header="INV\n7")
+    with pytest.raises(MessageBuildError, match=r"header's .* is empty"):
+        Template("t", header=" ")
+    assert Template("t", header=7).header == "7"  # type: ignore[arg-type]
+
+
+async def test_the_page_takes_a_phone_number_as_a_whatsapp_customer(
+    emulated: tuple[Emulator, OmnichannelDesk, OmnichannelClient],
+) -> None:
+    import aiohttp
+
+    emulator, _, omni = emulated
+    url = f"{omni.base_url}/emulator/api/omnichannel/customers"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json={"email": "+62 812-3456-7890", "name": "Budi"}) as r:
+            assert r.status == 200
+            room = await r.json()
+        assert room["customer"] == "6281234567890"
+        assert await emulator.store.get_user("6281234567890") is not None
+        for bad in ("12ab", "+62", "x"):
+            async with http.post(url, json={"email": bad}) as r:
+                assert r.status == 400, bad
+                assert "not an email address or a phone number" in (await r.json())["error"]
+    # A template to that number lands in that room, not a new one.
+    await omni.send_template(WA, "6281234567890", Template("otp_code", variables=["1"]))
+    [comment] = await emulator.store.comments(room["id"], limit=5)
+    assert comment["payload"]["content"]["name"] == "otp_code"
