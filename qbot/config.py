@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 
 from qbot.errors import ConfigError
+from qbot.office_hours import OfficeHoursSettings
 from qbot.omnichannel.client import DEFAULT_BASE_URL as DEFAULT_OMNICHANNEL_URL
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "BotSettings",
     "LogSettings",
     "MetricsSettings",
+    "OfficeHoursSettings",
     "OmnichannelSettings",
     "PostbackSettings",
     "QiscusSettings",
@@ -294,6 +296,7 @@ class Settings(BaseSettings):
     templates: TemplateSettings = TemplateSettings()
     omnichannel: OmnichannelSettings = Field(default_factory=OmnichannelSettings)
     metrics: MetricsSettings = MetricsSettings()
+    office_hours: OfficeHoursSettings = Field(default_factory=OfficeHoursSettings.off)
 
     @model_validator(mode="after")
     def _omnichannel_app_code(self) -> Settings:

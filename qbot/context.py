@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from qbot.intents import IntentMatch
     from qbot.messages.postback import Postback
     from qbot.nlu.entities import Entity
+    from qbot.office_hours import OfficeHoursNow
     from qbot.omnichannel.client import OmnichannelClient
     from qbot.omnichannel.customer import Customer
     from qbot.sending import Sender
@@ -156,6 +157,15 @@ class Context:
         """The bot's storage (state, handoffs, ...), for what ``ctx.state`` does not cover."""
         return self.dispatcher.storage
 
+    @property
+    def office_hours(self) -> OfficeHoursNow:
+        """The bot's office hours now (by the bot's clock): ``is_open``, ``opens_at``,
+        ``closes_at``; always open when the bot has none (``office_hours:`` in the config)."""
+        from qbot.office_hours import OfficeHoursNow
+
+        source = self.dispatcher.office_hours
+        return OfficeHoursNow(source.hours if source else None, self.dispatcher.clock)
+
     # --- state and handoff ----------------------------------------------------------------------
 
     def rollback_state(self) -> None:
@@ -185,6 +195,10 @@ class Context:
         Omnichannel allocates the room itself. A desk failure never raises here: it is logged
         (``handoff.desk_failed``) and the room stays handed off in qbot.
 
+        Outside the bot's office hours (``office_hours:`` in the config) the customer is told
+        when agents are back (``office_hours.closed_message``), and the desk calls are queued
+        until the opening (durably: they survive a restart).
+
         Args:
             reason: why (shown by ``qbot handoffs list``).
             division: an Omnichannel division name or id to pick the agent from.
@@ -197,8 +211,13 @@ class Context:
         settings = self.dispatcher.settings
         if ttl is None and settings is not None:
             ttl = settings.state.handoff_ttl
+        # Outside office hours the customer is told when agents are back, and the desk calls
+        # wait for the opening (qbot.office_hours.after_hours).
+        from qbot.office_hours import after_hours
+
+        deferred = await after_hours(self, division=division, agent_id=agent_id)
         # The desk first: a crash after the handoff is stored would skip the re-run's handler.
-        if await self.dispatcher.is_omnichannel(str(self.room.id)):
+        if not deferred and await self.dispatcher.is_omnichannel(str(self.room.id)):
             try:
                 await self.desk_call("activate", active=False)
                 if agent_id is not None or division is not None:

@@ -35,6 +35,7 @@ from qbot.hooks import run_shutdown, run_startup
 from qbot.intents import IntentSet, load_intents
 from qbot.messages.postback import PostbackSigner, unpack_postback
 from qbot.models.webhook import Update
+from qbot.office_hours import OfficeHoursSource
 from qbot.omnichannel.delivery import RoomDelivery, RoomMemory, load_choices, menu_key, room_key
 from qbot.omnichannel.lifecycle import LIFECYCLE, lifecycle_update, run_lifecycle
 from qbot.omnichannel.menus import match_choice
@@ -111,6 +112,7 @@ class Dispatcher:
         self._omnichannel: OmnichannelClient | None = None
         self._owns_omnichannel = False
         self._rooms: RoomMemory | None = None
+        self.office_hours: OfficeHoursSource | None = None  # office_hours: in the config
 
     # --- configuration --------------------------------------------------------------------------
 
@@ -155,6 +157,12 @@ class Dispatcher:
         if self._owns_omnichannel and self._omnichannel is not None:
             self._retired_clients.append(self._omnichannel)
         self._omnichannel, self._owns_omnichannel = None, False
+        hours = settings.office_hours
+        self.office_hours = (
+            None
+            if not hours.enabled
+            else OfficeHoursSource(hours, self.clock, lambda: self.omnichannel)
+        )
         self.bot.check_intents()
         self.bot.check_names()
 
@@ -380,6 +388,8 @@ class Dispatcher:
         room_id = str(update.room.id)
         if self.outbox.waiting(room_id):
             await self.outbox.flush(room_id)
+        if self.office_hours is not None:  # Omnichannel's hours: re-read once their cache expires
+            await self.office_hours.get()
         outcome, ctx = await self._route(update, ack)
         metrics.processed(outcome)
         # Whatever the outcome, the message is now processed: its state and its ack go together.

@@ -14,7 +14,8 @@ def test_exported_members_are_pinned_and_sorted() -> None:
     assert set(qbot.__all__) == {
         "AccountLinking", "Action", "Bot", "Buttons", "Card", "Carousel", "ConfigError", "Context",
         "Custom", "Field", "Form", "HandlerRegistrationError", "ImportFileError", "IntentMatch",
-        "IntentSet", "InvalidInput", "Message", "MessageBuildError", "Outcome", "Postback",
+        "IntentSet", "InvalidInput", "Message", "MessageBuildError", "OfficeHours", "Outcome",
+        "Postback",
         "PostbackError", "QbotError", "QiscusAPIError", "QiscusBadRequest", "QiscusClient",
         "QiscusError", "QiscusForbidden", "QiscusNetworkError", "QiscusNotFound",
         "QiscusRateLimited", "QiscusServerError", "QiscusUnauthorized", "Reply", "RetryPolicy",
