@@ -27,6 +27,7 @@ from qbot.errors import (
     ImportFileError,
     InvalidInput,
     MessageBuildError,
+    OutsideWindowError,
     PostbackError,
     QbotError,
     QiscusAPIError,
@@ -41,6 +42,7 @@ from qbot.errors import (
     StartupError,
     StorageError,
     TemplateError,
+    TemplateLimitError,
 )
 from qbot.forms import Field, Form
 from qbot.intents import IntentMatch, IntentSet, load_intents
@@ -86,6 +88,7 @@ __all__ = [
     "MessageBuildError",
     "OfficeHours",
     "Outcome",
+    "OutsideWindowError",
     "Postback",
     "PostbackError",
     "QbotError",
@@ -109,6 +112,7 @@ __all__ = [
     "StorageError",
     "SystemEvent",
     "TemplateError",
+    "TemplateLimitError",
     "Templates",
     "Text",
     "Update",

@@ -6,6 +6,8 @@ QbotError
 ├── HandlerRegistrationError(TypeError)  a handler or filter rejected at decoration time
 ├── StartupError(RuntimeError)           a startup hook failed: the bot does not start
 ├── MessageBuildError(ValueError)        a builder was given a value Qiscus would refuse
+│   └── TemplateLimitError               a WhatsApp template over one of WhatsApp's limits
+├── OutsideWindowError                   a free-form WhatsApp message after the 24-hour window
 ├── TemplateError(ValueError)            a template is missing, broken or lacks a variable
 ├── PostbackError(ValueError)            a postback whose data is forged, unsigned or unreadable
 ├── InvalidInput(ValueError)             a form field refused the user's answer (shown to them)
@@ -48,6 +50,49 @@ class StartupError(QbotError, RuntimeError):
 
 class MessageBuildError(QbotError, ValueError):
     """An outgoing message was given a value Qiscus would refuse."""
+
+
+class TemplateLimitError(MessageBuildError):
+    """A WhatsApp template message breaks one of WhatsApp's limits (checked before sending).
+
+    Attributes:
+        limit: which limit, e.g. ``"header length"``, ``"variables"``, ``"quick-reply buttons"``.
+        value: what the template had (a length or a count).
+        maximum: what WhatsApp allows (for ``"variables"`` against a known template: the number
+            of its placeholders, which must match exactly).
+    """
+
+    def __init__(self, message: str, *, limit: str, value: Any, maximum: Any) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.value = value
+        self.maximum = maximum
+
+
+class OutsideWindowError(QbotError):
+    """A free-form message to a WhatsApp room whose 24-hour customer-service window is closed.
+
+    WhatsApp takes free-form messages only within 24 hours of the customer's last message;
+    after that only an approved template (``ctx.send_template``), or the bot's fallback
+    template (``whatsapp.fallback_template``), may go out.
+
+    Attributes:
+        room_id: the room.
+        hours_since: hours since the customer last wrote, ``None`` when qbot never saw them write.
+    """
+
+    def __init__(self, room_id: str, hours_since: float | None, window_hours: float = 24) -> None:
+        since = (
+            "qbot has no record of the customer writing"
+            if hours_since is None
+            else f"the customer last wrote {hours_since:.1f} h ago"
+        )
+        super().__init__(
+            f"room {room_id}: WhatsApp's {window_hours:g}-hour window is closed ({since}); "
+            "send an approved template (ctx.send_template) or set whatsapp.fallback_template"
+        )
+        self.room_id = room_id
+        self.hours_since = hours_since
 
 
 class TemplateError(QbotError, ValueError):

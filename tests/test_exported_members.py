@@ -15,12 +15,13 @@ def test_exported_members_are_pinned_and_sorted() -> None:
         "AccountLinking", "Action", "Bot", "Buttons", "Card", "Carousel", "ConfigError", "Context",
         "Custom", "Field", "Form", "HandlerRegistrationError", "ImportFileError", "IntentMatch",
         "IntentSet", "InvalidInput", "Message", "MessageBuildError", "OfficeHours", "Outcome",
-        "Postback",
+        "OutsideWindowError", "Postback",
         "PostbackError", "QbotError", "QiscusAPIError", "QiscusBadRequest", "QiscusClient",
         "QiscusError", "QiscusForbidden", "QiscusNetworkError", "QiscusNotFound",
         "QiscusRateLimited", "QiscusServerError", "QiscusUnauthorized", "Reply", "RetryPolicy",
         "Router", "Settings", "StartupError", "State", "Steps", "StorageError", "SystemEvent",
-        "TemplateError", "Templates", "Text", "Update", "filters", "load_intents", "load_settings",
+        "TemplateError", "TemplateLimitError", "Templates", "Text", "Update", "filters",
+        "load_intents", "load_settings",
     }  # fmt: skip
     for name in qbot.__all__:
         assert getattr(qbot, name) is not None

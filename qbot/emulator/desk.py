@@ -7,7 +7,7 @@ drive :class:`OmnichannelDesk` directly (assign, resolve) the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
@@ -17,6 +17,9 @@ from qbot.emulator.core import Deliver, Emulator
 from qbot.emulator.omnichannel_bodies import omnichannel_body
 from qbot.omnichannel.client import admin_email
 from qbot.omnichannel.rooms import detect_room
+
+if TYPE_CHECKING:
+    from qbot.emulator.whatsapp import TemplateCatalog
 
 __all__ = [
     "OFFICE_HOURS",
@@ -136,7 +139,12 @@ class OmnichannelDesk:
             (status, detail)``, as `Emulator` takes); else it is POSTed to the URL registered
             with ``/api/v1/app/webhook/mark_as_resolved`` or given as ``resolved_webhook_url``.
         resolved_webhook_url: where the resolved webhook goes until the API registers another.
+
+    ``whatsapp`` is the app's WhatsApp templates (`qbot.emulator.whatsapp.TemplateCatalog`),
+    set when the desk is served.
     """
+
+    whatsapp: TemplateCatalog
 
     def __init__(
         self,

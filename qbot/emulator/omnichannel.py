@@ -15,6 +15,8 @@ and ``omnichannel.base_url`` at the emulator:
     ``GET  /api/v2/customer_rooms/{room_id}``, ``POST /api/v2/customer_rooms``
     ``GET  /api/v2/channels``, ``/api/v1/admin/office_hours``
     ``POST /api/v1/app/bot/integrate``, ``/api/v1/app/webhook/mark_as_resolved``
+    ``GET  /api/v2/admin/hsm``, ``POST /whatsapp/v1/{app_code}/{channel_id}/messages``
+                                                       WhatsApp templates (`qbot.emulator.whatsapp`)
     ``GET  /emulator/api/omnichannel``                the desk's state, for the page
 
 Agents and divisions are seeded (:data:`SEED_AGENTS`, :data:`SEED_DIVISIONS`); the desk's
@@ -46,6 +48,8 @@ from qbot.emulator.desk import (
     required,
     room_number,
 )
+from qbot.emulator.whatsapp import TemplateCatalog
+from qbot.emulator.whatsapp import page_routes as whatsapp_page_routes
 
 __all__ = ["OMNICHANNEL_KEY", "OmnichannelApi", "register_omnichannel"]
 
@@ -77,6 +81,7 @@ class OmnichannelApi:
     def __init__(self, desk: OmnichannelDesk) -> None:
         self.desk = desk
         self.em = desk.em
+        self.whatsapp = desk.whatsapp = TemplateCatalog(desk)
 
     def _sorted(self, agents: list[dict[str, Any]], order: Any) -> list[dict[str, Any]]:
         return sorted(
@@ -104,6 +109,7 @@ class OmnichannelApi:
             ("GET", "/api/v1/admin/office_hours", self.office_hours),
             ("POST", "/api/v1/app/bot/integrate", self.integrate_bot),
             ("POST", "/api/v1/app/webhook/mark_as_resolved", self.integrate_resolved),
+            *self.whatsapp.routes(),
         ]
         return [web.route(method, path, self._wrap(fn)) for method, path, fn in table]
 
@@ -397,6 +403,7 @@ def register_omnichannel(app: web.Application, emulator: Emulator) -> Omnichanne
     # For the page, like the other /emulator/api routes: not Qiscus endpoints, not recorded.
     app.router.add_get("/emulator/api/omnichannel", snapshot)
     app.add_routes(_page_routes(desk))
+    app.add_routes(whatsapp_page_routes(desk.whatsapp))
 
     async def close(app: web.Application) -> None:
         await desk.close()

@@ -4,11 +4,12 @@
   divisions, assignment, resolve, tags, customer properties, channels, office hours).
 - `detect_room`: whether a webhook's room is an Omnichannel room, and its channel source.
 - `text_menu` / `match_choice`: buttons as numbered text, and the customer's answer read back.
+- `Template` / `QuickReply`: WhatsApp template messages, checked against WhatsApp's limits.
 """
 
 from __future__ import annotations
 
-from qbot.omnichannel.client import DEFAULT_BASE_URL, OmnichannelClient, admin_email
+from qbot.omnichannel.client import DEFAULT_BASE_URL, OmnichannelClient, admin_email, phone_digits
 from qbot.omnichannel.menus import MENU_TYPES, MenuChoice, TextMenu, match_choice, text_menu
 from qbot.omnichannel.models import (
     Agent,
@@ -24,14 +25,17 @@ from qbot.omnichannel.models import (
     ResolvedWebhook,
     RoomTag,
     ServiceRecord,
+    TemplateSent,
 )
 from qbot.omnichannel.rooms import Mode, OmnichannelRoom, detect_room, normalise_source
+from qbot.omnichannel.templates import ApprovedTemplate, QuickReply, Template, TemplateContent
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "MENU_TYPES",
     "Agent",
     "AgentAllocationWebhook",
+    "ApprovedTemplate",
     "BotMessage",
     "Channel",
     "Channels",
@@ -43,14 +47,19 @@ __all__ = [
     "OfficeHours",
     "OmnichannelClient",
     "OmnichannelRoom",
+    "QuickReply",
     "ResolvedService",
     "ResolvedWebhook",
     "RoomTag",
     "ServiceRecord",
+    "Template",
+    "TemplateContent",
+    "TemplateSent",
     "TextMenu",
     "admin_email",
     "detect_room",
     "match_choice",
     "normalise_source",
+    "phone_digits",
     "text_menu",
 ]

@@ -41,12 +41,15 @@ from qbot.omnichannel.models import (
     ResolvedService,
     RoomTag,
     ServiceRecord,
+    TemplateSent,
 )
+from qbot.omnichannel.templates import ApprovedTemplate, Template
 
 if TYPE_CHECKING:
     from qbot.config import Settings
+    from qbot.messages.postback import PostbackSigner
 
-__all__ = ["DEFAULT_BASE_URL", "OmnichannelClient", "admin_email"]
+__all__ = ["DEFAULT_BASE_URL", "OmnichannelClient", "admin_email", "phone_digits"]
 
 DEFAULT_BASE_URL = "https://multichannel.qiscus.com"
 M = TypeVar("M", bound=BaseModel)
@@ -296,6 +299,73 @@ class OmnichannelClient:
         payload = {"url": url, "caption": caption}
         return await self.send_bot_message(room_id, message, "file_attachment", payload)
 
+    # -- WhatsApp templates ----------------------------------------------------------------------
+    async def send_template(
+        self,
+        channel_id: Id,
+        to: str,
+        template: Template | Mapping[str, Any],
+        *,
+        signer: PostbackSigner | None = None,
+    ) -> TemplateSent:
+        """Send an approved WhatsApp template to a phone number (allowed outside the window).
+
+        ``POST /whatsapp/v1/{app_code}/{channel_id}/messages`` with the Cloud API body
+        ``{to, type: "template", template: {namespace, name, language, components}}``.
+
+        Args:
+            channel_id: the WhatsApp channel (number) to send from.
+            to: the customer's phone number; digits only are sent (``+62 812-...`` →
+                ``62812...``).
+            template: a `Template` (its limits checked when built), or the ``template``
+                object as the Cloud API takes it.
+            signer: signs the quick-reply buttons' postbacks.
+
+        Raises:
+            MessageBuildError: ``to`` has no digits.
+            QiscusAPIError: Omnichannel refused (an unknown template, a wrong namespace...).
+        """
+        number = phone_digits(to)
+        wire = template.wire(signer) if isinstance(template, Template) else dict(template)
+        body = {"to": number, "type": "template", "template": wire}
+        path = f"/whatsapp/v1/{self.app_code}/{channel_id}/messages"
+        data = await self._call("POST", path, json_body=body)
+        return self._parse(TemplateSent, data if isinstance(data, dict) else {}, path)
+
+    async def templates(
+        self,
+        *,
+        channel_id: Id | None = None,
+        approved: bool | None = True,
+        page: int = 1,
+        limit: int = 100,
+    ) -> list[ApprovedTemplate]:
+        """The app's WhatsApp templates (``GET /api/v2/admin/hsm``), approved ones by default.
+
+        Omnichannel documents no endpoint for this; qbot calls the one the dashboard and
+        public integrations use (``?approved=true&channel_id=...&page=&limit=``, answering
+        ``{data: {hsm_templates: [...]}}``).
+        """
+        query: dict[str, str] = {"page": str(page), "limit": str(limit)}
+        if approved is not None:
+            query["approved"] = str(approved).lower()
+        if channel_id is not None:
+            query["channel_id"] = str(channel_id)
+        path = "/api/v2/admin/hsm"
+        data = await self._call("GET", path, params=query)
+        return self._parse_all(ApprovedTemplate, _items(data, "hsm_templates"), path)
+
+    async def template(self, name: str, *, channel_id: Id | None = None) -> ApprovedTemplate | None:
+        """The approved template called ``name``, ``None`` when the app has none."""
+        for page in range(1, 51):  # 5,000 templates is more than any app has
+            found = await self.templates(channel_id=channel_id, page=page)
+            for candidate in found:
+                if candidate.name == name:
+                    return candidate
+            if len(found) < 100:
+                return None
+        return None
+
     # -- handing a room to a human and back ------------------------------------------------------
     async def activate_bot(self, room_id: Id, active: bool = True) -> ServiceRecord:
         """Turn the bot on (``True``) or off for one room; answers the room's service record."""
@@ -485,6 +555,18 @@ class OmnichannelClient:
         """Register the mark-as-resolved webhook URL."""
         form = {"webhook_url": url, "is_webhook_enabled": enabled}
         await self._call("POST", "/api/v1/app/webhook/mark_as_resolved", form=form)
+
+
+def phone_digits(phone: str) -> str:
+    """A phone number as WhatsApp takes it: digits only (``+62 812-3456`` → ``628123456``).
+
+    Raises:
+        MessageBuildError: no digits at all.
+    """
+    digits = "".join(ch for ch in str(phone) if ch.isdigit())
+    if not digits:
+        raise MessageBuildError(f"{phone!r} is not a phone number")
+    return digits
 
 
 def _failure(body: Any) -> str | None:

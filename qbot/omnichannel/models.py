@@ -40,6 +40,7 @@ __all__ = [
     "ResolvedWebhook",
     "RoomTag",
     "ServiceRecord",
+    "TemplateSent",
 ]
 
 Id = int | str
@@ -98,6 +99,20 @@ class BotMessage(_Result):
     message: str = ""
     type: str = ""
     unique_temp_id: str | None = None
+
+
+class TemplateSent(_Result):
+    """What the WhatsApp messages endpoint answered for a template (Cloud API shape)."""
+
+    messages: list[dict[str, Any]] = Field(default_factory=list)
+    contacts: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def message_id(self) -> str | None:
+        """WhatsApp's id of the sent message (``wamid...``), when answered."""
+        first = self.messages[0] if self.messages else {}
+        value = first.get("id") if isinstance(first, dict) else None
+        return str(value) if value is not None else None
 
 
 class ServiceRecord(_Result):
