@@ -10,6 +10,7 @@ and the documented API look for them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -19,6 +20,7 @@ from qbot.handlers import HandlerFn, Outcome, check_handler
 from qbot.intents import IntentSet, load_intents
 from qbot.messages.postback import PostbackSigner
 from qbot.routing import RootRouter
+from qbot.scheduling import cancel, run_due, schedule
 from qbot.templates import Templates
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from qbot.models.webhook import Update
     from qbot.sending import Delivery
     from qbot.storage import Storage
+    from qbot.storage.schedule import Job
 
 __all__ = ["Bot", "Outcome"]
 
@@ -127,6 +130,40 @@ class Bot(RootRouter):
         check_handler(fn, f"on_{kind.replace('-', '_')}")
         self._lifecycle[kind].append(fn)
         return fn
+
+    # --- follow-ups (qbot.scheduling) -----------------------------------------------------------
+
+    async def schedule(
+        self,
+        room_id: int | str,
+        name: str,
+        *,
+        after: timedelta | float | None = None,
+        at: datetime | None = None,
+        data: Any = None,
+        cancel_on_reply: bool = False,
+        while_handed_off: bool = False,
+    ) -> Job:
+        """Schedule the room's job ``name`` from outside a handler (as ``ctx.schedule``; the
+        handler's ``ctx.sender`` is then empty)."""
+        return await schedule(
+            self.dispatcher,
+            str(room_id),
+            name,
+            after=after,
+            at=at,
+            data=data,
+            cancel_on_reply=cancel_on_reply,
+            while_handed_off=while_handed_off,
+        )
+
+    async def cancel_scheduled(self, room_id: int | str, name: str | None = None) -> list[str]:
+        """Cancel the room's job ``name`` (every job of the room with None); the names."""
+        return await cancel(self.dispatcher, str(room_id), name)
+
+    async def run_due(self) -> list[Outcome]:
+        """Fire the jobs due now on ``bot.clock`` and wait for their handlers (tests, emulator)."""
+        return await run_due(self.dispatcher)
 
     def lifecycle_handlers(self, kind: str) -> list[HandlerFn]:
         """The handlers of a lifecycle webhook (``resolved``, ``new-session``...), in order."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -11,6 +12,7 @@ from qbot.errors import MessageBuildError, QbotError
 from qbot.filters import normalize_text
 from qbot.messages import Message, Reply, Text, as_message
 from qbot.models.webhook import IncomingMessage, Room, Update, User
+from qbot.scheduling import cancel, schedule
 from qbot.state import State
 from qbot.storage.base import Handoff, state_key
 
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from qbot.omnichannel.customer import Customer
     from qbot.sending import Sender
     from qbot.storage import Storage
+    from qbot.storage.schedule import Job
 
 __all__ = ["Context"]
 
@@ -49,6 +52,8 @@ class Context:
         state: the conversation state of this sender in this room (``get``, ``set``,
             ``update``, ``clear``, ``goto``, ``step``); see ``qbot.state``.
         room_state: the state shared by everyone in the room.
+        scheduled: in an ``@bot.scheduled`` handler, the job being run (``name``, ``data``,
+            ``due_at``...); else ``None``.
     """
 
     def __init__(
@@ -77,6 +82,7 @@ class Context:
         self._intent: IntentMatch | None = _UNSET
         self._entities: list[Entity] | None = None
         self._desk: Sender | None = None
+        self.scheduled: Job | None = None
         room_id = str(self.room.id)
         settings = dispatcher.settings
         ttl = settings.state.ttl if settings is not None else None
@@ -239,6 +245,69 @@ class Context:
             except Exception as e:
                 self.log.error("resume.desk_failed", error=f"{type(e).__name__}: {e}")
         return ended
+
+    # --- follow-ups (qbot.scheduling) -----------------------------------------------------------
+
+    @property
+    def data(self) -> Any:
+        """In an ``@bot.scheduled`` handler, the job's ``data``; else ``None``."""
+        return None if self.scheduled is None else self.scheduled.data
+
+    async def schedule(
+        self,
+        name: str,
+        *,
+        after: timedelta | float | None = None,
+        at: datetime | None = None,
+        data: Any = None,
+        cancel_on_reply: bool = False,
+        while_handed_off: bool = False,
+    ) -> Job:
+        """Run the ``@bot.scheduled(name)`` handler in this room later, durably, exactly once.
+
+        The job is stored at once (not rolled back if the handler then raises). Scheduling a
+        name the room already has replaces that job. It runs in the room's order with its
+        messages, as if this sender wrote then: ``ctx.sender`` and ``ctx.room`` are this
+        update's, ``ctx.reply`` reaches the room.
+
+        Args:
+            name: the job's name, unique in the room (letters, digits, ``_ . -``).
+            after: a :class:`~datetime.timedelta` (or seconds) from now on ``bot.clock``.
+            at: an aware :class:`~datetime.datetime` instead.
+            data: a JSON value the handler reads as ``ctx.data``.
+            cancel_on_reply: the customer's next message in the room cancels it.
+            while_handed_off: run it even while a human agent has the room (dropped then
+                otherwise).
+
+        Raises:
+            ScheduleError: neither or both of ``after``/``at``, a negative delay, a naive
+                datetime, a bad name, or ``data`` that is not JSON.
+            ConfigError: no ``@bot.scheduled(name)`` handler is registered.
+        """
+        origin = {
+            "from": self.sender.model_dump(mode="json", exclude_none=True),
+            "room": self.room.model_dump(mode="json", exclude_none=True, exclude={"participants"}),
+            "app_code": self.update.app_code,
+            "channel": self.update.channel.model_dump(mode="json", by_alias=True)
+            if self.update.channel is not None
+            else None,
+        }
+        return await schedule(
+            self.dispatcher,
+            str(self.room.id),
+            name,
+            after=after,
+            at=at,
+            data=data,
+            cancel_on_reply=cancel_on_reply,
+            while_handed_off=while_handed_off,
+            origin=origin,
+        )
+
+    async def cancel_scheduled(self, name: str) -> bool:
+        """Cancel this room's job ``name``; whether there was one (fired and not yet run
+        counts: it is dropped when its turn comes)."""
+        return bool(await cancel(self.dispatcher, str(self.room.id), name))
 
     # --- Omnichannel ----------------------------------------------------------------------------
 

@@ -42,6 +42,8 @@ from qbot.omnichannel.menus import match_choice
 from qbot.omnichannel.rooms import detect_room
 from qbot.outbox import Outbox
 from qbot.runtime import Runtime
+from qbot.scheduled_run import finish, run_scheduled
+from qbot.scheduling import SCHEDULED, cancel_on_reply, reply_marker
 from qbot.sending import Delivery, DirectDelivery, Sender, unique_temp_id
 from qbot.storage import MemoryStorage, Storage, open_storage, state_key
 from qbot.templates import Templates
@@ -400,6 +402,8 @@ class Dispatcher:
             if ctx is not None:
                 ctx.state.committed()
                 ctx.room_state.committed()
+        if ctx is not None and ctx.scheduled is not None:
+            await finish(ctx)
         return outcome
 
     async def _route(self, update: Update, ack: InboxItem | None) -> tuple[Outcome, Context | None]:
@@ -416,10 +420,10 @@ class Dispatcher:
         origin = f"{room_id}:{identity}"
         # One round trip reads the handoff, both states and the first replies' outbox records.
         keys = [state_key(room_id, state_owner(update.sender)), state_key(room_id)]
-        extra = [room_key(room_id), menu_key(room_id)]
+        extra = [room_key(room_id), menu_key(room_id), reply_marker(room_id)]
         ids = [unique_temp_id(origin, update.room.id, seq) for seq in range(1, _PREFETCH + 1)]
         handoff, states, replies = await self.storage.load_room(room_id, keys + extra, ids)
-        states, (room_memory, menu) = states[: len(keys)], states[len(keys) :]
+        states, (room_memory, menu, replied) = states[: len(keys)], states[len(keys) :]
         self.rooms.preload(room_id, room_memory)
         source = await self._remember_room(update)
         if update.message.type == LIFECYCLE:
@@ -427,6 +431,13 @@ class Dispatcher:
             return await self._lifecycle(
                 update, origin, known, dict(zip(keys, states, strict=True))
             )
+        if update.message.type == SCHEDULED:
+            known = dict(zip(ids, replies, strict=True))
+            loaded = dict(zip(keys, states, strict=True))
+            return await run_scheduled(self, update, origin, known, loaded, handoff)
+        if replied and update_kind(update.message.type) != EVENT and not self._is_agent(update):
+            # The customer wrote: the room's cancel_on_reply jobs go, before any handler runs.
+            await cancel_on_reply(self.storage, room_id)
         if self._is_agent_command(update):
             ended = handoff is not None and await self.storage.handoff_end(room_id)
             log.info("handoff.ended" if ended else "agent.command", by=update.sender.email)
@@ -524,14 +535,17 @@ class Dispatcher:
         log.info("update.handled", handler=name, replies=sender.sent)
         return Outcome(handler=name, replies=sender.sent), ctx
 
-    def _is_agent_command(self, update: Update) -> bool:
-        """An agent's text that gives the room back to the bot (``state.resume_command``)."""
+    def _is_agent(self, update: Update) -> bool:
+        """Whether the sender is one of ``state.agents`` (not the customer)."""
         if self.settings is None or not self.settings.state.agents:
             return False
-        state = self.settings.state
-        agents = {a.casefold() for a in state.agents}
-        if update.sender.email.casefold() not in agents:
+        return update.sender.email.casefold() in {a.casefold() for a in self.settings.state.agents}
+
+    def _is_agent_command(self, update: Update) -> bool:
+        """An agent's text that gives the room back to the bot (``state.resume_command``)."""
+        if not self._is_agent(update):
             return False
+        state = self.settings.state  # type: ignore[union-attr]  # _is_agent: settings is set
         return normalize_text(update.message.text) == normalize_text(state.resume_command)
 
     # --- delivery ------------------------------------------------------------------------------

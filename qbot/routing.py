@@ -58,6 +58,7 @@ from qbot.handlers import (
 )
 from qbot.hooks import Hook, LifecycleHook, check_hook
 from qbot.names import unhandled_names
+from qbot.storage.schedule import JOB_NAME
 
 if TYPE_CHECKING:
     import re
@@ -94,6 +95,7 @@ class Router:
         self._fallback: HandlerFn | None = None
         self._errors: list[tuple[tuple[type[BaseException], ...], HandlerFn]] = []
         self._hooks: dict[str, list[LifecycleHook]] = {"startup": [], "shutdown": []}
+        self._scheduled: dict[str, HandlerFn] = {}
 
     # --- registration ---------------------------------------------------------------------------
 
@@ -237,6 +239,40 @@ class Router:
             return fn
 
         return register
+
+    def scheduled(self, name: str) -> Callable[[F], F]:
+        """Run the handler when a room's job ``name`` is due (``ctx.schedule``, qbot.scheduling).
+
+        ``ctx.scheduled`` is the job, ``ctx.data`` its data. One handler per name in a router;
+        the first found (this router's, then included routers') runs, outside middlewares.
+        """
+        if not isinstance(name, str) or not JOB_NAME.fullmatch(name):
+            raise HandlerRegistrationError(
+                f"@scheduled name {name!r} must be 1 to 100 letters, digits, '_', '.' or '-'"
+            )
+
+        def register(fn: F) -> F:
+            check_handler(fn, "scheduled handler")
+            if name in self._scheduled:
+                raise HandlerRegistrationError(
+                    f"router {self.name!r} already has @scheduled({name!r}) handler "
+                    f"{describe(self._scheduled[name])!r}; cannot add {describe(fn)!r}"
+                )
+            self._scheduled[name] = fn
+            return fn
+
+        return register
+
+    def scheduled_handler(self, name: str) -> tuple[HandlerFn, Router] | None:
+        """The ``@scheduled(name)`` handler of this router or one inside it, and its router."""
+        fn = self._scheduled.get(name)
+        if fn is not None:
+            return fn, self
+        for router in self._routers:
+            found = router.scheduled_handler(name)
+            if found is not None:
+                return found
+        return None
 
     def middleware(self, fn: Middleware) -> Middleware:
         """Wrap every update this router sees: ``async def mw(ctx, call_next)``.

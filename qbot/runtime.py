@@ -43,6 +43,7 @@ from qbot.errors import ConfigError, LeaseLostError, QbotError, StorageError
 from qbot.handlers import Outcome
 from qbot.models.webhook import Update
 from qbot.outages import Outages
+from qbot.scheduling import fire_loop
 from qbot.storage import JSONText, room_lease_key
 
 if TYPE_CHECKING:
@@ -176,6 +177,7 @@ class Runtime:
             ("claim", self._claim_loop),
             ("renew", self._renew_loop),
             ("sweep", self._sweep_loop),
+            ("schedule", lambda: fire_loop(self)),  # due jobs into the inbox (qbot.scheduling)
         ):
             self._background.append(asyncio.create_task(loop(), name=f"qbot-{name}"))
         if not self.in_process:  # feed_update's runtime starts with the first update: no news
@@ -198,6 +200,16 @@ class Runtime:
             return Outcome(ignored=status)
         await self._claim()
         return await waiter
+
+    def expect(self, item: InboxItem) -> asyncio.Future[Outcome]:
+        """A future given ``item``'s outcome once processed here (the item is in the inbox)."""
+        waiter: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiters[item.id] = waiter
+        return waiter
+
+    async def claim_now(self) -> bool:
+        """Claim what may be processed now, without waiting for the claim loop."""
+        return await self._claim()
 
     async def submit(
         self,

@@ -6,6 +6,7 @@ LeaseStore    lease_acquire / lease_renew / lease_release, owner-checked, expiri
 StateStore    get_state: JSON values under string keys (see qbot.storage.keys)
 OutboxStore   outbox_pending / outbox_get / outbox_mark: replies by their unique_temp_id
 HandoffStore  handoff_start / handoff_get / handoff_end / handoff_list
+ScheduleStore schedule_put / take / fired / done / cancel / list (qbot.storage.schedule)
 Storage       all of them, plus the one atomic commit (state writes + replies + inbox acks),
               load_room (one round trip), durable, open / close
 ```
@@ -40,6 +41,7 @@ from qbot.storage.records import (
     dumps,
     loads,
 )
+from qbot.storage.schedule import Job, ScheduleStore
 
 __all__ = [
     "Claim",
@@ -49,10 +51,12 @@ __all__ = [
     "InboxItem",
     "InboxStore",
     "JSONText",
+    "Job",
     "LeaseLostError",
     "LeaseStore",
     "OutboxItem",
     "OutboxStore",
+    "ScheduleStore",
     "StateStore",
     "StateWrite",
     "Storage",
@@ -284,7 +288,7 @@ class HandoffStore(ABC):
     async def _do_handoff_list(self) -> list[Handoff]: ...
 
 
-class Storage(InboxStore, LeaseStore, StateStore, OutboxStore, HandoffStore):
+class Storage(InboxStore, LeaseStore, StateStore, OutboxStore, HandoffStore, ScheduleStore):
     """What the runtime needs from a storage backend: every concern, and the one atomic commit.
 
     Use as an async context manager, or call :meth:`open` and :meth:`close`::

@@ -14,6 +14,7 @@ from typing import Literal, cast
 
 from qbot.storage.base import ReplyRow, StateRow, Storage, check_ttl, lease_lost
 from qbot.storage.keys import room_lease_key
+from qbot.storage.memory_schedule import MemorySchedules
 from qbot.storage.records import (
     DEFAULT_OUTBOX_RETENTION,
     Claim,
@@ -45,7 +46,7 @@ class _Reply:
     done_at: float = 0.0
 
 
-class MemoryStorage(Storage):
+class MemoryStorage(MemorySchedules, Storage):
     """Storage in this process's memory (``memory://``).
 
     Args:

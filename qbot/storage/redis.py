@@ -46,6 +46,7 @@ from qbot.storage.records import (
     OutboxStatus,
     loads,
 )
+from qbot.storage.redis_schedule import RedisSchedules
 
 _GROUP = "qbot"
 _ROOMS_SCANNED = 1000  # rooms inbox_claim looks at per call, oldest pending first
@@ -63,7 +64,7 @@ def _redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-class RedisStorage(Storage):
+class RedisStorage(RedisSchedules, Storage):
     """Storage on a Redis server (6.2 or newer: ``XAUTOCLAIM``).
 
     Args:

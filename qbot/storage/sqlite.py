@@ -29,6 +29,7 @@ from qbot.storage.records import (
     loads,
 )
 from qbot.storage.sqlite_engine import Engine, Op
+from qbot.storage.sqlite_schedule import SCHEDULE_SCHEMA, SqliteSchedules
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
@@ -110,7 +111,7 @@ _PENDING = "SELECT id, room_id, payload, status, created_at FROM outbox WHERE st
 _SWEEP_EVERY = 60.0
 
 
-class SqliteStorage(Storage):
+class SqliteStorage(SqliteSchedules, Storage):
     """Storage in one SQLite file.
 
     Args:
@@ -133,7 +134,10 @@ class SqliteStorage(Storage):
         self._retention = check_ttl(outbox_retention, "outbox_retention")
         self._next_sweep = 0.0
         self._engine = Engine(
-            self.path, schema=_SCHEMA, synchronous=synchronous, maintenance=self._maintenance
+            self.path,
+            schema=_SCHEMA + SCHEDULE_SCHEMA,
+            synchronous=synchronous,
+            maintenance=self._maintenance,
         )
         self._write = self._engine.write
         self._read = self._engine.read

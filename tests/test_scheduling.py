@@ -1,0 +1,254 @@
+"""Follow-ups in process: ctx.schedule, @bot.scheduled, cancel, order with messages, the clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from qbot import Bot, Context
+from qbot.clock import ManualClock
+from qbot.emulator.harness import Harness
+from qbot.errors import ConfigError, HandlerRegistrationError
+from qbot.scheduling import ScheduleError
+
+
+def followup_bot(**schedule_args: object) -> tuple[Bot, ManualClock]:
+    clock = ManualClock(start=1_800_000_000.0)
+    bot = Bot("sched", clock=clock)
+
+    @bot.message(text="order")
+    async def order(ctx: Context) -> None:
+        await ctx.schedule(
+            "followup", after=timedelta(hours=2), data={"order": 42}, **schedule_args
+        )
+        await ctx.reply("noted")
+
+    @bot.message(text="forget it")
+    async def forget(ctx: Context) -> None:
+        await ctx.reply(f"cancelled: {await ctx.cancel_scheduled('followup')}")
+
+    @bot.message()
+    async def echo(ctx: Context) -> None:
+        await ctx.reply(f"echo {ctx.text}")
+
+    @bot.scheduled("followup")
+    async def followup(ctx: Context) -> None:
+        assert ctx.scheduled is not None
+        await ctx.reply(f"did order {ctx.data['order']} arrive, {ctx.sender.name}?")
+
+    return bot, clock
+
+
+async def replies_after(harness: Harness, chat_room: int, after: int = 0) -> list[str]:
+    comments = await harness.emulator.store.comments(chat_room, limit=100, after_id=after)
+    return [c["message"] for c in reversed(comments) if c["email"] != "user@example.com"]
+
+
+async def test_a_followup_fires_once_when_the_clock_passes_its_due_time() -> None:
+    bot, clock = followup_bot()
+    async with Harness(bot) as harness:
+        chat = await harness.chat(name="Ani")
+        (await chat.say("order")).assert_texts("noted")
+        assert await bot.run_due() == []  # not due yet
+        clock.advance(hours=1, minutes=59)
+        assert await bot.run_due() == []
+        clock.advance(minutes=1)
+        outcomes = await bot.run_due()
+        assert [o.handler for o in outcomes] == ["scheduled:followup"]
+        await harness.emulator.drain()
+        texts = await replies_after(harness, chat.room_id)
+        assert texts == ["noted", "did order 42 arrive, Ani?"]
+        clock.advance(days=3)
+        assert await bot.run_due() == []
+        assert await bot.storage.schedule_list() == []
+
+
+async def test_the_background_loop_fires_a_job_when_a_manual_clock_is_advanced() -> None:
+    bot, clock = followup_bot()
+    async with Harness(bot) as harness:
+        chat = await harness.chat(name="Ani")
+        await chat.say("order")
+        clock.advance(hours=3)
+        await harness.emulator.wait_for(
+            lambda: any("did order" in c["message"] for c in harness.emulator.posted_comments()),
+            10,
+        )
+
+
+async def test_cancel_on_reply_the_customers_next_message_cancels_it() -> None:
+    bot, clock = followup_bot(cancel_on_reply=True)
+    async with Harness(bot) as harness:
+        chat = await harness.chat(name="Ani")
+        await chat.say("order")
+        assert [j.name for j in await bot.storage.schedule_list(str(chat.room_id))] == ["followup"]
+        (await chat.say("it came, thanks")).assert_texts("echo it came, thanks")
+        assert await bot.storage.schedule_list() == []
+        clock.advance(hours=3)
+        assert await bot.run_due() == []
+        # Without a reply it fires.
+        await chat.say("order")
+        clock.advance(hours=3)
+        assert [o.handler for o in await bot.run_due()] == ["scheduled:followup"]
+
+
+async def test_without_cancel_on_reply_a_message_leaves_the_job() -> None:
+    bot, clock = followup_bot()
+    async with Harness(bot) as harness:
+        chat = await harness.chat()
+        await chat.say("order")
+        await chat.say("hello")
+        clock.advance(hours=3)
+        assert [o.handler for o in await bot.run_due()] == ["scheduled:followup"]
+
+
+async def test_a_job_fired_while_a_reply_waits_in_the_inbox_is_dropped_behind_it() -> None:
+    bot, clock = followup_bot(cancel_on_reply=True)
+    async with Harness(bot) as harness:
+        chat = await harness.chat()
+        await chat.say("order")
+        room = str(chat.room_id)
+        # The customer's message is accepted (in the inbox) before the job fires: the job
+        # lands behind it, and the message, processed first, cancels it.
+        storage = bot.storage
+        from webhooks import sdk_body
+
+        await storage.inbox_put(room, sdk_body("thanks", room_id=chat.room_id, message_id=99))
+        clock.advance(hours=3)
+        outcomes = await bot.run_due()
+        assert [o.ignored for o in outcomes] == ["cancelled"]
+        assert "echo thanks" in await replies_after(harness, chat.room_id)
+        assert not any("did order" in t for t in await replies_after(harness, chat.room_id))
+
+
+async def test_cancel_scheduled_says_whether_there_was_one() -> None:
+    bot, clock = followup_bot()
+    async with Harness(bot) as harness:
+        chat = await harness.chat()
+        (await chat.say("forget it")).assert_texts("cancelled: False")
+        await chat.say("order")
+        (await chat.say("forget it")).assert_texts("cancelled: True")
+        clock.advance(hours=3)
+        assert await bot.run_due() == []
+
+
+async def test_scheduling_the_same_name_again_replaces_the_job() -> None:
+    bot, clock = followup_bot()
+    async with Harness(bot) as harness:
+        chat = await harness.chat()
+        await chat.say("order")
+        clock.advance(hours=1)
+        await chat.say("order")  # due 2 h from now: 3 h after the first
+        clock.advance(hours=1, minutes=30)
+        assert await bot.run_due() == []
+        clock.advance(minutes=30)
+        assert len(await bot.run_due()) == 1
+        assert await bot.storage.schedule_list() == []
+
+
+async def test_a_job_runs_in_order_with_the_rooms_messages() -> None:
+    bot, clock = followup_bot()
+    async with Harness(bot) as harness:
+        chat = await harness.chat(name="Ani")
+        await chat.say("order")
+        room = str(chat.room_id)
+        from webhooks import sdk_body
+
+        await bot.storage.inbox_put(room, sdk_body("first", room_id=chat.room_id, message_id=1))
+        clock.advance(hours=2)
+        await bot.run_due()  # the job is behind "first"
+        await harness.emulator.drain()
+        assert (await replies_after(harness, chat.room_id))[1:] == [
+            "echo first",
+            "did order 42 arrive, Ani?",
+        ]
+
+
+async def test_a_job_without_a_handler_is_logged_once_and_dropped() -> None:
+    bot, clock = followup_bot()
+    async with Harness(bot) as harness:
+        chat = await harness.chat()
+        await chat.say("order")
+        bot._scheduled.clear()  # a deployment that no longer has the handler
+        clock.advance(hours=3)
+        assert [o.ignored for o in await bot.run_due()] == ["no_handler"]
+        assert await bot.storage.schedule_list() == []
+        assert await bot.run_due() == []
+
+
+async def test_at_takes_an_aware_datetime_and_the_handler_sees_the_job() -> None:
+    clock = ManualClock(start=1_800_000_000.0)
+    bot = Bot(clock=clock)
+    seen = []
+
+    @bot.message()
+    async def hi(ctx: Context) -> None:
+        when = datetime.fromtimestamp(clock.time(), UTC) + timedelta(days=1)
+        await ctx.schedule("remind", at=when, data=["x", 1])
+
+    @bot.scheduled("remind")
+    async def remind(ctx: Context) -> None:
+        seen.append((ctx.data, ctx.scheduled.name if ctx.scheduled else None, ctx.text))
+
+    async with Harness(bot) as harness:
+        chat = await harness.chat()
+        await chat.say("hi")
+        clock.advance(days=1)
+        await bot.run_due()
+    assert seen == [(["x", 1], "remind", "")]
+
+
+async def test_bad_schedule_calls_raise_errors_naming_the_problem() -> None:
+    clock = ManualClock()
+    bot = Bot(clock=clock)
+    errors: list[str] = []
+
+    @bot.scheduled("ok")
+    async def ok(ctx: Context) -> None: ...
+
+    @bot.message()
+    async def hi(ctx: Context) -> None:
+        for kwargs in (
+            {"name": "ok"},
+            {"name": "ok", "after": 1, "at": datetime.now(UTC)},
+            {"name": "ok", "after": -5},
+            {"name": "ok", "after": "soon"},
+            {"name": "ok", "at": datetime(2030, 1, 1)},
+            {"name": "no such", "after": 1},
+            {"name": "missing", "after": 1},
+            {"name": "ok", "after": 1, "data": {1, 2}},
+        ):
+            try:
+                await ctx.schedule(**kwargs)  # type: ignore[arg-type]
+            except (ScheduleError, ConfigError, ValueError) as e:
+                errors.append(type(e).__name__ + ": " + str(e))
+
+    async with Harness(bot) as harness:
+        chat = await harness.chat()
+        await chat.say("hi")
+    assert len(errors) == 8, errors
+    assert "exactly one of after=" in errors[0]
+    assert "exactly one of after=" in errors[1]
+    assert "zero or more" in errors[2]
+    assert "timedelta or seconds" in errors[3]
+    assert "no time zone" in errors[4]
+    assert "letters, digits" in errors[5]
+    assert "no @bot.scheduled('missing') handler" in errors[6]
+    assert "JSON" in errors[7]
+
+
+def test_scheduled_registration_refuses_bad_names_and_duplicates() -> None:
+    bot = Bot()
+    with pytest.raises(HandlerRegistrationError, match="letters, digits"):
+        bot.scheduled("two words")
+
+    @bot.scheduled("x")
+    async def one(ctx: Context) -> None: ...
+
+    with pytest.raises(HandlerRegistrationError, match="already has @scheduled"):
+
+        @bot.scheduled("x")
+        async def two(ctx: Context) -> None: ...
+
+    with pytest.raises(HandlerRegistrationError, match="async def"):
+        bot.scheduled("y")(lambda ctx: None)  # type: ignore[arg-type,return-value]
