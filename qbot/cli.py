@@ -176,9 +176,17 @@ def check_config(config_path: str | None, target: str | None, online: bool) -> N
 
 def _register_subcommands() -> None:
     # Command groups that live in their own modules (each adds itself to `main`).
-    from qbot import _cli_admin, _cli_dev, _cli_intents, _cli_omnichannel, _cli_state
+    from qbot import (
+        _cli_admin,
+        _cli_broadcast,
+        _cli_dev,
+        _cli_intents,
+        _cli_omnichannel,
+        _cli_state,
+    )
 
     _cli_admin.register(main)
+    _cli_broadcast.register(main)
     _cli_dev.register(main)
     _cli_intents.register(main)
     _cli_omnichannel.register(main)

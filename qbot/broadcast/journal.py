@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS recipient (
     phone TEXT NOT NULL,
     variables TEXT NOT NULL,
     language TEXT,
+    header TEXT,
     status TEXT NOT NULL,
     reason TEXT,
     message_id TEXT,
@@ -55,6 +56,7 @@ class Entry:
         phone: the normalised phone (or the raw cell of a refused row).
         variables: the template variables.
         language: the row's own language, if any.
+        header: the row's header value, if any.
         status: ``pending``, ``sending`` (in flight), ``sent``, ``refused`` or ``unknown``.
         reason: why it was refused, or why its outcome is unknown.
         message_id: WhatsApp's message id, once sent.
@@ -66,6 +68,7 @@ class Entry:
     phone: str
     variables: tuple[str, ...]
     language: str | None
+    header: str | None
     status: Status
     reason: str | None
     message_id: str | None
@@ -143,14 +146,15 @@ class Journal:
                 [(k, dumps_text(v)) for k, v in meta.items()],
             )
             self._db.executemany(
-                "INSERT INTO recipient (row, phone, variables, language, status, reason, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO recipient (row, phone, variables, language, header, status, reason, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         r.row,
                         r.phone,
                         dumps_text(list(r.variables)),
                         r.language,
+                        r.header,
                         "pending" if r.refused is None else "refused",
                         r.refused,
                         now,
@@ -252,15 +256,12 @@ class Journal:
 
     def _select(self, where: str, args: tuple[Any, ...] = ()) -> Iterator[Entry]:
         cursor = self._db.execute(
-            "SELECT row, phone, variables, language, status, reason, message_id, attempts, "
-            f"updated_at FROM recipient {where}",
+            "SELECT row, phone, variables, language, header, status, reason, message_id, "
+            f"attempts, updated_at FROM recipient {where}",
             args,
         )
-        for row, phone, variables, language, status, reason, message_id, attempts, at in cursor:
-            yield Entry(
-                row, phone, tuple(loads(variables)), language, status, reason, message_id,
-                attempts, at,
-            )  # fmt: skip
+        for row, phone, variables, language, header, *rest in cursor:
+            yield Entry(row, phone, tuple(loads(variables)), language, header, *rest)
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db, self.path)

@@ -55,11 +55,15 @@ class TokenBucket:
     async def take(self) -> None:
         """Wait for a token (callers are served in turn)."""
         async with self._lock:
-            while True:
-                now = self.clock.time()
-                self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-                self._at = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return
-                await self.clock.sleep((1.0 - self._tokens) / self.rate)
+            now = self.clock.time()
+            self._tokens = min(self.burst, self._tokens + max(0.0, now - self._at) * self.rate)
+            self._at = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return
+            # Sleep until the next token is whole, then spend it: recomputing it from the
+            # clock's floats could leave it a rounding error short, for ever.
+            wait = (1.0 - self._tokens) / self.rate
+            await self.clock.sleep(wait)
+            self._tokens = 0.0
+            self._at = now + wait

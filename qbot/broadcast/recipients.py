@@ -4,7 +4,8 @@ The CSV has a header row. One column holds the phone number (named ``phone``; ``
 ``to``, ``wa_id``, ``whatsapp``, ``msisdn``, ``nomor`` and ``no_hp`` are accepted too); every
 other column is one template variable, in column order: the first fills ``{{1}}``, the second
 ``{{2}}``... A column named ``language`` (or ``lang``) is not a variable: it overrides the
-broadcast's language for that row.
+broadcast's language for that row, and one named ``header`` fills the template's header
+``{{1}}`` (for templates whose header has one).
 
 ```text
 phone,name,order
@@ -42,6 +43,7 @@ __all__ = [
 
 PHONE_COLUMNS = ("phone", "phone_number", "to", "wa_id", "whatsapp", "msisdn", "nomor", "no_hp")
 LANGUAGE_COLUMNS = ("language", "lang")
+HEADER_COLUMNS = ("header",)
 MAX_VARIABLE = 1024
 _SPACES = re.compile(r" {5,}")
 _SEPARATORS = re.compile(r"[\s\-.()/]")
@@ -94,6 +96,7 @@ class Recipient:
         phone: the normalised phone (digits with the country code), or the raw cell if refused.
         variables: the template's variables, in order.
         language: the row's own language, if it has a ``language`` column.
+        header: the row's header value, if it has a ``header`` column.
         refused: why the row will not be sent (``None``: it will).
     """
 
@@ -102,6 +105,7 @@ class Recipient:
     variables: tuple[str, ...] = ()
     language: str | None = None
     refused: str | None = None
+    header: str | None = None
 
 
 @dataclass(slots=True)
@@ -183,13 +187,18 @@ def _dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
 
 
 def _parse(text: str, name: str, digest: str, country_code: str) -> RecipientList:
+    rows: list[tuple[int, list[str]]] = []  # (the file line a record starts on, its cells)
+    reader = csv.reader(io.StringIO(text), _dialect(text))
     try:
-        rows = list(csv.reader(io.StringIO(text), _dialect(text)))
+        start = 1
+        for cells in reader:
+            rows.append((start, cells))
+            start = reader.line_num + 1
     except csv.Error as e:
-        raise ConfigError(f"{name} is not a valid CSV: {e}") from None
-    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise ConfigError(f"{name} is not a valid CSV (line {reader.line_num}): {e}") from None
+    if not rows or not any(cell.strip() for cell in rows[0][1]):
         raise ConfigError(f"{name} is empty: it needs a header row with a 'phone' column")
-    header = [cell.strip() for cell in rows[0]]
+    header = [cell.strip() for cell in rows[0][1]]
     folded = [h.casefold() for h in header]
     phone_at = next((folded.index(c) for c in PHONE_COLUMNS if c in folded), None)
     if phone_at is None:
@@ -198,15 +207,24 @@ def _parse(text: str, name: str, digest: str, country_code: str) -> RecipientLis
             f"(its header is {', '.join(repr(h) for h in header)})"
         )
     language_at = next((folded.index(c) for c in LANGUAGE_COLUMNS if c in folded), None)
-    skip = {phone_at, language_at}
+    header_at = next((folded.index(c) for c in HEADER_COLUMNS if c in folded), None)
+    skip = {phone_at, language_at, header_at}
     variable_at = [i for i in range(len(header)) if i not in skip]
     listing = RecipientList(header[phone_at], [header[i] for i in variable_at], digest=digest)
     seen: dict[str, int] = {}
-    for line, cells in enumerate(rows[1:], start=2):
+    for line, cells in rows[1:]:
         if not any(cell.strip() for cell in cells):
             continue  # a blank line
         listing.recipients.append(
-            _row(line, cells, header, phone_at, language_at, variable_at, seen, country_code)
+            _row(
+                line,
+                cells,
+                header,
+                (phone_at, language_at, header_at),
+                variable_at,
+                seen,
+                country_code,
+            )
         )
     return listing
 
@@ -215,12 +233,12 @@ def _row(
     line: int,
     cells: Sequence[str],
     header: Sequence[str],
-    phone_at: int,
-    language_at: int | None,
+    special: tuple[int, int | None, int | None],
     variable_at: Sequence[int],
     seen: dict[str, int],
     country_code: str,
 ) -> Recipient:
+    phone_at, language_at, header_at = special
     raw_phone = cells[phone_at].strip() if phone_at < len(cells) else ""
     if len(cells) != len(header):
         have, want = len(cells) - len(header) + len(variable_at), len(variable_at)
@@ -236,6 +254,11 @@ def _row(
         problem = check_variable(value, index, header[at])
         if problem is not None:
             return Recipient(line, phone, variables, refused=problem)
+    head = cells[header_at].strip() if header_at is not None else None
+    if head is not None:
+        problem = check_variable(head, 1, header[header_at] if header_at is not None else "")
+        if problem is not None:
+            return Recipient(line, phone, variables, refused="header " + problem)
     language = cells[language_at].strip() if language_at is not None else ""
     if language and not _LANGUAGE.match(language):
         return Recipient(
@@ -246,4 +269,4 @@ def _row(
             line, phone, variables, refused=f"phone {phone} is already on line {seen[phone]}"
         )
     seen[phone] = line
-    return Recipient(line, phone, variables, language or None)
+    return Recipient(line, phone, variables, language or None, header=head)

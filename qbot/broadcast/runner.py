@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,9 +51,10 @@ class TemplateSender(Protocol):
     name: str
     """The template's name (what the journal is keyed by)."""
 
-    async def check(self, recipients: RecipientList) -> None:
-        """Before the first send: the template exists, is within WhatsApp's limits, and takes as
-        many variables as the CSV has columns. Raises `ConfigError` or `TemplateError`."""
+    async def check(self, recipients: RecipientList) -> dict[int, str]:
+        """Before the first send: the template exists and takes as many variables as the CSV
+        has columns (else `ConfigError`); returns the rows it refuses (CSV line -> reason,
+        e.g. a body over WhatsApp's limit once filled)."""
         ...
 
     async def send(self, entry: Entry) -> str:
@@ -187,7 +188,11 @@ class Broadcast:
             ConfigError, TemplateError: the CSV or the template is wrong as a whole.
         """
         recipients = self.read()
-        await self.sender.check(recipients)
+        refused = await self.sender.check(recipients)
+        recipients.recipients = [
+            replace(r, refused=refused[r.row]) if r.refused is None and r.row in refused else r
+            for r in recipients.recipients
+        ]
         return recipients
 
     async def run(self) -> BroadcastResult:
@@ -324,8 +329,8 @@ class Broadcast:
 def _planned(recipient: Any) -> Entry:
     status: Status = "pending" if recipient.refused is None else "refused"
     return Entry(
-        recipient.row, recipient.phone, recipient.variables, recipient.language, status,
-        recipient.refused, None, 0, None,
+        recipient.row, recipient.phone, recipient.variables, recipient.language,
+        recipient.header, status, recipient.refused, None, 0, None,
     )  # fmt: skip
 
 
