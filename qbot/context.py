@@ -218,12 +218,14 @@ class Context:
         if ttl is None and settings is not None:
             ttl = settings.state.handoff_ttl
         # Outside office hours the customer is told when agents are back, and the desk calls
-        # wait for the opening (qbot.office_hours.after_hours).
-        from qbot.office_hours import after_hours
+        # wait for the opening (qbot.office_hours_handoff).
+        from qbot.office_hours_handoff import after_hours
 
-        deferred = await after_hours(self, division=division, agent_id=agent_id)
+        opens = await after_hours(self, division=division, agent_id=agent_id)
+        if opens is not None and ttl is not None:  # the handoff's time counts from the opening
+            ttl += max(0.0, opens.timestamp() - self.dispatcher.clock.time())
         # The desk first: a crash after the handoff is stored would skip the re-run's handler.
-        if not deferred and await self.dispatcher.is_omnichannel(str(self.room.id)):
+        if opens is None and await self.dispatcher.is_omnichannel(str(self.room.id)):
             try:
                 await self.desk_call("activate", active=False)
                 if agent_id is not None or division is not None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import ValidationError
 
-from qbot import metrics
+from qbot import metrics, office_hours_handoff
 from qbot.clock import Clock, SystemClock
 from qbot.context import Context, state_owner
 from qbot.errors import ConfigError, PostbackError, QbotError, StorageError
@@ -165,6 +165,7 @@ class Dispatcher:
             if not hours.enabled
             else OfficeHoursSource(hours, self.clock, lambda: self.omnichannel)
         )
+        office_hours_handoff.install(self.bot)  # queued closed-hours handoffs run after restarts
         self.bot.check_intents()
         self.bot.check_names()
 

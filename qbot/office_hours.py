@@ -39,7 +39,6 @@ from qbot.errors import ConfigError
 
 if TYPE_CHECKING:
     from qbot.clock import Clock
-    from qbot.context import Context
     from qbot.omnichannel.client import OmnichannelClient
     from qbot.omnichannel.models import OfficeHours as DeskOfficeHours
 
@@ -49,7 +48,6 @@ __all__ = [
     "OfficeHoursNow",
     "OfficeHoursSettings",
     "OfficeHoursSource",
-    "after_hours",
     "closed_message",
     "describe_opening",
 ]
@@ -541,38 +539,3 @@ class OfficeHoursNow:
 
     def __repr__(self) -> str:
         return f"<office hours {'open' if self.is_open else 'closed'}: {self.hours!r}>"
-
-
-async def after_hours(
-    ctx: Context, *, division: str | int | None = None, agent_id: int | str | None = None
-) -> bool:
-    """What ``ctx.handoff`` does outside office hours: tell the customer when agents are back
-    and queue the desk calls until then.
-
-    Returns:
-        True when the desk calls were queued for the opening (the handoff must not make them
-        now); False inside office hours, without office hours, or when the schedule has no
-        opening at all (the customer is then told agents answer as soon as possible).
-    """
-    source = ctx.dispatcher.office_hours
-    hours = None if source is None else await source.get()
-    if source is None or hours is None:
-        return False
-    now = ctx.dispatcher.clock.time()
-    if hours.is_open(now):
-        return False
-    opens = hours.opens_at(now)
-    text = closed_message(source.settings, opens, now)
-    if text:
-        await ctx.reply(text)
-    ctx.log.info("handoff.after_hours", opens_at=None if opens is None else opens.isoformat())
-    if opens is None or not await ctx.dispatcher.is_omnichannel(str(ctx.room.id)):
-        return False
-    return await queue_desk_calls(ctx, opens, division=division, agent_id=agent_id)
-
-
-async def queue_desk_calls(
-    ctx: Context, opens: datetime, *, division: str | int | None, agent_id: int | str | None
-) -> bool:
-    """Queue the handoff's desk calls for ``opens``; False: make them now."""
-    return False

@@ -276,3 +276,86 @@ async def test_when_the_desk_cannot_say_the_bot_counts_as_open() -> None:
         (await chat.say("hours")).assert_texts("open")
         clock.advance(minutes=10)  # the cache expired: read again, now it answers
         (await chat.say("hours")).assert_texts("closed, opens Mon 08:00 WIB")
+
+
+# --- a handoff outside office hours ---------------------------------------------------------------
+
+
+def handoff_bot(clock: ManualClock) -> Bot:
+    bot = Bot(email="bot@example.com", clock=clock)
+
+    @bot.message(text="human")
+    async def human(ctx: Context) -> None:
+        await ctx.reply("Connecting you to our team.")
+        await ctx.handoff("asked for a human", division="support")
+
+    @bot.message()
+    async def echo(ctx: Context) -> None:
+        await ctx.reply(f"bot: {ctx.text}")
+
+    return bot
+
+
+async def test_a_handoff_outside_hours_tells_when_and_reaches_the_desk_at_the_opening() -> None:
+    clock = ManualClock(start=jakarta(2026, 12, 4, 18, 0).timestamp())  # Friday 18:00 WIB
+    config = {"days": ["mon-fri"], "hours": ["08:00-17:00"], "language": "en"}
+    bot = handoff_bot(clock)
+    async with Harness(bot, harness_settings(config)) as harness:
+        chat = await harness.chat(omnichannel=True, channel="wa")
+        replies = await chat.say("human")
+        replies.assert_texts(
+            "Connecting you to our team.",
+            "Our agents are offline right now. They are back Monday 08:00 WIB; your message "
+            "has been passed on and an agent will answer then.",
+        )
+        # The desk is not called until the opening: the room stays with the bot there...
+        service = await chat.service()
+        assert service["is_handled_by_bot"] and not service["agent_ids"]
+        activations = [c for c in harness.emulator.calls if c.path.endswith("/activate")]
+        assert activations == []
+        # ... while qbot's handoff holds: the bot does not answer meanwhile.
+        (await chat.say("halo?")).assert_none()
+        clock.advance(days=2, hours=13, minutes=59)  # Monday 07:59: not yet
+        assert await bot.run_due() == []
+        clock.advance(minutes=1)  # Monday 08:00
+        outcomes = await bot.run_due()
+        assert [o.handler for o in outcomes] == ["scheduled:qbot.handoff_at_opening"]
+        await chat.assert_handed_off(agent="Ayu")
+        assert await bot.run_due() == []  # once
+        handoff = await bot.storage.handoff_get(str(chat.room_id))
+        assert handoff is not None
+
+
+async def test_inside_hours_a_handoff_calls_the_desk_at_once_and_says_nothing_more() -> None:
+    clock = ManualClock(start=jakarta(2026, 12, 4, 10, 0).timestamp())  # Friday 10:00 WIB
+    async with Harness(handoff_bot(clock), harness_settings({})) as harness:
+        chat = await harness.chat(omnichannel=True, channel="wa")
+        (await chat.say("human")).assert_texts("Connecting you to our team.")
+        await chat.assert_handed_off(agent="Ayu")
+
+
+async def test_a_handoff_that_ended_before_the_opening_drops_the_queued_calls() -> None:
+    clock = ManualClock(start=jakarta(2026, 12, 5, 10, 0).timestamp())  # Saturday
+    bot = handoff_bot(clock)
+    settings = harness_settings({"closed_message": "Buka lagi {opens}."})
+    async with Harness(bot, settings) as harness:
+        chat = await harness.chat(omnichannel=True, channel="wa")
+        (await chat.say("human")).assert_texts(
+            "Connecting you to our team.", "Buka lagi Senin 08:00 WIB."
+        )
+        await bot.storage.handoff_end(str(chat.room_id))  # e.g. qbot handoffs end ROOM
+        clock.advance(days=2)
+        await bot.run_due()
+        await chat.assert_with_bot()
+        assert [c for c in harness.emulator.calls if c.path.endswith("/activate")] == []
+
+
+async def test_in_a_chat_sdk_room_the_customer_is_told_and_the_handoff_starts() -> None:
+    clock = ManualClock(start=jakarta(2026, 12, 5, 10, 0).timestamp())  # Saturday
+    settings = harness_settings({"closed_message": "Buka lagi {opens}."})
+    async with Harness(handoff_bot(clock), settings) as harness:
+        chat = await harness.chat()
+        (await chat.say("human")).assert_texts(
+            "Connecting you to our team.", "Buka lagi Senin 08:00 WIB."
+        )
+        (await chat.say("halo?")).assert_none()
