@@ -241,9 +241,13 @@ async def _run(
     )
     task = progress.add_task("broadcast", total=None, counts="")
 
-    def on_progress(entry: Entry, counts: dict[Status, int]) -> None:
+    def on_progress(entry: Entry | None, counts: dict[Status, int]) -> None:
         done = sum(counts.values()) - counts["pending"] - counts["sending"]
         progress.update(task, completed=done, total=sum(counts.values()), counts=_summary(counts))
+
+    def on_start(counts: dict[Status, int]) -> None:
+        progress.start()  # once the CSV, the template and the journal are fine
+        on_progress(None, counts)
 
     broadcast = Broadcast(
         sender,
@@ -257,13 +261,14 @@ async def _run(
         country_code=country_code,
         dry_run=dry_run,
         on_progress=on_progress,
+        on_start=on_start,
     )
     async with client:
         _on_signals(broadcast, console)
-        if dry_run:
+        try:
             return await broadcast.run()
-        with progress:
-            return await broadcast.run()
+        finally:
+            progress.stop()
 
 
 def _finish(result: BroadcastResult, dry_run: bool, report: Path, console: Console) -> None:

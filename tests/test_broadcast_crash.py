@@ -265,7 +265,7 @@ async def test_ctrl_c_stops_after_the_send_in_flight_and_says_how_to_resume(
     first.send_signal(signal.SIGINT)
     out, err = await asyncio.wait_for(first.communicate(), 30)
     assert first.returncode == 130
-    assert " sent; report: " in out.decode()  # the report is written on a stop too
+    assert " pending; report: " in out.decode()  # the report is written on a stop too
     assert "Traceback" not in err.decode()
     assert "Run the same command again to resume" in err.decode()
     assert journal_rows(tmp_path, "sending") == 0  # the send in flight finished

@@ -121,6 +121,8 @@ class Broadcast:
         country_code: prefixes national numbers (a leading ``0``).
         dry_run: check the CSV and the template, send nothing, write no journal.
         on_progress: see `Progress`.
+        on_start: called with the journal's counts once the CSV and template were checked
+            and the journal opened, before the first send (or the wait for ``at``).
 
     Raises:
         ConfigError: a bad rate or concurrency.
@@ -141,6 +143,7 @@ class Broadcast:
         country_code: str = "62",
         dry_run: bool = False,
         on_progress: Progress | None = None,
+        on_start: Callable[[dict[Status, int]], None] | None = None,
     ) -> None:
         if not rate > 0:
             raise ConfigError(f"rate {rate!r} must be more than 0 sends a second")
@@ -160,6 +163,7 @@ class Broadcast:
         self.country_code = country_code
         self.dry_run = dry_run
         self.on_progress = on_progress
+        self.on_start = on_start
         self._stop = asyncio.Event()
         self.recipients: RecipientList | None = None
 
@@ -209,6 +213,8 @@ class Broadcast:
             return BroadcastResult(_count(entries), entries)
         with Journal(self.journal_path) as journal:
             recovered = self._open(journal, recipients)
+            if self.on_start is not None:
+                self.on_start(journal.counts())
             if self.at is not None and not self.stopping:
                 await self._wait_until(self.at)
             if not self.stopping:
