@@ -390,3 +390,30 @@ async def test_a_changed_csv_is_another_broadcast_and_one_journal_serves_one_run
     not_a_journal = write_csv(tmp_path, "this is not sqlite" * 100, "junk.db")
     with pytest.raises(ConfigError, match="is not a broadcast journal"):
         await shipped(desk, csv, journal=not_a_journal).run()
+
+
+async def test_a_row_in_a_language_the_template_lacks_is_refused_the_rest_go(
+    desk: Desk, tmp_path: Path
+) -> None:
+    csv = write_csv(
+        tmp_path,
+        "phone,language,name,order,eta\n"
+        "6281211110001,en,Ana,A-1,tomorrow\n"
+        "6281211110002,fr,Budi,A-2,demain\n"
+        "6281211110003,,Citra,A-3,besok\n",
+    )
+    result = await shipped(desk, csv).run()
+    assert [e.status for e in result.entries] == ["sent", "refused", "sent"]
+    assert result.entries[1].reason == (
+        "template 'order_shipped' is not approved in language 'fr' (approved: id, en)"
+    )
+    languages = {s.to: s.language for s in desk.desk.whatsapp.sent}
+    assert languages == {"6281211110001": "en", "6281211110003": "id"}
+
+
+async def test_a_report_cell_a_spreadsheet_would_run_is_quoted(desk: Desk, tmp_path: Path) -> None:
+    csv = write_csv(tmp_path, SHIPPED + '"=HYPERLINK(""http://x"")",Dewi,A-4,besok\n')
+    result = await shipped(desk, csv).run()
+    text = write_report(result.entries, tmp_path / "report.csv").read_text()
+    assert "'=HYPERLINK" in text
+    assert "\n5,=" not in text

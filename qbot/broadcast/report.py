@@ -2,7 +2,9 @@
 
 Columns: ``row`` (the CSV line), ``phone``, ``status`` (``sent``, ``refused``, ``unknown``, or
 ``pending`` for those a stop left), ``message_id`` (WhatsApp's, when sent), ``reason`` (why it
-was refused, or why its outcome is unknown) and ``attempts``.
+was refused, or why its outcome is unknown) and ``attempts``. In the CSV, a text cell that
+starts with ``=``, ``+``, ``-`` or ``@`` gets a leading ``'`` so that a spreadsheet shows it
+rather than runs it as a formula.
 """
 
 from __future__ import annotations
@@ -39,8 +41,16 @@ def write_report(entries: Sequence[Entry], path: str | Path) -> Path:
             else:
                 writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS)
                 writer.writeheader()
-                writer.writerows(rows)
+                writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
         os.replace(temporary, target)
     except OSError as e:
         raise ConfigError(f"cannot write the report {str(target)!r}: {e.strerror}") from None
     return target
+
+
+def _cell(value: object) -> object:
+    """A CSV cell a spreadsheet will not run: text starting with ``= + - @`` (a refused row's
+    phone, a reason quoting it) gets a leading ``'``."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

@@ -72,8 +72,9 @@ class WhatsAppTemplate:
             The rows refused by WhatsApp's limits, with the reason.
 
         Raises:
-            ConfigError: no such approved template, a language it is not approved in, a CSV
-                with another number of variable columns, no (or an ambiguous) WhatsApp channel.
+            ConfigError: no such approved template, not approved in the broadcast's language,
+                a CSV with another number of variable columns, no (or an ambiguous) WhatsApp
+                channel. A row whose own ``language`` is not approved is refused, not raised.
         """
         approved = await self.client.template(self.name)
         if approved is None:
@@ -83,21 +84,36 @@ class WhatsAppTemplate:
                 f"the app has no approved WhatsApp template {self.name!r} (approved: {listed})"
             )
         self.approved = approved
-        for language in sorted({r.language or self.language for r in recipients.accepted}):
+        default = approved.content(self.language)
+        if default is None:
+            known = ", ".join(approved.languages) or "none"
+            raise ConfigError(
+                f"template {self.name!r} is not approved in language {self.language!r} "
+                f"(approved: {known})"
+            )
+        recipients.expect_variables(default.variables, self.name)
+        refused: dict[int, str] = {}
+        for recipient in recipients.accepted:  # a row's own language: that row is refused
+            language = recipient.language or self.language
             content = approved.content(language)
             if content is None:
                 known = ", ".join(approved.languages) or "none"
-                raise ConfigError(
+                refused[recipient.row] = (
                     f"template {self.name!r} is not approved in language {language!r} "
                     f"(approved: {known})"
                 )
-            recipients.expect_variables(content.variables, self.name)
+            elif content.variables != default.variables:
+                refused[recipient.row] = (
+                    f"template {self.name!r} takes {content.variables} variable(s) in "
+                    f"{language!r}, the CSV has {default.variables}"
+                )
         if self.namespace is None:
             self.namespace = approved.namespace
         if self.channel_id is None:
             self.channel_id = await self._channel()
-        refused: dict[int, str] = {}
         for recipient in recipients.accepted:
+            if recipient.row in refused:
+                continue
             try:
                 self._template(recipient.variables, recipient.language, recipient.header).check(
                     approved
