@@ -9,12 +9,14 @@ and the documented API look for them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from qbot.clock import Clock
+from qbot.cooldown import cooldown, seconds_of
+from qbot.debounce import check_window
 from qbot.dispatcher import Dispatcher
 from qbot.handlers import HandlerFn, Outcome, check_handler
 from qbot.intents import IntentSet, load_intents
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from qbot.client import QiscusClient
     from qbot.config import Settings
     from qbot.models.webhook import Update
+    from qbot.omnichannel.templates import QuickReply, Template
+    from qbot.omnichannel.window import Fallback
     from qbot.sending import Delivery
     from qbot.storage import Storage
     from qbot.storage.schedule import Job
@@ -76,6 +80,12 @@ class Bot(RootRouter):
         client: a ready Qiscus client (otherwise one is built from the settings).
         clock: the time the bot sees (default the wall clock; the emulator and the test kit
             give it a :class:`~qbot.clock.ManualClock` they can move forward).
+        debounce: seconds to gather a customer's burst of text messages into one update
+            (``ctx.text`` joins them with newlines; :mod:`qbot.debounce`); None: answer each.
+        fallback_template: what a free-form reply to a WhatsApp room becomes once its 24-hour
+            window is closed: a ``Template``, or a function of (room id, the message) returning
+            one or ``None``; unset, ``omnichannel.whatsapp.fallback_template``, else such a
+            reply raises ``OutsideWindowError`` (see docs/whatsapp.md).
     """
 
     def __init__(
@@ -88,6 +98,8 @@ class Bot(RootRouter):
         postback_secret: str | None = None,
         client: QiscusClient | None = None,
         clock: Clock | None = None,
+        debounce: float | None = None,
+        fallback_template: Fallback | None = None,
     ) -> None:
         super().__init__(name)
         self.dispatcher = Dispatcher(
@@ -98,7 +110,9 @@ class Bot(RootRouter):
             signer=PostbackSigner(postback_secret) if postback_secret else None,
             client=client,
             clock=clock,
+            fallback_template=fallback_template,
         )
+        self.dispatcher.debounce = check_window(debounce, "Bot(debounce=...)")
         self._lifecycle: dict[str, list[HandlerFn]] = {
             "resolved": [],
             "new-session": [],
@@ -146,6 +160,7 @@ class Bot(RootRouter):
     ) -> Job:
         """Schedule the room's job ``name`` from outside a handler (as ``ctx.schedule``; the
         handler's ``ctx.sender`` is then empty)."""
+        await self.dispatcher.open()
         return await schedule(
             self.dispatcher,
             str(room_id),
@@ -159,11 +174,66 @@ class Bot(RootRouter):
 
     async def cancel_scheduled(self, room_id: int | str, name: str | None = None) -> list[str]:
         """Cancel the room's job ``name`` (every job of the room with None); the names."""
+        await self.dispatcher.open()
         return await cancel(self.dispatcher, str(room_id), name)
+
+    async def cooldown(
+        self,
+        room_id: int | str,
+        name: str,
+        *,
+        seconds: float = 0,
+        minutes: float = 0,
+        hours: float = 0,
+        days: float = 0,
+    ) -> bool:
+        """``ctx.cooldown`` from outside a handler: whether ``name`` may go to the room now."""
+        duration = seconds_of(seconds, minutes, hours, days)
+        await self.dispatcher.open()
+        return await cooldown(self.dispatcher, str(room_id), name, duration)
 
     async def run_due(self) -> list[Outcome]:
         """Fire the jobs due now on ``bot.clock`` and wait for their handlers (tests, emulator)."""
         return await run_due(self.dispatcher)
+
+    async def send_template(
+        self,
+        to: str,
+        template: str | Template,
+        language: str = "id",
+        variables: Iterable[Any] = (),
+        buttons: Iterable[QuickReply] = (),
+        header: str | None = None,
+        *,
+        key: str | None = None,
+    ) -> Any:
+        """Send an approved WhatsApp template outside any handler (a reminder, a code...).
+
+        Through the outbox like every reply: durable, retried when Omnichannel is down, in
+        order with the room's replies.
+
+        Args:
+            to: a room id qbot knows as a WhatsApp room, else the customer's phone number
+                (``+62 812-...`` or digits); a number qbot saw write is sent to in its room.
+            template: the approved template's name, or a ready ``Template``.
+            language, variables, buttons, header: as for ``ctx.send_template``.
+            key: makes the send idempotent: a second call with the same key sends nothing
+                (e.g. ``f"reminder:{order_id}"``). Without one, each call sends once.
+
+        Returns:
+            Omnichannel's answer (``TemplateSent``), or ``None`` when it was queued (sent
+            later) or already sent under ``key``.
+
+        Raises:
+            TemplateLimitError: over one of WhatsApp's limits, or the variables do not match.
+            MessageBuildError: not an approved template, or ``to`` is neither a known WhatsApp
+                room nor a phone number.
+            ConfigError: no WhatsApp channel to send from (``omnichannel.whatsapp.channel_id``).
+        """
+        from qbot.omnichannel.proactive import build_template, send_proactive
+
+        built = build_template(template, language, variables, buttons, header)
+        return await send_proactive(self.dispatcher, to, built, key=key)
 
     def lifecycle_handlers(self, kind: str) -> list[HandlerFn]:
         """The handlers of a lifecycle webhook (``resolved``, ``new-session``...), in order."""

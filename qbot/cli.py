@@ -182,7 +182,9 @@ def _register_subcommands() -> None:
         _cli_dev,
         _cli_intents,
         _cli_omnichannel,
+        _cli_scheduled,
         _cli_state,
+        _cli_templates,
     )
 
     _cli_admin.register(main)
@@ -191,6 +193,8 @@ def _register_subcommands() -> None:
     _cli_intents.register(main)
     _cli_omnichannel.register(main)
     _cli_state.register(main)
+    _cli_scheduled.register(main)
+    _cli_templates.register(main)
 
 
 _register_subcommands()

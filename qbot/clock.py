@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["Clock", "ManualClock", "SystemClock"]
 
@@ -69,6 +69,7 @@ class ManualClock:
         self._started = time.monotonic()
         self._offset = 0.0
         self._moved: asyncio.Event | None = None
+        self._awake: set[asyncio.Task[Any]] = set()  # woke from a sleep, not asleep again yet
 
     def time(self) -> float:
         elapsed = time.monotonic() - self._started if self._running else 0.0
@@ -77,6 +78,11 @@ class ManualClock:
     def now(self) -> datetime:
         """The current time as an aware UTC datetime."""
         return datetime.fromtimestamp(self.time(), UTC)
+
+    @property
+    def running(self) -> bool:
+        """Whether this clock also follows real time (else it is frozen between advances)."""
+        return self._running
 
     @property
     def offset(self) -> float:
@@ -104,6 +110,17 @@ class ManualClock:
         self._moved = None
 
     async def sleep(self, seconds: float) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._awake.discard(task)
+        try:
+            await self._sleep(seconds)
+        finally:
+            if task is not None and not task.done():
+                self._awake.add(task)
+                task.add_done_callback(self._awake.discard)
+
+    async def _sleep(self, seconds: float) -> None:
         deadline = self.time() + max(0.0, seconds)
         while True:
             left = deadline - self.time()
@@ -117,6 +134,27 @@ class ManualClock:
                 await asyncio.wait_for(moved.wait(), timeout)
             except TimeoutError:
                 continue
+
+    async def settled(self, timeout: float = 30.0) -> bool:  # noqa: ASYNC109 - a bound, not a deadline the caller races
+        """Wait until every task that woke from a sleep on this clock has finished or sleeps
+        on it again (what an :meth:`advance` set off is over).
+
+        Returns:
+            False when some were still busy after ``timeout`` real seconds (waiting on
+            something else than this clock), True otherwise.
+        """
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout
+        current = asyncio.current_task()
+        while True:
+            await asyncio.sleep(0)
+            busy = [t for t in self._awake if t is not current and not t.done()]
+            if not busy:
+                return True
+            left = until - loop.time()
+            if left <= 0:
+                return False
+            await asyncio.wait(busy, timeout=min(left, 0.05))
 
     def __repr__(self) -> str:
         mode = "running" if self._running else "frozen"

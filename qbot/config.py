@@ -37,6 +37,7 @@ from qbot.omnichannel.client import DEFAULT_BASE_URL as DEFAULT_OMNICHANNEL_URL
 __all__ = [
     "PLACEHOLDER_SECRETS",
     "BotSettings",
+    "FallbackTemplateSettings",
     "LogSettings",
     "MetricsSettings",
     "OfficeHoursSettings",
@@ -48,6 +49,7 @@ __all__ = [
     "StateSettings",
     "StorageSettings",
     "WebhookSettings",
+    "WhatsAppSettings",
     "load_settings",
 ]
 
@@ -246,6 +248,36 @@ class MetricsSettings(_Section):
         return self
 
 
+class FallbackTemplateSettings(_Section):
+    """The template sent instead of a free-form message once WhatsApp's window is closed."""
+
+    name: str = Field(min_length=1)
+    language: str = "id"
+    variables: list[str] = Field(default_factory=list)
+
+
+class WhatsAppSettings(_Section):
+    """WhatsApp's rules (see docs/whatsapp.md).
+
+    Attributes:
+        window_hours: how long after the customer's last message free-form messages may go
+            out (WhatsApp's customer-service window: 24).
+        enforce_window: refuse free-form messages outside the window (``OutsideWindowError``,
+            or ``fallback_template``); ``false`` leaves it to WhatsApp to refuse them.
+        fallback_template: sent (once per closed window) instead of a free-form message
+            outside the window; unset, such a message raises ``OutsideWindowError``.
+        channel_id: the WhatsApp channel proactive templates to a new number go from; unset,
+            the app's only WhatsApp channel.
+        namespace: the template namespace, when Omnichannel's template list gives none.
+    """
+
+    window_hours: float = Field(default=24.0, gt=0)
+    enforce_window: bool = True
+    fallback_template: FallbackTemplateSettings | None = None
+    channel_id: int | str | None = None
+    namespace: str | None = None
+
+
 class OmnichannelSettings(_Section):
     """Qiscus Omnichannel: WhatsApp, Instagram, Messenger, Line, Telegram and the web widget.
 
@@ -257,6 +289,7 @@ class OmnichannelSettings(_Section):
         app_code: the Omnichannel app code; empty means ``qiscus.app_id`` (the same string).
         webhook_token: when set, Omnichannel's lifecycle webhooks must carry ``?token=...``.
         text_menus: channel sources (``wa``, ``ig``...) whose buttons are sent as numbered text.
+        whatsapp: WhatsApp's 24-hour window and templates.
     """
 
     mode: Literal["auto", "always", "never"] = "auto"
@@ -264,6 +297,7 @@ class OmnichannelSettings(_Section):
     app_code: str = ""
     webhook_token: SecretStr | None = None
     text_menus: list[str] = Field(default_factory=list)
+    whatsapp: WhatsAppSettings = Field(default_factory=WhatsAppSettings)
 
     @model_validator(mode="after")
     def _normalise(self) -> OmnichannelSettings:

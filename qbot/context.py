@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from qbot.cooldown import cooldown, cooldown_left, seconds_of
 from qbot.errors import MessageBuildError, QbotError
 from qbot.filters import normalize_text
 from qbot.messages import Message, Reply, Text, as_message
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
     from qbot.office_hours import OfficeHoursNow
     from qbot.omnichannel.client import OmnichannelClient
     from qbot.omnichannel.customer import Customer
+    from qbot.omnichannel.templates import QuickReply
+    from qbot.omnichannel.templates import Template as WhatsAppTemplate
     from qbot.sending import Sender
     from qbot.storage import Storage
     from qbot.storage.schedule import Job
@@ -83,6 +88,7 @@ class Context:
         self._entities: list[Entity] | None = None
         self._desk: Sender | None = None
         self.scheduled: Job | None = None
+        self._scheduled_calls = 0
         room_id = str(self.room.id)
         settings = dispatcher.settings
         ttl = settings.state.ttl if settings is not None else None
@@ -105,6 +111,18 @@ class Context:
     def text(self) -> str:
         """The message text as sent (for a postback, the text the client posted)."""
         return self.message.text
+
+    @property
+    def burst(self) -> list[str]:
+        """The texts of a debounced burst (``Bot(debounce=...)``), in order; else ``[text]``."""
+        texts = (self.message.extras or {}).get("qbot_burst")
+        if (
+            isinstance(texts, list)
+            and all(isinstance(t, str) for t in texts)
+            and "\n".join(texts) == self.message.text
+        ):
+            return list(texts)
+        return [self.message.text]
 
     @property
     def normalized_text(self) -> str:
@@ -290,14 +308,21 @@ class Context:
             "from": self.sender.model_dump(mode="json", exclude_none=True),
             "room": self.room.model_dump(mode="json", exclude_none=True, exclude={"participants"}),
             "app_code": self.update.app_code,
+            # A job scheduled by a job's handler: that run, if re-run after a crash, still runs.
+            "parent": self.scheduled.id if self.scheduled is not None else None,
             "channel": self.update.channel.model_dump(mode="json", by_alias=True)
             if self.update.channel is not None
             else None,
         }
+        # The same id when this handler runs again (after a crash): the first job stands.
+        self._scheduled_calls += 1
+        seed = f"{self._outbound.origin}#schedule:{name}:{self._scheduled_calls}"
+        job_id = hashlib.blake2b(seed.encode(), digest_size=16).hexdigest()
         return await schedule(
             self.dispatcher,
             str(self.room.id),
             name,
+            job_id=job_id,
             after=after,
             at=at,
             data=data,
@@ -310,6 +335,34 @@ class Context:
         """Cancel this room's job ``name``; whether there was one (fired and not yet run
         counts: it is dropped when its turn comes)."""
         return bool(await cancel(self.dispatcher, str(self.room.id), name))
+
+    async def cooldown(
+        self,
+        name: str,
+        *,
+        seconds: float = 0,
+        minutes: float = 0,
+        hours: float = 0,
+        days: float = 0,
+        per_user: bool = False,
+    ) -> bool:
+        """Whether a notification ``name`` may go to this room now; if so, the room cools down
+        for the given time (``qbot.cooldown``): ``if await ctx.cooldown("promo", hours=24):``.
+
+        Args:
+            per_user: one cooldown per sender in the room instead of one for the room.
+
+        Raises:
+            CooldownError: a bad name, or a duration that is not more than 0.
+        """
+        duration = seconds_of(seconds, minutes, hours, days)
+        user = state_owner(self.sender) if per_user else None
+        return await cooldown(self.dispatcher, str(self.room.id), name, duration, user=user)
+
+    async def cooldown_left(self, name: str, *, per_user: bool = False) -> float:
+        """Seconds until this room's cooldown ``name`` ends (0: none), without starting one."""
+        user = state_owner(self.sender) if per_user else None
+        return await cooldown_left(self.dispatcher, str(self.room.id), name, user)
 
     # --- Omnichannel ----------------------------------------------------------------------------
 
@@ -363,7 +416,7 @@ class Context:
         """
         if quote:
             message = self._quoted(message)
-        return await self._outbound.send(self.room.id, as_message(message))
+        return await self._send(self.room.id, as_message(message))
 
     async def reply_template(
         self, name: str, /, *, quote: bool = False, **variables: Any
@@ -378,8 +431,85 @@ class Context:
         return await self.reply(templates.render(name, **variables), quote=quote)
 
     async def send(self, room_id: int | str, message: str | Message) -> list[Any]:
-        """Post to any room the bot is in (not only the current one)."""
-        return await self._outbound.send(room_id, as_message(message))
+        """Post to any room the bot is in (not only the current one).
+
+        Raises:
+            OutsideWindowError: ``room_id`` is a WhatsApp room whose 24-hour window is closed
+                and the bot has no fallback template (see :attr:`window`).
+        """
+        return await self._send(room_id, as_message(message))
+
+    async def _send(self, room_id: int | str, message: Message) -> list[Any]:
+        """Send ``message``, or what WhatsApp's window allows instead (``omnichannel.window``)."""
+        from qbot.omnichannel.window import guard
+
+        decision = await guard(self.dispatcher, room_id, message, current=str(self.room.id))
+        if decision.message is None:
+            return []
+        if not decision.fallback:
+            return await self._outbound.send(room_id, decision.message)
+        from qbot.omnichannel.templates import Template
+
+        assert isinstance(decision.message, Template)
+        sent = await self._send_template(room_id, decision.message)
+        if decision.record is not None:
+            await self.dispatcher.windows.fallback_sent(str(room_id), decision.record)
+        return sent
+
+    @property
+    def window(self) -> timedelta | None:
+        """How long WhatsApp's 24-hour window stays open in this room (zero once closed).
+
+        ``None`` where no window applies: other Omnichannel channels, Chat SDK rooms. Outside
+        the window a free-form reply raises ``OutsideWindowError`` (or sends the bot's fallback
+        template); :meth:`send_template` always works.
+        """
+        return self.dispatcher.windows.left(str(self.room.id))
+
+    async def send_template(
+        self,
+        template: str | WhatsAppTemplate,
+        language: str = "id",
+        variables: Iterable[Any] = (),
+        buttons: Iterable[QuickReply] = (),
+        header: str | None = None,
+    ) -> list[Any]:
+        """Send an approved WhatsApp template to this room's customer (inside or outside the
+        window), through the outbox: durable, retried, never sent twice.
+
+        Args:
+            template: the approved template's name, or a ready ``Template``.
+            language: the approved language's code.
+            variables: the body's ``{{1}}``, ``{{2}}``... values.
+            buttons: ``QuickReply(label, action=, data=)``: a tap routes to ``@bot.postback``.
+            header: the header's ``{{1}}`` value, when it has one.
+
+        Raises:
+            TemplateLimitError: over one of WhatsApp's limits, or not as many variables as the
+                approved template's placeholders.
+            MessageBuildError: not a WhatsApp room, or not an approved template of the app.
+        """
+        from qbot.omnichannel.proactive import build_template
+
+        built = build_template(template, language, variables, buttons, header)
+        return await self._send_template(self.room.id, built)
+
+    async def _send_template(self, room_id: int | str, template: WhatsAppTemplate) -> list[Any]:
+        from qbot.omnichannel.proactive import TemplateSend, target_of_room
+
+        room = str(room_id)
+        info = await self.dispatcher.rooms.get(room)
+        if info is None or info.source != "wa":
+            where = "a Chat SDK room" if info is None else f"on channel {info.source!r}"
+            raise MessageBuildError(
+                f"room {room} is {where}: templates are WhatsApp's (send a message instead)"
+            )
+        record = await self.dispatcher.windows.get(room, cached=room == str(self.room.id))
+        target = await target_of_room(self.dispatcher, room, record)
+        prepared = await self.dispatcher.template_catalog.prepare(template)
+        return await self._outbound.send(
+            room_id, TemplateSend(prepared, target.to, target.channel_id)
+        )
 
     def _quoted(self, message: str | Message) -> Message:
         if isinstance(message, Text):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,9 @@ from qbot.office_hours import OfficeHoursSource
 from qbot.omnichannel.delivery import RoomDelivery, RoomMemory, load_choices, menu_key, room_key
 from qbot.omnichannel.lifecycle import LIFECYCLE, lifecycle_update, run_lifecycle
 from qbot.omnichannel.menus import match_choice
+from qbot.omnichannel.proactive import TemplateCatalog
 from qbot.omnichannel.rooms import detect_room
+from qbot.omnichannel.window import Fallback, WindowTracker
 from qbot.outbox import Outbox
 from qbot.runtime import Runtime
 from qbot.scheduled_run import finish, run_scheduled
@@ -78,6 +80,8 @@ class Dispatcher:
         client: a ready Qiscus client (otherwise one is built from the settings).
         clock: the time the bot sees (default the wall clock; a
             :class:`~qbot.clock.ManualClock` in the emulator and tests).
+        fallback_template: sent instead of a free-form message once a WhatsApp room's 24-hour
+            window is closed (see ``qbot.omnichannel.window``).
     """
 
     def __init__(
@@ -90,9 +94,12 @@ class Dispatcher:
         signer: PostbackSigner | None = None,
         client: QiscusClient | None = None,
         clock: Clock | None = None,
+        fallback_template: Fallback | None = None,
     ) -> None:
         self.bot = bot
+        self.fallback_template = fallback_template
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self.debounce: float | None = None  # seconds a customer's burst is gathered (debounce)
         self.email = email
         self.intents = intents
         self.templates = templates
@@ -115,6 +122,8 @@ class Dispatcher:
         self._owns_omnichannel = False
         self._rooms: RoomMemory | None = None
         self.office_hours: OfficeHoursSource | None = None  # office_hours: in the config
+        self.windows = WindowTracker(self)  # when each WhatsApp room's customer last wrote
+        self.template_catalog = TemplateCatalog(self)  # the approved WhatsApp templates
 
     # --- configuration --------------------------------------------------------------------------
 
@@ -234,6 +243,7 @@ class Dispatcher:
         self.storage_url = url or type(storage).__name__
         self._storage_open = False
         self._rooms = None
+        self.windows = WindowTracker(self)
         if isinstance(self.delivery, RoomDelivery):  # it remembers rooms in the old storage
             self.delivery = None
 
@@ -373,7 +383,12 @@ class Dispatcher:
     # --- processing -----------------------------------------------------------------------------
 
     async def process(
-        self, update: Update, *, ack: InboxItem | None = None, owner: str | None = None
+        self,
+        update: Update,
+        *,
+        ack: InboxItem | None = None,
+        owner: str | None = None,
+        also: Sequence[InboxItem] = (),
     ) -> Outcome:
         """Handle one update and commit its state changes, acking ``ack`` in the same commit.
 
@@ -383,6 +398,7 @@ class Dispatcher:
             update: the parsed webhook.
             ack: the inbox item the update came from, acked with the state.
             owner: the worker holding the room's lease (required with ``ack``).
+            also: more items acked in the same commit (a debounced burst's, qbot.debounce).
 
         Raises:
             LeaseLostError: ``owner`` lost the room meanwhile; nothing was committed.
@@ -397,9 +413,10 @@ class Dispatcher:
         metrics.processed(outcome)
         # Whatever the outcome, the message is now processed: its state and its ack go together.
         writes = [] if ctx is None else [ctx.state.pending_write(), ctx.room_state.pending_write()]
-        states = [w for w in writes if w is not None]
+        states = [w for w in writes if w is not None] + self.windows.take(room_id)
         if states or ack is not None:
-            await self.outbox.commit(owner=owner, ack=[ack] if ack else (), states=states)
+            acks = [ack, *also] if ack else ()
+            await self.outbox.commit(owner=owner, ack=acks, states=states)
             if ctx is not None:
                 ctx.state.committed()
                 ctx.room_state.committed()
@@ -422,11 +439,13 @@ class Dispatcher:
         # One round trip reads the handoff, both states and the first replies' outbox records.
         keys = [state_key(room_id, state_owner(update.sender)), state_key(room_id)]
         extra = [room_key(room_id), menu_key(room_id), reply_marker(room_id)]
+        extra += self.windows.keys(room_id, update.sender.email)
         ids = [unique_temp_id(origin, update.room.id, seq) for seq in range(1, _PREFETCH + 1)]
         handoff, states, replies = await self.storage.load_room(room_id, keys + extra, ids)
-        states, (room_memory, menu, replied) = states[: len(keys)], states[len(keys) :]
+        states, (room_memory, menu, replied, *whatsapp) = states[: len(keys)], states[len(keys) :]
         self.rooms.preload(room_id, room_memory)
         source = await self._remember_room(update)
+        update = self.windows.seen(update, source, whatsapp, taps=handoff is None)
         if update.message.type == LIFECYCLE:
             known = dict(zip(ids, replies, strict=True))
             return await self._lifecycle(
@@ -577,5 +596,5 @@ class Dispatcher:
                 except ConfigError as e:  # Omnichannel rooms then get post_comment: say so
                     log.warning("omnichannel.unavailable", error=str(e))
                     client = None
-                self.delivery = RoomDelivery(chat, client, self.rooms, omni.text_menus)
+                self.delivery = RoomDelivery(chat, client, self.rooms, omni.text_menus, self.clock)
         return self.delivery

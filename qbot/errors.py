@@ -78,18 +78,14 @@ class OutsideWindowError(QbotError):
 
     Attributes:
         room_id: the room.
-        hours_since: hours since the customer last wrote, ``None`` when qbot never saw them write.
+        hours_since: hours since the customer last wrote.
     """
 
-    def __init__(self, room_id: str, hours_since: float | None, window_hours: float = 24) -> None:
-        since = (
-            "qbot has no record of the customer writing"
-            if hours_since is None
-            else f"the customer last wrote {hours_since:.1f} h ago"
-        )
+    def __init__(self, room_id: str, hours_since: float, window_hours: float = 24) -> None:
         super().__init__(
-            f"room {room_id}: WhatsApp's {window_hours:g}-hour window is closed ({since}); "
-            "send an approved template (ctx.send_template) or set whatsapp.fallback_template"
+            f"room {room_id}: WhatsApp's {window_hours:g}-hour window is closed (the customer "
+            f"last wrote {hours_since:.1f} h ago); send an approved template "
+            "(ctx.send_template) or set omnichannel.whatsapp.fallback_template"
         )
         self.room_id = room_id
         self.hours_since = hours_since

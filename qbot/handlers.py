@@ -138,6 +138,7 @@ class Handler:
     position: int
     keys: frozenset[str] | None = None
     pure: bool = False
+    debounce: float | None = None  # seconds a burst starting here is gathered (qbot.debounce)
 
     @property
     def name(self) -> str:

@@ -28,6 +28,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from qbot.debounce import check_window
 from qbot.errors import ConfigError, HandlerRegistrationError
 from qbot.filters import (
     EventType,
@@ -110,6 +111,7 @@ class Router:
         regex: str | re.Pattern[str] | None = None,
         type: str | Iterable[str] | None = None,
         state: StepSpec = ANY_STATE,
+        debounce: float | None = None,
     ) -> Callable[[F], F]: ...
 
     def message(
@@ -119,6 +121,7 @@ class Router:
         regex: str | re.Pattern[str] | None = None,
         type: str | Iterable[str] | None = None,
         state: StepSpec = ANY_STATE,
+        debounce: float | None = None,
     ) -> Any:
         """Handle a message.
 
@@ -132,8 +135,11 @@ class Router:
                 a step, several, ``None`` (no step), ``"*"`` (any step) or a ``prefix*``; a
                 step is a string or a :class:`~qbot.names.Steps` member (a ``Steps`` class:
                 each of its steps). Left out, the handler matches at every step.
+            debounce: seconds to gather a customer's burst of texts whose first message
+                would come here (``qbot.debounce``); 0 answers at once; None: the bot's.
         """
-        if _is_bare(filters, text, regex, type) and state is ANY_STATE:
+        window = check_window(debounce, "debounce")
+        if _is_bare(filters, text, regex, type) and state is ANY_STATE and window is None:
             return self.message()(filters[0])
         built = [as_filter(f) for f in filters]
         if state is not ANY_STATE:
@@ -149,7 +155,7 @@ class Router:
             built.insert(0, MessageType(type))
         elif text is not None or regex is not None:
             built.insert(0, MessageType(TEXT_TYPES))
-        return self._decorator(MESSAGE, built, keys)
+        return self._decorator(MESSAGE, built, keys, window)
 
     def intent(
         self,
@@ -323,11 +329,15 @@ class Router:
         return router
 
     def _decorator(
-        self, kind: str, filters: list[Filter], keys: frozenset[str] | None = None
+        self,
+        kind: str,
+        filters: list[Filter],
+        keys: frozenset[str] | None = None,
+        debounce: float | None = None,
     ) -> Callable[[F], F]:
         def register(fn: F) -> F:
             check_handler(fn)
-            self.handlers[kind].register(fn, tuple(filters), self, keys)
+            self.handlers[kind].register(fn, tuple(filters), self, keys).debounce = debounce
             _version[0] += 1
             return fn
 
@@ -417,16 +427,33 @@ class RootRouter(Router):
     intents: IntentSet | None = None
     _stateful: tuple[int, dict[str, list[Handler]]] = (-1, {})
 
-    def stateful_handlers(self, kind: str) -> list[Handler]:
-        """Handlers of ``kind`` registered with ``state=``, anywhere in the tree, in trial order."""
+    def stateful_handlers(self, kind: str, *, debounced: bool = False) -> list[Handler]:
+        """Handlers of ``kind`` registered with ``state=``, anywhere in the tree, in trial order
+        (``debounced``: those with their own ``debounce=`` instead)."""
         version, cached = self._stateful
         if version != _version[0]:
-            cached = {MESSAGE: [], POSTBACK: [], EVENT: []}
+            cached = {MESSAGE: [], POSTBACK: [], EVENT: [], "debounced": []}
             for handler in self.iter_handlers():
                 if any(isinstance(f, StateIs) for f in handler.filters):
                     cached[handler.kind].append(handler)
+                if handler.debounce is not None:
+                    cached["debounced"].append(handler)
             self._stateful = (_version[0], cached)
-        return cached[kind]
+        return cached["debounced" if debounced else kind]
+
+    def debounced_handlers(self) -> bool:
+        """Whether any handler in the tree has its own ``debounce=``."""
+        return bool(self.stateful_handlers(MESSAGE, debounced=True))
+
+    async def find_handler(self, ctx: Context, kind: str) -> Handler | None:
+        """The handler ``ctx`` would go to (step handlers first), without running it or any
+        middleware; None for the fallback or nothing."""
+        stateful = self.stateful_handlers(kind)
+        if stateful and ctx.state.step is not None:
+            for handler in stateful:
+                if await handler.matches(ctx):
+                    return handler
+        return await _find(self, ctx, kind)
 
     async def _dispatch(self, ctx: Context, kind: str) -> Result:
         stateful = self.stateful_handlers(kind)
@@ -502,6 +529,17 @@ class RootRouter(Router):
                             "has no intents: pass Bot(intents='intents.yaml') or set intents.file"
                         )
                     self.check_intent(flt.name, handler.name)
+
+
+async def _find(router: Router, ctx: Context, kind: str) -> Handler | None:
+    handler = await router.handlers[kind].match(ctx)
+    if handler is not None:
+        return handler
+    for inner in router._routers:
+        found = await _find(inner, ctx, kind)
+        if found is not None:
+            return found
+    return None
 
 
 def _wrap(

@@ -32,18 +32,19 @@ import os
 import socket
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from qbot import metrics
 from qbot._json import detect_encoding
+from qbot.debounce import gather
 from qbot.errors import ConfigError, LeaseLostError, QbotError, StorageError
 from qbot.handlers import Outcome
 from qbot.models.webhook import Update
 from qbot.outages import Outages
-from qbot.scheduling import fire_loop
+from qbot.scheduling import SCHEDULED, fire_loop
 from qbot.storage import JSONText, room_lease_key
 
 if TYPE_CHECKING:
@@ -114,6 +115,7 @@ class Runtime:
         self.owner = owner or new_owner()
         self.in_process = in_process
         self.processed = 0
+        self.gathering: dict[str, float] = {}  # rooms in a debounce window: its end (debounce)
         self._queues: dict[str, deque[InboxItem]] = {}
         self._held = 0  # items in self._queues, kept as a count: read at every claim
         self._ids: dict[str, set[str]] = {}
@@ -239,6 +241,8 @@ class Runtime:
         if self._closing:
             return "closing"
         reason = self.dispatcher.ignore_reason(update)
+        if update.message.type == SCHEDULED:  # only the scheduler stores these: never a webhook
+            reason = "reserved_message_type"
         room = str(update.room.id)
         if reason is not None:
             log.debug("webhook.ignored", reason=reason, room_id=room)
@@ -397,12 +401,15 @@ class Runtime:
                         self._forget(room)
                         return
                 item = queue[0]
-                if not await self._process(item):
+                # A debounced burst: the head and the messages gathered with it (qbot.debounce).
+                batch, merged = await gather(self, room, queue, wake)
+                if not await self._process(item, merged, batch[1:]):
                     continue  # the storage failed: the same item again, once it answers
-                if queue and queue[0] is item:
-                    queue.popleft()
-                    self._held -= 1
-                    ids.discard(item.id)
+                for done in batch:
+                    if queue and queue[0] is done:
+                        queue.popleft()
+                        self._held -= 1
+                        ids.discard(done.id)
         finally:
             self._forget(room)
 
@@ -441,11 +448,17 @@ class Runtime:
         else:
             self.outages.recovered("flush")
 
-    async def _process(self, item: InboxItem) -> bool:
-        """Process one item; False when the storage failed and it is to be processed again."""
+    async def _process(
+        self, item: InboxItem, merged: Update | None = None, also: Sequence[InboxItem] = ()
+    ) -> bool:
+        """Process one item (with ``also``, as the one ``merged`` update); False when the
+        storage failed and it is to be processed again."""
         room = item.room_id
+        for other in also:
+            self._parsed.pop((room, other.id), None)
         try:
-            update = self._parsed.pop((room, item.id), None) or Update.model_validate(item.payload)
+            cached = self._parsed.pop((room, item.id), None)
+            update = merged or cached or Update.model_validate(item.payload)
         except ValueError as e:  # not a webhook (ValidationError), or not even JSON
             log.error("update.unreadable", room_id=room, error=str(e))
             self._resolve(item.id, error=e)
@@ -455,7 +468,7 @@ class Runtime:
             room_id=room, message_id=update.message.identity
         )
         try:
-            outcome = await self.dispatcher.process(update, ack=item, owner=self.owner)
+            outcome = await self.dispatcher.process(update, ack=item, owner=self.owner, also=also)
         except LeaseLostError as e:
             log.warning("runtime.lease_lost", reason="commit refused")
             self._lost.add(room)
@@ -470,7 +483,7 @@ class Runtime:
             self._resolve(item.id, error=exc)
             return await self._ack_only(item)
         else:
-            self.processed += 1
+            self.processed += 1 + len(also)
             self.dispatcher.outbox.rechecked(room)
             self.outages.recovered("process")
             self._resolve(item.id, outcome)

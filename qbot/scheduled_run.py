@@ -19,6 +19,7 @@ import structlog
 from qbot.context import Context
 from qbot.handlers import Outcome, run_handler
 from qbot.sending import Sender
+from qbot.storage.schedule import JOB_NAME, Job
 
 if TYPE_CHECKING:
     from qbot.dispatcher import Dispatcher
@@ -43,8 +44,12 @@ async def run_scheduled(
     room_id = str(update.room.id)
     name, job_id = str(info.get("name")), str(info.get("job"))
     storage = dispatcher.storage
-    job = await storage.schedule_get(room_id, name) if info.get("name") else None
-    if job is None or job.id != job_id:
+    job = await storage.schedule_get(room_id, name) if JOB_NAME.fullmatch(name) else None
+    if job is not None and job.id != job_id:
+        parent = job.origin.get("parent") if isinstance(job.origin, dict) else None
+        # Replaced by this very job's handler (a run cut before its commit): run it again.
+        job = _from_body(room_id, name, job_id, info, job) if parent == job_id else None
+    if job is None:
         log.info("scheduled.dropped", job=name, reason="cancelled or replaced")
         return Outcome(ignored="cancelled"), None
     found = dispatcher.bot.scheduled_handler(name)
@@ -71,6 +76,22 @@ async def run_scheduled(
     await run_handler(fn, router, ctx)
     log.info("update.handled", handler=ctx.handler_name, replies=sender.sent)
     return Outcome(handler=ctx.handler_name, replies=sender.sent), ctx
+
+
+def _from_body(room_id: str, name: str, job_id: str, info: dict[str, Any], now: Job) -> Job:
+    """The job an update carries (its record was replaced by its own handler's next job)."""
+    due, created = info.get("due_at"), info.get("created_at")
+    return Job(
+        job_id,
+        room_id,
+        name,
+        float(due) if isinstance(due, int | float) else now.due_at,
+        info.get("data"),
+        now.origin,
+        False,
+        float(created) if isinstance(created, int | float) else now.created_at,
+        True,
+    )
 
 
 async def finish(ctx: Context) -> None:

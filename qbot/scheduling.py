@@ -55,6 +55,7 @@ __all__ = [
     "reply_marker",
     "run_due",
     "schedule",
+    "settle_due",
 ]
 
 log = structlog.get_logger("qbot.scheduling")
@@ -68,6 +69,8 @@ TAKE_LEASE = 60.0
 POLL = 1.0
 """Real seconds between looks for jobs another replica added (an own job wakes the loop)."""
 BATCH = 100
+MAX_DATA = 64 * 1024
+"""The most JSON bytes a job's data may take."""
 
 _wakes: weakref.WeakKeyDictionary[Any, asyncio.Event] = weakref.WeakKeyDictionary()
 
@@ -115,8 +118,14 @@ async def schedule(
     cancel_on_reply: bool = False,
     while_handed_off: bool = False,
     origin: dict[str, Any] | None = None,
+    job_id: str | None = None,
 ) -> Job:
-    """Store the room's job ``name`` (replacing an earlier one of that name); see Context."""
+    """Store the room's job ``name`` (replacing an earlier one of that name); see Context.
+
+    ``job_id`` (default: random) identifies this scheduling: a handler re-run after a crash
+    schedules with the same id, and then the job stored the first time (its due time, or its
+    copy already in the inbox) is kept, not replaced.
+    """
     if not isinstance(name, str) or not JOB_NAME.fullmatch(name):
         raise ScheduleError(f"job name {name!r} must be 1 to 100 letters, digits, '_', '.' or '-'")
     if dispatcher.bot.scheduled_handler(name) is None:
@@ -126,13 +135,23 @@ async def schedule(
     now = dispatcher.clock.time()
     due = _due(now, after, at)
     try:  # refused here, naming the job, not when it fires
-        dumps(data, f"data of job {name!r}")
+        size = len(dumps(data, f"data of job {name!r}").encode())
     except StorageError as e:
         raise ScheduleError(str(e)) from None
+    if size > MAX_DATA:
+        raise ScheduleError(
+            f"data of job {name!r} is {size} bytes of JSON, over {MAX_DATA}: store it in "
+            "ctx.state and put its key in data"
+        )
     where = dict(origin or {"room": {"id": room_id}})
     where["while_handed_off"] = bool(while_handed_off)
-    job = Job(uuid.uuid4().hex, room_id, name, due, data, where, bool(cancel_on_reply), now)
+    job_id = job_id or uuid.uuid4().hex
+    job = Job(job_id, room_id, name, due, data, where, bool(cancel_on_reply), now)
     storage = dispatcher.storage
+    existing = await storage.schedule_get(room_id, name)
+    if existing is not None and existing.id == job_id:
+        log.info("scheduled.kept", job=name, room_id=room_id, reason="handler ran again")
+        return existing
     if cancel_on_reply:  # the marker first: a crash between leaves a marker, not a lost cancel
         await storage.set_state(reply_marker(room_id), True)
     replaced = await storage.schedule_put(job)
@@ -180,7 +199,13 @@ def job_body(job: Job) -> dict[str, Any]:
                 "type": SCHEDULED,
                 "unique_temp_id": f"scheduled-{job.id}",
                 "text": "",
-                "payload": {"job": job.id, "name": job.name, "due_at": job.due_at},
+                "payload": {
+                    "job": job.id,
+                    "name": job.name,
+                    "due_at": job.due_at,
+                    "created_at": job.created_at,
+                    "data": job.data,
+                },
             },
         },
     }
@@ -198,7 +223,11 @@ async def fire_due(
     ``on_put`` is called with each new inbox item, before anything else can run.
     """
     storage = dispatcher.storage
-    jobs = await storage.schedule_take(dispatcher.clock.time(), lease=TAKE_LEASE, limit=BATCH)
+    now = dispatcher.clock.time()
+    due = await storage.schedule_next()  # a read: most looks find nothing due
+    if due is None or due > now:
+        return 0
+    jobs = await storage.schedule_take(now, lease=TAKE_LEASE, limit=BATCH)
     for job in jobs:
         item = await storage.inbox_put(
             job.room_id,
@@ -246,6 +275,30 @@ async def fire_loop(runtime: Runtime) -> None:
         await _first(*waits)
 
 
+def _gathered(runtime: Runtime) -> int:
+    """Items held in rooms waiting out a debounce window (qbot.debounce): not work in hand."""
+    now = runtime.dispatcher.clock.time()
+    return sum(
+        len(runtime._queues.get(room, ()))
+        for room, until in list(runtime.gathering.items())
+        if until > now
+    )
+
+
+async def settle_due(dispatcher: Dispatcher) -> bool:
+    """The test kit's idle hook (``Harness.advance``): :func:`run_due`; whether work was done.
+
+    A room still busy after 30 s (a handler waiting on something else) is left to the caller.
+    """
+    runtime = dispatcher._local_runtime()
+    busy = runtime.pending > _gathered(runtime)
+    try:
+        return bool(await run_due(dispatcher)) or busy
+    except TimeoutError:
+        log.warning("scheduled.settle_timeout", pending=runtime.pending)
+        return False
+
+
 async def run_due(dispatcher: Dispatcher, *, timeout: float = 30.0) -> list[Outcome]:  # noqa: ASYNC109 - a test helper's bound, not a caller's deadline
     """Fire the jobs due on the bot's clock now and wait until their handlers ran.
 
@@ -263,6 +316,7 @@ async def run_due(dispatcher: Dispatcher, *, timeout: float = 30.0) -> list[Outc
                 break
         await runtime.claim_now()
         outcomes = [await w for w in waiters]
-        while runtime.pending:  # noqa: ASYNC110 - what the background loop fired meanwhile
+        # What the background loop fired meanwhile; not bursts still inside their window.
+        while runtime.pending > _gathered(runtime):  # noqa: ASYNC110 - no event to wait on
             await asyncio.sleep(0.01)
     return outcomes

@@ -9,10 +9,12 @@ leaves.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from qbot._json import dumps_text
+from qbot.clock import ManualClock
 from qbot.emulator.harness import BotReply, Harness, Replies
 from qbot.emulator.webhook import postback_response
 
@@ -22,7 +24,27 @@ if TYPE_CHECKING:
 
 __all__ = ["format_replies", "run_shell"]
 
-HELP = "Type a message and press Enter. A number taps that button. /help shows this, /quit leaves."
+HELP = (
+    "Type a message and press Enter. A number taps that button. /advance 25h moves the bot's "
+    "clock (s, m, h, d): follow-ups that come due run. /help shows this, /quit leaves."
+)
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_STEP = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+
+
+def _step(text: str) -> float | None:
+    """Seconds of ``/advance`` text such as ``25h``, ``90m``, ``2d``, ``30`` (seconds)."""
+    found = _STEP.fullmatch(text.strip().lower())
+    if found is None:
+        return None
+    return float(found.group(1)) * _UNITS[found.group(2) or "s"]
+
+
+def _debounce(bot: Bot) -> float:
+    """The longest debounce window the bot has (the shell answers each line after it)."""
+    windows = [bot.dispatcher.debounce or 0.0]
+    windows += [h.debounce or 0.0 for h in bot.iter_handlers()]
+    return max(windows)
 
 
 def _indent(text: str, prefix: str = "    ") -> str:
@@ -122,7 +144,10 @@ async def run_shell(
         name: the user's display name.
     """
     sent = 0
-    async with Harness(bot, settings) as harness:
+    # Time passes as in production; /advance skips ahead (follow-ups, WhatsApp's window).
+    clock = bot.clock if isinstance(bot.clock, ManualClock) else ManualClock(running=True)
+    window = _debounce(bot)
+    async with Harness(bot, settings, clock=clock) as harness:
         chat = await harness.chat(email, name)
         write(f"Chatting with {bot.name!r} as {name} <{email}>. {HELP}")
         choices: list[dict[str, Any]] = []
@@ -136,6 +161,17 @@ async def run_shell(
             if text == "/help":
                 write(HELP)
                 continue
+            if text.startswith("/advance"):
+                seconds = _step(text[len("/advance") :])
+                if seconds is None:
+                    write("Usage: /advance 25h (a number and s, m, h or d).")
+                    continue
+                replies = await chat.advance(seconds)
+                write(f"(the clock is now {clock.now():%Y-%m-%d %H:%M} UTC)")
+                if replies:
+                    output, choices = format_replies(replies, bot.name)
+                    write(output)
+                continue
             if text.isdigit() and choices:
                 index = int(text)
                 if not 1 <= index <= len(choices):
@@ -145,6 +181,8 @@ async def run_shell(
                 replies = await chat.send("button_postback_response", label, payload)
             else:
                 replies = await chat.say(text)
+            if not replies and window > 0:  # gathered (debounce): one line is the whole burst
+                replies = await chat.advance(window)
             sent += 1
             output, new_choices = format_replies(replies, bot.name)
             # A reply without buttons keeps nothing tappable: numbers are text again.

@@ -61,9 +61,22 @@ __all__ = [
 ]
 
 _REPLY_KEYS = frozenset(
-    {"type", "text", "text_contains", "text_matches", "buttons", "cards", "payload"}
+    {"type", "text", "text_contains", "text_matches", "buttons", "cards", "payload", "template"}
 )
-_ACTIONS = ("say", "tap", "event", "agent", "resolve")
+_ACTIONS = ("say", "tap", "event", "agent", "resolve", "advance")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(value: Any) -> float | None:
+    """Seconds of an ``advance:`` turn (``25h``, ``90m``, ``2d``, ``30s`` or a number of
+    seconds), ``None`` when it is not one."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if value >= 0 else None
+    match = _DURATION.match(str(value))
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else None
+
+
 _TURN_KEYS = frozenset({*_ACTIONS, "objects", "expect", "handoff"})
 
 
@@ -209,6 +222,8 @@ def _check_turn(path: Path, name: str, n: int, turn: Any) -> None:
     actions = [k for k in _ACTIONS if k in turn]
     if len(actions) != 1:
         raise _fail_file(path, f"{where} needs exactly one of {', '.join(_ACTIONS)}")
+    if "advance" in turn and duration(turn["advance"]) is None:
+        raise _fail_file(path, f"{where}: advance is a duration like 25h, 90m, 2d or 30s")
     handoff = turn.get("handoff")
     if handoff is not None and not isinstance(handoff, bool | dict):
         raise _fail_file(path, f"{where}: handoff is true, false or {{agent: NAME}}")
@@ -252,6 +267,10 @@ def check_reply(reply: BotReply, spec: str | dict[str, Any]) -> list[str]:
         titles = [str(c.get("title", "")) for c in reply.cards]
         if titles != list(spec["cards"]):
             problems.append(f"cards are {titles!r}, expected {spec['cards']!r}")
+    if "template" in spec:
+        shown = reply.template.get("name") if reply.template is not None else None
+        if shown != spec["template"]:
+            problems.append(f"template is {shown!r}, expected {spec['template']!r}")
     if "payload" in spec and not _subset(spec["payload"], reply.payload):
         problems.append(f"payload {reply.payload!r} does not contain {spec['payload']!r}")
     return problems
@@ -295,6 +314,9 @@ async def run_transcript(
             elif "resolve" in turn:
                 action = "resolve"
                 replies = await chat.resolve()
+            elif "advance" in turn:  # the clock the bot and the emulator share
+                action = f"advance {turn['advance']}"
+                replies = await chat.advance(duration(turn["advance"]) or 0.0)
             elif "say" in turn:
                 action = f"say {turn['say']!r}"
                 replies = await chat.say(str(turn["say"]))

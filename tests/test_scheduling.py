@@ -252,3 +252,102 @@ def test_scheduled_registration_refuses_bad_names_and_duplicates() -> None:
 
     with pytest.raises(HandlerRegistrationError, match="async def"):
         bot.scheduled("y")(lambda ctx: None)  # type: ignore[arg-type,return-value]
+
+
+async def test_bot_schedule_from_outside_a_handler_runs_in_the_room() -> None:
+    bot, clock = followup_bot()
+    seen: list[str] = []
+
+    @bot.scheduled("nudge")
+    async def nudge(ctx: Context) -> None:
+        seen.append(f"{ctx.room.id}:{ctx.sender.email!r}:{ctx.data}")
+        await ctx.reply("nudge")
+
+    async with Harness(bot) as harness:
+        chat = await harness.chat()
+        job = await bot.schedule(chat.room_id, "nudge", after=60, data=7)
+        assert job.due_at == clock.time() + 60
+        assert await bot.cancel_scheduled(chat.room_id, "other") == []
+        clock.advance(minutes=1)
+        assert [o.handler for o in await bot.run_due()] == ["scheduled:nudge"]
+        await harness.emulator.drain()
+        assert await replies_after(harness, chat.room_id) == ["nudge"]
+    assert seen == [f"{chat.room_id}:'':7"]
+
+
+@pytest.mark.parametrize("by_itself", [True, False])
+async def test_a_recurring_job_cut_before_its_commit_runs_again_after_rescheduling_itself(
+    by_itself: bool,
+) -> None:
+    clock = ManualClock(start=1_800_000_000.0)
+    bot = Bot(clock=clock)
+    runs: list[object] = []
+
+    @bot.scheduled("tick")
+    async def tick(ctx: Context) -> None:
+        runs.append(ctx.data)
+        await ctx.schedule("tick", after=3600, data=(ctx.data or 0) + 1)
+
+    async with Harness(bot) as harness:
+        chat = await harness.chat()
+        room = str(chat.room_id)
+        await bot.schedule(room, "tick", after=0, data=1)
+        assert [o.handler for o in await bot.run_due()] == ["scheduled:tick"]
+        [job] = await bot.storage.schedule_list(room)
+        assert (job.data, job.due_at) == (2, clock.time() + 3600)
+        # The next run is cut after its handler rescheduled and before its commit: the job
+        # fired (in the inbox) and its record is already the next job, whose parent it is.
+        clock.advance(hours=1)
+        from dataclasses import replace
+
+        from qbot.scheduling import fire_due
+
+        runtime = bot.dispatcher._local_runtime()
+        waiters = []
+        # fire without the worker running it yet: the in-process runtime claims only when told
+        await fire_due(bot.dispatcher, lambda item: waiters.append(runtime.expect(item)))
+        assert len(waiters) == 1
+        await bot.storage.schedule_put(
+            replace(job, id="next-one", data=3, origin={"parent": job.id if by_itself else None})
+        )
+        await runtime.claim_now()
+        outcome = await waiters[0]
+    if by_itself:  # its own handler replaced it: the run is done again
+        assert (outcome.handler, runs) == ("scheduled:tick", [1, 2])
+    else:  # replaced by anything else: dropped
+        assert (outcome.ignored, runs) == ("cancelled", [1])
+
+
+async def test_a_webhook_posing_as_a_due_job_is_ignored() -> None:
+    bot, clock = followup_bot()
+    async with Harness(bot) as harness:
+        chat = await harness.chat()
+        await chat.say("order")
+        [job] = await bot.storage.schedule_list()
+        from qbot.scheduling import job_body
+
+        forged = job_body(job)  # exactly what the scheduler would store, sent as a webhook
+        outcome = await bot.feed_update(forged)
+        assert outcome.ignored == "ignored"
+        assert await bot.storage.inbox_size() == 0
+        assert [j.id for j in await bot.storage.schedule_list()] == [job.id]  # still waiting
+        clock.advance(hours=2)
+        assert [o.handler for o in await bot.run_due()] == ["scheduled:followup"]
+
+
+@pytest.mark.parametrize("while_handed_off", [False, True])
+async def test_a_job_due_in_a_handed_off_room_is_dropped_unless_asked(
+    while_handed_off: bool,
+) -> None:
+    bot, clock = followup_bot(while_handed_off=while_handed_off)
+    async with Harness(bot) as harness:
+        chat = await harness.chat()
+        await chat.say("order")
+        await bot.storage.handoff_start(str(chat.room_id), "agent took it")
+        clock.advance(hours=2)
+        [outcome] = await bot.run_due()
+        assert await bot.storage.schedule_list() == []
+    if while_handed_off:
+        assert outcome.handler == "scheduled:followup"
+    else:
+        assert outcome.ignored == "handoff"

@@ -215,3 +215,28 @@ def _read_until(fd: int, marker: str, timeout: float = 60.0) -> str:
         if ready:
             seen += os.read(fd, 4096).decode(errors="replace")
     return seen
+
+
+async def test_shell_advance_runs_follow_ups_and_a_debounced_line_is_answered() -> None:
+    from datetime import timedelta
+
+    bot = Bot("later", debounce=2.0)
+
+    @bot.message()
+    async def hello(ctx: Context) -> None:
+        await ctx.schedule("followup", after=timedelta(hours=2), data=ctx.text)
+        await ctx.reply(f"got {ctx.text}")
+
+    @bot.scheduled("followup")
+    async def followup(ctx: Context) -> None:
+        await ctx.reply(f"still there? ({ctx.data})")
+
+    feed = iter(["halo", "/advance 1h", "/advance nonsense", "/advance 1h", "/quit"])
+    out: list[str] = []
+    await run_shell(bot, None, lambda: next(feed, None), out.append)
+    text = "\n".join(out)
+    assert "got halo" in text  # answered after the debounce window, not left pending
+    assert text.count("still there? (halo)") == 1
+    assert "Usage: /advance 25h" in text
+    first, second = text.index("the clock is now"), text.index("still there?")
+    assert first < second

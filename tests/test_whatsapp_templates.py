@@ -301,3 +301,102 @@ async def test_templates_added_in_the_emulator_are_listed_and_sendable(
     template.check(found)
     await omni.send_template(WA, "4917612345678", template)
     assert desk.whatsapp.sent[-1].name == "cart_reminder"
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"to": "62812345678", "type": "text"}, "type must be 'template'"),
+        ({"to": "not-a-number", "type": "template", "template": {}}, "phone number in digits"),
+        ({"type": "template", "template": {}}, "to is required"),
+        ({"to": "62812345678", "type": "template", "template": "x"}, "must be an object"),
+        ({"to": "62812345678", "type": "template", "template": {"name": ""}}, "name is required"),
+        (
+            {"to": "62812345678", "type": "template",
+             "template": {"name": "otp_code", "language": {"code": "id", "policy": "fallback"}}},
+            "deterministic",
+        ),
+        (
+            {"to": "62812345678", "type": "template",
+             "template": {"name": "otp_code", "language": {"code": "id"}, "components": "x"}},
+            "components must be a list",
+        ),
+        (
+            {"to": "62812345678", "type": "template",
+             "template": {"name": "otp_code", "language": {"code": "id"},
+                          "components": [{"type": "body", "parameters": [{"type": "text",
+                                                                          "text": " "}]}]}},
+            "non-empty text",
+        ),
+        (
+            {"to": "62812345678", "type": "template",
+             "template": {"name": "otp_code", "language": {"code": "id"},
+                          "components": [{"type": "footer"}]}},
+            "unknown component type",
+        ),
+        (
+            {"to": "62812345678", "type": "template",
+             "template": {"name": "followup_check", "language": {"code": "id"},
+                          "components": [
+                              {"type": "body", "parameters": [{"type": "text", "text": "a"}]},
+                              {"type": "button", "sub_type": "url", "index": "0"}]}},
+            "sub_type 'url'",
+        ),
+        (
+            {"to": "62812345678", "type": "template",
+             "template": {"name": "otp_code", "language": {"code": "id"},
+                          "components": [
+                              {"type": "body", "parameters": [{"type": "text", "text": "1"}]},
+                              {"type": "button", "sub_type": "quick_reply", "index": "0",
+                               "parameters": [{"type": "payload", "payload": "x"}]}]}},
+            "has 0 quick replies",
+        ),
+        (
+            {"to": "62812345678", "type": "template",
+             "template": {"name": "otp_code", "language": {"code": "id"},
+                          "components": [{"type": "header", "parameters": [
+                              {"type": "text", "text": "h"}]},
+                              {"type": "body", "parameters": [{"type": "text", "text": "1"}]}]}},
+            "no header parameter",
+        ),
+    ],
+)  # fmt: skip
+async def test_the_emulated_send_answers_malformed_bodies_with_a_named_400(
+    emulated: tuple[Emulator, OmnichannelDesk, OmnichannelClient], body: dict[str, Any], words: str
+) -> None:
+    _, desk, omni = emulated
+    with pytest.raises(QiscusAPIError) as caught:
+        await omni._call("POST", f"/whatsapp/v1/{APP}/{WA}/messages", json_body=body)
+    assert caught.value.status == 400
+    assert words in str(caught.value)
+    assert desk.whatsapp.sent == []
+
+
+async def test_the_page_adds_templates_and_refuses_bad_ones(
+    emulated: tuple[Emulator, OmnichannelDesk, OmnichannelClient],
+) -> None:
+    import aiohttp
+
+    _, desk, omni = emulated
+    url = f"{omni.base_url}/emulator/api/omnichannel/templates"
+    async with aiohttp.ClientSession() as http:
+        good = {"name": "hi", "body": "Hi {{1}}", "buttons": ["Yes"], "category": "marketing"}
+        async with http.post(url, json=good) as r:
+            assert r.status == 200
+            assert (await r.json())["category"] == "MARKETING"
+        for bad, words in [
+            ({"body": "x"}, "needs a name"),
+            ({"name": "x"}, "language and content"),
+            ({"name": "x", "body": "y", "buttons": ["a", "b", "c", "d"]}, "at most 3"),
+            ({"name": "x", "body": "y" * 1025}, "limits"),
+            ({"name": "x", "body": "y", "approved": "maybe"}, "true or false"),
+            ([1], "JSON object"),
+        ]:
+            async with http.post(url, json=bad) as r:
+                assert r.status == 400, bad
+                assert words in (await r.json())["error"]
+        async with http.post(url, data="{", headers={"Content-Type": "application/json"}) as r:
+            assert r.status == 400
+        async with http.get(url) as r:
+            names = {t["name"] for t in (await r.json())["templates"]}
+    assert "hi" in names and "hi" in desk.whatsapp.templates

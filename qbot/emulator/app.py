@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from qbot.emulator.clock_api import clock_routes
 from qbot.emulator.core import Emulator, EmulatorConfig
 from qbot.emulator.omnichannel import register_omnichannel
 from qbot.emulator.rest import EMULATOR_KEY, RestApi
@@ -214,6 +215,7 @@ def create_emulator_app(
     app.add_routes(RestApi(emulator).routes())
     app.add_routes(PageApi(emulator).routes())
     register_omnichannel(app, emulator)
+    app.add_routes(clock_routes(emulator))
     app.router.add_get("/", _index)
     app.router.add_static("/emulator/static", STATIC_DIR)
 

@@ -16,6 +16,7 @@ import aiohttp
 import structlog
 
 from qbot._json import dumps
+from qbot.clock import Clock, SystemClock
 from qbot.emulator.backups import Backups
 from qbot.emulator.calls import Call, CallLog
 from qbot.emulator.store import EmulatorStore
@@ -104,6 +105,8 @@ class Emulator:
         self._base_url: str | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.clock: Clock = SystemClock()
+        """The emulated time (the page shows it; the harness and ``qbot dev`` share theirs)."""
         self._listeners: list[Listener] = []
         #: Rewrites a webhook body for its room (``(body, room) -> body``), or ``None`` to not
         #: deliver it: how the Omnichannel desk sends its rooms' messages in Omnichannel's shape

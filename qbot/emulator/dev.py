@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from qbot.clock import ManualClock
 from qbot.emulator.app import create_emulator_app
 from qbot.emulator.core import Emulator, EmulatorConfig
 from qbot.emulator.omnichannel import OMNICHANNEL_KEY
@@ -91,6 +92,8 @@ class DevServer:
     omnichannel: bool = False
     url: str = ""
     emulator: Emulator | None = None
+    clock: ManualClock = dataclasses.field(default_factory=lambda: ManualClock(running=True))
+    """The time the bot and the emulator share: real time, which the page can skip ahead."""
     _runners: list[web.AppRunner] = dataclasses.field(default_factory=list)
 
     async def start(self) -> str:
@@ -115,6 +118,7 @@ class DevServer:
             ),
             EmulatorStore(self.db),
         )
+        self.emulator.clock = self.clock
         await self.emulator.start(reset=self.reset)
         app = create_emulator_app(self.emulator, manage=False)
         app.router.add_get("/emulator/api/intents", self._intents)
@@ -142,6 +146,7 @@ class DevServer:
                 }
             )
             self.bot.configure(self.settings)
+            self.bot.dispatcher.clock = self.clock
             bot_port = await self._serve(create_app(self.bot, self.settings), "127.0.0.1", 0)
             path = self.settings.server.webhook_path
             # Known only now that the bot listens; nothing was delivered before this point.

@@ -15,183 +15,32 @@ async with Harness(bot) as harness:
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from qbot._json import dumps_text, loads
+from qbot.clock import Clock, ManualClock
 from qbot.emulator.app import create_emulator_app
 from qbot.emulator.core import Emulator, EmulatorConfig
 from qbot.emulator.desk import OmnichannelDesk
 from qbot.emulator.omnichannel import OMNICHANNEL_KEY
 from qbot.emulator.omnichannel_bodies import omnichannel_body
+from qbot.emulator.replies import BotReply, Replies, find_postback
 from qbot.emulator.store import EmulatorStore
-from qbot.emulator.webhook import buttons_of, postback_response
+from qbot.emulator.timekeeping import settle
+from qbot.emulator.webhook import postback_response
+from qbot.scheduling import settle_due
 
 if TYPE_CHECKING:
     from qbot.bot import Bot
     from qbot.config import Settings
 
+__all__ = ["BotReply", "Chat", "Harness", "Replies", "find_postback"]
+
 DEFAULT_BOT_EMAIL = "bot@qbot.local"
-
-
-@dataclass(frozen=True, slots=True)
-class BotReply:
-    """One comment the bot (or the System user) posted, with readable accessors.
-
-    Attributes:
-        comment: the comment as Qiscus serves it (``type``, ``message``, ``payload``, ...).
-    """
-
-    comment: dict[str, Any]
-
-    @property
-    def type(self) -> str:
-        """The comment type: ``text``, ``buttons``, ``card``, ``carousel``, ..."""
-        return str(self.comment["type"])
-
-    @property
-    def text(self) -> str:
-        """The text a reader sees: ``payload.text`` when the type has one, else the message."""
-        payload = self.payload
-        if self.type in ("buttons", "reply", "account_linking") and payload.get("text"):
-            return str(payload["text"])
-        return str(self.comment["message"])
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        """The payload object (``{}`` when there is none)."""
-        payload = self.comment.get("payload")
-        return payload if isinstance(payload, dict) else {}
-
-    @property
-    def buttons(self) -> list[dict[str, Any]]:
-        """Every button shown (a card's and each carousel card's included)."""
-        return buttons_of(self.comment)
-
-    @property
-    def button_labels(self) -> list[str]:
-        """The labels of :attr:`buttons`."""
-        return [str(b.get("label", "")) for b in self.buttons]
-
-    @property
-    def cards(self) -> list[dict[str, Any]]:
-        """The card of a ``card`` comment, or a carousel's cards."""
-        if self.type == "card":
-            return [self.payload]
-        if self.type == "carousel":
-            return [c for c in self.payload.get("cards") or [] if isinstance(c, dict)]
-        return []
-
-    def describe(self) -> str:
-        """One line for failure messages: type, text, buttons and card titles."""
-        parts = [f"{self.type}: {self.text!r}"]
-        if self.cards:
-            parts.append("cards " + ", ".join(repr(c.get("title", "")) for c in self.cards))
-        if self.buttons:
-            parts.append("buttons " + ", ".join(repr(label) for label in self.button_labels))
-        return " · ".join(parts)
-
-
-class Replies(list[BotReply]):
-    """The replies to one user message, in order, with assertion helpers.
-
-    Each ``assert_*`` raises ``AssertionError`` listing what the bot actually answered.
-    """
-
-    @property
-    def texts(self) -> list[str]:
-        """The text of each reply."""
-        return [r.text for r in self]
-
-    @property
-    def types(self) -> list[str]:
-        """The type of each reply."""
-        return [r.type for r in self]
-
-    def describe(self) -> str:
-        """Every reply on its own numbered line (``(no reply)`` when empty)."""
-        if not self:
-            return "  (no reply)"
-        return "\n".join(f"  {i}. {r.describe()}" for i, r in enumerate(self, 1))
-
-    def _fail(self, what: str) -> AssertionError:
-        return AssertionError(f"{what}\nthe bot answered:\n{self.describe()}")
-
-    def assert_texts(self, *expected: str | re.Pattern[str]) -> Replies:
-        """The replies' texts are exactly these (a compiled pattern must fully match)."""
-        ok = len(self) == len(expected) and all(
-            _text_matches(r.text, e) for r, e in zip(self, expected, strict=True)
-        )
-        if not ok:
-            raise self._fail(f"expected texts {list(expected)!r}")
-        return self
-
-    def assert_contains(self, fragment: str) -> Replies:
-        """Some reply's text contains ``fragment``."""
-        if not any(fragment in r.text for r in self):
-            raise self._fail(f"expected a reply containing {fragment!r}")
-        return self
-
-    def assert_types(self, *expected: str) -> Replies:
-        """The replies have exactly these types, in order."""
-        if self.types != list(expected):
-            raise self._fail(f"expected reply types {list(expected)!r}")
-        return self
-
-    def assert_buttons(self, *labels: str) -> Replies:
-        """The last reply with buttons shows exactly these labels, in order."""
-        with_buttons = [r for r in self if r.buttons]
-        if not with_buttons or with_buttons[-1].button_labels != list(labels):
-            raise self._fail(f"expected buttons {list(labels)!r}")
-        return self
-
-    def assert_cards(self, *titles: str) -> Replies:
-        """The last reply with cards shows cards with exactly these titles, in order."""
-        with_cards = [r for r in self if r.cards]
-        found = [str(c.get("title", "")) for c in with_cards[-1].cards] if with_cards else []
-        if found != list(titles) or not with_cards:
-            raise self._fail(f"expected cards {list(titles)!r}")
-        return self
-
-    def assert_none(self) -> Replies:
-        """The bot did not answer."""
-        if self:
-            raise self._fail("expected no reply")
-        return self
-
-
-def _text_matches(text: str, expected: str | re.Pattern[str]) -> bool:
-    if isinstance(expected, re.Pattern):
-        return expected.fullmatch(text) is not None
-    return text == expected
-
-
-def find_postback(replies: Iterable[BotReply], label: str) -> dict[str, Any]:
-    """The postback button labelled ``label`` in ``replies``, the newest reply first.
-
-    Raises:
-        AssertionError: no such button (the message lists the buttons there are), or it is a
-            link button, which opens a URL instead of posting back.
-    """
-    seen: list[str] = []
-    for reply in reversed(list(replies)):
-        for button in reply.buttons:
-            names = {str(button.get("label", "")), str(button.get("postback_text") or "")}
-            if label in names:
-                if button.get("type") == "link":
-                    url = (button.get("payload") or {}).get("url")
-                    raise AssertionError(
-                        f"button {label!r} is a link (it opens {url!r}), not a postback"
-                    )
-                return button
-            seen.append(str(button.get("label", "")))
-    available = ", ".join(repr(s) for s in seen) or "none"
-    raise AssertionError(f"no button {label!r} in the last replies; buttons there: {available}")
 
 
 class Chat:
@@ -229,8 +78,20 @@ class Chat:
             AssertionError: there is no postback button with that label.
         """
         button = find_postback(self.last, label)
+        if button.get("type") == "quick_reply":  # WhatsApp: a tap is the label, as text
+            return await self.say(str(button.get("label", "")))
         text, payload = postback_response(button)
         return await self.send("button_postback_response", text, payload)
+
+    async def advance(
+        self, seconds: float = 0.0, *, minutes: float = 0.0, hours: float = 0.0, days: float = 0.0
+    ) -> Replies:
+        """Move the shared clock forward (`Harness.advance`); return what the bot sent to this
+        room meanwhile (a follow-up, a reminder template...)."""
+        newest = await self.harness.emulator.store.comments(self.room_id, limit=1)
+        after = int(newest[0]["id"]) if newest else 0
+        await self.harness.advance(seconds, minutes=minutes, hours=hours, days=days)
+        return await self._collect(after)
 
     async def send(self, comment_type: str, text: str, payload: Any = None) -> Replies:
         """Post any comment type as the user; return the replies it caused."""
@@ -375,10 +236,29 @@ class Harness:
             replaced by the emulator's and its storage by a fresh ``memory://``. ``None``:
             minimal settings for the emulator.
         db: the emulator's SQLite file; ``":memory:"`` keeps nothing.
+        clock: the one clock the bot and the emulator share (default: the bot's own if it is
+            a :class:`~qbot.clock.ManualClock`, else a frozen one at now): :meth:`advance`
+            moves it, and the follow-ups then due run before it returns.
     """
 
-    def __init__(self, bot: Bot, settings: Settings | None = None, *, db: str = ":memory:") -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        settings: Settings | None = None,
+        *,
+        db: str = ":memory:",
+        clock: ManualClock | None = None,
+    ) -> None:
         self.bot = bot
+        if clock is None:  # a bot built with a ManualClock of its own keeps it
+            own = bot.dispatcher.clock
+            clock = own if isinstance(own, ManualClock) else ManualClock()
+        self.clock = clock
+        self._bot_clock: Clock | None = None  # the bot's own, given back by close()
+        # Follow-ups due after an advance run before idle() returns (qbot.scheduling).
+        self._idle_hooks: list[Callable[[], Awaitable[Any]]] = [
+            lambda: settle_due(self.bot.dispatcher)
+        ]
         self._settings = settings
         self.settings: Settings | None = None
         self._db = db
@@ -423,6 +303,8 @@ class Harness:
             bot_name=settings.bot.name,
         )
         self._emulator = Emulator(config, EmulatorStore(self._db), deliver=self.deliver)
+        self._emulator.clock = self.clock
+        self._bot_clock, self.bot.dispatcher.clock = self.bot.dispatcher.clock, self.clock
         await self._emulator.start()
         app = create_emulator_app(self._emulator, manage=False)
         self._desk = app[OMNICHANNEL_KEY]
@@ -475,6 +357,34 @@ class Harness:
         if self._emulator is not None:
             await self._emulator.close()
             self._emulator = None
+        if self._bot_clock is not None:
+            self.bot.dispatcher.clock, self._bot_clock = self._bot_clock, None
+
+    # --- time ------------------------------------------------------------------------------------
+
+    async def advance(
+        self, seconds: float = 0.0, *, minutes: float = 0.0, hours: float = 0.0, days: float = 0.0
+    ) -> float:
+        """Move the clock the bot and the emulator share forward, then wait until the bot is
+        idle (:meth:`idle`): what came due meanwhile has run. Returns the new time."""
+        now = self.clock.advance(seconds, minutes=minutes, hours=hours, days=days)
+        await self.idle()
+        return now
+
+    def on_idle(self, hook: Callable[[], Awaitable[Any]]) -> None:
+        """Have :meth:`idle` also wait for ``hook`` (e.g. a scheduler running what is due);
+        a hook that returns ``True`` did work, and the bot is waited for again."""
+        self._idle_hooks.append(hook)
+
+    async def idle(self, rounds: int = 50) -> None:
+        """Wait until the bot has nothing left to do: tasks the clock woke have run, every
+        :meth:`on_idle` hook has returned, the emulator's deliveries have finished.
+
+        Raises:
+            Exception: the first error the bot raised meanwhile.
+        """
+        await settle(self.emulator, self._idle_hooks, rounds, self.clock)
+        self.raise_errors()
 
     async def __aenter__(self) -> Harness:
         try:

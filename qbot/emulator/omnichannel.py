@@ -438,11 +438,15 @@ def _page_routes(desk: OmnichannelDesk) -> list[web.RouteDef]:
     async def customer(request: web.Request) -> web.Response:
         body = await body_of(request)
         email = str(required(body, "email")).strip()
+        digits = "".join(c for c in email if c.isdigit())
         if "@" not in email:
-            raise DeskError(400, f"email {email!r} is not an email address")
+            # WhatsApp customers are their numbers: +62 812-3456-7890 → 6281234567890.
+            if not digits or len(digits) < 6 or any(c not in "+- ()0123456789" for c in email):
+                raise DeskError(400, f"{email!r} is not an email address or a phone number")
+            email = digits
         name = str(body.get("name") or email.split("@")[0])
         room = await desk.open_room(email, name, source=str(body.get("source") or "wa"))
-        return web.json_response(room)
+        return web.json_response({**room, "customer": email})
 
     async def agent_message(request: web.Request) -> web.Response:
         body = await body_of(request)

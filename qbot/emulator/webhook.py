@@ -101,6 +101,15 @@ def buttons_of(comment: dict[str, Any]) -> list[dict[str, Any]]:
             if isinstance(card, dict):
                 found.extend(b for b in card.get("buttons") or [] if isinstance(b, dict))
         return found
+    if kind == "custom" and payload.get("type") == "whatsapp_template":
+        # A WhatsApp template's quick replies: a tap is the customer's text, the label.
+        content = payload.get("content") or {}
+        buttons = content.get("buttons") if isinstance(content, dict) else None
+        return [
+            {"label": b.get("label", ""), "type": "quick_reply", "payload": b.get("payload")}
+            for b in buttons or []
+            if isinstance(b, dict)
+        ]
     return []
 
 

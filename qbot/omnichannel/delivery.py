@@ -23,9 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from qbot.errors import ConfigError, QbotError
+from qbot.clock import Clock, SystemClock
+from qbot.errors import ConfigError, QbotError, QiscusAPIError, StorageError
 from qbot.messages import Message, OutgoingComment
 from qbot.omnichannel.menus import MENU_TYPES, MenuChoice
+from qbot.omnichannel.proactive import remember_quick_replies
+from qbot.omnichannel.templates import TEMPLATE_TYPE
 from qbot.sending import Lookup
 from qbot.storage.base import state_key
 
@@ -157,6 +160,7 @@ class RoomDelivery:
         omnichannel: the Omnichannel client, ``None`` when the bot has none.
         rooms: the room memory.
         text_menus: channel sources whose menus are sent as numbered text.
+        clock: when a template's quick replies were sent (they are read as taps for a while).
     """
 
     def __init__(
@@ -165,7 +169,9 @@ class RoomDelivery:
         omnichannel: OmnichannelClient | None,
         rooms: RoomMemory,
         text_menus: list[str],
+        clock: Clock | None = None,
     ) -> None:
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self.chat = chat
         self.omnichannel = omnichannel
         self.rooms = rooms
@@ -173,6 +179,8 @@ class RoomDelivery:
 
     async def deliver(self, room_id: int | str, outgoing: Outgoing, unique_temp_id: str) -> Any:
         room = str(room_id)
+        if isinstance(outgoing, OutgoingComment) and outgoing.type == TEMPLATE_TYPE:
+            return await self._template(room, outgoing.payload or {})
         info = await self.rooms.get(room)
         is_desk = isinstance(outgoing, OutgoingComment) and outgoing.type == DESK_CALL
         if info is None or self.omnichannel is None or not isinstance(outgoing, OutgoingComment):
@@ -201,10 +209,32 @@ class RoomDelivery:
         Only the Chat SDK lets us look: Omnichannel's ``/bot`` keeps no ``unique_temp_id``, so
         for its rooms the answer is "not found" and the reply is posted again.
         """
+        if str(room_id).startswith("whatsapp:"):  # a template to a number: nothing to look up
+            return False
         info = await self.rooms.get(str(room_id))
         if (info is None or self.omnichannel is None) and isinstance(self.chat, Lookup):
             return await self.chat.find(room_id, unique_temp_id)
         return False
+
+    async def _template(self, room: str, payload: dict[str, Any]) -> Any:
+        """A WhatsApp template (``TEMPLATE_TYPE``) to the number and channel it names."""
+        to, channel, template = (
+            payload.get("to"),
+            payload.get("channel_id"),
+            payload.get("template"),
+        )
+        if self.omnichannel is None or not isinstance(to, str) or not isinstance(template, dict):
+            # Checked before it was queued; a record this incomplete cannot be sent, ever.
+            raise QiscusAPIError(0, "template", f"unsendable template record for room {room}")
+        if not isinstance(channel, int | str):
+            raise QiscusAPIError(0, "template", f"template record for room {room} has no channel")
+        sent = await self.omnichannel.send_template(channel, to, template)
+        try:  # sent: a storage failure now must not make the outbox send it again
+            await remember_quick_replies(self.rooms.storage, self.clock, room, payload)
+        except StorageError as e:
+            log.warning("template.quick_replies_lost", to_room=room, error=str(e))
+        log.info("template.delivered", to_room=room, template=template.get("name"))
+        return sent
 
     async def _desk(
         self, omni: OmnichannelClient, room: str, call: str, args: dict[str, Any]

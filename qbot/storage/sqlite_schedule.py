@@ -100,7 +100,8 @@ class SqliteSchedules(ScheduleStore):
                 )
             return list(rows)
 
-        return [_job(row) for row in await self._engine.write(op)]
+        # Not fsynced: a take lost in a power cut is taken again (the inbox dedupes the put).
+        return [_job(row) for row in await self._engine.write(op, durable=False)]
 
     async def _do_schedule_fired(self, room_id: str, name: str, job_id: str) -> bool:
         def op(db: sqlite3.Connection) -> bool:

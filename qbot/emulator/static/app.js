@@ -141,7 +141,7 @@ $("customer-form").addEventListener("submit", (e) => {
     const info = await api("GET", "/emulator/api/state");
     state.users = info.users;
     renderUsers();
-    await selectUser(email);
+    await selectUser(room.customer || email); // a number is kept as its digits
     renderUsers();
     await openRoom(room.id);
     await loadDesk();
@@ -242,6 +242,11 @@ async function post(body) {
 async function tap(button) {
   showSendError(null);
   try {
+    if (button.type === "quick_reply") {
+      // WhatsApp: a tap on a template's quick reply arrives as the customer's text, the label.
+      await post({ type: "text", text: button.label });
+      return;
+    }
     await post({
       type: "button_postback_response",
       text: button.postback_text || button.label || "Button",
@@ -283,6 +288,7 @@ function connect(delay = 500) {
     if (event.event === "comment" || event.event === "room") guarded(loadRooms);
     if (event.event === "exchange" && event.exchange.room_id === state.roomId) inspector.addExchange(event.exchange);
     if (event.event === "traffic") inspector.addTraffic(event.traffic);
+    if (event.event === "clock") showClock(event.clock);
     if (omni.on && ["comment", "room", "traffic"].includes(event.event)) guarded(loadDesk);
   });
   socket.addEventListener("close", () => {
@@ -312,8 +318,45 @@ async function openChatWithBot() {
   await openRoom(room.id);
 }
 
+// The emulated time: the bot's clock, which "skip ahead" moves (WhatsApp windows close,
+// follow-ups fire). Shown ticking locally between updates when it follows real time.
+const clock = { base: null, at: 0, running: true, offset: 0, manual: false };
+
+function showClock(view) {
+  clock.base = view.now;
+  clock.at = Date.now() / 1000;
+  clock.running = view.running;
+  clock.offset = view.offset;
+  clock.manual = view.manual;
+  for (const id of ["skip-1h", "skip-25h"]) $(id).disabled = !view.manual;
+  renderClock();
+}
+
+function renderClock() {
+  if (clock.base === null) return;
+  const now = clock.base + (clock.running ? Date.now() / 1000 - clock.at : 0);
+  const ahead = clock.offset ? ` (+${+(clock.offset / 3600).toFixed(2)} h)` : "";
+  const node = $("clock-now");
+  node.textContent = `emulated ${new Date(now * 1000).toLocaleString()}${ahead}`;
+  node.dataset.now = String(now);
+  node.dataset.offset = String(clock.offset);
+}
+
+async function skipAhead(hours) {
+  showClock(await api("POST", "/emulator/api/clock/advance", { hours }));
+}
+
+$("skip-1h").addEventListener("click", () => guarded(() => skipAhead(1)));
+$("skip-25h").addEventListener("click", () => guarded(() => skipAhead(25)));
+setInterval(renderClock, 1000);
+
 async function init() {
-  const [info, desk] = await Promise.all([api("GET", "/emulator/api/state"), api("GET", "/emulator/api/omnichannel")]);
+  const [info, desk, time] = await Promise.all([
+    api("GET", "/emulator/api/state"),
+    api("GET", "/emulator/api/omnichannel"),
+    api("GET", "/emulator/api/clock"),
+  ]);
+  showClock(time);
   if (desk.delivers_as_omnichannel && localStorage.getItem("qbot.omni") === null) omni.on = true;
   omni.desk = desk;
   renderDesk();

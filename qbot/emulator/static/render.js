@@ -111,6 +111,26 @@ function renderAccountLinking(payload, onLinked) {
   return box;
 }
 
+// A WhatsApp template as WhatsApp shows it: bold header, body, muted footer, quick replies
+// under the bubble. A tap on a quick reply is the customer's text, the label.
+function renderTemplate(content, onTap) {
+  const box = el("div", "wa-template");
+  box.dataset.template = content.name || "";
+  if (content.header) box.append(el("div", "wa-header", content.header));
+  box.append(textBlock(content.body || ""));
+  if (content.footer) box.append(el("div", "wa-footer", content.footer));
+  const row = el("div", "wa-buttons");
+  for (const button of content.buttons || []) {
+    if (!button || typeof button !== "object") continue;
+    const b = el("button", "btn quick-reply", button.label || "");
+    b.type = "button";
+    b.addEventListener("click", () => onTap({ ...button, type: "quick_reply" }));
+    row.append(b);
+  }
+  if (row.childElementCount) box.append(row);
+  return box;
+}
+
 function renderReply(comment) {
   const payload = comment.payload || {};
   const frag = document.createDocumentFragment();
@@ -149,6 +169,10 @@ export function renderContent(comment, onTap) {
       box.append(renderReply(comment));
       break;
     case "custom": {
+      if (payload.type === "whatsapp_template" && payload.content) {
+        box.append(renderTemplate(payload.content, onTap));
+        break;
+      }
       if (comment.message) box.append(textBlock(comment.message));
       box.append(el("pre", "json", JSON.stringify(comment.payload, null, 2)));
       break;
