@@ -198,7 +198,7 @@ class Bot(RootRouter):
 
     async def send_template(
         self,
-        to: str,
+        to: str | int,
         template: str | Template,
         language: str = "id",
         variables: Iterable[Any] = (),
@@ -213,8 +213,9 @@ class Bot(RootRouter):
         order with the room's replies.
 
         Args:
-            to: a room id qbot knows as a WhatsApp room, else the customer's phone number
-                (``+62 812-...`` or digits); a number qbot saw write is sent to in its room.
+            to: the customer's phone number (``"+62 812-..."``: a leading ``+`` is always a
+                number) or a room id qbot knows as a WhatsApp room (an ``int`` is always a
+                room). A number qbot saw write is sent to in its room.
             template: the approved template's name, or a ready ``Template``.
             language, variables, buttons, header: as for ``ctx.send_template``.
             key: makes the send idempotent: a second call with the same key sends nothing

@@ -506,7 +506,7 @@ class Context:
             )
         record = await self.dispatcher.windows.get(room, cached=room == str(self.room.id))
         target = await target_of_room(self.dispatcher, room, record)
-        prepared = await self.dispatcher.template_catalog.prepare(template)
+        prepared = await self.dispatcher.template_catalog.prepare(template, target.channel_id)
         return await self._outbound.send(
             room_id, TemplateSend(prepared, target.to, target.channel_id)
         )

@@ -165,6 +165,7 @@ class Dispatcher:
             self._client = QiscusClient.from_settings(settings)
             self._owns_client = True
         self.delivery = None
+        self.template_catalog = TemplateCatalog(self)  # another app's, maybe: listed again
         if self._owns_omnichannel and self._omnichannel is not None:
             self._retired_clients.append(self._omnichannel)
         self._omnichannel, self._owns_omnichannel = None, False

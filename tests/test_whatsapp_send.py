@@ -238,3 +238,35 @@ async def test_the_quick_replies_are_remembered_per_number_and_expire() -> None:
         assert [b["label"] for b in stored["buttons"]] == ["Lacak pesanan", "Hubungi CS"]
         await harness.advance(days=31)
         (await chat.say("Lacak pesanan")).assert_texts("text: Lacak pesanan")
+
+
+async def test_bot_send_template_never_mistakes_a_room_for_a_number() -> None:
+    async with Harness(make_bot(), settings()) as harness:
+        plain = await harness.chat("joe@example.com", "Joe")
+        await plain.say("halo")
+        widget = await harness.chat("ana@example.com", "Ana", omnichannel=True, channel="qiscus")
+        await widget.say("halo")
+        with pytest.raises(MessageBuildError, match="on channel 'qiscus'"):
+            await harness.bot.send_template(str(widget.room_id), "otp_code", variables=["1"])
+        with pytest.raises(MessageBuildError, match="not a WhatsApp room"):
+            await harness.bot.send_template(plain.room_id, "otp_code", variables=["1"])
+        for bad in ("123", "1" * 16, "62812abc", ""):
+            with pytest.raises(MessageBuildError, match="not a phone number"):
+                await harness.bot.send_template(bad, "otp_code", variables=["1"])
+        assert harness.emulator.calls_to(SEND_PATH) == []
+
+
+async def test_a_name_approved_on_two_channels_is_checked_against_the_sending_ones() -> None:
+    async with Harness(make_bot(), settings()) as harness:
+        catalog = harness.desk.whatsapp
+        mine = catalog.templates["otp_code"]  # channel 2's: one variable
+        other = dict(catalog.add("x", [{"language": "id", "content": "Kode {{1}} dan {{2}}"}]))
+        other.update(name="otp_code", channel_id=99)  # another number's, two variables
+        del catalog.templates["x"]
+        catalog.templates = {"otp_code@99": other, **catalog.templates}  # listed first
+        assert catalog.listing(approved=True, channel_id=None)[0]["channel_id"] == 99
+        chat = await wa_chat(harness)
+        await chat.say("halo")
+        sent = await harness.bot.send_template(CUSTOMER, "otp_code", variables=["1"])
+        assert sent is not None and catalog.sent[-1].variables == ["1"]
+        assert mine["channel_id"] == 2

@@ -400,3 +400,11 @@ async def test_the_page_adds_templates_and_refuses_bad_ones(
         async with http.get(url) as r:
             names = {t["name"] for t in (await r.json())["templates"]}
     assert "hi" in names and "hi" in desk.whatsapp.templates
+
+
+def test_the_header_value_follows_whatsapps_parameter_rules() -> None:
+    with pytest.raises(MessageBuildError, match=r"the header's \{\{1\}\} has a new line"):
+        Template("t", header="INV\n7")
+    with pytest.raises(MessageBuildError, match=r"header's .* is empty"):
+        Template("t", header=" ")
+    assert Template("t", header=7).header == "7"  # type: ignore[arg-type]

@@ -561,11 +561,14 @@ def phone_digits(phone: str) -> str:
     """A phone number as WhatsApp takes it: digits only (``+62 812-3456`` → ``628123456``).
 
     Raises:
-        MessageBuildError: no digits at all.
+        MessageBuildError: not 7 to 15 digits (E.164), or other characters than ``+-() ./``.
     """
-    digits = "".join(ch for ch in str(phone) if ch.isdigit())
-    if not digits:
-        raise MessageBuildError(f"{phone!r} is not a phone number")
+    text = str(phone).strip()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if any(ch not in "+-() ./0123456789" for ch in text) or not 7 <= len(digits) <= 15:
+        raise MessageBuildError(
+            f"{phone!r} is not a phone number (7 to 15 digits, country code first)"
+        )
     return digits
 
 

@@ -114,22 +114,26 @@ class TemplateCatalog:
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
-        self._templates: dict[str, ApprovedTemplate] | None = None
+        self._templates: dict[str, list[ApprovedTemplate]] | None = None
         self._listed_at = 0.0
 
-    async def _list(self, omni: OmnichannelClient) -> dict[str, ApprovedTemplate]:
-        found: dict[str, ApprovedTemplate] = {}
+    async def _list(self, omni: OmnichannelClient) -> dict[str, list[ApprovedTemplate]]:
+        found: dict[str, list[ApprovedTemplate]] = {}
         for page in range(1, 51):
             batch = await omni.templates(page=page)
-            found.update((t.name, t) for t in batch)
+            for template in batch:
+                found.setdefault(template.name, []).append(template)
             if len(batch) < 100:
                 break
         self._templates = found
         self._listed_at = self.dispatcher.clock.time()
         return found
 
-    async def approved(self, name: str) -> ApprovedTemplate | None:
-        """The approved template ``name``; ``None`` when Omnichannel could not be asked.
+    async def approved(
+        self, name: str, channel_id: int | str | None = None
+    ) -> ApprovedTemplate | None:
+        """The approved template ``name`` (the one of ``channel_id`` when several channels
+        have one of that name); ``None`` when Omnichannel could not be asked.
 
         Raises:
             MessageBuildError: Omnichannel lists approved templates and none is ``name``.
@@ -148,11 +152,16 @@ class TemplateCatalog:
             raise MessageBuildError(
                 f"template {name!r} is not an approved template of this app (approved: {known})"
             )
-        return templates[name]
+        candidates = templates[name]
+        for candidate in candidates:
+            if channel_id is not None and str(candidate.channel_id) == str(channel_id):
+                return candidate
+        return candidates[0]
 
-    async def prepare(self, template: Template) -> Template:
-        """Check ``template`` against the approved one and fill its namespace."""
-        approved = await self.approved(template.name)
+    async def prepare(self, template: Template, channel_id: int | str | None = None) -> Template:
+        """Check ``template`` against the approved one (of the channel it is sent from, when
+        known) and fill its namespace."""
+        approved = await self.approved(template.name, channel_id)
         if approved is not None:
             template.check(approved)
         if not template.namespace:
@@ -195,24 +204,40 @@ async def target_of_room(dispatcher: Dispatcher, room_id: str, record: WindowRec
     return Target(room_id, phone, channel, known_room=True)
 
 
-async def _target(dispatcher: Dispatcher, to: str) -> Target:
-    """A room id qbot knows as a WhatsApp room, else a phone number (its room when known)."""
-    info = await dispatcher.rooms.get(str(to))
-    if info is not None and info.source == "wa":
-        record = await dispatcher.windows.get(str(to))
-        return await target_of_room(dispatcher, str(to), record)
-    phone = phone_digits(to)
+async def _target(dispatcher: Dispatcher, to: str | int) -> Target:
+    """Where ``bot.send_template(to, ...)`` goes.
+
+    An int is a room id; a text starting with ``+`` is a phone number; other text is a room
+    id when qbot knows it as a WhatsApp room, else a phone number (its room when known).
+
+    Raises:
+        MessageBuildError: a room that is not a WhatsApp room qbot knows, or not a number.
+    """
+    text = str(to).strip()
+    if not text.startswith("+"):
+        info = await dispatcher.rooms.get(text)
+        if info is not None and info.source == "wa":
+            record = await dispatcher.windows.get(text)
+            return await target_of_room(dispatcher, text, record)
+        if info is not None or isinstance(to, int):
+            where = f"on channel {info.source!r}" if info is not None else "not a WhatsApp room"
+            raise MessageBuildError(
+                f"room {text} is {where} qbot knows: templates go to WhatsApp customers "
+                "(give their number, e.g. '+6281234567890')"
+            )
+    phone = phone_digits(text)
     index = await dispatcher.storage.get_state(phone_key(phone))
     if isinstance(index, dict) and isinstance(index.get("room_id"), str):
         channel = index.get("channel_id")
         if not isinstance(channel, int | str):
             channel = await _channel(dispatcher)
         return Target(index["room_id"], phone, channel, known_room=True)
+    log.info("template.new_number", to=phone)
     return Target(f"whatsapp:{phone}", phone, await _channel(dispatcher), known_room=False)
 
 
 async def send_proactive(
-    dispatcher: Dispatcher, to: str, template: Template, *, key: str | None = None
+    dispatcher: Dispatcher, to: str | int, template: Template, *, key: str | None = None
 ) -> Any:
     """``bot.send_template``: a template to a number or a room, outside any handler.
 
@@ -224,7 +249,7 @@ async def send_proactive(
         raise QbotError("bot.send_template needs settings: call bot.configure(settings) first")
     await dispatcher.open()
     target = await _target(dispatcher, to)
-    template = await dispatcher.template_catalog.prepare(template)
+    template = await dispatcher.template_catalog.prepare(template, target.channel_id)
     signer = dispatcher.signer
     if signer is not None:
         signer = signer.bind(target.room_id, target.to)

@@ -212,24 +212,26 @@ class Template(Message):
                     f"template {self.name!r}: buttons must be QuickReply(label, action=...), "
                     f"got {type(button).__name__}"
                 )
-        self.header = header
+        self.header = None if header is None else self._text("the header's {{1}}", header)
         self.namespace = namespace
         self.check()
 
     def _variable(self, index: int, value: Any) -> str:
-        text = value if isinstance(value, str) else str(value)
+        return self._text(f"variable {{{{{index}}}}}", value)
+
+    def _text(self, what: str, value: Any) -> str:
+        """A parameter as WhatsApp takes it: text, not empty, on one line."""
         if isinstance(value, bool) or value is None:
-            raise MessageBuildError(
-                f"template {self.name!r}: variable {{{{{index}}}}} must be text, got {value!r}"
-            )
+            raise MessageBuildError(f"template {self.name!r}: {what} must be text, got {value!r}")
+        text = value if isinstance(value, str) else str(value)
         if not text.strip():
             raise MessageBuildError(
-                f"template {self.name!r}: variable {{{{{index}}}}} is empty (WhatsApp refuses it)"
+                f"template {self.name!r}: {what} is empty (WhatsApp refuses it)"
             )
         if "\n" in text or "\t" in text or "     " in text:
             raise MessageBuildError(
-                f"template {self.name!r}: variable {{{{{index}}}}} has a new line, a tab or more "
-                f"than four spaces in a row, which WhatsApp refuses: {text[:40]!r}"
+                f"template {self.name!r}: {what} has a new line, a tab or more than four "
+                f"spaces in a row, which WhatsApp refuses: {text[:40]!r}"
             )
         return text
 
