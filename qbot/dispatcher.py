@@ -35,7 +35,6 @@ from qbot.hooks import run_shutdown, run_startup
 from qbot.intents import IntentSet, load_intents
 from qbot.messages.postback import PostbackSigner, unpack_postback
 from qbot.models.webhook import Update
-from qbot.office_hours import OfficeHoursSource
 from qbot.omnichannel.delivery import RoomDelivery, RoomMemory, load_choices, menu_key, room_key
 from qbot.omnichannel.lifecycle import LIFECYCLE, lifecycle_update, run_lifecycle
 from qbot.omnichannel.menus import match_choice
@@ -54,6 +53,7 @@ if TYPE_CHECKING:
     from qbot.bot import Bot
     from qbot.client import QiscusClient
     from qbot.config import Settings
+    from qbot.office_hours import OfficeHoursSource
     from qbot.omnichannel.client import OmnichannelClient
     from qbot.storage import InboxItem
 
@@ -169,13 +169,7 @@ class Dispatcher:
         if self._owns_omnichannel and self._omnichannel is not None:
             self._retired_clients.append(self._omnichannel)
         self._omnichannel, self._owns_omnichannel = None, False
-        hours = settings.office_hours
-        self.office_hours = (
-            None
-            if not hours.enabled
-            else OfficeHoursSource(hours, self.clock, lambda: self.omnichannel)
-        )
-        office_hours_handoff.install(self.bot)  # queued closed-hours handoffs run after restarts
+        self.office_hours = office_hours_handoff.configure(self, settings)
         self.bot.check_intents()
         self.bot.check_names()
 

@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from qbot.office_hours import closed_message
+from qbot.office_hours import OfficeHoursSource, closed_message
 
 if TYPE_CHECKING:
+    from qbot.config import Settings
     from qbot.context import Context
+    from qbot.dispatcher import Dispatcher
     from qbot.routing import Router
 
-__all__ = ["OPENING_JOB", "after_hours", "install"]
+__all__ = ["OPENING_JOB", "after_hours", "configure", "install"]
 
 log = structlog.get_logger("qbot.office_hours")
 
@@ -86,3 +88,13 @@ def install(bot: Router) -> None:
     the bot still run after a restart)."""
     if bot.scheduled_handler(OPENING_JOB) is None:
         bot.scheduled(OPENING_JOB)(_at_opening)
+
+
+def configure(dispatcher: Dispatcher, settings: Settings) -> OfficeHoursSource | None:
+    """The bot's office hours from ``settings`` (``None``: it has none), the opening job's
+    handler installed on its bot either way."""
+    install(dispatcher.bot)
+    hours = settings.office_hours
+    if not hours.enabled:
+        return None
+    return OfficeHoursSource(hours, dispatcher.clock, lambda: dispatcher.omnichannel)
