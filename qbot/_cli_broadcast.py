@@ -102,11 +102,17 @@ def _status(journal_path: Path, report: Path) -> None:
 
 
 def _on_signals(broadcast: Broadcast, console: Console) -> None:
+    """Ctrl-C (or SIGTERM) once: stop after the sends in flight; twice: stop now (a send in
+    flight is then reported unknown)."""
     loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
 
     def stop(name: str) -> None:
-        if not broadcast.stopping:
-            console.print(f"{name}: stopping after the sends in flight...")
+        if broadcast.stopping and main is not None:
+            console.print(f"{name} again: stopping now")
+            main.cancel()
+            return
+        console.print(f"{name}: stopping after the sends in flight (again to stop now)...")
         broadcast.stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -205,6 +211,13 @@ def register(main: click.Group) -> None:
             fail(str(e))
         except MessageBuildError as e:
             fail(str(e))
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            click.echo(
+                "stopped at once: a send in flight is reported unknown. Run the same command "
+                f"again to resume (journal: {journal})",
+                err=True,
+            )
+            sys.exit(130)
         except QiscusUnauthorized:
             fail(
                 f"Omnichannel rejected the credentials (401) for app {client.app_code!r} at "

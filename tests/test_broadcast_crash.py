@@ -226,6 +226,8 @@ async def test_a_send_in_flight_at_the_kill_is_reported_unknown_and_never_resent
             ),
             20,
         )
+        await asyncio.sleep(0.5)  # a send in flight that long is the held one, not a slow one
+        assert sum(served.sends().values()) > len(served.desk.whatsapp.sent)
         first.kill()
         await first.wait()
     finally:
@@ -278,3 +280,32 @@ async def test_ctrl_c_stops_after_the_send_in_flight_and_says_how_to_resume(
     assert second.returncode == 0, err.decode()
     assert set(served.sends().values()) == {1}
     assert len(served.sends()) == 300
+
+
+async def test_ctrl_c_twice_stops_at_once_and_the_send_in_flight_is_unknown(
+    served: Served, tmp_path: Path
+) -> None:
+    config, csv = setup_files(tmp_path, served.url, 50)
+    first = await start(tmp_path, config, csv, "--rate", "100/s")
+    try:
+        await until(lambda: len(served.desk.whatsapp.sent) >= 10, 60)
+        served.emulator.hang(SEND)  # the next send never answers
+        held = lambda: sum(served.sends().values()) > len(served.desk.whatsapp.sent)  # noqa: E731
+        await until(held, 20)
+        await asyncio.sleep(0.5)  # a send in flight that long is the held one, not a slow one
+        assert held()
+        first.send_signal(signal.SIGINT)
+        await asyncio.sleep(0.3)
+        assert first.returncode is None  # still waiting for the send in flight
+        first.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(first.communicate(), 30)
+    finally:
+        served.emulator.release()
+        if first.returncode is None:
+            first.kill()
+            await first.wait()
+    assert first.returncode == 130, err.decode()
+    assert "Traceback" not in err.decode()
+    assert "stopped at once: a send in flight is reported unknown" in err.decode()
+    assert journal_rows(tmp_path, "unknown") == 1
+    assert journal_rows(tmp_path, "sending") == 0
