@@ -437,6 +437,14 @@ class OfficeHoursSettings(BaseModel):
                 parse_days(day)
         return value
 
+    @model_validator(mode="after")
+    def _opens_some_day(self) -> OfficeHoursSettings:
+        if self.source == "config" and not any(self.week().values()):
+            raise ValueError(
+                "no day has opening hours: give days and hours (or source: off for none)"
+            )
+        return self
+
     @classmethod
     def off(cls) -> OfficeHoursSettings:
         """No office hours (the bot is always open): the default without the section."""

@@ -174,6 +174,8 @@ def test_the_config_reads_days_hours_zone_and_holidays() -> None:
         ({"opening": "08:00"}, "office_hours.opening"),
         ({"cache_ttl": 0}, "office_hours.cache_ttl"),
         ("sometimes", "office_hours"),
+        ({"days": {}}, "office_hours"),
+        ({"hours": []}, "office_hours"),
     ],
 )
 def test_bad_office_hours_config_is_a_config_error_naming_the_field(
