@@ -60,6 +60,7 @@ from qbot.messages import (
 )
 from qbot.models.webhook import Update
 from qbot.names import Action, Steps
+from qbot.office_hours import OfficeHours
 from qbot.routing import Router
 from qbot.state import State
 from qbot.templates import Templates
@@ -85,6 +86,7 @@ __all__ = [
     "InvalidInput",
     "Message",
     "MessageBuildError",
+    "OfficeHours",
     "Outcome",
     "OutsideWindowError",
     "Postback",

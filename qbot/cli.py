@@ -178,6 +178,7 @@ def _register_subcommands() -> None:
     # Command groups that live in their own modules (each adds itself to `main`).
     from qbot import (
         _cli_admin,
+        _cli_broadcast,
         _cli_dev,
         _cli_intents,
         _cli_omnichannel,
@@ -187,6 +188,7 @@ def _register_subcommands() -> None:
     )
 
     _cli_admin.register(main)
+    _cli_broadcast.register(main)
     _cli_dev.register(main)
     _cli_intents.register(main)
     _cli_omnichannel.register(main)

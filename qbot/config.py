@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 
 from qbot.errors import ConfigError
+from qbot.office_hours import OfficeHoursSettings
 from qbot.omnichannel.client import DEFAULT_BASE_URL as DEFAULT_OMNICHANNEL_URL
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "FallbackTemplateSettings",
     "LogSettings",
     "MetricsSettings",
+    "OfficeHoursSettings",
     "OmnichannelSettings",
     "PostbackSettings",
     "QiscusSettings",
@@ -328,6 +330,7 @@ class Settings(BaseSettings):
     templates: TemplateSettings = TemplateSettings()
     omnichannel: OmnichannelSettings = Field(default_factory=OmnichannelSettings)
     metrics: MetricsSettings = MetricsSettings()
+    office_hours: OfficeHoursSettings = Field(default_factory=OfficeHoursSettings.off)
 
     @model_validator(mode="after")
     def _omnichannel_app_code(self) -> Settings:

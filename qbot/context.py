@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from qbot.intents import IntentMatch
     from qbot.messages.postback import Postback
     from qbot.nlu.entities import Entity
+    from qbot.office_hours import OfficeHoursNow
     from qbot.omnichannel.client import OmnichannelClient
     from qbot.omnichannel.customer import Customer
     from qbot.omnichannel.templates import QuickReply
@@ -180,6 +181,15 @@ class Context:
         """The bot's storage (state, handoffs, ...), for what ``ctx.state`` does not cover."""
         return self.dispatcher.storage
 
+    @property
+    def office_hours(self) -> OfficeHoursNow:
+        """The bot's office hours now (by the bot's clock): ``is_open``, ``opens_at``,
+        ``closes_at``; always open when the bot has none (``office_hours:`` in the config)."""
+        from qbot.office_hours import OfficeHoursNow
+
+        source = self.dispatcher.office_hours
+        return OfficeHoursNow(source.hours if source else None, self.dispatcher.clock)
+
     # --- state and handoff ----------------------------------------------------------------------
 
     def rollback_state(self) -> None:
@@ -209,6 +219,10 @@ class Context:
         Omnichannel allocates the room itself. A desk failure never raises here: it is logged
         (``handoff.desk_failed``) and the room stays handed off in qbot.
 
+        Outside the bot's office hours (``office_hours:`` in the config) the customer is told
+        when agents are back (``office_hours.closed_message``), and the desk calls are queued
+        until the opening (durably: they survive a restart).
+
         Args:
             reason: why (shown by ``qbot handoffs list``).
             division: an Omnichannel division name or id to pick the agent from.
@@ -221,8 +235,15 @@ class Context:
         settings = self.dispatcher.settings
         if ttl is None and settings is not None:
             ttl = settings.state.handoff_ttl
+        # Outside office hours the customer is told when agents are back, and the desk calls
+        # wait for the opening (qbot.office_hours_handoff).
+        from qbot.office_hours_handoff import after_hours
+
+        opens = await after_hours(self, division=division, agent_id=agent_id)
+        if opens is not None and ttl is not None:  # the handoff's time counts from the opening
+            ttl += max(0.0, opens.timestamp() - self.dispatcher.clock.time())
         # The desk first: a crash after the handoff is stored would skip the re-run's handler.
-        if await self.dispatcher.is_omnichannel(str(self.room.id)):
+        if opens is None and await self.dispatcher.is_omnichannel(str(self.room.id)):
             try:
                 await self.desk_call("activate", active=False)
                 if agent_id is not None or division is not None:

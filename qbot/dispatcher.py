@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import ValidationError
 
-from qbot import metrics
+from qbot import metrics, office_hours_handoff
 from qbot.clock import Clock, SystemClock
 from qbot.context import Context, state_owner
 from qbot.errors import ConfigError, PostbackError, QbotError, StorageError
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from qbot.bot import Bot
     from qbot.client import QiscusClient
     from qbot.config import Settings
+    from qbot.office_hours import OfficeHoursSource
     from qbot.omnichannel.client import OmnichannelClient
     from qbot.storage import InboxItem
 
@@ -120,6 +121,7 @@ class Dispatcher:
         self._omnichannel: OmnichannelClient | None = None
         self._owns_omnichannel = False
         self._rooms: RoomMemory | None = None
+        self.office_hours: OfficeHoursSource | None = None  # office_hours: in the config
         self.windows = WindowTracker(self)  # when each WhatsApp room's customer last wrote
         self.template_catalog = TemplateCatalog(self)  # the approved WhatsApp templates
 
@@ -167,6 +169,7 @@ class Dispatcher:
         if self._owns_omnichannel and self._omnichannel is not None:
             self._retired_clients.append(self._omnichannel)
         self._omnichannel, self._owns_omnichannel = None, False
+        self.office_hours = office_hours_handoff.configure(self, settings)
         self.bot.check_intents()
         self.bot.check_names()
 
@@ -399,6 +402,8 @@ class Dispatcher:
         room_id = str(update.room.id)
         if self.outbox.waiting(room_id):
             await self.outbox.flush(room_id)
+        if self.office_hours is not None:  # Omnichannel's hours: re-read once their cache expires
+            await self.office_hours.get()
         outcome, ctx = await self._route(update, ack)
         metrics.processed(outcome)
         # Whatever the outcome, the message is now processed: its state and its ack go together.

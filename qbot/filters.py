@@ -46,6 +46,7 @@ __all__ = [
     "Intent",
     "MessageType",
     "Not",
+    "OfficeHours",
     "PostbackAction",
     "Regex",
     "RoomType",
@@ -315,6 +316,21 @@ class Channel(Filter):
 
     def __repr__(self) -> str:
         return f"Channel({sorted(self.sources)!r})"
+
+
+class OfficeHours(Filter):
+    """The bot's office hours are open now, by the bot's clock (``~OfficeHours()``: closed).
+
+    Always passes when the bot has no office hours (``office_hours:`` in the config).
+    """
+
+    async def __call__(self, ctx: Context) -> bool:
+        source = ctx.dispatcher.office_hours
+        hours = None if source is None else await source.get()
+        return hours is None or hours.is_open(ctx.dispatcher.clock.time())
+
+    def __repr__(self) -> str:
+        return "OfficeHours()"
 
 
 class StateIs(Filter):

@@ -14,7 +14,7 @@ def test_exported_members_are_pinned_and_sorted() -> None:
     assert set(qbot.__all__) == {
         "AccountLinking", "Action", "Bot", "Buttons", "Card", "Carousel", "ConfigError", "Context",
         "Custom", "Field", "Form", "HandlerRegistrationError", "ImportFileError", "IntentMatch",
-        "IntentSet", "InvalidInput", "Message", "MessageBuildError", "Outcome",
+        "IntentSet", "InvalidInput", "Message", "MessageBuildError", "OfficeHours", "Outcome",
         "OutsideWindowError", "Postback",
         "PostbackError", "QbotError", "QiscusAPIError", "QiscusBadRequest", "QiscusClient",
         "QiscusError", "QiscusForbidden", "QiscusNetworkError", "QiscusNotFound",

@@ -155,6 +155,8 @@ class TemplateCatalog:
         self.desk = desk
         self.templates: dict[str, dict[str, Any]] = {}
         self.sent: list[SentTemplate] = []
+        self._rooms: dict[str, int] = {}  # phone -> its WhatsApp room
+        self._seen: set[int] = set()  # the rooms already looked at for _rooms
         for seed in SEED_TEMPLATES:
             self.add(
                 seed["name"],
@@ -323,14 +325,20 @@ class TemplateCatalog:
     async def _room_of(self, to: str, channel_id: int) -> int:
         """The customer's WhatsApp room on the channel; opened as Omnichannel would if none."""
         desk = self.desk
-        for service in desk.services.values():
-            if service.source != "wa" or service.resolved:
+        # Each room is looked at once (a broadcast to 1,000 new numbers must not be O(n^2)).
+        for service in list(desk.services.values()):
+            if service.room_id in self._seen or service.source != "wa" or service.resolved:
                 continue
-            customer = await customer_of(desk, service)
-            user = str(customer.get("user_id") or "")
-            if "".join(c for c in user if c.isdigit()) == to and "@" not in user:
-                return service.room_id
+            self._seen.add(service.room_id)
+            user = str((await customer_of(desk, service)).get("user_id") or "")
+            if "@" not in user and (digits := "".join(c for c in user if c.isdigit())):
+                self._rooms[digits] = service.room_id
+        known = desk.services.get(self._rooms.get(to, -1))
+        if known is not None and not known.resolved:
+            return known.room_id
         room = await desk.open_room(to, f"+{to}", source="wa")
+        self._rooms[to] = int(room["id"])
+        self._seen.add(int(room["id"]))
         return int(room["id"])
 
     def routes(self) -> list[tuple[str, str, Callable[..., Awaitable[web.StreamResponse]]]]:
