@@ -172,14 +172,14 @@ class Runtime:
         """
         if self._started:
             return
-        await self.dispatcher.open()
-        self._started = True
-        for name, loop in (
-            ("claim", self._claim_loop),
-            ("renew", self._renew_loop),
-            ("sweep", self._sweep_loop),
-        ):
+        async with self._lock:  # concurrent first submits open the storage once
+            if self._started:
+                return
+            await self.dispatcher.open()
+            self._started = True
+        for name, loop in (("claim", self._claim_loop), ("renew", self._renew_loop)):
             self._background.append(asyncio.create_task(loop(), name=f"qbot-{name}"))
+        self._background.append(asyncio.create_task(self._sweep_loop(), name="qbot-sweep"))
         if not self.in_process:  # feed_update's runtime starts with the first update: no news
             log.info("runtime.started", owner=self.owner, storage=self.dispatcher.storage_url)
 

@@ -565,6 +565,18 @@ async def test_storage_handoff_expires_after_its_ttl(backend: Backend) -> None:
         (lambda s: s.lease_acquire("k", "a", -1), "lease ttl must be > 0 seconds, got -1"),
         (lambda s: s.inbox_claim("a", lease_ttl=5, limit=0), "limit must be an integer >= 1"),
         (lambda s: s.inbox_put("r", object()), "inbox payload must be JSON-serialisable"),
+        (
+            lambda s: s.inbox_put_held("r", {}, owner="", lease_ttl=5),
+            "owner must be a non-empty string",
+        ),
+        (
+            lambda s: s.inbox_put_held("r", {}, owner="a", lease_ttl=0),
+            "lease_ttl must be > 0",
+        ),
+        (
+            lambda s: s.inbox_put_held("", {}, owner="a", lease_ttl=5),
+            "room_id must be a non-empty string",
+        ),
         (lambda s: s.set_state("k", 1, ttl=0), "ttl of state 'k' must be > 0"),
         (lambda s: s.outbox_mark("t", "done"), "'sent' or 'failed', got 'done'"),
         (lambda s: s.handoff_start("r", "x", ttl=0), "handoff ttl must be > 0"),
