@@ -197,9 +197,8 @@ class RoomDelivery:
 
     async def findable(self, room_id: int | str) -> bool:
         """Whether :meth:`find` can look in ``room_id`` (a Chat SDK room, not Omnichannel's)."""
-        if getattr(self.chat, "find", None) is None:  # not isinstance(Lookup): microseconds
-            return False
-        return self.omnichannel is None or await self.rooms.get(str(room_id)) is None
+        info = await self.rooms.get(str(room_id))
+        return (info is None or self.omnichannel is None) and isinstance(self.chat, Lookup)
 
     async def find(self, room_id: int | str, unique_temp_id: str) -> bool:
         """Whether a reply that may have landed unrecorded is in the room (see ``Lookup``).
