@@ -40,23 +40,14 @@ from qbot.storage import MemoryStorage, RedisStorage, StateWrite, Storage, open_
 
 
 class NullDelivery:
-    """Accepts every reply at once: the storage's cost without the network's.
-
-    It can tell which replies it accepted (``find``), as the Chat SDK can, so a reply is recorded
-    sent with its message's commit, as with Qiscus.
-    """
+    """Accepts every reply at once: the storage's cost without the network's."""
 
     def __init__(self) -> None:
         self.count = 0
-        self.accepted: set[str] = set()
 
     async def deliver(self, room_id: int | str, outgoing: Outgoing, unique_temp_id: str) -> Any:
         self.count += 1
-        self.accepted.add(unique_temp_id)
         return None
-
-    async def find(self, room_id: int | str, unique_temp_id: str) -> bool:
-        return unique_temp_id in self.accepted
 
 
 def webhook(i: int, rooms: int) -> dict[str, Any]:

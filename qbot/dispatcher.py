@@ -39,7 +39,7 @@ from qbot.omnichannel.delivery import RoomDelivery, RoomMemory, load_choices, me
 from qbot.omnichannel.lifecycle import LIFECYCLE, lifecycle_update, run_lifecycle
 from qbot.omnichannel.menus import match_choice
 from qbot.omnichannel.rooms import detect_room
-from qbot.outbox import Outbox, OutboxDelivery
+from qbot.outbox import Outbox
 from qbot.runtime import Runtime
 from qbot.sending import Delivery, DirectDelivery, Sender, unique_temp_id
 from qbot.storage import MemoryStorage, Storage, open_storage, state_key
@@ -380,37 +380,19 @@ class Dispatcher:
         room_id = str(update.room.id)
         if self.outbox.waiting(room_id):
             await self.outbox.flush(room_id)
-        opened: list[OutboxDelivery] = []
-        try:
-            outcome, ctx = await self._route(update, ack, opened)
-        except BaseException:
-            for delivery in opened:  # accepted, not recorded: looked up before a repost
-                for record in delivery.take_unrecorded():
-                    self.outbox.recheck(record.room_id)
-            raise
+        outcome, ctx = await self._route(update, ack)
         metrics.processed(outcome)
-        # Whatever the outcome, the message is now processed: its state, its ack and its
-        # replies' "sent" records go together, in one write.
+        # Whatever the outcome, the message is now processed: its state and its ack go together.
         writes = [] if ctx is None else [ctx.state.pending_write(), ctx.room_state.pending_write()]
         states = [w for w in writes if w is not None]
-        replies = [r for delivery in opened for r in delivery.take_unrecorded()]
-        if states or ack is not None or replies:
-            try:
-                await self.outbox.commit(
-                    owner=owner, ack=[ack] if ack else (), states=states, replies=replies
-                )
-            except StorageError:
-                for record in replies:  # posted and not recorded: looked up before a repost
-                    self.outbox.recheck(record.room_id)
-                raise
+        if states or ack is not None:
+            await self.outbox.commit(owner=owner, ack=[ack] if ack else (), states=states)
             if ctx is not None:
                 ctx.state.committed()
                 ctx.room_state.committed()
         return outcome
 
-    async def _route(
-        self, update: Update, ack: InboxItem | None, opened: list[OutboxDelivery]
-    ) -> tuple[Outcome, Context | None]:
+    async def _route(self, update: Update, ack: InboxItem | None) -> tuple[Outcome, Context | None]:
         reason = self.ignore_reason(update)
         if reason is not None:
             log.debug("update.ignored", reason=reason)
@@ -433,7 +415,7 @@ class Dispatcher:
         if update.message.type == LIFECYCLE:
             known = dict(zip(ids, replies, strict=True))
             return await self._lifecycle(
-                update, origin, known, dict(zip(keys, states, strict=True)), opened
+                update, origin, known, dict(zip(keys, states, strict=True))
             )
         if self._is_agent_command(update):
             ended = handoff is not None and await self.storage.handoff_end(room_id)
@@ -460,8 +442,7 @@ class Dispatcher:
         # Buttons are bound to this room, and to the user in a one-to-one room.
         meant_for = update.sender.email if update.room.type == "single" else None
         signer = self.signer.bind(room_id, meant_for) if self.signer is not None else None
-        opened.append(delivery := self.outbox.delivery(known))
-        sender = Sender(delivery, origin, signer)
+        sender = Sender(self.outbox.delivery(known), origin, signer)
         ctx = Context(self, update, sender, postback=postback)
         loaded = dict(zip(keys, states, strict=True))
         for state in (ctx.state, ctx.room_state):
@@ -516,18 +497,12 @@ class Dispatcher:
         )
 
     async def _lifecycle(
-        self,
-        update: Update,
-        origin: str,
-        known: dict[str, Any],
-        loaded: dict[str, Any],
-        opened: list[OutboxDelivery],
+        self, update: Update, origin: str, known: dict[str, Any], loaded: dict[str, Any]
     ) -> tuple[Outcome, Context]:
         """An Omnichannel lifecycle webhook: its effects, then its handlers (see lifecycle)."""
         room_id = str(update.room.id)
         signer = self.signer.bind(room_id, None) if self.signer is not None else None
-        opened.append(delivery := self.outbox.delivery(known))
-        sender = Sender(delivery, origin, signer)
+        sender = Sender(self.outbox.delivery(known), origin, signer)
         ctx = Context(self, update, sender)
         for state in (ctx.state, ctx.room_state):
             if state.key in loaded:

@@ -102,15 +102,6 @@ def _unsure(error: Exception) -> bool:
     return isinstance(error, QiscusNetworkError)
 
 
-async def _findable(inner: Delivery, room_id: int | str, outgoing: Outgoing) -> bool:
-    """Whether ``inner`` can tell, by looking, that ``outgoing`` reached ``room_id``."""
-    # getattr, not isinstance(inner, Lookup): a runtime-checkable protocol costs microseconds.
-    if not isinstance(outgoing, OutgoingComment) or getattr(inner, "find", None) is None:
-        return False
-    findable = getattr(inner, "findable", None)  # a delivery that can look in some rooms only
-    return True if findable is None else bool(await findable(room_id))
-
-
 def _retryable(error: Exception) -> bool:
     """Whether Qiscus may still accept the reply later (network, 5xx, 429)."""
     if isinstance(error, QiscusRateLimited | QiscusServerError):
@@ -248,21 +239,15 @@ class Outbox:
         return OutboxDelivery(self, self._outbound(), known or {})
 
     async def commit(
-        self,
-        *,
-        owner: str | None,
-        ack: Sequence[InboxItem] = (),
-        states: Sequence[StateWrite] = (),
-        replies: Sequence[OutboxItem] = (),
+        self, *, owner: str | None, ack: Sequence[InboxItem] = (), states: Sequence[StateWrite] = ()
     ) -> None:
-        """End a message: its state writes, its inbox ack and the "sent" records of its replies
-        not recorded yet (:attr:`OutboxDelivery.unrecorded`), all or nothing.
+        """End a message: its state writes and its inbox ack, all or nothing.
 
         Raises:
             LeaseLostError: ``owner`` lost the room meanwhile; nothing was committed.
             StorageError: the storage failed.
         """
-        await self.storage.commit(owner=owner, ack=ack, states=states, outbox=replies)
+        await self.storage.commit(owner=owner, ack=ack, states=states)
 
     async def _post(
         self,
@@ -271,14 +256,12 @@ class Outbox:
         outgoing: Outgoing,
         temp_id: str,
         payload: dict[str, Any],
-        later: list[OutboxItem] | None = None,
     ) -> Any:
         """Post one reply and record the outcome in one write: sent, or failed for good.
 
         A retryable error (network, 5xx, 429) is re-raised with nothing recorded; the caller
         decides whether the reply waits in the outbox. Works whether or not the outbox holds
-        the reply yet. With ``later``, the "sent" record is appended there for the caller to
-        write with its next write instead of a write of its own.
+        the reply yet.
         """
         room = str(room_id)
         try:
@@ -290,9 +273,6 @@ class Outbox:
                 log.warning("reply.failed", unique_temp_id=temp_id, error=str(e))
                 metrics.reply("failed")
             raise
-        if later is not None:
-            later.append(OutboxItem(temp_id, room, payload, "sent"))
-            return result
         try:
             await self.storage.commit(outbox=[OutboxItem(temp_id, room, payload, "sent")])
         except StorageError:
@@ -307,17 +287,11 @@ class OutboxDelivery:
     Before posting, the reply's ``unique_temp_id`` is looked up in the outbox (or in ``known``):
     a reply already sent or failed is not posted again (a message processed a second time after
     a crash regenerates the same ids): :class:`~qbot.sending.AlreadySent`. Once Qiscus accepted
-    it, a comment the delivery can look up (:class:`~qbot.sending.Lookup`: a Chat SDK room) is
-    recorded as sent with the next write of the message: the commit that ends it
-    (:meth:`Outbox.commit` of :attr:`unrecorded`), or, when the handler posts another reply
-    first, one write before that post; if the worker dies in between, the reply is looked up in
-    Qiscus before it is posted again (the claim names its room redelivered). Any other reply is
-    recorded sent at once, in one write.
-    When Qiscus cannot be reached or answers 5xx/429 (after the client's retries), the reply is
-    recorded pending, its room waits, and the later replies of that room are only queued
-    (:class:`~qbot.sending.Queued`), so they never overtake it; :meth:`Outbox.flush` posts them
-    in order. A reply Qiscus refuses for good (4xx) is recorded failed and the error reaches the
-    handler.
+    it, the reply is recorded as sent, in one write. When Qiscus cannot be reached or answers
+    5xx/429 (after the client's retries), the reply is recorded pending, its room waits, and the
+    later replies of that room are only queued (:class:`~qbot.sending.Queued`), so they never
+    overtake it; :meth:`Outbox.flush` posts them in order. A reply Qiscus refuses for good (4xx)
+    is recorded failed and the error reaches the handler.
 
     Made by :meth:`Outbox.delivery`.
     """
@@ -328,13 +302,6 @@ class OutboxDelivery:
         self.outbox = outbox
         self.inner = inner
         self.known = known
-        self.unrecorded: list[OutboxItem] = []
-        """Replies Qiscus accepted whose "sent" record is written with the message's commit."""
-
-    def take_unrecorded(self) -> list[OutboxItem]:
-        """The :attr:`unrecorded` records, handed over to be written (and forgotten here)."""
-        records, self.unrecorded = self.unrecorded, []
-        return records
 
     async def deliver(self, room_id: int | str, outgoing: Outgoing, unique_temp_id: str) -> Any:
         outbox = self.outbox
@@ -347,22 +314,15 @@ class OutboxDelivery:
             return AlreadySent(found.status)
         payload = encode_outgoing(room_id, outgoing)
         if outbox.waiting(room):
-            queued = [*self.take_unrecorded(), OutboxItem(unique_temp_id, room, payload)]
-            await outbox.storage.commit(outbox=queued)
+            await outbox.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
             metrics.reply("queued")
             return Queued()
         if outbox.rechecking(room) and await outbox.posted_already(
             self.inner, room_id, outgoing, unique_temp_id
         ):
             return AlreadySent("sent")
-        if self.unrecorded:  # an earlier reply's record is written before the next post
-            await self._record()
-        # Recorded with the message's next write only if a crash before it can be made good by
-        # looking the reply up (a Chat SDK comment); else (Omnichannel's /bot, a system event,
-        # a delivery that cannot look up) in a write of its own, at once.
-        later = self.unrecorded if await _findable(self.inner, room_id, outgoing) else None
         try:
-            return await outbox._post(self.inner, room_id, outgoing, unique_temp_id, payload, later)
+            return await outbox._post(self.inner, room_id, outgoing, unique_temp_id, payload)
         except StorageError:
             raise  # nothing more can be recorded now; the message is processed again
         except Exception as e:
@@ -370,18 +330,8 @@ class OutboxDelivery:
                 raise
             if _unsure(e):  # it may have landed: looked up before it is posted again
                 payload["unsure"] = True
-            queued = [*self.take_unrecorded(), OutboxItem(unique_temp_id, room, payload)]
-            await outbox.storage.commit(outbox=queued)
+            await outbox.storage.commit(outbox=[OutboxItem(unique_temp_id, room, payload)])
             outbox.note_waiting([room])
             log.warning("reply.queued", unique_temp_id=unique_temp_id, error=str(e))
             metrics.reply("queued")
             return Queued()
-
-    async def _record(self) -> None:
-        records = self.take_unrecorded()
-        try:
-            await self.outbox.storage.commit(outbox=records)
-        except StorageError:
-            for record in records:  # posted and not recorded: looked up before a repost
-                self.outbox.recheck(record.room_id)
-            raise

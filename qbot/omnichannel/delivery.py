@@ -195,11 +195,6 @@ class RoomDelivery:
         await self.rooms.storage.delete_state(menu_key(room))
         return sent
 
-    async def findable(self, room_id: int | str) -> bool:
-        """Whether :meth:`find` can look in ``room_id`` (a Chat SDK room, not Omnichannel's)."""
-        info = await self.rooms.get(str(room_id))
-        return (info is None or self.omnichannel is None) and isinstance(self.chat, Lookup)
-
     async def find(self, room_id: int | str, unique_temp_id: str) -> bool:
         """Whether a reply that may have landed unrecorded is in the room (see ``Lookup``).
 
