@@ -124,6 +124,8 @@ class Runtime:
         self._wake: dict[str, asyncio.Event] = {}
         self._lost: set[str] = set()
         self._lingering: set[str] = set()  # rooms waiting out their linger (leases not renewed)
+        self._releasing: set[str] = set()  # rooms whose lease is being released
+        self._incoming: dict[str, int] = {}  # puts in flight handing items to a held room
         # Updates this process accepted, by inbox item id: the worker that claims one here need
         # not parse the stored body again. Bounded: items another replica claims are never
         # looked up here, and a miss only costs a parse.
@@ -173,15 +175,18 @@ class Runtime:
         """
         if self._started:
             return
-        await self.dispatcher.open()
-        self._started = True
+        async with self._lock:  # concurrent first submits open the storage once
+            if self._started:
+                return
+            await self.dispatcher.open()
+            self._started = True
         for name, loop in (
             ("claim", self._claim_loop),
             ("renew", self._renew_loop),
-            ("sweep", self._sweep_loop),
             ("schedule", lambda: fire_loop(self)),  # due jobs into the inbox (qbot.scheduling)
         ):
             self._background.append(asyncio.create_task(loop(), name=f"qbot-{name}"))
+        self._background.append(asyncio.create_task(self._sweep_loop(), name="qbot-sweep"))
         if not self.in_process:  # feed_update's runtime starts with the first update: no news
             log.info("runtime.started", owner=self.owner, storage=self.dispatcher.storage_url)
 
@@ -255,9 +260,24 @@ class Runtime:
                 dict(body) if body is not None else JSONText(update.model_dump_json(by_alias=True))
             )
         key = update.dedupe_key
-        item = await self.storage.inbox_put(
-            room, payload, dedupe_key=key, dedupe_ttl=self.dedupe_ttl
-        )
+        dedupe: dict[str, Any] = {"dedupe_key": key, "dedupe_ttl": self.dedupe_ttl}
+        if self._works_on(room):
+            # A room this worker holds: the item is handed to it with the put (no claim round
+            # trip). Its worker does not release the room while the put is in flight.
+            self._incoming[room] = self._incoming.get(room, 0) + 1
+            try:
+                item, handed = await self.storage.inbox_put_held(
+                    room, payload, owner=self.owner, lease_ttl=self.lease_ttl, **dedupe
+                )
+            finally:
+                left = self._incoming.pop(room) - 1
+                if left:
+                    self._incoming[room] = left
+                wake = self._wake.get(room)
+                if wake is not None:
+                    wake.set()
+        else:
+            item, handed = await self.storage.inbox_put(room, payload, **dedupe), False
         if item is None:
             log.info("webhook.duplicate", room_id=room, message=key)
             return "duplicate"
@@ -266,7 +286,26 @@ class Runtime:
             self._parsed.popitem(last=False)
         if waiter is not None:
             self._waiters[item.id] = waiter
+        if handed and self._works_on(room):  # else its worker lost the room: claimed again
+            self._hand(item)
         return "accepted"
+
+    def _works_on(self, room: str) -> bool:
+        """Whether a worker of this process holds ``room`` and will take items for it."""
+        return room in self._tasks and room not in self._lost and room not in self._releasing
+
+    def _hand(self, item: InboxItem) -> None:
+        """Queue a claimed item for its room's worker (started if needed)."""
+        room = item.room_id
+        ids = self._ids.setdefault(room, set())
+        if item.id in ids:  # reclaimed after a lapse while still in hand
+            return
+        ids.add(item.id)
+        self._queues.setdefault(room, deque()).append(item)
+        self._held += 1
+        self._lost.discard(room)
+        self._ensure_worker(room)
+        self._wake[room].set()
 
     async def drain(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109 - a grace period: on expiry the workers are cancelled, not the caller
         """Stop accepting and finish the work in hand; return how many items were left undone.
@@ -354,15 +393,7 @@ class Runtime:
                 self._lost.discard(room)
                 self._generation[room] = self._generation.get(room, 0) + 1
             for item in claim.items:
-                room = item.room_id
-                ids = self._ids.setdefault(room, set())
-                if item.id in ids:  # reclaimed after a lapse while still in hand
-                    continue
-                ids.add(item.id)
-                self._queues.setdefault(room, deque()).append(item)
-                self._held += 1
-                self._ensure_worker(room)
-                self._wake[room].set()
+                self._hand(item)
         return bool(claim.items)
 
     def _ensure_worker(self, room: str) -> None:
@@ -398,11 +429,19 @@ class Runtime:
                         self._lingering.discard(room)
                     if queue:
                         continue
+                if not queue and self._incoming.get(room):
+                    wake.clear()  # an item being stored for this room: wait for it
+                    await wake.wait()
+                    continue
                 if not queue:
                     async with self._lock:
-                        if queue:
+                        if queue or self._incoming.get(room):
                             continue
-                        await self._release(room)
+                        self._releasing.add(room)
+                        try:
+                            await self._release(room)
+                        finally:
+                            self._releasing.discard(room)
                         self._forget(room)
                         return
                 item = queue[0]

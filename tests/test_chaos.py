@@ -470,3 +470,32 @@ async def test_chaos_posts_hanging_beyond_the_timeout_are_found_not_posted_again
     # Each held post found by its retry (one found late by a loaded machine would have been
     # answered in time instead: never posted twice either way).
     assert 1 <= len(events(replica, "qiscus.found_after_unknown_outcome")) <= 3
+
+
+async def test_chaos_kill_9_in_a_slow_handler_after_its_reply_on_sqlite_sends_it_once(
+    tmp_path: Path, fake_qiscus: Emulator
+) -> None:
+    # A Chat SDK reply is recorded sent with its message's commit: killed while the handler
+    # still runs after it, the next worker redoes the message, finds the reply in the room and
+    # posts only what the handler had not sent.
+    (tmp_path / "scalebot.py").write_text(BOT)
+    url = f"sqlite:///{tmp_path / 'qbot.db'}"
+    first = await Replica(tmp_path, fake_qiscus, url, "first").start()
+    second: Replica | None = None
+    try:
+        async with aiohttp.ClientSession() as http:
+            assert await deliver(http, first, message(802, "block me")) == "accepted"
+            await until(lambda: (tmp_path / "blocked").exists(), 20)
+            await first.kill()
+            assert texts(fake_qiscus, 802) == ["got block me"]
+            second = await Replica(tmp_path, fake_qiscus, url, "second").start()
+            assert await deliver(http, second, message(802, "after")) == "accepted"
+            await fake_qiscus.wait_for(lambda: len(texts(fake_qiscus, 802)) >= 3, 20)
+            await asyncio.sleep(0.3)  # nothing more arrives: no reply is sent twice
+    finally:
+        for replica in (first, second):
+            if replica is not None:
+                await replica.stop()
+    assert texts(fake_qiscus, 802) == ["got block me", "done block me", "after"]
+    assert second is not None
+    assert events(second, "reply.found_posted")

@@ -190,3 +190,39 @@ async def test_runtime_posts_a_rooms_waiting_replies_before_its_new_message(
     assert out.texts == ["left by a dead worker", "new"]
     assert await bot.storage.outbox_pending() == []
     await bot.aclose()
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_runtime_held_rooms_take_concurrent_webhooks_in_arrival_order(
+    tmp_path: Path, backend: str
+) -> None:
+    # Webhooks arriving while their room's worker holds it are handed over with their inbox
+    # write (no claim): in waves of concurrent arrivals, each room still runs them in the order
+    # the inbox accepted them, once each, and each room keeps one lease owner.
+    bot = Bot(email="bot@example.com")
+    bot.delivery = out = RecordingDelivery()
+    seen: dict[int, list[int]] = {}
+
+    @bot.message()
+    async def record(ctx: Context) -> None:
+        seen.setdefault(int(ctx.room.id), []).append(int(ctx.text))
+        await asyncio.sleep(0.001)
+        await ctx.reply(ctx.text)
+
+    storage = MemoryStorage() if backend == "memory" else SqliteStorage(str(tmp_path / "q.db"))
+    bot.use_storage(storage)
+    runtime = Runtime(bot, linger=2.0)
+    rooms, waves, per_wave = 4, 6, 8
+    n = 0
+    for _ in range(waves):
+        batch = []
+        for _ in range(per_wave):
+            batch.append(Update.model_validate(sdk_body(str(n), room_id=n % rooms)))
+            n += 1
+        assert await asyncio.gather(*(runtime.submit(u) for u in batch)) == ["accepted"] * per_wave
+        await asyncio.sleep(0.005)  # the rooms' workers are busy or lingering: rooms held
+    assert await runtime.drain(timeout=20) == 0
+    for room in range(rooms):
+        assert seen[room] == list(range(room, n, rooms))
+    assert sorted(out.texts, key=int) == [str(i) for i in range(n)]
+    await bot.aclose()

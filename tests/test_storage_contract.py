@@ -565,6 +565,18 @@ async def test_storage_handoff_expires_after_its_ttl(backend: Backend) -> None:
         (lambda s: s.lease_acquire("k", "a", -1), "lease ttl must be > 0 seconds, got -1"),
         (lambda s: s.inbox_claim("a", lease_ttl=5, limit=0), "limit must be an integer >= 1"),
         (lambda s: s.inbox_put("r", object()), "inbox payload must be JSON-serialisable"),
+        (
+            lambda s: s.inbox_put_held("r", {}, owner="", lease_ttl=5),
+            "owner must be a non-empty string",
+        ),
+        (
+            lambda s: s.inbox_put_held("r", {}, owner="a", lease_ttl=0),
+            "lease_ttl must be > 0",
+        ),
+        (
+            lambda s: s.inbox_put_held("", {}, owner="a", lease_ttl=5),
+            "room_id must be a non-empty string",
+        ),
         (lambda s: s.set_state("k", 1, ttl=0), "ttl of state 'k' must be > 0"),
         (lambda s: s.outbox_mark("t", "done"), "'sent' or 'failed', got 'done'"),
         (lambda s: s.handoff_start("r", "x", ttl=0), "handoff ttl must be > 0"),
@@ -747,3 +759,51 @@ async def test_storage_inbox_stores_json_text_as_given(backend: Backend) -> None
     (claimed,) = (await s.inbox_claim("w1", lease_ttl=LONG)).items
     assert claimed.payload == {"text": "héllo", "n": [1, 2]}
     assert item.payload == claimed.payload
+
+
+async def test_storage_inbox_put_held_hands_the_item_to_the_rooms_holder(
+    backend: Backend,
+) -> None:
+    s = backend.storage
+    # Nobody holds the room: stored for a claim, as inbox_put stores it.
+    first, handed = await s.inbox_put_held("r1", {"text": "m0"}, owner="w", lease_ttl=LONG)
+    assert first is not None and not handed
+    assert texts((await s.inbox_claim("w", lease_ttl=LONG)).items) == ["m0"]
+    # The holder, with nothing of the room waiting: handed at once, not claimed again.
+    second, handed = await s.inbox_put_held("r1", {"text": "m1"}, owner="w", lease_ttl=LONG)
+    fast = backend.name != "redis"  # Redis has no fast path: a claim hands it out
+    assert second is not None and handed is fast
+    assert texts((await s.inbox_claim("w", lease_ttl=LONG)).items) == ([] if fast else ["m1"])
+    # Another owner's room: never handed to a non-holder.
+    third, handed = await s.inbox_put_held("r1", {"text": "m2"}, owner="x", lease_ttl=LONG)
+    assert third is not None and not handed
+    assert (await s.inbox_claim("x", lease_ttl=LONG)).items == []
+    # Something of the room waits to be handed out: the new item queues behind it.
+    fourth, handed = await s.inbox_put_held("r1", {"text": "m3"}, owner="w", lease_ttl=LONG)
+    assert fourth is not None and not handed
+    assert texts((await s.inbox_claim("w", lease_ttl=LONG)).items) == ["m2", "m3"]
+    # Deduped like inbox_put.
+    key = {"dedupe_key": "r1:k", "dedupe_ttl": LONG}
+    assert (await s.inbox_put_held("r1", {"n": 1}, owner="w", lease_ttl=LONG, **key))[0]
+    assert await s.inbox_put_held("r1", {"n": 1}, owner="w", lease_ttl=LONG, **key) == (None, False)
+    await s.commit(owner="w", ack=[first, second, third, fourth])
+    assert await s.inbox_size() == 1
+
+
+async def test_storage_inbox_put_held_extends_the_lease_and_a_new_holder_gets_the_item(
+    backend: Backend,
+) -> None:
+    if backend.name == "redis":
+        pytest.skip("no fast path on Redis (inbox_put_held stores for a claim)")
+    s, other = backend.storage, await backend.peer()
+    await put(s, "r1", 1)
+    assert texts((await s.inbox_claim("dead", lease_ttl=SHORT)).items) == ["m0"]
+    item, handed = await s.inbox_put_held("r1", {"text": "m1"}, owner="dead", lease_ttl=SHORT)
+    assert item is not None and handed
+    await backend.advance(2 * SHORT)  # the holder died: its lease lapses, items come again
+    claim = await other.inbox_claim("alive", lease_ttl=LONG)
+    assert texts(claim.items) == ["m0", "m1"]
+    assert claim.redelivered == {"r1"}
+    # A lapsed holder is not handed anything.
+    late, handed = await s.inbox_put_held("r1", {"text": "m2"}, owner="dead", lease_ttl=SHORT)
+    assert late is not None and not handed

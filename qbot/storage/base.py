@@ -123,6 +123,37 @@ class InboxStore(ABC):
             check_text(dedupe_key, "dedupe key")
         return await self._do_inbox_put(room_id, text, dedupe_key, ttl)
 
+    async def inbox_put_held(
+        self,
+        room_id: str,
+        payload: Any,
+        *,
+        owner: str,
+        lease_ttl: float,
+        dedupe_key: str | None = None,
+        dedupe_ttl: float = 86400.0,
+    ) -> tuple[InboxItem | None, bool]:
+        """:meth:`inbox_put`, handing the item to ``owner`` at once when it works on the room.
+
+        When ``owner`` holds the room's lease and every earlier item of the room was handed out
+        already, the item is stored as handed out to ``owner`` (as :meth:`inbox_claim` would
+        give it next) and the lease is set to ``lease_ttl`` from now, in the same atomic write:
+        a room a worker already holds needs no claim round trip. Otherwise it is stored as
+        :meth:`inbox_put` stores it, for a claim to hand out. A backend without the fast path
+        (Redis) always does the latter.
+
+        Returns:
+            The item (None for a duplicate), and whether it was handed to ``owner``.
+        """
+        check_text(room_id, "room_id")
+        check_text(owner, "owner")
+        text = dumps(payload, "inbox payload")
+        ttl = check_ttl(dedupe_ttl, "dedupe ttl")
+        lease = check_ttl(lease_ttl, "lease_ttl")
+        if dedupe_key is not None:
+            check_text(dedupe_key, "dedupe key")
+        return await self._do_inbox_put_held(room_id, text, dedupe_key, ttl, owner, lease)
+
     async def inbox_claim(self, owner: str, *, lease_ttl: float, limit: int = 100) -> Claim:
         """Hand ``owner`` unprocessed items of rooms it may work on, each room in arrival order.
 
@@ -156,6 +187,18 @@ class InboxStore(ABC):
     async def _do_inbox_put(
         self, room_id: str, text: str, dedupe_key: str | None, dedupe_ttl: float
     ) -> InboxItem | None: ...
+
+    async def _do_inbox_put_held(
+        self,
+        room_id: str,
+        text: str,
+        dedupe_key: str | None,
+        dedupe_ttl: float,
+        owner: str,
+        lease_ttl: float,
+    ) -> tuple[InboxItem | None, bool]:
+        """Default: no fast path, the item waits for a claim."""
+        return await self._do_inbox_put(room_id, text, dedupe_key, dedupe_ttl), False
 
     @abstractmethod
     async def _do_inbox_claim(self, owner: str, lease_ttl: float, limit: int) -> Claim: ...

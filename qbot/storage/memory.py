@@ -205,6 +205,29 @@ class MemoryStorage(MemorySchedules, Storage):
         self._arrived.set()
         return InboxItem.stored(queued.id, room_id, text, now)
 
+    async def _do_inbox_put_held(
+        self,
+        room_id: str,
+        text: str,
+        dedupe_key: str | None,
+        dedupe_ttl: float,
+        owner: str,
+        lease_ttl: float,
+    ) -> tuple[InboxItem | None, bool]:
+        now = self._clock()
+        key = room_lease_key(room_id)
+        queue = self._rooms.get(room_id, [])
+        if self._holder(key, now) != owner or any(q.delivered_to is None for q in queue):
+            return await self._do_inbox_put(room_id, text, dedupe_key, dedupe_ttl), False
+        self._sweep(now)
+        if dedupe_key is not None and not self._claim(dedupe_key, dedupe_ttl, now):
+            return None, False
+        queued = _Queued(str(next(self._ids)), text, now)
+        queued.delivered_to = owner
+        self._rooms.setdefault(room_id, []).append(queued)
+        self._leases[key] = (owner, now + lease_ttl)
+        return InboxItem.stored(queued.id, room_id, text, now), True
+
     async def _do_inbox_claim(self, owner: str, lease_ttl: float, limit: int) -> Claim:
         now = self._clock()
         out: list[InboxItem] = []

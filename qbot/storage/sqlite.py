@@ -73,6 +73,8 @@ _UPSERT_REPLY = (
     "status = excluded.status, done_at = excluded.done_at "
     "WHERE outbox.status = 'pending' AND excluded.status != 'pending'"
 )
+_RENEW_LEASE = "UPDATE leases SET expires_at = ? WHERE key = ? AND owner = ? AND expires_at > ?"
+_UNCLAIMED = "SELECT 1 FROM inbox WHERE room_id = ? AND claimed_by IS NULL LIMIT 1"
 _HOLDER = "SELECT owner FROM leases WHERE key = ? AND expires_at > ?"
 _STATE = "SELECT value FROM state WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)"
 _HANDOFF = (
@@ -249,7 +251,7 @@ class SqliteStorage(SqliteSchedules, Storage):
     async def _do_lease_renew(self, key: str, owner: str, ttl: float) -> bool:
         now = self._clock()
         return await self._engine.changed(
-            "UPDATE leases SET expires_at = ? WHERE key = ? AND owner = ? AND expires_at > ?",
+            _RENEW_LEASE,
             (now + ttl, key, owner, now),
             durable=False,
         )
@@ -282,6 +284,39 @@ class SqliteStorage(SqliteSchedules, Storage):
             return None
         self._arrived.set()
         return InboxItem.stored(str(item_id), room_id, text, now)
+
+    async def _do_inbox_put_held(
+        self,
+        room_id: str,
+        text: str,
+        dedupe_key: str | None,
+        dedupe_ttl: float,
+        owner: str,
+        lease_ttl: float,
+    ) -> tuple[InboxItem | None, bool]:
+        now = self._clock()
+        key = room_lease_key(room_id)
+
+        def op(db: sqlite3.Connection) -> tuple[int | None, bool]:
+            if dedupe_key is not None and not _claim(db, dedupe_key, dedupe_ttl, now):
+                return None, False
+            # Ours if we hold the lease (extended here, as a claim would) and nothing of the room
+            # waits to be handed out before it.
+            held = (
+                db.execute(_RENEW_LEASE, (now + lease_ttl, key, owner, now)).rowcount == 1
+                and db.execute(_UNCLAIMED, (room_id,)).fetchone() is None
+            )
+            return db.execute(
+                "INSERT INTO inbox (room_id, payload, received_at, claimed_by) VALUES (?, ?, ?, ?)",
+                (room_id, text, now, owner if held else None),
+            ).lastrowid, held
+
+        item_id, held = await self._write(op)
+        if item_id is None:
+            return None, False
+        if not held:
+            self._arrived.set()
+        return InboxItem.stored(str(item_id), room_id, text, now), held
 
     async def _do_inbox_claim(self, owner: str, lease_ttl: float, limit: int) -> Claim:
         now = self._clock()
