@@ -130,9 +130,12 @@ def _serve(app: Any, settings: Settings, name: str, worker_fds: str | None) -> N
     sock: socket.socket | None = None
     supervised = None
     if worker_fds is not None:
-        listen_fd, control_fd = (int(fd) for fd in worker_fds.split(","))
-        sock = socket.socket(fileno=listen_fd)
-        supervised = serve_as_worker(control_fd)
+        try:
+            listen_fd, control_fd = (int(fd) for fd in worker_fds.split(","))
+            sock = socket.socket(fileno=listen_fd)
+            supervised = serve_as_worker(control_fd)
+        except (ValueError, OSError):
+            fail("--worker-fds is for the workers `qbot run --workers N` starts; use --workers")
 
     def listening() -> None:
         # Called once the socket is bound: the line is true when it appears.
@@ -172,6 +175,8 @@ def _supervise(
     from qbot._cli_common import resolve_config_path
     from qbot.workers import Supervisor, WorkerFailed, listen_socket
 
+    if sys.platform == "win32":
+        fail("--workers needs a POSIX system (Linux, macOS); run one process per port on Windows")
     url = settings.storage.served_url()
     if url.startswith("memory:"):
         fail(

@@ -233,6 +233,10 @@ class Supervisor:
             code = await worker.proc.wait()
             if self._stopping.is_set():
                 return
+            if worker.listening is not None:
+                # A worker may say ready and die at once: read what it said before judging.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(worker.listening), 1.0)
             served = worker.ready.is_set()
             if not served and not self._served:
                 raise WorkerFailed(f"worker {worker.index} {_describe_exit(code)} before serving")

@@ -392,3 +392,60 @@ def test_workers_port_in_use_is_one_line(tmp_path: Path) -> None:
     assert done.stderr.splitlines() == [
         f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
     ]
+
+
+FLAKY_WORKER = textwrap.dedent(
+    """
+    import pathlib, socket, sys
+    starts = pathlib.Path(sys.argv[3])
+    with starts.open("a") as f:
+        f.write("start\\n")
+    control = socket.socket(fileno=int(sys.argv[2]))
+    control.sendall(b"ready")
+    if len(starts.read_text().splitlines()) < 8:
+        sys.exit(3)  # dies right after serving, seven times in a row
+    control.recv(16)  # the eighth stays until asked to drain
+    """
+)
+
+
+class RecordingClock:
+    """A clock whose time stands still (no worker ever counts as stable) and whose sleeps are
+    recorded, so the backoff can be read without waiting for it."""
+
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        return 0.0
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        await asyncio.sleep(0)
+
+
+async def test_workers_dying_in_a_row_are_restarted_with_a_doubling_backoff(
+    tmp_path: Path,
+) -> None:
+    from qbot.workers import BACKOFF_MAX, Supervisor, listen_socket
+
+    script = tmp_path / "flaky.py"
+    script.write_text(FLAKY_WORKER)
+    starts = tmp_path / "starts"
+
+    def command(listen_fd: int, control_fd: int) -> list[str]:
+        return [sys.executable, str(script), str(listen_fd), str(control_fd), str(starts)]
+
+    clock = RecordingClock()
+    with listen_socket("127.0.0.1", 0) as sock:
+        supervisor = Supervisor(command, 1, sock, shutdown_timeout=5, clock=clock)
+        running = asyncio.create_task(supervisor.run())
+        try:
+            await until(lambda: supervisor.restarts == 7, 60)
+            await until(lambda: supervisor.workers[0].ready.is_set(), 30)
+        finally:
+            supervisor.stop()
+            code = await asyncio.wait_for(running, 30)
+    assert code == 0
+    assert clock.slept == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, BACKOFF_MAX]
+    assert len(starts.read_text().splitlines()) == 8
