@@ -122,16 +122,21 @@ class ServerSettings(_Section):
             raise ValueError(f"webhook_path must start with '/', got {self.webhook_path!r}")
         return self
 
-    @field_validator("workers")
+    @field_validator("workers", mode="before")
     @classmethod
-    def _at_least_one(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and not 1 <= value <= MAX_WORKERS:
-            raise ValueError(f"must be 'auto' or a whole number from 1 to {MAX_WORKERS}")
-        return value
+    def _auto_or_count(cls, value: object) -> int | str:
+        # One message for every wrong value (the union's own errors name both of its halves).
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_WORKERS:
+            return value
+        raise ValueError(f"must be 'auto' or a whole number from 1 to {MAX_WORKERS}, got {value!r}")
 
     def worker_count(self) -> int:
         """How many processes ``workers`` means on this machine."""
-        return cores() if self.workers == "auto" else self.workers
+        return min(cores(), MAX_WORKERS) if self.workers == "auto" else self.workers
 
 
 MAX_WORKERS = 256
