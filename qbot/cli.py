@@ -200,7 +200,8 @@ def _supervise(
             argv += ["--host", host]
         return argv
 
-    where = f"http://{s.host}:{bound}{s.webhook_path}"
+    shown = f"[{s.host}]" if ":" in s.host else s.host
+    where = f"http://{shown}:{bound}{s.webhook_path}"
 
     def ready() -> None:
         click.echo(f"qbot: serving {name} on {where} with {count} workers (Ctrl+C stops)")
@@ -210,6 +211,8 @@ def _supervise(
         code = asyncio.run(supervisor.run())
     except WorkerFailed as e:
         fail(f"cannot start: {e}", 1)
+    except KeyboardInterrupt:  # before the loop took the signal over: the workers drain alone
+        fail("interrupted while starting the workers", 130)
     finally:
         sock.close()
     if code != 0:

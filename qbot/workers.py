@@ -53,6 +53,8 @@ KILL_MARGIN = 10.0
 BACKLOG = 1024
 """The listening socket's backlog: what waits while every worker is busy or one restarts."""
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
 Command = Callable[[int, int], Sequence[str]]
 """The argv of a worker given the listening socket's and its control socket's descriptors."""
 
@@ -202,6 +204,11 @@ class Supervisor:
         ours, theirs = socket.socketpair()
         ours.setblocking(False)
         worker.ready = asyncio.Event()
+        # The worker starts with SIGINT and SIGTERM blocked (a signal mask survives exec): one
+        # sent to the whole group (Ctrl+C, `timeout`, systemd) while it imports and opens its
+        # storage must not kill it; it unblocks them once it serves, and a SIGTERM that came
+        # meanwhile then drains it. Here, one that comes while blocked is delivered right after.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
             worker.proc = await asyncio.create_subprocess_exec(
                 *self.command(self.sock.fileno(), theirs.fileno()),
@@ -212,6 +219,7 @@ class Supervisor:
             ours.close()
             raise
         finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             theirs.close()
         if worker.control is not None:
             worker.control.close()
@@ -300,6 +308,8 @@ def serve_as_worker(control_fd: int) -> Callable[[Callable[[], None]], None]:
 
     def hook(drain: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
+        # Blocked by the supervisor until now (see Supervisor._start); the loop handles them.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         try:
             control.sendall(READY)
         except OSError:  # the supervisor is already gone
