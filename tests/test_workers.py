@@ -449,3 +449,41 @@ async def test_workers_dying_in_a_row_are_restarted_with_a_doubling_backoff(
     assert code == 0
     assert clock.slept == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, BACKOFF_MAX]
     assert len(starts.read_text().splitlines()) == 8
+
+
+def _open_at_once(path: str, barrier: Any, results: Any) -> None:
+    from qbot.errors import StorageError
+    from qbot.storage import open_storage
+
+    async def main() -> None:
+        storage = open_storage(f"sqlite:///{path}")
+        barrier.wait()
+        try:
+            await storage.open()
+            await storage.close()
+            results.put("ok")
+        except StorageError as e:
+            results.put(str(e))
+
+    asyncio.run(main())
+
+
+def test_workers_opening_a_new_sqlite_file_at_once_all_start(tmp_path: Path) -> None:
+    # N workers start together on a file that does not exist yet: one creates the tables, the
+    # others wait for its lock (they failed with "database is locked" before).
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    outcomes: list[str] = []
+    for attempt in range(3):
+        barrier, results = context.Barrier(4), context.Queue()
+        path = str(tmp_path / f"new-{attempt}.db")
+        procs = [
+            context.Process(target=_open_at_once, args=(path, barrier, results)) for _ in range(4)
+        ]
+        for proc in procs:
+            proc.start()
+        outcomes += [results.get(timeout=60) for _ in procs]
+        for proc in procs:
+            proc.join(30)
+    assert outcomes == ["ok"] * 12
