@@ -2,7 +2,7 @@
 
 python -m bench                 # the full run (about two minutes on 2 cores)
 python -m bench --quick         # smaller N, for a smoke test
-python -m bench --parts e2e,peer   # parts: e2e, dispatch, intents, peer, memory, storage, accuracy
+python -m bench --parts e2e,peer   # e2e, dispatch, intents, peer, memory, storage, accuracy, scale
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import dispatch, e2e, intents_accuracy, intents_bench, peer
+from bench import dispatch, e2e, intents_accuracy, intents_bench, peer, scale
 from bench.e2e import ROOT
 
-PARTS = ("e2e", "dispatch", "intents", "peer", "memory", "storage", "accuracy")
+PARTS = ("e2e", "dispatch", "intents", "peer", "memory", "storage", "accuracy", "scale")
 Row = tuple[str, str, str, str, str]
 
 
@@ -293,6 +293,116 @@ def _storage(messages: int, conversations: int) -> list[Row]:
     return rows
 
 
+def _scale(quick: bool) -> list[Row]:
+    """Issue 14's rows: Redis and aiogram end to end, paced ack latency, RSS, CPU per worker."""
+    r = scale.run(quick)
+    runs, ack, rss = r["runs"], r["ack"], r["rss"]
+    n = len(runs["bare"])
+
+    def rate(name: str) -> str:
+        return f"{scale.median(runs, name, 'per_second'):.0f}"
+
+    def ratio(name: str, ref: str, key: str = "per_second") -> float:
+        return scale.median_ratio(runs, name, ref, key)
+
+    def cpu(name: str) -> str:
+        return f"{scale.median(runs, name, 'cpu_us'):.0f} us"
+
+    rows: list[Row] = []
+    if "qbot-redis" in runs:
+        redis = ratio("qbot-redis", "bare")
+        rows.append(
+            (
+                "8 scale",
+                f"end to end, webhooks/s, storage.url redis:// (median of {n} rounds, same-round"
+                " ratios)",
+                rate("qbot-redis"),
+                f"bare {rate('bare')}",
+                f"{redis:.2f} (target >= 0.7: {_verdict(redis >= 0.7)})",
+            )
+        )
+    else:
+        rows.append(("8 scale", "end to end, redis://", "no Redis at " + scale.REDIS, "", "MISSED"))
+    default, memory = ratio("qbot", "aiogram"), ratio("qbot-memory", "aiogram")
+    rows += [
+        (
+            "",
+            "end to end, webhooks/s, default config (SQLite) vs aiogram 3 (same handlers, its"
+            " aiohttp webhook handler, replies to a Bot API sink)",
+            rate("qbot"),
+            f"aiogram {rate('aiogram')}",
+            f"{default:.2f} (target >= 1.0: {_verdict(default >= 1.0)})",
+        ),
+        (
+            "",
+            "end to end, webhooks/s, memory:// vs aiogram 3",
+            rate("qbot-memory"),
+            f"aiogram {rate('aiogram')}",
+            f"{memory:.2f} (target >= 1.2: {_verdict(memory >= 1.2)})",
+        ),
+    ]
+    cpu_ratio = ratio("qbot", "bare", "cpu_us")
+    rows.append(
+        (
+            "",
+            "server CPU per webhook, default config",
+            cpu("qbot"),
+            f"bare {cpu('bare')}",
+            f"{cpu_ratio:.2f}x (target <= 1.2x: {_verdict(cpu_ratio <= 1.2)})",
+        )
+    )
+    for name, what in (("qbot-memory", "memory://"), ("qbot-redis", "redis://"), ("aiogram", "")):
+        if name in runs:
+            label = f"server CPU per webhook, {what}" if what else "server CPU per webhook"
+            who = cpu(name) if what else ""
+            ref = "" if what else f"aiogram {cpu(name)}"
+            rows.append(("", label, who, ref, f"{ratio(name, 'bare', 'cpu_us'):.2f}x bare"))
+    two = ratio("qbot-2w", "qbot")
+    two_cpu = ratio("qbot-2w", "qbot", "cpu_us")
+    rows += [
+        (
+            "",
+            "default config, 1 worker / --workers 2: webhooks/s (2 cores, shared with the load"
+            " generator)",
+            f"{rate('qbot')} / {rate('qbot-2w')}",
+            "1 worker",
+            f"{two:.2f}x",
+        ),
+        (
+            "",
+            "default config, 1 worker / --workers 2: CPU per webhook (all processes)",
+            f"{cpu('qbot')} / {cpu('qbot-2w')}",
+            "1 worker",
+            f"{two_cpu:.2f}x",
+        ),
+    ]
+    p99 = ack["ack_p99_ms"]
+    lost = ack["sent"] - ack["replies"]
+    rows.append(
+        (
+            "",
+            f"webhook ack latency p50 / p99 / max, {ack['rate']:.0f} webhooks/s for"
+            f" {ack['seconds']:.0f} s, open loop, default config ({ack['replies']} of"
+            f" {ack['sent']} replied)",
+            f"{ack['ack_p50_ms']:.1f} / {p99:.1f} / {ack['ack_max_ms']:.0f} ms",
+            f"sent at {ack['sent_per_second']:.0f}/s",
+            f"p99 target < 10 ms: {_verdict(p99 < 10 and not lost and not ack['status'])}",
+        )
+    )
+    growth = rss["after"] - rss["idle"]
+    rows.append(
+        (
+            "",
+            f"server RSS idle / after {rss['n'] // 2:,} / after {rss['n']:,} webhooks,"
+            " default config",
+            f"{rss['idle']:.1f} / {rss['half']:.1f} / {rss['after']:.1f} MiB",
+            f"second half {rss['after'] - rss['half']:+.1f} MiB",
+            f"{growth:+.1f} MiB (target <= +15: {_verdict(growth <= 15)})",
+        )
+    )
+    return rows
+
+
 def _table(rows: list[Row]) -> str:
     head = ("part", "measure", "qbot", "reference", "ratio / verdict")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -320,6 +430,7 @@ def main() -> None:
         "peer": lambda: _peer(400 if q else 4_000),
         "memory": lambda: _memory(5_000 if q else 100_000),
         "accuracy": lambda: _accuracy(q),
+        "scale": lambda: _scale(q),
     }
     for part in parts:
         print(f"running {part}...", file=sys.stderr, flush=True)

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from bench._common import percentile
-from bench.scenario import message_id_of, webhook_bytes
+from bench.scenario import message_id_of, telegram_update_bytes, webhook_bytes
 from bench.sink import Sink
 
 REPLY_TIMEOUT = 10.0
@@ -46,7 +46,15 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def run(
-    host: str, port: int, sink_port: int, n: int, warmup: int, workers: int, rooms: int
+    host: str,
+    port: int,
+    sink_port: int,
+    n: int,
+    warmup: int,
+    workers: int,
+    rooms: int,
+    shape: str = "qiscus",
+    offset: int = 0,
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     waiting: dict[int, asyncio.Future[float]] = {}
@@ -59,7 +67,9 @@ async def run(
     sink = Sink(on_reply)
     await sink.start(sink_port)
     total = warmup + n
-    requests = [_request(host, port, webhook_bytes(i, rooms)) for i in range(total)]
+    body_of = telegram_update_bytes if shape == "telegram" else webhook_bytes
+    # ``offset``: a later run against the same bot sends new messages, not redeliveries.
+    requests = [_request(host, port, body_of(offset + i, rooms)) for i in range(total)]
     latencies: list[float] = []
     errors = {"status": 0, "lost": 0}
     next_index = 0
@@ -72,13 +82,13 @@ async def run(
                 i = next_index
                 next_index += 1
                 future: asyncio.Future[float] = loop.create_future()
-                waiting[1_000_000 + i] = future
+                waiting[1_000_000 + offset + i] = future
                 sent = time.perf_counter()
                 writer.write(requests[i])
                 status = await _read_response(reader)
                 if status != 200:
                     errors["status"] += 1
-                    waiting.pop(1_000_000 + i, None)
+                    waiting.pop(1_000_000 + offset + i, None)
                     continue
                 try:
                     arrived = await asyncio.wait_for(future, REPLY_TIMEOUT)
@@ -118,11 +128,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--workers", type=int, default=64, help="webhooks in flight")
     parser.add_argument("--rooms", type=int, default=1000)
+    parser.add_argument("--offset", type=int, default=0, help="index of the first webhook")
+    parser.add_argument(
+        "--shape",
+        choices=("qiscus", "telegram"),
+        default="qiscus",
+        help="telegram: the aiogram peer",
+    )
     args = parser.parse_args()
     host, _, port = args.target.rpartition(":")
-    result = asyncio.run(
-        run(host, int(port), args.sink_port, args.n, args.warmup, args.workers, args.rooms)
-    )
+    where = (host, int(port), args.sink_port)
+    load = (args.n, args.warmup, args.workers, args.rooms, args.shape, args.offset)
+    result = asyncio.run(run(*where, *load))
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

@@ -88,3 +88,24 @@ def webhook(i: int, rooms: int) -> dict[str, Any]:
 
 def webhook_bytes(i: int, rooms: int) -> bytes:
     return json.dumps(webhook(i, rooms)).encode()
+
+
+def telegram_update(i: int, rooms: int) -> dict[str, Any]:
+    """The ``i``-th webhook of the workload as a Telegram update, for the aiogram peer: the same
+    texts in the same rooms (chats), postbacks as ``callback_query`` taps of a ``track`` button."""
+    qiscus = webhook(i, rooms)["payload"]
+    room, message = qiscus["room"]["id"], qiscus["message"]
+    mid = message["id"]
+    user = {"id": room, "is_bot": False, "first_name": qiscus["from"]["name"]}
+    chat = {"id": room, "type": "private", "first_name": qiscus["from"]["name"]}
+    date = message["unix_timestamp"]
+    if message["type"] == "button_postback_response":
+        shown = {"message_id": mid, "date": date, "chat": chat, "text": "Menu"}
+        tap = {"id": str(mid), "from": user, "chat_instance": str(room), "data": "track"}
+        return {"update_id": mid, "callback_query": {**tap, "message": shown}}
+    text = {"message_id": mid, "date": date, "chat": chat, "from": user, "text": message["text"]}
+    return {"update_id": mid, "message": text}
+
+
+def telegram_update_bytes(i: int, rooms: int) -> bytes:
+    return json.dumps(telegram_update(i, rooms)).encode()

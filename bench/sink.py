@@ -1,5 +1,9 @@
 """A minimal stand-in for Qiscus's ``post_comment``: counts replies and says when each arrived.
 
+It also answers like the Telegram Bot API for the aiogram peer: a ``POST .../sendMessage``
+(form-encoded, as aiogram sends it) gets ``{"ok": true, "result": <Message>}``, and its body is
+handed on with the text as ``message``, the key a Qiscus reply has.
+
 Raw asyncio streams rather than aiohttp, so the sink costs as little CPU as possible and the bot
 under test, not the harness, is what limits the throughput.
 """
@@ -8,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
+from urllib.parse import parse_qsl
 
 OnReply = Callable[[dict[str, object]], None]
 _MAX_HEADER = 64 * 1024
@@ -31,6 +37,17 @@ def _response(comment_id: int, body: dict[str, object]) -> bytes:
         "unique_temp_id": body.get("unique_temp_id"),
     }
     data = json.dumps({"status": 200, "results": {"comment": comment}}).encode()
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    return head.encode() + data
+
+
+def _telegram(message_id: int, body: dict[str, object]) -> bytes:
+    chat = {"id": int(str(body.get("chat_id", 0))), "type": "private"}
+    result = {"message_id": message_id, "date": int(time.time()), "chat": chat, "text": ""}
+    result["text"] = body.get("text", "")
+    data = json.dumps({"ok": True, "result": result}).encode()
     head = (
         f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
     )
@@ -65,9 +82,15 @@ class Sink:
                 head = await reader.readuntil(b"\r\n\r\n")
                 if len(head) > _MAX_HEADER:
                     break
-                body = json.loads(await reader.readexactly(_content_length(head)))
+                raw = await reader.readexactly(_content_length(head))
                 self.count += 1
-                writer.write(_response(self.count, body))
+                if b"/sendMessage " in head.split(b"\r\n", 1)[0]:
+                    body: dict[str, object] = dict(parse_qsl(raw.decode()))
+                    writer.write(_telegram(self.count, body))
+                    body["message"] = body.get("text", "")
+                else:
+                    body = json.loads(raw)
+                    writer.write(_response(self.count, body))
                 self.on_reply(body)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

@@ -58,21 +58,50 @@ def _warn_placeholders(settings: Settings) -> None:
         )
 
 
+def _parse_workers(value: str) -> int | str:
+    """``--workers``: ``auto`` or a whole number from 1 to MAX_WORKERS (else one error line)."""
+    from qbot.config import MAX_WORKERS
+
+    text = value.strip().lower()
+    if text == "auto":
+        return "auto"
+    if not (text.isdigit() and 1 <= int(text) <= MAX_WORKERS):
+        fail(f"--workers must be 'auto' or a whole number from 1 to {MAX_WORKERS}, got {value!r}")
+    return int(text)
+
+
 @main.command()
 @click.argument("target")
 @config_option()
 @click.option("--host", default=None, help="Overrides server.host.")
 @click.option("--port", type=int, default=None, help="Overrides server.port.")
-def run(target: str, config_path: str | None, host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers",
+    "workers_option",
+    default=None,
+    metavar="N|auto",
+    help="Processes serving the port (auto: one per core). Overrides server.workers.",
+)
+@click.option("--worker-fds", default=None, hidden=True)  # a worker of the supervisor: its fds
+def run(
+    target: str,
+    config_path: str | None,
+    host: str | None,
+    port: int | None,
+    workers_option: str | None,
+    worker_fds: str | None,
+) -> None:
     """Serve the bot TARGET (MODULE:ATTR, e.g. bots.demo:bot) as a Qiscus webhook."""
     from qbot.log import configure_logging
-    from qbot.server import create_app, run_server
+    from qbot.server import create_app
 
     server: dict[str, Any] = {}
     if host is not None:
         server["host"] = host
     if port is not None:
         server["port"] = port
+    if workers_option is not None:
+        server["workers"] = _parse_workers(workers_option)
     try:
         # The target first: a typo in it is the error to see, even before any config exists.
         bot = load_bot(target)
@@ -83,12 +112,36 @@ def run(target: str, config_path: str | None, host: str | None, port: int | None
     except ConfigError as e:
         fail(str(e))
     _warn_placeholders(settings)
+    count = settings.server.worker_count()
+    if worker_fds is None and count > 1:
+        _supervise(target, config_path, host, port, settings, bot.name, count)
+        return
+    _serve(app, settings, bot.name, worker_fds)
+
+
+def _serve(app: Any, settings: Settings, name: str, worker_fds: str | None) -> None:
+    """Serve ``app`` in this process (``qbot run``, or one worker of ``--workers``)."""
+    import socket
+
+    from qbot.server import run_server
+    from qbot.workers import serve_as_worker
+
     url = _webhook_url(settings)
+    sock: socket.socket | None = None
+    supervised = None
+    if worker_fds is not None:
+        try:
+            listen_fd, control_fd = (int(fd) for fd in worker_fds.split(","))
+            sock = socket.socket(fileno=listen_fd)
+            supervised = serve_as_worker(control_fd)
+        except (ValueError, OSError):
+            fail("--worker-fds is for the workers `qbot run --workers N` starts; use --workers")
 
     def listening() -> None:
         # Called once the socket is bound: the line is true when it appears.
-        structlog.get_logger().info("server.listening", url=url, bot=bot.name)
-        click.echo(f"qbot: serving {bot.name} on {url} (Ctrl+C stops)")
+        structlog.get_logger().info("server.listening", url=url, bot=name)
+        if supervised is None:  # the supervisor says it once for all its workers
+            click.echo(f"qbot: serving {name} on {url} (Ctrl+C stops)")
 
     # What is loaded by now (modules, the bot and its handlers) lives as long as the process:
     # frozen out of the collector's sight, each full collection under load scans only what
@@ -96,7 +149,7 @@ def run(target: str, config_path: str | None, host: str | None, port: int | None
     gc.collect()
     gc.freeze()
     try:
-        run_server(app, settings, ready=listening)
+        run_server(app, settings, ready=listening, sock=sock, supervised=supervised)
     except StartupError as e:  # a startup hook failed: nothing is served
         fail(str(e), 1)
     except QbotError as e:  # raised while starting: the storage cannot be opened, ...
@@ -105,6 +158,65 @@ def run(target: str, config_path: str | None, host: str | None, port: int | None
         if e.filename is not None:  # a file, not the socket
             fail(f"cannot start: {e.strerror}: {e.filename!r}", 1)
         fail(f"cannot listen on {settings.server.host}:{settings.server.port}: {e.strerror}", 1)
+
+
+def _supervise(
+    target: str,
+    config_path: str | None,
+    host: str | None,
+    port: int | None,
+    settings: Settings,
+    name: str,
+    count: int,
+) -> None:
+    """``qbot run --workers N``: bind once, run N workers on the socket (``qbot.workers``)."""
+    import sys
+
+    from qbot._cli_common import resolve_config_path
+    from qbot.workers import Supervisor, WorkerFailed, listen_socket
+
+    if sys.platform == "win32":
+        fail("--workers needs a POSIX system (Linux, macOS); run one process per port on Windows")
+    url = settings.storage.served_url()
+    if url.startswith("memory:"):
+        fail(
+            f"storage.url memory:// lives in one process and cannot be shared by {count} workers:"
+            " use sqlite:///... or redis://... (QBOT_STORAGE__URL), or --workers 1"
+        )
+    s = settings.server
+    try:
+        sock = listen_socket(s.host, s.port)
+    except OSError as e:
+        fail(f"cannot listen on {s.host}:{s.port}: {e.strerror}", 1)
+    bound = sock.getsockname()[1]
+    config = resolve_config_path(config_path)
+
+    def command(listen_fd: int, control_fd: int) -> list[str]:
+        argv = [sys.executable, "-m", "qbot.cli", "run", target, "--workers", "1"]
+        argv += ["--worker-fds", f"{listen_fd},{control_fd}", "--port", str(bound)]
+        if config is not None:
+            argv += ["--config", config]
+        if host is not None:
+            argv += ["--host", host]
+        return argv
+
+    shown = f"[{s.host}]" if ":" in s.host else s.host
+    where = f"http://{shown}:{bound}{s.webhook_path}"
+
+    def ready() -> None:
+        click.echo(f"qbot: serving {name} on {where} with {count} workers (Ctrl+C stops)")
+
+    supervisor = Supervisor(command, count, sock, shutdown_timeout=s.shutdown_timeout, ready=ready)
+    try:
+        code = asyncio.run(supervisor.run())
+    except WorkerFailed as e:
+        fail(f"cannot start: {e}", 1)
+    except KeyboardInterrupt:  # before the loop took the signal over: the workers drain alone
+        fail("interrupted while starting the workers", 130)
+    finally:
+        sock.close()
+    if code != 0:
+        sys.exit(code)
 
 
 def _describe_bot(target: str, bot: Bot) -> str:

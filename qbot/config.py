@@ -117,12 +117,43 @@ class ServerSettings(_Section):
     """Seconds an idle kept-alive connection stays open (0: close after each response)."""
     max_connections: int | None = Field(default=None, ge=1)
     """Open connections at most; ``None``: three quarters of the open-file limit."""
+    workers: int | Literal["auto"] = 1
+    """Processes of ``qbot run`` serving the port (``auto``: one per core); see docs/scaling.md."""
 
     @model_validator(mode="after")
     def _path_is_absolute(self) -> ServerSettings:
         if not self.webhook_path.startswith("/"):
             raise ValueError(f"webhook_path must start with '/', got {self.webhook_path!r}")
         return self
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _auto_or_count(cls, value: object) -> int | str:
+        # One message for every wrong value (the union's own errors name both of its halves).
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_WORKERS:
+            return value
+        raise ValueError(f"must be 'auto' or a whole number from 1 to {MAX_WORKERS}, got {value!r}")
+
+    def worker_count(self) -> int:
+        """How many processes ``workers`` means on this machine."""
+        return min(cores(), MAX_WORKERS) if self.workers == "auto" else self.workers
+
+
+MAX_WORKERS = 256
+"""The most ``server.workers`` / ``qbot run --workers`` accepts (a typo guard, not a limit of the
+design)."""
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class WebhookSettings(_Section):

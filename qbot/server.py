@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -282,7 +283,12 @@ the client sees the answer rather than a reset."""
 
 
 async def start_server(
-    app: web.Application, settings: Settings, *, host: str | None = None, port: int | None = None
+    app: web.Application,
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    sock: socket.socket | None = None,
 ) -> HygieneRunner:
     """Start serving ``app`` with the connection hygiene of ``server.*`` settings.
 
@@ -290,6 +296,8 @@ async def start_server(
         app: from :func:`create_app`.
         settings: ``server.header_timeout``, ``keepalive_timeout``, ``max_connections``.
         host, port: override ``server.host`` / ``server.port`` (port 0: any free port).
+        sock: a listening socket to accept on instead (``qbot run --workers``: the supervisor's,
+            shared by every worker); ``host`` and ``port`` are then unused.
 
     Returns:
         The runner: ``runner.addresses`` says where it listens; ``await runner.cleanup()``
@@ -309,9 +317,13 @@ async def start_server(
         shutdown_timeout=server.shutdown_timeout,
     )
     await runner.setup()
-    site = web.TCPSite(
-        runner, server.host if host is None else host, server.port if port is None else port
-    )
+    site: web.BaseSite
+    if sock is not None:
+        site = web.SockSite(runner, sock)
+    else:
+        site = web.TCPSite(
+            runner, server.host if host is None else host, server.port if port is None else port
+        )
     try:
         await site.start()
     except OSError:
@@ -321,7 +333,12 @@ async def start_server(
 
 
 def run_server(
-    app: web.Application, settings: Settings, *, ready: Callable[[], None] | None = None
+    app: web.Application,
+    settings: Settings,
+    *,
+    ready: Callable[[], None] | None = None,
+    sock: socket.socket | None = None,
+    supervised: Callable[[Callable[[], None]], None] | None = None,
 ) -> None:
     """Serve ``app`` on ``server.host:server.port`` until SIGINT or SIGTERM (``qbot run``).
 
@@ -336,6 +353,11 @@ def run_server(
         app: from :func:`create_app`.
         settings: the ``server.*`` settings.
         ready: called once the socket is bound (``qbot run`` says where it listens).
+        sock: listen on this socket rather than ``server.host:server.port`` (a worker's).
+        supervised: a worker of ``qbot run --workers`` (``qbot.workers``): called once serving,
+            in the loop, with the function that starts the drain. The supervisor decides when to
+            stop: SIGINT is ignored (a terminal's Ctrl+C reaches the whole process group) and a
+            repeated SIGTERM changes nothing.
 
     Raises:
         QbotError: the app could not start (its storage cannot be opened, a startup hook, ...).
@@ -349,14 +371,19 @@ def run_server(
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if supervised is not None:
+            loop.add_signal_handler(signal.SIGINT, lambda: None)
         try:
-            runner = await start_server(app, settings)
+            runner = await start_server(app, settings, sock=sock)
             try:
                 if ready is not None:
                     ready()
+                if supervised is not None:
+                    supervised(stop.set)
                 await stop.wait()
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
+                if supervised is None:  # a second Ctrl+C stops at once
+                    for sig in (signal.SIGINT, signal.SIGTERM):
+                        loop.remove_signal_handler(sig)
                 timeout = settings.server.shutdown_timeout
                 log.info("server.draining", timeout=timeout)
                 # The socket is still open: what arrives now is answered 503 with Retry-After.

@@ -50,6 +50,9 @@ from qbot.storage.redis_schedule import RedisSchedules
 
 _GROUP = "qbot"
 _ROOMS_SCANNED = 1000  # rooms inbox_claim looks at per call, oldest pending first
+MAX_CONNECTIONS = 256
+"""Connections a storage opens to Redis at most (``?max_connections=N`` in the URL overrides);
+a call beyond them waits (up to 20 s) for one to be free."""
 
 
 def _ms(seconds: float) -> int:
@@ -129,7 +132,13 @@ class RedisStorage(RedisSchedules, Storage):
         if self._r is not None:
             return
         try:
-            r = aioredis.from_url(self._url, decode_responses=True)
+            # redis-py 8 caps a pool at 100 connections and then fails the call ("Too many
+            # connections": a 503 for every webhook past the cap under load); a blocking pool
+            # makes the call past the cap wait for a free connection instead.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self._url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=20
+            )
+            r = aioredis.Redis.from_pool(pool)
         except ValueError as e:
             raise StorageError(f"invalid redis url {self._shown!r}: {e}") from e
         try:

@@ -108,20 +108,36 @@ class Engine:
         except sqlite3.Error as e:
             raise StorageError(f"cannot open sqlite database {self.path!r}: {e}") from e
         try:
+            # On this thread, setting up waits for another process's lock (two `qbot run
+            # --workers` processes opening a new file at once: one creates the tables). SQLite
+            # answers some of those collisions "locked" at once, without its busy handler (a
+            # write after a stale read in WAL mode): they are tried again until the timeout.
+            db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+            while True:
+                try:
+                    self._set_up(db)
+                    break
+                except sqlite3.OperationalError as e:
+                    if "locked" not in str(e) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
             # No waiting on the event loop: a locked database sends the group to the thread.
             db.execute("PRAGMA busy_timeout = 0")
-            db.execute("PRAGMA journal_mode = WAL")
-            # Checkpoints (which fsync the database file) run on the thread after a durable
-            # commit (_commit_durable), never inside a commit on the event loop.
-            db.execute("PRAGMA wal_autocheckpoint = 0")
-            # The resting level: light groups commit at it; a durable group of a `full` storage
-            # switches to FULL for its own commit (see _write_loop).
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.executescript(self._schema)
         except sqlite3.Error as e:
             db.close()
             raise StorageError(f"cannot set up sqlite database {self.path!r}: {e}") from e
         return db
+
+    def _set_up(self, db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA journal_mode = WAL")
+        # Checkpoints (which fsync the database file) run on the thread after a durable
+        # commit (_commit_durable), never inside a commit on the event loop.
+        db.execute("PRAGMA wal_autocheckpoint = 0")
+        # The resting level: light groups commit at it; a durable group of a `full` storage
+        # switches to FULL for its own commit (see _write_loop).
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.executescript(self._schema)
 
     async def close(self) -> None:
         """Finish the writes in hand and close the connection; the storage can be opened again."""
