@@ -3,14 +3,16 @@ what fails."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 import structlog
+from redis.exceptions import RedisError
 
 from qbot import metrics
-from qbot.errors import StorageError
+from qbot.errors import LeaseLostError, StorageError
 
-__all__ = ["BACKOFF_FIRST", "BACKOFF_MAX", "WEBHOOK", "WEBHOOK_SHOWN", "Outages"]
+__all__ = ["BACKOFF_FIRST", "BACKOFF_MAX", "WEBHOOK", "WEBHOOK_SHOWN", "Outages", "storage_outage"]
 
 log = structlog.get_logger("qbot.runtime")
 
@@ -25,6 +27,16 @@ WEBHOOK_SHOWN = 15.0
 """Seconds after the last failed webhook that :attr:`Outages.reason` still names it. A background
 task ends its outage by trying again; storing webhooks is tried again only when a webhook comes,
 and a load balancer that stops sending them on a 503 ``/healthz`` would keep it degraded."""
+
+
+def storage_outage(error: BaseException) -> bool:
+    """Whether ``error`` says the storage is down (Redis unreachable, SQLite locked or its disk
+    full): a :class:`StorageError` raised from the backend's own failure. One that refuses a
+    value (a state key that is not a string, a value that is not JSON) is a bug, not an outage.
+    """
+    if not isinstance(error, StorageError) or isinstance(error, LeaseLostError):
+        return False
+    return isinstance(error.__cause__, RedisError | sqlite3.OperationalError | OSError)
 
 
 class Outages:
