@@ -120,6 +120,8 @@ class Runtime:
         self._generation: dict[str, int] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._lost: set[str] = set()
+        # Items in hand that a claim gave again (their room's lease had lapsed): still unacked.
+        self._reclaimed: set[str] = set()
         self._lingering: set[str] = set()  # rooms waiting out their linger (leases not renewed)
         # Updates this process accepted, by inbox item id: the worker that claims one here need
         # not parse the stored body again. Bounded: items another replica claims are never
@@ -341,6 +343,7 @@ class Runtime:
                 room = item.room_id
                 ids = self._ids.setdefault(room, set())
                 if item.id in ids:  # reclaimed after a lapse while still in hand
+                    self._reclaimed.add(item.id)
                     continue
                 ids.add(item.id)
                 self._queues.setdefault(room, deque()).append(item)
@@ -396,6 +399,7 @@ class Runtime:
                     queue.popleft()
                     self._held -= 1
                     ids.discard(item.id)
+                    self._reclaimed.discard(item.id)
         finally:
             self._forget(room)
 
@@ -407,6 +411,7 @@ class Runtime:
             if dropped:
                 self._held -= len(dropped)
                 for item in dropped:
+                    self._reclaimed.discard(item.id)
                     lost = LeaseLostError(f"room {room!r} was lost before the update was processed")
                     self._resolve(item.id, error=lost)
             self._ids.pop(room, None)
@@ -435,7 +440,8 @@ class Runtime:
             self.outages.recovered("flush")
 
     async def _process(self, item: InboxItem) -> bool:
-        """Process one item; False when the storage failed and it is to be processed again."""
+        """Process one item; False when it is to be processed again (the storage failed, or a
+        claim took the room back after its commit was refused)."""
         room = item.room_id
         try:
             update = self._parsed.pop((room, item.id), None) or Update.model_validate(item.payload)
@@ -447,9 +453,12 @@ class Runtime:
         tokens = structlog.contextvars.bind_contextvars(
             room_id=room, message_id=update.message.identity
         )
+        generation = self._generation.get(room)
         try:
             outcome = await self.dispatcher.process(update, ack=item, owner=self.owner)
         except LeaseLostError as e:
+            if self._generation.get(room) != generation:
+                return self._retaken(item, e)
             log.warning("runtime.lease_lost", reason="commit refused")
             self._lost.add(room)
             self._resolve(item.id, error=e)
@@ -497,10 +506,27 @@ class Runtime:
         else:
             waiter.set_result(outcome or Outcome())
 
+    def _retaken(self, item: InboxItem, error: LeaseLostError) -> bool:
+        """A commit refused before a claim took the room back (Redis: the claim's answer came
+        first). The room is ours: its queue is kept. The item is processed again (False; its
+        replies looked up before they are posted again) if that claim gave it again, so it is
+        still unacked; else the owner in between processed it, and it is skipped (True)."""
+        room = item.room_id
+        again = item.id in self._reclaimed
+        log.info("runtime.lease_retaken", room_id=room, reason="commit refused", again=again)
+        if not again:
+            self._resolve(item.id, error=error)
+            return True
+        self.dispatcher.outbox.recheck(room)
+        return False
+
     async def _ack_only(self, item: InboxItem) -> bool:
+        generation = self._generation.get(item.room_id)
         try:
             await self.dispatcher.outbox.commit(owner=self.owner, ack=[item])
         except LeaseLostError as e:
+            if self._generation.get(item.room_id) != generation:
+                return self._retaken(item, e)
             log.warning("runtime.lease_lost", room_id=item.room_id, reason="ack refused")
             self._lost.add(item.room_id)
             self._resolve(item.id, error=e)
