@@ -120,7 +120,8 @@ class Runtime:
         self._generation: dict[str, int] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._lost: set[str] = set()
-        # Items in hand that a claim gave again (their room's lease had lapsed): still unacked.
+        # Claims that took a room back after its lease lapsed; the items in hand they gave again.
+        self._retakes: dict[str, int] = {}
         self._reclaimed: set[str] = set()
         self._lingering: set[str] = set()  # rooms waiting out their linger (leases not renewed)
         # Updates this process accepted, by inbox item id: the worker that claims one here need
@@ -333,6 +334,7 @@ class Runtime:
             self.dispatcher.outbox.note_waiting(claim.replies_waiting)
             for room in claim.redelivered:  # a dead worker's replies may be posted unrecorded
                 self.dispatcher.outbox.recheck(room)
+                self._retakes[room] = self._retakes.get(room, 0) + 1
             for room in {item.room_id for item in claim.items}:
                 # The room is ours again (its lease just taken), even if every item came back
                 # still in hand: its worker keeps it, and a renewal refused before this claim
@@ -416,6 +418,7 @@ class Runtime:
                     self._resolve(item.id, error=lost)
             self._ids.pop(room, None)
             self._wake.pop(room, None)
+            self._retakes.pop(room, None)
 
     async def _release(self, room: str) -> None:
         try:
@@ -453,11 +456,11 @@ class Runtime:
         tokens = structlog.contextvars.bind_contextvars(
             room_id=room, message_id=update.message.identity
         )
-        generation = self._generation.get(room)
+        retakes = self._retakes.get(room)
         try:
             outcome = await self.dispatcher.process(update, ack=item, owner=self.owner)
         except LeaseLostError as e:
-            if self._generation.get(room) != generation:
+            if self._retakes.get(room) != retakes:
                 return self._retaken(item, e)
             log.warning("runtime.lease_lost", reason="commit refused")
             self._lost.add(room)
@@ -507,10 +510,9 @@ class Runtime:
             waiter.set_result(outcome or Outcome())
 
     def _retaken(self, item: InboxItem, error: LeaseLostError) -> bool:
-        """A commit refused before a claim took the room back (Redis: the claim's answer came
-        first). The room is ours: its queue is kept. The item is processed again (False; its
-        replies looked up before they are posted again) if that claim gave it again, so it is
-        still unacked; else the owner in between processed it, and it is skipped (True)."""
+        """A commit refused, then a claim took the room back (Redis: its answer came first): the
+        queue is kept; the item processed again (False) if that claim gave it again, else
+        skipped (True: the owner in between processed it)."""
         room = item.room_id
         again = item.id in self._reclaimed
         log.info("runtime.lease_retaken", room_id=room, reason="commit refused", again=again)
@@ -521,11 +523,11 @@ class Runtime:
         return False
 
     async def _ack_only(self, item: InboxItem) -> bool:
-        generation = self._generation.get(item.room_id)
+        retakes = self._retakes.get(item.room_id)
         try:
             await self.dispatcher.outbox.commit(owner=self.owner, ack=[item])
         except LeaseLostError as e:
-            if self._generation.get(item.room_id) != generation:
+            if self._retakes.get(item.room_id) != retakes:
                 return self._retaken(item, e)
             log.warning("runtime.lease_lost", room_id=item.room_id, reason="ack refused")
             self._lost.add(item.room_id)
