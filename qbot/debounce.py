@@ -88,7 +88,7 @@ async def _window(dispatcher: Dispatcher, update: Update) -> float:
 
 
 def _parsed(runtime: Runtime, item: InboxItem) -> Update | None:
-    found = runtime._parsed.get((item.room_id, item.id))
+    found = runtime.parsed.peek(item.room_id, item.id)
     if found is not None:
         return found
     try:
@@ -130,7 +130,7 @@ async def gather(
         return [head], None
     clock = dispatcher.clock
     batch, texts = [head], [first.message.text]
-    runtime._resolve(head.id, Outcome(ignored="debounced"))
+    runtime.waiters.resolve(head.id, Outcome(ignored="debounced"))
     deadline = clock.time() + window
     runtime.gathering[room] = deadline  # its items are not work in hand before then (run_due)
     try:
@@ -148,9 +148,9 @@ async def gather(
                     break
                 batch.append(item)
                 texts.append(update.message.text)
-                runtime._resolve(item.id, Outcome(ignored="debounced"))
+                runtime.waiters.resolve(item.id, Outcome(ignored="debounced"))
                 deadline = runtime.gathering[room] = clock.time() + window
-            if ended or len(batch) >= MAX_BURST or runtime.closing or room in runtime._lost:
+            if ended or len(batch) >= MAX_BURST or runtime.closing or runtime.lost(room):
                 break
             left = deadline - clock.time()
             if left <= 0:

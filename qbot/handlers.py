@@ -22,6 +22,7 @@ import structlog
 
 from qbot import metrics
 from qbot.errors import HandlerRegistrationError
+from qbot.outages import storage_outage
 
 if TYPE_CHECKING:
     from qbot.context import Context
@@ -275,12 +276,20 @@ class HandlerList:
 async def run_handler(fn: HandlerFn, router: Router, ctx: Context) -> None:
     """Run one handler; if it raises, drop its state writes, log, run the ``@error`` handler.
 
+    A storage outage (:func:`qbot.outages.storage_outage`) is raised on instead: the update is
+    processed again once the storage is back.
+
     Its run time and failure are recorded for ``GET /metrics`` (``qbot.metrics``).
     """
     started = time.perf_counter()
     try:
         await fn(ctx)
     except Exception as exc:
+        if storage_outage(exc):
+            # The storage is down, the handler is not wrong: the runtime says so once
+            # (qbot.outages), backs off and processes the update again; no error handler.
+            ctx.rollback_state()
+            raise
         metrics.handler_done(describe(fn), time.perf_counter() - started, failed=True)
         # The failed handler's state writes are dropped; the error handler starts clean.
         ctx.rollback_state()

@@ -3,14 +3,17 @@ what fails."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable
 
 import structlog
+from redis.exceptions import RedisError
 
 from qbot import metrics
-from qbot.errors import StorageError
+from qbot.errors import LeaseLostError, StorageError
 
-__all__ = ["BACKOFF_FIRST", "BACKOFF_MAX", "WEBHOOK", "WEBHOOK_SHOWN", "Outages"]
+__all__ = ["BACKOFF_FIRST", "BACKOFF_MAX", "WEBHOOK", "WEBHOOK_SHOWN", "Outages", "storage_outage"]
 
 log = structlog.get_logger("qbot.runtime")
 
@@ -25,6 +28,16 @@ WEBHOOK_SHOWN = 15.0
 """Seconds after the last failed webhook that :attr:`Outages.reason` still names it. A background
 task ends its outage by trying again; storing webhooks is tried again only when a webhook comes,
 and a load balancer that stops sending them on a 503 ``/healthz`` would keep it degraded."""
+
+
+def storage_outage(error: BaseException) -> bool:
+    """Whether ``error`` says the storage is down (Redis unreachable, SQLite locked or its disk
+    full): a :class:`StorageError` raised from the backend's own failure. One that refuses a
+    value (a state key that is not a string, a value that is not JSON) is a bug, not an outage.
+    """
+    if not isinstance(error, StorageError) or isinstance(error, LeaseLostError):
+        return False
+    return isinstance(error.__cause__, RedisError | sqlite3.OperationalError | OSError)
 
 
 class Outages:
@@ -94,6 +107,28 @@ class Outages:
             log.warning(event, task=task, failed_tries=self._failures.get(task, 0))
             self._shown_until.pop(task, None)
         self._failures.pop(task, None)
+
+    async def every(
+        self,
+        task: str,
+        step: Callable[[], Awaitable[None]],
+        interval: float,
+        *,
+        cap: float | None = None,
+    ) -> None:
+        """Run ``step`` every ``interval`` seconds for ever, through any failure: a failure
+        waits the backoff (at most ``cap`` seconds, when given) before the next try."""
+        wait = interval
+        while True:
+            await asyncio.sleep(wait)
+            try:
+                await step()
+            except Exception as e:  # a storage outage or a bug: the task goes on
+                backoff = self.failed(task, e)
+                wait = backoff if cap is None else min(cap, backoff)
+                continue
+            wait = interval
+            self.recovered(task)
 
     def webhook_failed(self, error: StorageError) -> None:
         """Note a webhook the storage refused (answered 503): ``webhook.store_failed`` is logged

@@ -10,16 +10,11 @@ sweeper         ── every sweep_every s ──▶ rooms with pending (orphane
                                           (bot.outbox.rooms_waiting): take the room's lease,
                                           its worker posts them in order
 ```
-A room's worker keeps the room's lease for ``linger`` seconds after its queue empties (the room's
-next message is handed over without a lease change), then releases it. A worker that loses its
-lease (a stalled event loop, an outage longer than the lease) drops its queued items: the next
-owner of the room gets every unacked item again. Every task is held by the runtime and awaited
-on :meth:`Runtime.drain`.
-
-No storage error ends a background task: each backs off and tries again, one log line per outage
-(:class:`qbot.outages.Outages`; :attr:`Runtime.degraded` says what fails, ``/healthz`` shows
-it). A message whose commit fails stays at the head of its room and is processed again once the
-storage answers.
+A room's worker keeps its lease ``linger`` seconds after its queue empties; a worker that loses
+its lease drops its queue (the room's next owner gets every unacked item again). No storage error
+ends a background task: each backs off and retries, one log line per outage
+(:class:`qbot.outages.Outages`, shown by :attr:`Runtime.degraded` and ``/healthz``).
+docs/architecture.md tells the whole path.
 
 :meth:`Runtime.run` is the in-process way in (``bot.feed_update``: tests, shell, emulator): it
 submits like the server, claims at once and waits for the update's :class:`Outcome`.
@@ -31,30 +26,30 @@ import asyncio
 import os
 import socket
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from qbot import metrics
 from qbot._json import detect_encoding
 from qbot.debounce import gather
 from qbot.errors import ConfigError, LeaseLostError, QbotError, StorageError
 from qbot.handlers import Outcome
+from qbot.inflight import ParsedUpdates, Waiters
+from qbot.leases import RoomLeases
 from qbot.models.webhook import Update
 from qbot.outages import Outages
 from qbot.scheduling import SCHEDULED, fire_loop
-from qbot.storage import JSONText, room_lease_key
+from qbot.storage import JSONText
 
 if TYPE_CHECKING:
     from qbot.bot import Bot
-    from qbot.storage import InboxItem, Storage
+    from qbot.storage import InboxItem
 
 __all__ = ["Runtime"]
 
 log = structlog.get_logger("qbot.runtime")
-PARSED_CACHE = 4096
 
 
 def new_owner() -> str:
@@ -70,7 +65,7 @@ def _as_text(raw: bytes) -> JSONText | None:
         return None
 
 
-class Runtime:
+class Runtime(RoomLeases):
     """Stores accepted updates in the bot's storage and processes them in the background.
 
     Args:
@@ -123,15 +118,14 @@ class Runtime:
         self._generation: dict[str, int] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._lost: set[str] = set()
+        # Claims that took a room back after its lease lapsed; the items in hand they gave again.
+        self._retakes: dict[str, int] = {}
+        self._reclaimed: set[str] = set()
         self._lingering: set[str] = set()  # rooms waiting out their linger (leases not renewed)
         self._releasing: set[str] = set()  # rooms whose lease is being released
         self._incoming: dict[str, int] = {}  # puts in flight handing items to a held room
-        # Updates this process accepted, by inbox item id: the worker that claims one here need
-        # not parse the stored body again. Bounded: items another replica claims are never
-        # looked up here, and a miss only costs a parse.
-        self._parsed: OrderedDict[tuple[str, str], Update] = OrderedDict()
-        # Callers of run() waiting for their update, by inbox item id.
-        self._waiters: dict[str, asyncio.Future[Outcome]] = {}
+        self.waiters = Waiters()  # run() callers waiting for their update (qbot.inflight)
+        self.parsed = ParsedUpdates()  # updates accepted here: claimed without a parse
         self._lock = asyncio.Lock()
         self._background: list[asyncio.Task[None]] = []
         self._started = False
@@ -148,11 +142,6 @@ class Runtime:
     def closing(self) -> bool:
         """Whether :meth:`drain` began: new updates are answered ``closing``."""
         return self._closing
-
-    @property
-    def storage(self) -> Storage:
-        """The bot's storage."""
-        return self.dispatcher.storage
 
     @property
     def pending(self) -> int:
@@ -180,13 +169,14 @@ class Runtime:
                 return
             await self.dispatcher.open()
             self._started = True
+        every = self.outages.every
         for name, loop in (
-            ("claim", self._claim_loop),
-            ("renew", self._renew_loop),
-            ("schedule", lambda: fire_loop(self)),  # due jobs into the inbox (qbot.scheduling)
+            ("claim", self._claim_loop()),
+            ("renew", every("renew", self._renew, self.lease_ttl / 3, cap=self.lease_ttl / 3)),
+            ("sweep", every("sweep", self._sweep, self.sweep_every)),
+            ("schedule", fire_loop(self)),  # due jobs into the inbox (qbot.scheduling)
         ):
-            self._background.append(asyncio.create_task(loop(), name=f"qbot-{name}"))
-        self._background.append(asyncio.create_task(self._sweep_loop(), name="qbot-sweep"))
+            self._background.append(asyncio.create_task(loop, name=f"qbot-{name}"))
         if not self.in_process:  # feed_update's runtime starts with the first update: no news
             log.info("runtime.started", owner=self.owner, storage=self.dispatcher.storage_url)
 
@@ -210,9 +200,7 @@ class Runtime:
 
     def expect(self, item: InboxItem) -> asyncio.Future[Outcome]:
         """A future given ``item``'s outcome once processed here (the item is in the inbox)."""
-        waiter: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._waiters[item.id] = waiter
-        return waiter
+        return self.waiters.expect(item.id)
 
     async def claim_now(self) -> bool:
         """Claim what may be processed now, without waiting for the claim loop."""
@@ -281,14 +269,20 @@ class Runtime:
         if item is None:
             log.info("webhook.duplicate", room_id=room, message=key)
             return "duplicate"
-        self._parsed[(room, item.id)] = update
-        if len(self._parsed) > PARSED_CACHE:
-            self._parsed.popitem(last=False)
+        self.parsed.keep(room, item.id, update)
         if waiter is not None:
-            self._waiters[item.id] = waiter
+            self.waiters.add(item.id, waiter)
         if handed and self._works_on(room):  # else its worker lost the room: claimed again
             self._hand(item)
         return "accepted"
+
+    def queued(self, room: str) -> int:
+        """Items of ``room`` in this process's hands (the one being processed included)."""
+        return len(self._queues.get(room, ()))
+
+    def lost(self, room: str) -> bool:
+        """Whether this process lost ``room``'s lease: its worker drops what it holds."""
+        return room in self._lost
 
     def _works_on(self, room: str) -> bool:
         """Whether a worker of this process holds ``room`` and will take items for it."""
@@ -299,6 +293,7 @@ class Runtime:
         room = item.room_id
         ids = self._ids.setdefault(room, set())
         if item.id in ids:  # reclaimed after a lapse while still in hand
+            self._reclaimed.add(item.id)
             return
         ids.add(item.id)
         self._queues.setdefault(room, deque()).append(item)
@@ -337,8 +332,7 @@ class Runtime:
             await asyncio.wait(tasks)
         if not self.storage.durable:  # what is still in memory is lost now
             left = await self.storage.inbox_size()
-        for item_id in list(self._waiters):
-            self._resolve(item_id, error=QbotError("the runtime stopped before the update ran"))
+        self.waiters.fail_all(QbotError("the runtime stopped before the update ran"))
         self._drained = left
         return left
 
@@ -386,6 +380,7 @@ class Runtime:
             self.dispatcher.outbox.note_waiting(claim.replies_waiting)
             for room in claim.redelivered:  # a dead worker's replies may be posted unrecorded
                 self.dispatcher.outbox.recheck(room)
+                self._retakes[room] = self._retakes.get(room, 0) + 1
             for room in {item.room_id for item in claim.items}:
                 # The room is ours again (its lease just taken), even if every item came back
                 # still in hand: its worker keeps it, and a renewal refused before this claim
@@ -454,6 +449,7 @@ class Runtime:
                         queue.popleft()
                         self._held -= 1
                         ids.discard(done.id)
+                        self._reclaimed.discard(done.id)
         finally:
             self._forget(room)
 
@@ -465,17 +461,12 @@ class Runtime:
             if dropped:
                 self._held -= len(dropped)
                 for item in dropped:
+                    self._reclaimed.discard(item.id)
                     lost = LeaseLostError(f"room {room!r} was lost before the update was processed")
-                    self._resolve(item.id, error=lost)
+                    self.waiters.resolve(item.id, error=lost)
             self._ids.pop(room, None)
             self._wake.pop(room, None)
-
-    async def _release(self, room: str) -> None:
-        try:
-            await self.storage.lease_release(room_lease_key(room), self.owner)
-        except StorageError as e:  # it expires on its own
-            log.warning("runtime.release_failed", room_id=room, error=str(e))
-            metrics.storage_failed("release", e)
+            self._retakes.pop(room, None)
 
     async def _flush(self, room: str) -> None:
         """Post the replies a dead worker (or a Qiscus outage) left pending, before new work.
@@ -495,42 +486,41 @@ class Runtime:
     async def _process(
         self, item: InboxItem, merged: Update | None = None, also: Sequence[InboxItem] = ()
     ) -> bool:
-        """Process one item (with ``also``, as the one ``merged`` update); False when the
-        storage failed and it is to be processed again."""
+        """Process one item (with ``also``, as the one ``merged`` update); False when it is to
+        be processed again (the storage failed, or a claim took the room back after its commit
+        was refused)."""
         room = item.room_id
         for other in also:
-            self._parsed.pop((room, other.id), None)
+            self.parsed.take(room, other.id)
         try:
-            cached = self._parsed.pop((room, item.id), None)
+            cached = self.parsed.take(room, item.id)
             update = merged or cached or Update.model_validate(item.payload)
         except ValueError as e:  # not a webhook (ValidationError), or not even JSON
             log.error("update.unreadable", room_id=room, error=str(e))
-            self._resolve(item.id, error=e)
+            self.waiters.resolve(item.id, error=e)
             return await self._ack_only(item)
         # bind + reset, not bound_contextvars(): that one also reads the whole context twice.
         tokens = structlog.contextvars.bind_contextvars(
             room_id=room, message_id=update.message.identity
         )
+        retakes = self._retakes.get(room)
         try:
             outcome = await self.dispatcher.process(update, ack=item, owner=self.owner, also=also)
         except LeaseLostError as e:
-            log.warning("runtime.lease_lost", reason="commit refused")
-            self._lost.add(room)
-            self._resolve(item.id, error=e)
-            return True
+            return self._refused(item, e, retakes, "commit refused")
         except StorageError as e:
             return await self._storage_failed(item, e)
         except Exception as exc:
             # Handler errors are contained by the bot; this is a bug or misconfiguration
             # outside any handler. Log it and ack, so the room is not blocked forever.
             log.error("update.failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
-            self._resolve(item.id, error=exc)
+            self.waiters.resolve(item.id, error=exc)
             return await self._ack_only(item)
         else:
             self.processed += 1 + len(also)
             self.dispatcher.outbox.rechecked(room)
             self.outages.recovered("process")
-            self._resolve(item.id, outcome)
+            self.waiters.resolve(item.id, outcome)
             return True
         finally:
             structlog.contextvars.reset_contextvars(**tokens)
@@ -543,96 +533,19 @@ class Runtime:
         if self.in_process:
             log.error("update.storage_failed", error=str(error))
             self._lost.add(room)
-            self._resolve(item.id, error=error)
+            self.waiters.resolve(item.id, error=error)
             return True
         self.dispatcher.outbox.recheck(room)
         await asyncio.sleep(self.outages.failed("process", error))
         return False
 
-    def _resolve(
-        self, item_id: str, outcome: Outcome | None = None, *, error: BaseException | None = None
-    ) -> None:
-        """Hand a run() caller its update's outcome or error (no-op for a webhook's item)."""
-        waiter = self._waiters.pop(item_id, None)
-        if waiter is None or waiter.done():
-            return
-        if error is not None:
-            waiter.set_exception(error)
-        else:
-            waiter.set_result(outcome or Outcome())
-
     async def _ack_only(self, item: InboxItem) -> bool:
+        retakes = self._retakes.get(item.room_id)
         try:
             await self.dispatcher.outbox.commit(owner=self.owner, ack=[item])
         except LeaseLostError as e:
-            log.warning("runtime.lease_lost", room_id=item.room_id, reason="ack refused")
-            self._lost.add(item.room_id)
-            self._resolve(item.id, error=e)
-            return True
+            return self._refused(item, e, retakes, "ack refused")
         except StorageError as e:
             return await self._storage_failed(item, e)
         self.processed += 1
         return True
-
-    # --- leases and orphaned replies -------------------------------------------------------------
-
-    async def _renew_loop(self) -> None:
-        wait = self.lease_ttl / 3
-        while True:
-            await asyncio.sleep(wait)
-            try:
-                await self._renew()
-            except Exception as e:  # a storage outage or a bug: renew again soon
-                wait = min(self.lease_ttl / 3, self.outages.failed("renew", e))
-                continue
-            wait = self.lease_ttl / 3
-            self.outages.recovered("renew")
-
-    async def _renew(self) -> None:
-        """Renew the lease of every room being worked on; raise the first storage error."""
-        failure: StorageError | None = None
-        for room in list(self._tasks):
-            if room in self._lingering:
-                # Its lease, set or renewed at most lease_ttl / 3 before the linger began,
-                # outlives the linger (under lease_ttl / 2) without a renewal. A worker busy
-                # with anything else (an item, or flushing a dead worker's pending replies
-                # with an empty queue) is renewed.
-                continue
-            generation = self._generation.get(room)
-            try:
-                held = await self.storage.lease_renew(
-                    room_lease_key(room), self.owner, self.lease_ttl
-                )
-            except StorageError as e:  # the other rooms are still renewed
-                failure = failure or e
-                continue
-            if not held and room in self._tasks and self._generation.get(room) == generation:
-                log.warning("runtime.lease_lost", room_id=room, reason="renewal refused")
-                self._lost.add(room)
-        if failure is not None:
-            raise failure
-
-    async def _sweep_loop(self) -> None:
-        wait = self.sweep_every
-        while True:
-            await asyncio.sleep(wait)
-            try:
-                await self._sweep()
-            except Exception as e:  # a storage outage or a bug: keep sweeping (the backoff only)
-                wait = self.outages.failed("sweep", e)
-                continue
-            wait = self.sweep_every
-            self.outages.recovered("sweep")
-
-    async def _sweep(self) -> None:
-        """Take the rooms whose replies are pending with nobody working on them, and flush them."""
-        outbox = self.dispatcher.outbox
-        for room in await outbox.rooms_waiting():
-            async with self._lock:
-                if room in self._tasks or self._closing:
-                    continue
-                key = room_lease_key(room)
-                if not await self.storage.lease_acquire(key, self.owner, self.lease_ttl):
-                    continue  # its worker is alive and flushes it itself
-                outbox.note_waiting([room])
-                self._ensure_worker(room)

@@ -279,9 +279,7 @@ def _gathered(runtime: Runtime) -> int:
     """Items held in rooms waiting out a debounce window (qbot.debounce): not work in hand."""
     now = runtime.dispatcher.clock.time()
     return sum(
-        len(runtime._queues.get(room, ()))
-        for room, until in list(runtime.gathering.items())
-        if until > now
+        runtime.queued(room) for room, until in list(runtime.gathering.items()) if until > now
     )
 
 

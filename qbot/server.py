@@ -16,7 +16,7 @@ import hmac
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import structlog
@@ -24,6 +24,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from qbot import metrics
+from qbot._bodies import error as _error
+from qbot._bodies import later, read_body
 from qbot._connections import HygieneRunner, connection_cap, quiet_accept_errors
 from qbot._json import loads
 from qbot.config import DEFAULT_SERVED_STORAGE
@@ -44,8 +46,6 @@ log = structlog.get_logger("qbot.server")
 
 RUNTIME_KEY = web.AppKey("qbot_runtime", Runtime)
 SIGNATURE_HEADER = "QISCUS-SDK-SIGNATURE"
-RETRY_AFTER = "5"
-"""Seconds a sender is asked to wait (``Retry-After``) before delivering a 503'd webhook again."""
 
 
 def verify_signature(body: bytes, signature: str | None, token: str) -> bool:
@@ -55,10 +55,6 @@ def verify_signature(body: bytes, signature: str | None, token: str) -> bool:
         return False
     expected = hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, signature.strip().lower())
-
-
-def _error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
 
 
 def _secrets_of(settings: Settings) -> list[str | None]:
@@ -74,42 +70,10 @@ def _secrets_of(settings: Settings) -> list[str | None]:
     return values
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes | None:
-    """The whole body, however it was segmented or chunked; ``None`` once it exceeds ``limit``.
-
-    ``request.content.read(n)`` returns what is buffered so far, not the body: over the
-    Internet a body routinely arrives in several TCP segments, so read until the end.
-    """
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.readany():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(limit: int) -> web.Response:
-    response = _error(413, f"body is larger than {limit} bytes")
-    # The rest of the body is never read into memory: the connection closes after the answer.
-    response.force_close()
-    return response
-
-
 def _too_deep() -> web.Response:
     log.warning("webhook.rejected", reason="too_deep")
     metrics.webhook("rejected", "too_deep")
     return _error(400, "body is nested too deeply to be a Qiscus webhook")
-
-
-def _later(message: str) -> web.Response:
-    """503 with ``Retry-After``: the webhook was not taken, and may be delivered again soon."""
-    response = _error(503, message)
-    response.headers["Retry-After"] = RETRY_AFTER
-    return response
 
 
 def _degraded(reason: str) -> web.Response:
@@ -167,20 +131,12 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
     )
 
     async def webhook(request: web.Request) -> web.Response:
-        try:
-            async with asyncio.timeout(body_timeout):
-                body = await _read_body(request, max_body)
-        except TimeoutError:
-            # A slow body holds a connection that the cap cannot shed (it is mid-request).
-            log.warning("webhook.rejected", reason="body_timeout")
-            metrics.webhook("rejected", "body_timeout")
-            response = _error(408, f"the body did not arrive within {body_timeout:g} s")
-            response.force_close()
-            return response
-        if body is None:
-            log.warning("webhook.rejected", reason="too_large", size=request.content_length)
-            metrics.webhook("rejected", "too_large")
-            return _too_large(max_body)
+        body = await read_body(request, max_body, body_timeout)
+        if isinstance(body, web.Response):
+            reason = "too_large" if body.status == 413 else "body_timeout"
+            log.warning("webhook.rejected", reason=reason, size=request.content_length)
+            metrics.webhook("rejected", reason)
+            return body
         if secret is not None and not verify_signature(
             body, request.headers.get(SIGNATURE_HEADER), secret
         ):
@@ -202,11 +158,11 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
         except StorageError as e:
             runtime.outages.webhook_failed(e)
             metrics.webhook("unavailable", "store_failed")
-            return _later("the update could not be stored; deliver again later")
+            return later("the update could not be stored; deliver again later")
         runtime.outages.webhook_stored()
         if status == "closing":
             metrics.webhook("unavailable", "closing")
-            return _later("shutting down; deliver again later")
+            return later("shutting down; deliver again later")
         metrics.webhook(status)  # accepted, duplicate or ignored
         return web.json_response({"status": status})
 

@@ -79,11 +79,29 @@ async def raw_post(
     chunked: bool = False,
     headers: dict[str, str] | None = None,
     pause: float = 0.0,
+    path: str = "/webhook",
 ) -> tuple[int, dict[str, Any]]:
-    """POST ``body`` to /webhook in ``pieces`` separate writes (drained, optionally paused)."""
+    """POST ``body`` to ``path`` in ``pieces`` separate writes (drained, optionally paused)."""
+    status, _, answer = await raw_exchange(
+        port, body, pieces=pieces, chunked=chunked, headers=headers, pause=pause, path=path
+    )
+    return status, answer
+
+
+async def raw_exchange(
+    port: int,
+    body: bytes,
+    *,
+    pieces: int = 1,
+    chunked: bool = False,
+    headers: dict[str, str] | None = None,
+    pause: float = 0.0,
+    path: str = "/webhook",
+) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """:func:`raw_post`, answering the response's (lower-cased) headers too."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        head = ["POST /webhook HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
+        head = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
         head += [f"{k}: {v}" for k, v in (headers or {}).items()]
         if chunked:
             head.append("Transfer-Encoding: chunked")
@@ -108,11 +126,11 @@ async def raw_post(
         # The server may answer (413) before the body is all sent: read while writing.
         sending = asyncio.create_task(send())
         try:
-            status, _, text = await read_response(reader)
+            status, answer_headers, text = await read_response(reader)
         finally:
             sending.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await sending
-        return status, json.loads(text) if text else {}
+        return status, answer_headers, json.loads(text) if text else {}
     finally:
         writer.close()

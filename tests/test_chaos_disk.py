@@ -147,3 +147,6 @@ async def test_chaos_sqlite_disk_full_under_traffic_503_degraded_then_each_messa
     assert len(degraded) == len(set(degraded))
     assert {e["task"] for e in events(replica, "runtime.recovered")} == set(degraded)
     assert len(events(replica, "sqlite.checkpoint_failed")) <= 1
+    # A reply that could not be recorded is the outage's, not the handler's: no traceback per try.
+    assert events(replica, "handler.failed") == []
+    assert events(replica, "error_handler.failed") == []

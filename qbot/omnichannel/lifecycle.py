@@ -70,9 +70,14 @@ def lifecycle_update(kind: str, raw: bytes) -> Update:
         body = loads(raw)
     except ValueError as e:
         raise ValueError(f"body is not JSON: {e}") from e
+    except RecursionError as e:
+        raise ValueError(f"the {kind} body is nested too deeply") from e
     if not isinstance(body, dict):
         raise ValueError(f"body must be a JSON object, got {type(body).__name__}")
-    parsed = model.model_validate(body)  # a ValidationError is a ValueError
+    try:
+        parsed = model.model_validate(body)  # a ValidationError is a ValueError
+    except RecursionError as e:
+        raise ValueError(f"the {kind} body is nested too deeply") from e
     room_id, email, name, source = _who(parsed)
     if not room_id:
         raise ValueError(f"the {kind} webhook names no room")
