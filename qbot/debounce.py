@@ -27,10 +27,11 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
+from qbot._aio import first_done
 from qbot.context import Context
 from qbot.errors import ConfigError
 from qbot.handlers import MESSAGE, Outcome, update_kind
@@ -158,18 +159,8 @@ async def gather(
             wake.clear()
             if len(batch) < len(queue):
                 continue
-            await _first(wake.wait(), clock.sleep(left))
+            await first_done(wake.wait(), clock.sleep(left))
     finally:
         runtime.gathering.pop(room, None)
     log.info("debounce.gathered", messages=len(batch), window=window)
     return batch, (_merged(first, texts) if len(batch) > 1 else first)
-
-
-async def _first(*aws: Any) -> None:
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

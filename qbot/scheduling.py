@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from qbot._aio import first_done
 from qbot.errors import ConfigError, QbotError, StorageError
 from qbot.storage import InboxItem, state_key
 from qbot.storage.records import dumps
@@ -242,16 +243,6 @@ async def fire_due(
     return len(jobs)
 
 
-async def _first(*aws: Any) -> None:
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
 async def fire_loop(runtime: Runtime) -> None:
     """The runtime's background task: fire due jobs, then sleep until the next is due."""
     dispatcher = runtime.dispatcher
@@ -272,7 +263,7 @@ async def fire_loop(runtime: Runtime) -> None:
             left = due - dispatcher.clock.time()
             if left > 0:
                 waits.append(dispatcher.clock.sleep(left))
-        await _first(*waits)
+        await first_done(*waits)
 
 
 def _gathered(runtime: Runtime) -> int:
