@@ -793,9 +793,15 @@ async def test_storage_inbox_put_held_hands_the_item_to_the_rooms_holder(
 async def test_storage_inbox_put_held_extends_the_lease_and_a_new_holder_gets_the_item(
     backend: Backend,
 ) -> None:
-    if backend.name == "redis":
-        pytest.skip("no fast path on Redis (inbox_put_held stores for a claim)")
     s, other = backend.storage, await backend.peer()
+    if backend.name == "redis":
+        # No fast path on Redis yet: the item is stored for a claim, never handed with the put.
+        await put(s, "r1", 1)
+        assert texts((await s.inbox_claim("w", lease_ttl=LONG)).items) == ["m0"]
+        item, handed = await s.inbox_put_held("r1", {"text": "m1"}, owner="w", lease_ttl=LONG)
+        assert item is not None and not handed
+        assert texts((await s.inbox_claim("w", lease_ttl=LONG)).items) == ["m1"]
+        return
     await put(s, "r1", 1)
     assert texts((await s.inbox_claim("dead", lease_ttl=SHORT)).items) == ["m0"]
     item, handed = await s.inbox_put_held("r1", {"text": "m1"}, owner="dead", lease_ttl=SHORT)
