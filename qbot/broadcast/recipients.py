@@ -196,7 +196,9 @@ def _parse(text: str, name: str, digest: str, country_code: str) -> RecipientLis
             start = reader.line_num + 1
     except csv.Error as e:
         raise ConfigError(f"{name} is not a valid CSV (line {reader.line_num}): {e}") from None
-    if not rows or not any(cell.strip() for cell in rows[0][1]):
+    while rows and not any(cell.strip() for cell in rows[0][1]):
+        del rows[0]  # blank lines above the header (Excel exports, hand edits)
+    if not rows:
         raise ConfigError(f"{name} is empty: it needs a header row with a 'phone' column")
     header = [cell.strip() for cell in rows[0][1]]
     folded = [h.casefold() for h in header]
