@@ -208,6 +208,16 @@ def _parse(text: str, name: str, digest: str, country_code: str) -> RecipientLis
             f"{name} has no phone column: name one of its header cells 'phone' "
             f"(its header is {', '.join(repr(h) for h in header)})"
         )
+    for kind, names in (
+        ("phone", PHONE_COLUMNS),
+        ("language", LANGUAGE_COLUMNS),
+        ("header", HEADER_COLUMNS),
+    ):
+        twice = [header[i] for i, h in enumerate(folded) if h in names]
+        if len(twice) > 1:
+            raise ConfigError(
+                f"{name} has two {kind} columns ({', '.join(repr(h) for h in twice)}): keep one"
+            )
     language_at = next((folded.index(c) for c in LANGUAGE_COLUMNS if c in folded), None)
     header_at = next((folded.index(c) for c in HEADER_COLUMNS if c in folded), None)
     skip = {phone_at, language_at, header_at}
