@@ -169,7 +169,7 @@ def test_blank_lines_before_the_header_are_skipped_not_read_as_an_empty_file(
 def test_two_phone_columns_are_refused_whole_not_one_sent_as_a_variable(tmp_path: Path) -> None:
     # "phone,phone,name": the second phone became {{1}} and customers got a number as their name.
     for header in ("phone,Phone,name", "phone,wa_id,name", "phone,name,language,lang"):
-        with pytest.raises(ConfigError, match="has two .* columns"):
+        with pytest.raises(ConfigError, match=r"has two .* columns"):
             read_recipients(write_csv(tmp_path, f"{header}\n0812111100 01,0812111100 02,Ana,x\n"))
 
 
