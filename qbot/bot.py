@@ -22,7 +22,7 @@ from qbot.handlers import HandlerFn, Outcome, check_handler
 from qbot.intents import IntentSet, load_intents
 from qbot.messages.postback import PostbackSigner
 from qbot.routing import RootRouter
-from qbot.scheduling import cancel, run_due, schedule
+from qbot.scheduling import ScheduleError, cancel, run_due, schedule
 from qbot.templates import Templates
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ class Bot(RootRouter):
         await self.dispatcher.open()
         return await schedule(
             self.dispatcher,
-            str(room_id),
+            _room_id(room_id),
             name,
             after=after,
             at=at,
@@ -175,7 +175,7 @@ class Bot(RootRouter):
     async def cancel_scheduled(self, room_id: int | str, name: str | None = None) -> list[str]:
         """Cancel the room's job ``name`` (every job of the room with None); the names."""
         await self.dispatcher.open()
-        return await cancel(self.dispatcher, str(room_id), name)
+        return await cancel(self.dispatcher, _room_id(room_id), name)
 
     async def cooldown(
         self,
@@ -297,3 +297,10 @@ class Bot(RootRouter):
             StorageError: the storage failed.
         """
         return await self.dispatcher.feed_update(update)
+
+
+def _room_id(room_id: object) -> str:
+    """A room id as storage keys it: an int or a text, never ``None`` read as "None"."""
+    if isinstance(room_id, bool) or not isinstance(room_id, int | str):
+        raise ScheduleError(f"room_id must be a room id (int or str), got {room_id!r}")
+    return str(room_id)

@@ -17,6 +17,7 @@ clock.advance(hours=25)        # sleepers whose deadline passed wake up
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -65,6 +66,8 @@ class ManualClock:
 
     def __init__(self, start: float | None = None, *, running: bool = False) -> None:
         self._base = time.time() if start is None else float(start)
+        if not math.isfinite(self._base):
+            raise ValueError(f"a clock must start at a finite time, got {start!r}")
         self._running = running
         self._started = time.monotonic()
         self._offset = 0.0
@@ -98,6 +101,8 @@ class ManualClock:
         go back.
         """
         step = seconds + minutes * 60 + hours * 3600 + days * 86400
+        if not math.isfinite(step):  # NaN would pass `step < 0` and freeze time at NaN
+            raise ValueError(f"a clock moves by a finite step, got {step!r} s")
         if step < 0:
             raise ValueError(f"a clock only moves forward (asked to move {step:g} s)")
         self._offset += step

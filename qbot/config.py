@@ -428,6 +428,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {str(p)!r} is not valid YAML{_yaml_problem(e)}") from None
+    except (ValueError, TypeError) as e:  # e.g. a date like 2026-13-45: yaml's own error
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {e}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

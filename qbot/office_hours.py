@@ -153,6 +153,8 @@ def parse_days(text: str | int) -> list[int]:
     if name.isdigit():
         return parse_days(int(name))
     first, sep, last = name.partition("-")
+    if "-" in last:
+        raise ValueError(f"{text!r} is not a day range: one '-' between two days, like 'mon-fri'")
     if sep:
         a, b = parse_days(first)[0], parse_days(last)[0]
         return [(a + i) % 7 for i in range((b - a) % 7 + 1)]
@@ -171,6 +173,8 @@ def zone(name: str) -> tzinfo:
     offset = _OFFSET.match(text)
     if offset is not None:
         sign, hours, minutes = offset.groups()
+        if int(minutes or 0) >= 60:
+            raise ValueError(f"time zone {name!r}: the minutes of an offset are 00 to 59")
         delta = timedelta(hours=int(hours), minutes=int(minutes or 0))
         if delta > timedelta(hours=14):
             raise ValueError(f"time zone {name!r}: an offset is at most 14 hours")

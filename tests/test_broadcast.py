@@ -153,6 +153,26 @@ def test_a_csv_without_a_phone_column_or_a_header_is_refused_whole(tmp_path: Pat
         read_recipients(tmp_path / "latin1.csv")
 
 
+def test_blank_lines_before_the_header_are_skipped_not_read_as_an_empty_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "blank-first.csv"
+    path.write_bytes("\ufeff\r\n \r\nphone,name\r\n0812111100 01,Ana\r\n".encode())
+    listing = read_recipients(path)
+    assert listing.phone_column == "phone"
+    (only,) = listing.accepted
+    assert (only.row, only.phone, only.variables) == (4, "6281211110001", ("Ana",))
+    with pytest.raises(ConfigError, match="is empty"):
+        read_recipients(write_csv(tmp_path, "\n\n  \n"))
+
+
+def test_two_phone_columns_are_refused_whole_not_one_sent_as_a_variable(tmp_path: Path) -> None:
+    # "phone,phone,name": the second phone became {{1}} and customers got a number as their name.
+    for header in ("phone,Phone,name", "phone,wa_id,name", "phone,name,language,lang"):
+        with pytest.raises(ConfigError, match=r"has two .* columns"):
+            read_recipients(write_csv(tmp_path, f"{header}\n0812111100 01,0812111100 02,Ana,x\n"))
+
+
 def test_semicolons_a_bom_and_language_and_header_columns_are_understood(tmp_path: Path) -> None:
     path = tmp_path / "excel.csv"
     path.write_bytes("\ufeffNo_HP;Nama;Language;Header\n0812111100 01;Ana;en;INV-1\n".encode())

@@ -34,6 +34,18 @@ def test_a_frozen_clock_moves_only_when_advanced() -> None:
         clock.advance(-1)
 
 
+def test_a_clock_refuses_a_step_that_is_not_a_number_and_keeps_its_time() -> None:
+    clock = ManualClock(start=1_000_000.0)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite"):
+            clock.advance(bad)
+        with pytest.raises(ValueError, match="finite"):
+            clock.advance(hours=bad)
+    with pytest.raises(ValueError, match="finite"):
+        ManualClock(start=float("nan"))
+    assert clock.time() == 1_000_000.0
+
+
 def test_a_running_clock_follows_real_time_plus_what_it_was_moved() -> None:
     clock = ManualClock(running=True)
     clock.advance(days=1)

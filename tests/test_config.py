@@ -87,6 +87,7 @@ def test_config_secrets_are_never_shown(tmp_path: Path) -> None:
         (MINIMAL + "qiscus:\n  base_url: ftp://x\n", "qiscus"),
         ("- a\n- b\n", "must hold a mapping"),
         ("qiscus: [\n", "not valid YAML"),
+        (MINIMAL + "office_hours:\n  holidays: [2026-13-45]\n", "not valid YAML.*month"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, text: str, fragment: str) -> None:

@@ -168,6 +168,8 @@ def test_the_config_reads_days_hours_zone_and_holidays() -> None:
         ({"hours": ["08:00-25:00"]}, "office_hours.hours"),
         ({"hours": ["08:00-08:00"]}, "office_hours.hours"),
         ({"days": ["funday"]}, "office_hours.days"),
+        ({"days": ["mon-sun-tue"]}, "office_hours.days"),  # was read as every day
+        ({"timezone": "+07:60"}, "office_hours.timezone"),  # was read as +08:00
         ({"days": {"mon": ["09:00"]}}, "office_hours.days"),
         ({"holidays": ["next tuesday"]}, "office_hours.holidays"),
         ({"language": "fr"}, "office_hours.language"),

@@ -351,3 +351,15 @@ async def test_a_job_due_in_a_handed_off_room_is_dropped_unless_asked(
         assert outcome.handler == "scheduled:followup"
     else:
         assert outcome.ignored == "handoff"
+
+
+async def test_bot_schedule_refuses_a_room_id_that_is_not_an_id() -> None:
+    # bot.schedule(None, ...) stored a job for a room named "None".
+    bot, _ = followup_bot()
+    async with Harness(bot):
+        for bad in (None, True, 1.5, ["1"]):
+            with pytest.raises(ScheduleError, match="room_id must be"):
+                await bot.schedule(bad, "followup", after=1)  # type: ignore[arg-type]
+            with pytest.raises(ScheduleError, match="room_id must be"):
+                await bot.cancel_scheduled(bad, "followup")  # type: ignore[arg-type]
+        assert await bot.storage.schedule_list() == []

@@ -67,6 +67,15 @@ def test_more_than_15_variables_is_refused() -> None:
     assert (caught.value.limit, caught.value.value, caught.value.maximum) == ("variables", 16, 15)
 
 
+def test_variables_given_as_one_text_are_refused_not_split_into_letters() -> None:
+    # variables="Budi" was read as four variables "B", "u", "d", "i".
+    with pytest.raises(MessageBuildError, match="variables must be a list"):
+        Template("t", variables="Budi")
+    with pytest.raises(MessageBuildError, match="variables must be a list"):
+        Template("t", variables=None)  # type: ignore[arg-type]
+    assert Template("t", variables=("Budi", 2)).variables == ["Budi", "2"]
+
+
 def test_more_than_3_quick_replies_is_refused_at_build_and_when_added() -> None:
     three = [QuickReply(f"b{i}", action="a") for i in range(3)]
     template = Template("t", buttons=three)

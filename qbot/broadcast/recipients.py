@@ -196,7 +196,9 @@ def _parse(text: str, name: str, digest: str, country_code: str) -> RecipientLis
             start = reader.line_num + 1
     except csv.Error as e:
         raise ConfigError(f"{name} is not a valid CSV (line {reader.line_num}): {e}") from None
-    if not rows or not any(cell.strip() for cell in rows[0][1]):
+    while rows and not any(cell.strip() for cell in rows[0][1]):
+        del rows[0]  # blank lines above the header (Excel exports, hand edits)
+    if not rows:
         raise ConfigError(f"{name} is empty: it needs a header row with a 'phone' column")
     header = [cell.strip() for cell in rows[0][1]]
     folded = [h.casefold() for h in header]
@@ -206,6 +208,16 @@ def _parse(text: str, name: str, digest: str, country_code: str) -> RecipientLis
             f"{name} has no phone column: name one of its header cells 'phone' "
             f"(its header is {', '.join(repr(h) for h in header)})"
         )
+    for kind, names in (
+        ("phone", PHONE_COLUMNS),
+        ("language", LANGUAGE_COLUMNS),
+        ("header", HEADER_COLUMNS),
+    ):
+        twice = [header[i] for i, h in enumerate(folded) if h in names]
+        if len(twice) > 1:
+            raise ConfigError(
+                f"{name} has two {kind} columns ({', '.join(repr(h) for h in twice)}): keep one"
+            )
     language_at = next((folded.index(c) for c in LANGUAGE_COLUMNS if c in folded), None)
     header_at = next((folded.index(c) for c in HEADER_COLUMNS if c in folded), None)
     skip = {phone_at, language_at, header_at}

@@ -111,6 +111,8 @@ class WhatsAppTemplate:
             self.namespace = approved.namespace
         if self.channel_id is None:
             self.channel_id = await self._channel()
+        else:
+            await self._known_channel(self.channel_id)
         for recipient in recipients.accepted:
             if recipient.row in refused:
                 continue
@@ -121,6 +123,15 @@ class WhatsAppTemplate:
             except MessageBuildError as e:
                 refused[recipient.row] = str(e)
         return refused
+
+    async def _known_channel(self, channel_id: Id) -> None:
+        """Refuse an unknown channel before any send: each send would be refused and journaled
+        as done, so running again with the right channel would message nobody."""
+        channels = (await self.client.channels()).wa_channels
+        if any(str(c.id) == str(channel_id) for c in channels):
+            return
+        ids = ", ".join(f"{c.id} ({c.name})" for c in channels) or "none"
+        raise ConfigError(f"the app has no WhatsApp channel {channel_id} (its channels: {ids})")
 
     async def _channel(self) -> Id:
         channels = [

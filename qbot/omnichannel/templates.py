@@ -204,6 +204,10 @@ class Template(Message):
             raise MessageBuildError(f"template {name!r} needs a language code such as 'id'")
         self.name = name.strip()
         self.language = language.strip()
+        if isinstance(variables, str | bytes) or variables is None:
+            raise MessageBuildError(
+                f"template {self.name!r}: variables must be a list of texts, got {variables!r}"
+            )
         self.variables = [self._variable(i, v) for i, v in enumerate(variables, 1)]
         self.buttons = list(buttons)
         for button in self.buttons:
