@@ -86,22 +86,14 @@ class WhatsAppTemplate:
         self.approved = approved
         default = approved.content(self.language)
         if default is None:
-            known = ", ".join(approved.languages) or "none"
-            raise ConfigError(
-                f"template {self.name!r} is not approved in language {self.language!r} "
-                f"(approved: {known})"
-            )
+            raise ConfigError(approved.not_approved(self.language))
         recipients.expect_variables(default.variables, self.name)
         refused: dict[int, str] = {}
         for recipient in recipients.accepted:  # a row's own language: that row is refused
             language = recipient.language or self.language
             content = approved.content(language)
             if content is None:
-                known = ", ".join(approved.languages) or "none"
-                refused[recipient.row] = (
-                    f"template {self.name!r} is not approved in language {language!r} "
-                    f"(approved: {known})"
-                )
+                refused[recipient.row] = approved.not_approved(language)
             elif content.variables != default.variables:
                 refused[recipient.row] = (
                     f"template {self.name!r} takes {content.variables} variable(s) in "

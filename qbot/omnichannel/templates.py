@@ -171,6 +171,13 @@ class ApprovedTemplate(BaseModel):
                 return detail
         return None
 
+    def not_approved(self, language: str) -> str:
+        """Why this template cannot be sent in ``language`` (it is not approved in it)."""
+        known = ", ".join(self.languages) or "none"
+        return (
+            f"template {self.name!r} is not approved in language {language!r} (approved: {known})"
+        )
+
 
 class Template(Message):
     """A WhatsApp template message: an approved template's name, language and values.
@@ -275,11 +282,7 @@ class Template(Message):
         if approved is not None:
             content = approved.content(self.language)
             if content is None:
-                known = ", ".join(approved.languages) or "none"
-                raise MessageBuildError(
-                    f"template {self.name!r} is not approved in language {self.language!r} "
-                    f"(approved: {known})"
-                )
+                raise MessageBuildError(approved.not_approved(self.language))
         if len(self.variables) > MAX_VARIABLES:
             raise self._limit("variables", len(self.variables), MAX_VARIABLES)
         if len(self.buttons) > MAX_QUICK_REPLIES:
