@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from qbot.clock import Clock
-from qbot.cooldown import cooldown, seconds_of
+from qbot.cooldown import CooldownError, cooldown, seconds_of
 from qbot.debounce import check_window
 from qbot.dispatcher import Dispatcher
+from qbot.errors import QbotError
 from qbot.handlers import HandlerFn, Outcome, check_handler
 from qbot.intents import IntentSet, load_intents
 from qbot.messages.postback import PostbackSigner
@@ -190,7 +191,7 @@ class Bot(RootRouter):
         """``ctx.cooldown`` from outside a handler: whether ``name`` may go to the room now."""
         duration = seconds_of(seconds, minutes, hours, days)
         await self.dispatcher.open()
-        return await cooldown(self.dispatcher, str(room_id), name, duration)
+        return await cooldown(self.dispatcher, _room_id(room_id, CooldownError), name, duration)
 
     async def run_due(self) -> list[Outcome]:
         """Fire the jobs due now on ``bot.clock`` and wait for their handlers (tests, emulator)."""
@@ -299,8 +300,8 @@ class Bot(RootRouter):
         return await self.dispatcher.feed_update(update)
 
 
-def _room_id(room_id: object) -> str:
+def _room_id(room_id: object, error: type[QbotError] = ScheduleError) -> str:
     """A room id as storage keys it: an int or a text, never ``None`` read as "None"."""
     if isinstance(room_id, bool) or not isinstance(room_id, int | str):
-        raise ScheduleError(f"room_id must be a room id (int or str), got {room_id!r}")
+        raise error(f"room_id must be a room id (int or str), got {room_id!r}")
     return str(room_id)

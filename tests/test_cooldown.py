@@ -75,3 +75,12 @@ async def test_bad_cooldowns_raise_naming_the_problem() -> None:
     with pytest.raises(CooldownError, match="name"):
         await bot.cooldown("1", "two words", hours=1)
     await bot.aclose()
+
+
+async def test_bot_cooldown_refuses_a_room_id_that_is_not_an_id() -> None:
+    # bot.cooldown(None, ...) kept a cooldown for a room named "None".
+    bot = Bot()
+    for bad in (None, True, 1.5):
+        with pytest.raises(CooldownError, match="room_id must be"):
+            await bot.cooldown(bad, "promo", hours=1)  # type: ignore[arg-type]
+    await bot.aclose()
