@@ -1,13 +1,16 @@
 """Part 7, intent accuracy on Banking77 (Casanueva et al. 2020, CC BY 4.0: bench/data/banking77).
 
-python -m bench.intents_accuracy              # every measure, one JSON line a measure
+python -m bench.intents_accuracy              # every measure, one JSON line a measure, then
+                                              # "every target met" or, for each missed one,
+                                              # "MISSED target: number. Why: ..." (one line)
 python -m bench.intents_accuracy --quick      # accuracy on the full set and 10 a intent only
 python -m bench.intents_accuracy --calibrate  # refit qbot.nlu.engine.CALIBRATION (prints it)
 
 Measures, each through the public API (``IntentSet``), with the default threshold:
 - test accuracy trained on the full training set, and on 10 examples an intent (seeded sample);
 - out of scope: trained without the last 10 intents of ``categories.json``, the share of their
-  test queries refused, and the in-scope accuracy with and without the threshold;
+  test queries refused, and the in-scope accuracy with and without the threshold (and, to say
+  how far the target is, the most any threshold refuses within the 3 points allowed);
 - calibration: the mean score of the top intent beside how often it is right (in bins);
 - build time (wall and CPU) for 10,003 examples, restart time from the on-disk cache, the
   resident memory the model adds, and ``match`` p50 / p99 at 150 intents x 100 examples.
@@ -118,7 +121,28 @@ def out_of_scope(train: Sequence[Example], test: Sequence[Example]) -> dict[str,
         "in_scope_accuracy_at_threshold": scores["accuracy_at_threshold"],
         "drop": scores["accuracy"] - scores["accuracy_at_threshold"],
         "threshold": DEFAULT_THRESHOLD,
+        "best_within_drop": best_within_drop(intents, inside, outside, TARGETS["drop"]),
     }
+
+
+def best_within_drop(
+    intents: IntentSet, inside: Sequence[Example], outside: Sequence[Example], drop: float
+) -> dict[str, float]:
+    """The most out-of-scope queries any threshold (0.05 steps) refuses with in-scope accuracy
+    down by at most ``drop``: read off the test queries to say how far the target is, never to
+    set the default threshold."""
+    top = [intents.rank(text, 1)[0] for text, _ in inside]
+    right = [m.name == want for m, (_, want) in zip(top, inside, strict=True)]
+    far = [intents.rank(text, 1)[0].score for text, _ in outside]
+    best = {"refused": 0.0, "drop": 0.0, "threshold": 0.0}
+    for step in range(1, 20):
+        threshold = step / 20
+        kept = sum(r and m.score >= threshold for r, m in zip(right, top, strict=True))
+        lost = (sum(right) - kept) / len(inside)
+        refused = sum(score < threshold for score in far) / len(outside)
+        if lost <= drop + 1e-12 and refused > best["refused"]:
+            best = {"refused": refused, "drop": lost, "threshold": threshold}
+    return best
 
 
 _RESTART = """
@@ -214,6 +238,72 @@ def calibrate(train: Sequence[Example]) -> tuple[float, float, float, float]:
     return a, b, d, round(float(model.intercept_[0]), 2)
 
 
+def verdicts(results: Sequence[dict[str, Any]]) -> list[tuple[str, str, bool, str]]:
+    """Each target measured: (target, the number, met, why it is missed: one line)."""
+    r = {m["measure"]: m for m in results}
+    t = TARGETS
+    out: list[tuple[str, str, bool, str]] = []
+    if "full" in r:
+        full = r["full"]["accuracy"]
+        out.append((
+            "test accuracy, full training set >= 93 %", f"{full:.1%}", full >= t["full"],
+            "a sparse n-gram model learns only from the 10,003 training queries and ~92 % is "
+            "its ceiling here (a plain n-gram LinearSVC: ~91 %); the ~93 % anchors are sentence "
+            "encoders pretrained on large conversational corpora (USE, ConveRT) or BERT",
+        ))  # fmt: skip
+    if "few_10" in r:
+        few_10 = r["few_10"]["accuracy"]
+        out.append((
+            "test accuracy, 10 examples an intent >= 80 %", f"{few_10:.1%}", few_10 >= t["few"],
+            "10 examples show few of the ways an intent is said (28 % of the test queries have a "
+            "word none of the 770 has; 6 % at full size) and n-grams know no synonyms; the "
+            "paper's ~85 % is pretrained sentence encoders (plain n-grams: 73 %)",
+        ))  # fmt: skip
+    if "out_of_scope" in r:
+        oos = r["out_of_scope"]
+        best = oos["best_within_drop"]
+        out.append((
+            "out of scope: >= 60 % refused at the default threshold, in-scope accuracy down "
+            "<= 3 pts",
+            f"{oos['refused']:.0%} refused, {oos['drop'] * 100:.1f} pts down",
+            oos["refused"] >= t["refused"] and oos["drop"] <= t["drop"],
+            f"no threshold does both: at <= 3 pts the best refuses {best['refused']:.0%} "
+            f"({best['drop'] * 100:.1f} pts, {best['threshold']:.2f}; read off the test queries, "
+            "not used for the default): sparse margins do not tell 'unlike every example' from "
+            "'hard', which needs an encoder's distance, not a better threshold",
+        ))  # fmt: skip
+    if "full" in r:
+        cpu = r["full"]["build_cpu_s"]
+        out.append((
+            "build 10,003 examples < 5 s CPU", f"{cpu:.1f} s", cpu < 5,
+            "the solver's cost grows with intents x examples, the features' with the text; a "
+            "loaded machine also stretches CPU time (caches)",
+        ))  # fmt: skip
+    if "restart" in r:
+        restart, rss = r["restart"]["from_cache_s"], r["restart"]["rss_after_restart_mib"]
+        model = r["restart"]["model_rss_mib"]
+        out.append((
+            "restart from the cache < 0.5 s", f"{restart:.2f} s", restart < 0.5,
+            "loading the arrays is ~0.1 s on a quiet machine: the rest is the disk or the load",
+        ))  # fmt: skip
+        out.append((
+            "resident memory after the restart < 100 MB",
+            f"{rss * 1.048576:.0f} MB",
+            rss * 1.048576 < 100,
+            f"the model takes {model:.0f} MiB, the process without it {rss - model:.0f} MiB "
+            "(Python, qbot's imports, numpy)",
+        ))  # fmt: skip
+    if "latency" in r:
+        p99 = r["latency"]["cpu_p99_ms"]
+        out.append((
+            "match p99 < 1 ms CPU at 150 intents x 100 examples",
+            f"{p99:.2f} ms",
+            p99 < t["p99_ms"],
+            "a long message reads every weight of its ~900 n-grams",
+        ))  # fmt: skip
+    return out
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
     train, test = load("train.csv"), load("test.csv")
     results = [accuracy(train, test, "full"), accuracy(few(train, 10), test, "few_10")]
@@ -230,8 +320,14 @@ def main() -> None:
     if args.calibrate:
         print(json.dumps({"CALIBRATION": calibrate(load("train.csv"))}))
         return
-    for result in run(args.quick):
+    results = run(args.quick)
+    for result in results:
         print(json.dumps(result), flush=True)
+    missed = [v for v in verdicts(results) if not v[2]]
+    if not missed:
+        print("every target met")
+    for name, value, _, why in missed:
+        print(f"MISSED {name}: {value}. Why: {why}")
 
 
 if __name__ == "__main__":
