@@ -38,6 +38,7 @@ __all__ = [
     "fail",
     "load_bot",
     "load_target",
+    "quiet_logging",
     "resolve_config_path",
     "settings_from",
 ]
@@ -70,6 +71,14 @@ def settings_from(path: str | None, **overrides: Any) -> Settings:
     from qbot.config import load_settings
 
     return load_settings(resolve_config_path(path), **overrides)
+
+
+def quiet_logging(settings: Settings) -> None:
+    """Logging for a command whose output and one error line are the point: only errors, unless
+    ``log.level`` is ``debug`` (then every retry and request is logged, on stderr)."""
+    from qbot.log import configure_logging
+
+    configure_logging("debug" if settings.log.level == "debug" else "error", settings.log.format)
 
 
 def describe_qiscus_error(error: Exception, client: QiscusClient) -> str:

@@ -21,6 +21,7 @@ from qbot._cli_common import (
     fail,
     load_bot,
     load_target,
+    quiet_logging,
     settings_from,
 )
 from qbot.errors import (
@@ -231,10 +232,8 @@ def _describe_bot(target: str, bot: Bot) -> str:
 def _reach_qiscus(settings: Settings) -> str:
     """Call Qiscus once (read-only) and say what it answered; one line and exit 1 if it fails."""
     from qbot.client import QiscusClient
-    from qbot.log import configure_logging
 
-    # Only the final error line speaks; retries are logged when debugging.
-    configure_logging("debug" if settings.log.level == "debug" else "error", settings.log.format)
+    quiet_logging(settings)  # only the final error line speaks; retries when debugging
     client = QiscusClient.from_settings(settings)
 
     async def call() -> int:
