@@ -33,6 +33,7 @@ from qbot.broadcast import (
     WhatsAppTemplate,
     default_journal,
     parse_rate,
+    report_format,
     write_report,
 )
 from qbot.clock import SystemClock
@@ -96,7 +97,10 @@ def _status(journal_path: Path, report: Path) -> None:
     with Journal(journal_path) as journal:
         counts, entries = journal.counts(), journal.entries()
     in_flight = counts["sending"]
-    write_report(entries, report)
+    try:
+        write_report(entries, report)
+    except ConfigError as e:
+        fail(str(e))
     click.echo(f"{_summary(counts)}" + (f", {in_flight} in flight" if in_flight else ""))
     click.echo(f"report: {report}")
 
@@ -164,6 +168,10 @@ def register(main: click.Group) -> None:
         """Send TEMPLATE to every recipient of the CSV; the same command resumes after a stop."""
         journal = Path(journal_path) if journal_path else default_journal(csv_path, template)
         report = _report_path(report_path, csv_path, template)
+        try:
+            report_format(report)  # before anything is sent: the report is the run's record
+        except ConfigError as e:
+            fail(f"--{e}")
         if status:
             _status(journal, report)
             return

@@ -152,12 +152,25 @@ async def test_mistakes_are_one_line_and_exit_2(
         # An unknown channel is refused before any send: sending would journal every
         # recipient "refused" and a run with the right channel would then message nobody.
         ("--template", "order_shipped", "--csv", csv, "--channel", "9"): "no WhatsApp channel 9",
+        # The suffix is the format: r.txt was written as CSV without a word.
+        ("--template", "order_shipped", "--csv", csv, "--report", tmp_path / "r.txt"): (
+            "--report '" + str(tmp_path / "r.txt") + "' ends in '.txt': name it .csv or .json"
+        ),
+        ("--template", "order_shipped", "--csv", csv, "--report", "r", "--status"): (
+            "--report 'r' has no suffix"
+        ),
     }
     for extra, expected in cases.items():
         result = await qbot(*base, *extra)
         assert expected in one_error_line(result), (extra, result.stderr)
+    assert not (tmp_path / "r.txt").exists()
     result = await qbot(*base, "--template", "order_shipped", "--csv", csv)
     assert result.exit_code == 0 and "2 sent, 1 refused" in result.stdout, result.output
+    unwritable = tmp_path / "no-such-dir" / "r.csv"
+    result = await qbot(
+        *base, "--template", "order_shipped", "--csv", csv, "--status", "--report", unwritable
+    )
+    assert "cannot write the report" in one_error_line(result)
 
 
 async def test_unreachable_omnichannel_is_one_line_and_exit_1(tmp_path: Path) -> None:
