@@ -41,9 +41,12 @@ from qbot.errors import ConfigError, MessageBuildError, QiscusError, QiscusUnaut
 from qbot.log import configure_logging
 from qbot.office_hours import zone
 
-__all__ = ["parse_at", "register"]
+__all__ = ["AT_GRACE", "check_at", "parse_at", "register"]
 
 _CLOCK = re.compile(r"^\d{1,2}:\d{2}$")
+AT_GRACE = 60.0
+"""How far in the past ``--at`` may be (seconds) and still start at once: the time it takes to
+type the command."""
 
 
 def parse_at(text: str, now: float, tz: str = "Asia/Jakarta") -> float:
@@ -77,6 +80,37 @@ def parse_at(text: str, now: float, tz: str = "Asia/Jakarta") -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=where)
     return moment.timestamp()
+
+
+def check_at(at: float, now: float, text: str, tz: str = "Asia/Jakarta") -> None:
+    """Refuse an ``--at`` more than :data:`AT_GRACE` seconds in the past: a new broadcast
+    would start at once, which a past date (a typo, yesterday's command) never means.
+
+    Raises:
+        ConfigError: naming the time, how long ago it was, and now.
+    """
+    ago = now - at
+    if ago <= AT_GRACE:
+        return
+    where = zone(tz)
+    then = datetime.fromtimestamp(at, where).isoformat(timespec="minutes")
+    current = datetime.fromtimestamp(now, where).isoformat(timespec="minutes")
+    raise ConfigError(
+        f"--at {text!r} is {_duration(ago)} in the past ({then}; it is now {current}): give a "
+        "later time, or leave --at out to start now"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{int(seconds)} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} days"
 
 
 def _summary(counts: dict[Status, int]) -> str:
@@ -184,6 +218,8 @@ def register(main: click.Group) -> None:
             clock = SystemClock()
             tz = settings.office_hours.timezone
             start = parse_at(at, clock.time(), tz) if at is not None else None
+            if at is not None and start is not None and not journal.is_file():
+                check_at(start, clock.time(), at, tz)  # resuming a started one: no wait, no error
             from qbot.omnichannel.client import OmnichannelClient
 
             q, omni = settings.qiscus, settings.omnichannel
@@ -213,6 +249,7 @@ def register(main: click.Group) -> None:
                     country_code,
                     dry_run,
                     console,
+                    tz,
                 )
             )
         except ConfigError as e:
@@ -250,6 +287,7 @@ async def _run(
     country_code: str,
     dry_run: bool,
     console: Console,
+    tz: str,
 ) -> BroadcastResult:
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -267,6 +305,10 @@ async def _run(
         progress.update(task, completed=done, total=sum(counts.values()), counts=_summary(counts))
 
     def on_start(counts: dict[Status, int]) -> None:
+        if at is not None and at > clock.time():
+            until = datetime.fromtimestamp(at, zone(tz)).isoformat(timespec="minutes")
+            left = _duration(at - clock.time())
+            console.print(f"waiting until {until} (in {left}); Ctrl-C to stop")
         progress.start()  # once the CSV, the template and the journal are fine
         on_progress(None, counts)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner, Result
 
-from qbot._cli_broadcast import parse_at
+from qbot._cli_broadcast import check_at, parse_at
 from qbot.cli import main
 from qbot.emulator import Emulator, EmulatorConfig, EmulatorStore, create_emulator_app
 from qbot.emulator.desk import OmnichannelDesk
@@ -209,3 +209,40 @@ def test_at_reads_dates_times_and_offsets() -> None:
     for bad in ("25:00", "tomorrow", "9am"):
         with pytest.raises(ConfigError):
             parse_at(bad, now)
+
+
+async def test_at_in_the_past_is_refused_unless_resuming(
+    desk: tuple[OmnichannelDesk, Path], tmp_path: Path
+) -> None:
+    # A past --at sent at once without a word: yesterday's date typed by mistake messaged
+    # everyone now. It is refused for a new broadcast, and fine when resuming a started one.
+    omni, config = desk
+    csv = tmp_path / "c.csv"
+    csv.write_text(CSV)
+    args = ("broadcast", "--template", "order_shipped", "--csv", csv, "--config", config)
+    refused = await qbot(*args, "--at", "2026-01-05T09:00")
+    line = one_error_line(refused)
+    assert (
+        "--at '2026-01-05T09:00' is " in line and " in the past (2026-01-05T09:00+07:00; " in line
+    )
+    assert "it is now " in line and "leave --at out to start now" in line
+    assert one_error_line(await qbot(*args, "--at", "2026-01-05T09:00", "--dry-run")) == line
+    assert omni.whatsapp.sent == []
+    just_now = (datetime.now(UTC) - timedelta(seconds=20)).isoformat(timespec="seconds")
+    started = await qbot(*args, "--at", just_now)  # within the grace: typing takes time
+    assert started.exit_code == 0, started.output
+    assert len(omni.whatsapp.sent) == 2
+    resumed = await qbot(*args, "--at", "2026-01-05T09:00")  # the journal exists: a resume
+    assert resumed.exit_code == 0, resumed.output
+    assert len(omni.whatsapp.sent) == 2
+
+
+def test_check_at_names_how_long_ago() -> None:
+    now = datetime(2026, 12, 1, 3, 0, tzinfo=UTC).timestamp()  # 10:00 WIB
+    check_at(now - 60, now, "x")
+    check_at(now + 3600, now, "x")
+    for ago, words in [(61, "1 min"), (4 * 3600 + 720, "4 h 12 min"), (3 * 86400, "3 days")]:
+        with pytest.raises(ConfigError, match=f"is {words} in the past"):
+            check_at(now - ago, now, "x")
+    with pytest.raises(ConfigError, match=r"\(2026-12-01T09:00\+07:00; it is now 2026-12-01T10:00"):
+        check_at(now - 3600, now, "x")
