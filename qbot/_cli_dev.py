@@ -169,7 +169,7 @@ def new(name: str, directory: str) -> None:
     click.echo(
         f"Created {path}\n\n"
         f"  cd {path}\n"
-        "  python -m venv .venv && .venv/bin/pip install -e '.[dev]'\n"
+        "  python3 -m venv .venv && .venv/bin/pip install -e '.[dev]'\n"
         f"  .venv/bin/qbot dev {pkg}.bot:bot     # chat at http://127.0.0.1:8080/\n"
         "  .venv/bin/python -m pytest"
     )
