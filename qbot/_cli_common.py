@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "OneLineGroup",
     "config_option",
     "describe_qiscus_error",
     "fail",
@@ -47,6 +48,52 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_CONFIG = "config.yaml"
 """The config file every command reads when ``--config`` is not given and the file exists."""
+
+
+class _UsageLine(click.ClickException):
+    """A usage mistake shown as one ``error:`` line (click prints usage, a hint and the error)."""
+
+    exit_code = 2
+
+    def __init__(self, error: click.UsageError) -> None:
+        super().__init__(error.format_message())
+        self.command_path = error.ctx.command_path if error.ctx is not None else "qbot"
+
+    def show(self, file: Any = None) -> None:
+        message = self.format_message().strip()
+        if not message.endswith((".", "?", ")")):
+            message += "."
+        click.echo(f"error: {message} See '{self.command_path} --help'.", err=True)
+
+
+class OneLineGroup(click.Group):
+    """The ``qbot`` group: a missing option, an unknown command or a bad value is one
+    ``error: ...`` line naming the ``--help`` to read, exit 2, like every other failure.
+
+    ``qbot`` or ``qbot GROUP`` alone still prints the help.
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as e:
+            raise _UsageLine(e) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as e:
+            raise _UsageLine(e) from None
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

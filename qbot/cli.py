@@ -16,6 +16,7 @@ import click
 import structlog
 
 from qbot._cli_common import (
+    OneLineGroup,
     config_option,
     describe_qiscus_error,
     fail,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["fail", "load_bot", "load_target", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="qbot", prog_name="qbot")
 def main() -> None:
     """qbot: build and serve chatbots on Qiscus."""
