@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -75,8 +76,31 @@ def dev(
     )
 
     def announce(url: str) -> None:
-        who = f"{target}" if target else f"the bot at {webhook_url or '(no webhook URL)'}"
-        click.echo(f"qbot dev: chat with {who} at {url}  (state: {db}; Ctrl+C stops)", err=True)
+        if target:
+            click.echo(
+                f"qbot dev: chat with {target} at {url}  (state: {db}; Ctrl+C stops)", err=True
+            )
+            return
+        where = (
+            f"messages go to {webhook_url}"
+            if webhook_url
+            else "no bot (give TARGET or --webhook-url)"
+        )
+        click.echo(f"qbot dev: chat at {url}; {where}  (state: {db}; Ctrl+C stops)", err=True)
+        if webhook_url:
+            # What the bot you run yourself needs to answer through this emulator.
+            env = {
+                "QBOT_QISCUS__APP_ID": settings.qiscus.app_id,
+                "QBOT_QISCUS__SECRET_KEY": settings.qiscus.secret_key.get_secret_value(),
+                "QBOT_QISCUS__BASE_URL": url.rstrip("/"),
+                "QBOT_BOT__EMAIL": settings.bot.email,
+            }
+            click.echo(
+                "  run your bot with: "
+                + " ".join(f"{k}={v}" for k, v in env.items())
+                + f" qbot run TARGET --port {urlsplit(webhook_url).port or 80}",
+                err=True,
+            )
 
     try:
         asyncio.run(server.run_forever(announce))
