@@ -7,6 +7,7 @@ the user can cause prints one ``error: ...`` line and exits non-zero, never a tr
 from __future__ import annotations
 
 import asyncio
+import errno
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -105,6 +106,12 @@ def dev(
     try:
         asyncio.run(server.run_forever(announce))
     except OSError as e:
+        if e.errno == errno.EADDRINUSE:  # aiohttp's text repeats the address; say what to do
+            fail(
+                f"cannot listen on {host}:{port}: address already in use (another qbot dev?): "
+                "stop it or pass --port N",
+                1,
+            )
         fail(f"cannot listen on {host}:{port}: {e.strerror or e}", 1)
     except QbotError as e:
         fail(str(e), 1)
