@@ -235,7 +235,7 @@ def load_intents(
     Raises:
         ConfigError: the file is missing, malformed, or an intent is invalid.
     """
-    data = read_yaml(path)
+    data = read_yaml(path, "intents file")
     intents = data.get("intents")
     if not isinstance(intents, dict) or not intents:
         raise ConfigError(f"intents file {str(path)!r} needs a non-empty 'intents' mapping")
