@@ -101,10 +101,10 @@ def test_intents_bad_files_name_the_problem(tmp_path: Path, yaml_text: str, frag
 
 def test_intents_missing_file(tmp_path: Path) -> None:
     # It was called a "config file": `qbot intents check nope.yaml` sent people to config.yaml.
-    with pytest.raises(ConfigError, match="^intents file '.*nope.yaml' does not exist$"):
+    with pytest.raises(ConfigError, match=r"^intents file '.*nope\.yaml' does not exist$"):
         load_intents(tmp_path / "nope.yaml")
     (tmp_path / "bad.yaml").write_text("intents: [\n")
-    with pytest.raises(ConfigError, match="^intents file '.*bad.yaml' is not valid YAML"):
+    with pytest.raises(ConfigError, match=r"^intents file '.*bad\.yaml' is not valid YAML"):
         load_intents(tmp_path / "bad.yaml")
 
 
