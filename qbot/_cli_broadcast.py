@@ -170,7 +170,10 @@ def register(main: click.Group) -> None:
         help="Recipients: a phone column, then one column per template variable.",
     )  # fmt: skip
     @click.option("--language", default="id", show_default=True, help="The template language.")
-    @click.option("--at", "at", default=None, metavar="TIME", help="Start at this time.")
+    @click.option(
+        "--at", "at", default=None, metavar="TIME",
+        help="Start then: 2026-12-02T09:00, or 09:00 (the next one). Not in the past.",
+    )  # fmt: skip
     @click.option("--rate", default="10/s", show_default=True, help="Sends a second at most.")
     @click.option("--concurrency", default=1, show_default=True, type=int, help="Sends at once.")
     @click.option("--channel", default=None, help="The WhatsApp channel id to send from.")
