@@ -22,7 +22,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from qbot._cli_common import config_option, fail, settings_from
+from qbot._cli_common import config_option, fail, quiet_logging, settings_from
 from qbot._retry import RetryPolicy
 from qbot.broadcast import (
     Broadcast,
@@ -38,7 +38,6 @@ from qbot.broadcast import (
 )
 from qbot.clock import SystemClock
 from qbot.errors import ConfigError, MessageBuildError, QiscusError, QiscusUnauthorized
-from qbot.log import configure_logging
 from qbot.office_hours import zone
 
 __all__ = ["AT_GRACE", "check_at", "parse_at", "register"]
@@ -216,7 +215,9 @@ def register(main: click.Group) -> None:
             fail(f"--resume: no journal {str(journal)!r} to resume (drop --resume to start)")
         try:
             settings = settings_from(config_path)
-            configure_logging("warning", settings.log.format)
+            # The progress bar and the summary speak; a log line per recipient given up on would
+            # bury them (log.level: debug shows every retry).
+            quiet_logging(settings)
             per_second = parse_rate(rate)
             clock = SystemClock()
             tz = settings.office_hours.timezone
@@ -365,5 +366,11 @@ def _finish(result: BroadcastResult, dry_run: bool, report: Path, console: Conso
             err=True,
         )
         sys.exit(130)
+    if counts["pending"]:
+        click.echo(
+            f"{counts['pending']} recipient(s) left pending: WhatsApp kept answering 429/5xx or "
+            "could not be reached. Run the same command again later to send to them.",
+            err=True,
+        )
     if counts["pending"] or counts["unknown"]:
         sys.exit(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner, Result
 
+import qbot._cli_broadcast as cli
 from qbot._cli_broadcast import check_at, parse_at
+from qbot._retry import RetryPolicy
+from qbot.broadcast import Broadcast
 from qbot.cli import main
 from qbot.emulator import Emulator, EmulatorConfig, EmulatorStore, create_emulator_app
 from qbot.emulator.desk import OmnichannelDesk
@@ -246,3 +250,28 @@ def test_check_at_names_how_long_ago() -> None:
             check_at(now - ago, now, "x")
     with pytest.raises(ConfigError, match=r"\(2026-12-01T09:00\+07:00; it is now 2026-12-01T10:00"):
         check_at(now - 3600, now, "x")
+
+
+async def test_recipients_left_pending_are_one_line_not_a_log_line_each(
+    desk: tuple[OmnichannelDesk, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # WhatsApp answering 503 for good: each recipient given up on was a JSON warning on stderr,
+    # between the progress bar and the summary (10,000 lines for 10,000 recipients).
+    omni, config = desk
+    fast = RetryPolicy(max_attempts=2, base_delay=0, max_delay=0, jitter=False)
+    monkeypatch.setattr(cli, "Broadcast", functools.partial(Broadcast, retry=fast))
+    omni.em.fail_next(f"/whatsapp/v1/{APP}/2/messages", status=503, times=100)
+    csv = tmp_path / "c.csv"
+    csv.write_text(CSV)
+    result = await qbot(
+        "broadcast", "--template", "order_shipped", "--csv", csv, "--config", config
+    )
+    assert result.exit_code == 1
+    assert result.stdout.strip().endswith(
+        "1 refused, 2 pending; report: " + str(tmp_path / "c.order_shipped.report.csv")
+    )
+    assert '"event"' not in result.stderr and "broadcast.gave_up" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "2 recipient(s) left pending: WhatsApp kept answering 429/5xx or could not be reached. "
+        "Run the same command again later to send to them."
+    )
