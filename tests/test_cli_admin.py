@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -195,8 +195,9 @@ async def test_export_comments_holds_those_of_the_date_range(
     await fake_qiscus.add_user("ann@x.com", "Ann")
     room = await fake_qiscus.add_room("Support", ["ann@x.com"])
     await fake_qiscus.user_post(int(room["id"]), "ann@x.com", text="hello")
-    today = datetime.now(UTC).date().isoformat()
-    for start, end, count in [("2024-01-01", "2024-01-31", 0), (today, today, 1)]:
+    today = datetime.now(UTC).date()
+    near = [(today + timedelta(days=d)).isoformat() for d in (-1, 1)]  # midnight-proof
+    for start, end, count in [("2024-01-01", "2024-01-31", 0), (near[0], near[1], 1)]:
         output = tmp_path / f"comments-{start}.json"
         result = await qbot(
             "export", "comments", "--from", start, "--to", end, "--output", output,

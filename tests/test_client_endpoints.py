@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -160,8 +160,9 @@ async def test_export_progresses_downloads_lists_and_deletes(
     client: QiscusClient, fake_qiscus: Emulator
 ) -> None:
     await client.post_comment(BOT, 3, "backed up")
-    today = datetime.now(UTC).date().isoformat()  # the emulator exports the range's comments
-    created = await client.create_export("comments", today, today)
+    today = datetime.now(UTC).date()  # the emulator exports the range's comments (UTC days)
+    days = [(today + timedelta(days=d)).isoformat() for d in (-1, 1)]  # midnight-proof
+    created = await client.create_export("comments", *days)
     progress = [await client.get_export(created.unique_id) for _ in range(2)]
     data = await client.download_export(progress[-1])
     listed = await client.list_exports()
