@@ -145,6 +145,17 @@ def test_dev_command_port_in_use_is_one_line(tmp_path: Path) -> None:
     )  # not aiohttp's "error while attempting to bind on address ('127.0.0.1', N): ..."
 
 
+def test_dev_command_db_in_an_impossible_folder_is_one_line(tmp_path: Path) -> None:
+    # It said "cannot listen on 127.0.0.1:PORT: ..." for a --db whose folder cannot be made.
+    (tmp_path / "plain-file").write_text("")
+    db = tmp_path / "plain-file" / "e.db"
+    result = _qbot(tmp_path, "dev", "--port", "0", "--db", str(db))
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot open the emulator database '{db}': ")
+    assert line.endswith("; pass another --db path")
+
+
 def counting_bot() -> Bot:
     bot = Bot("counter")
 

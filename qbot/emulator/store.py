@@ -110,12 +110,15 @@ class EmulatorStore:
 
     async def open(self, *, reset: bool = False) -> None:
         """Open (and create) the database; ``reset=True`` deletes every stored row first."""
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._db = await aiosqlite.connect(self.path)
-        except OSError as e:  # pragma: no cover - depends on the file system
-            raise StorageError(f"cannot open the emulator database {self.path!r}: {e}") from e
+        except OSError as e:  # a folder that cannot be made (qbot dev said "cannot listen")
+            raise StorageError(
+                f"cannot open the emulator database {self.path!r}: {e.strerror or e}; "
+                "pass another --db path"
+            ) from e
         except aiosqlite.Error as e:
             raise StorageError(
                 f"cannot open the emulator database {self.path!r}: {e}; "
