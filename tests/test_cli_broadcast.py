@@ -163,6 +163,10 @@ async def test_mistakes_are_one_line_and_exit_2(
         ("--template", "order_shipped", "--csv", csv, "--report", "r", "--status"): (
             "--report 'r' has no suffix"
         ),
+        # Found after the last send, this was an exit 2 as if nothing had been sent.
+        ("--template", "order_shipped", "--csv", csv, "--report", tmp_path / "no" / "r.csv"): (
+            f"folder '{tmp_path / 'no'}' does not exist"
+        ),
     }
     for extra, expected in cases.items():
         result = await qbot(*base, *extra)
@@ -170,7 +174,8 @@ async def test_mistakes_are_one_line_and_exit_2(
     assert not (tmp_path / "r.txt").exists()
     result = await qbot(*base, "--template", "order_shipped", "--csv", csv)
     assert result.exit_code == 0 and "2 sent, 1 refused" in result.stdout, result.output
-    unwritable = tmp_path / "no-such-dir" / "r.csv"
+    unwritable = tmp_path / "a-folder.csv"  # a folder where the report should go
+    unwritable.mkdir()
     result = await qbot(
         *base, "--template", "order_shipped", "--csv", csv, "--status", "--report", unwritable
     )
