@@ -208,7 +208,7 @@ def register(main: click.Group) -> None:
             report_format(report)  # before anything is sent: the report is the run's record
         except ConfigError as e:
             fail(f"--{e}")
-        if not report.parent.is_dir():  # found out after the last send, it was exit 2
+        if report_path and not report.parent.is_dir():  # (else the CSV's folder: read first)
             fail(f"--report {str(report)!r}: folder {str(report.parent)!r} does not exist")
         if status:
             _status(journal, report)
