@@ -19,7 +19,13 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-from qbot._cli_common import config_option, describe_qiscus_error, fail, settings_from
+from qbot._cli_common import (
+    config_option,
+    describe_qiscus_error,
+    fail,
+    quiet_logging,
+    settings_from,
+)
 from qbot.client import QiscusClient
 from qbot.config import Settings
 from qbot.errors import ConfigError, ImportFileError, QiscusAPIError, QiscusNetworkError
@@ -31,7 +37,6 @@ from qbot.imports import (
     split_rows,
     validate_rows,
 )
-from qbot.log import configure_logging
 from qbot.models.api import Export, Import
 
 __all__ = ["register"]
@@ -58,10 +63,7 @@ def _run(
         client = QiscusClient.from_settings(settings)
     except ConfigError as e:
         fail(str(e), 2)
-    # The command's output and its one error line are the point: retries and requests are
-    # logged only when debugging (`log.level: debug`); the final error says what happened.
-    level = "debug" if settings.log.level == "debug" else "error"
-    configure_logging(level, settings.log.format)
+    quiet_logging(settings)  # the final error says what happened; retries only when debugging
 
     async def main() -> None:
         async with client:

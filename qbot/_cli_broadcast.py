@@ -22,7 +22,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from qbot._cli_common import config_option, fail, settings_from
+from qbot._cli_common import config_option, fail, quiet_logging, settings_from
 from qbot._retry import RetryPolicy
 from qbot.broadcast import (
     Broadcast,
@@ -33,16 +33,19 @@ from qbot.broadcast import (
     WhatsAppTemplate,
     default_journal,
     parse_rate,
+    report_format,
     write_report,
 )
 from qbot.clock import SystemClock
 from qbot.errors import ConfigError, MessageBuildError, QiscusError, QiscusUnauthorized
-from qbot.log import configure_logging
 from qbot.office_hours import zone
 
-__all__ = ["parse_at", "register"]
+__all__ = ["AT_GRACE", "check_at", "parse_at", "register"]
 
 _CLOCK = re.compile(r"^\d{1,2}:\d{2}$")
+AT_GRACE = 60.0
+"""How far in the past ``--at`` may be (seconds) and still start at once: the time it takes to
+type the command."""
 
 
 def parse_at(text: str, now: float, tz: str = "Asia/Jakarta") -> float:
@@ -78,6 +81,37 @@ def parse_at(text: str, now: float, tz: str = "Asia/Jakarta") -> float:
     return moment.timestamp()
 
 
+def check_at(at: float, now: float, text: str, tz: str = "Asia/Jakarta") -> None:
+    """Refuse an ``--at`` more than :data:`AT_GRACE` seconds in the past: a new broadcast
+    would start at once, which a past date (a typo, yesterday's command) never means.
+
+    Raises:
+        ConfigError: naming the time, how long ago it was, and now.
+    """
+    ago = now - at
+    if ago <= AT_GRACE:
+        return
+    where = zone(tz)
+    then = datetime.fromtimestamp(at, where).isoformat(timespec="minutes")
+    current = datetime.fromtimestamp(now, where).isoformat(timespec="minutes")
+    raise ConfigError(
+        f"--at {text!r} is {_duration(ago)} in the past ({then}; it is now {current}): give a "
+        "later time, or leave --at out to start now"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{int(seconds)} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} days"
+
+
 def _summary(counts: dict[Status, int]) -> str:
     shown = [f"{counts[s]} {s}" for s in ("sent", "refused", "unknown", "pending") if counts[s]]
     return ", ".join(shown) or "no recipients"
@@ -96,7 +130,10 @@ def _status(journal_path: Path, report: Path) -> None:
     with Journal(journal_path) as journal:
         counts, entries = journal.counts(), journal.entries()
     in_flight = counts["sending"]
-    write_report(entries, report)
+    try:
+        write_report(entries, report)
+    except ConfigError as e:
+        fail(str(e))
     click.echo(f"{_summary(counts)}" + (f", {in_flight} in flight" if in_flight else ""))
     click.echo(f"report: {report}")
 
@@ -132,7 +169,10 @@ def register(main: click.Group) -> None:
         help="Recipients: a phone column, then one column per template variable.",
     )  # fmt: skip
     @click.option("--language", default="id", show_default=True, help="The template language.")
-    @click.option("--at", "at", default=None, metavar="TIME", help="Start at this time.")
+    @click.option(
+        "--at", "at", default=None, metavar="TIME",
+        help="Start then: 2026-12-02T09:00, or 09:00 (the next one). Not in the past.",
+    )  # fmt: skip
     @click.option("--rate", default="10/s", show_default=True, help="Sends a second at most.")
     @click.option("--concurrency", default=1, show_default=True, type=int, help="Sends at once.")
     @click.option("--channel", default=None, help="The WhatsApp channel id to send from.")
@@ -164,6 +204,12 @@ def register(main: click.Group) -> None:
         """Send TEMPLATE to every recipient of the CSV; the same command resumes after a stop."""
         journal = Path(journal_path) if journal_path else default_journal(csv_path, template)
         report = _report_path(report_path, csv_path, template)
+        try:
+            report_format(report)  # before anything is sent: the report is the run's record
+        except ConfigError as e:
+            fail(f"--{e}")
+        if report_path and not report.parent.is_dir():  # (else the CSV's folder: read first)
+            fail(f"--report {str(report)!r}: folder {str(report.parent)!r} does not exist")
         if status:
             _status(journal, report)
             return
@@ -171,11 +217,15 @@ def register(main: click.Group) -> None:
             fail(f"--resume: no journal {str(journal)!r} to resume (drop --resume to start)")
         try:
             settings = settings_from(config_path)
-            configure_logging("warning", settings.log.format)
+            # The progress bar and the summary speak; a log line per recipient given up on would
+            # bury them (log.level: debug shows every retry).
+            quiet_logging(settings)
             per_second = parse_rate(rate)
             clock = SystemClock()
             tz = settings.office_hours.timezone
             start = parse_at(at, clock.time(), tz) if at is not None else None
+            if at is not None and start is not None and not journal.is_file():
+                check_at(start, clock.time(), at, tz)  # resuming a started one: no wait, no error
             from qbot.omnichannel.client import OmnichannelClient
 
             q, omni = settings.qiscus, settings.omnichannel
@@ -205,6 +255,7 @@ def register(main: click.Group) -> None:
                     country_code,
                     dry_run,
                     console,
+                    tz,
                 )
             )
         except ConfigError as e:
@@ -242,6 +293,7 @@ async def _run(
     country_code: str,
     dry_run: bool,
     console: Console,
+    tz: str,
 ) -> BroadcastResult:
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -259,6 +311,10 @@ async def _run(
         progress.update(task, completed=done, total=sum(counts.values()), counts=_summary(counts))
 
     def on_start(counts: dict[Status, int]) -> None:
+        if at is not None and at > clock.time():
+            until = datetime.fromtimestamp(at, zone(tz)).isoformat(timespec="minutes")
+            left = _duration(at - clock.time())
+            console.print(f"waiting until {until} (in {left}); Ctrl-C to stop")
         progress.start()  # once the CSV, the template and the journal are fine
         on_progress(None, counts)
 
@@ -312,5 +368,11 @@ def _finish(result: BroadcastResult, dry_run: bool, report: Path, console: Conso
             err=True,
         )
         sys.exit(130)
+    if counts["pending"]:
+        click.echo(
+            f"{counts['pending']} recipient(s) left pending: WhatsApp kept answering 429/5xx or "
+            "could not be reached. Run the same command again later to send to them.",
+            err=True,
+        )
     if counts["pending"] or counts["unknown"]:
         sys.exit(1)

@@ -33,11 +33,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "OneLineGroup",
     "config_option",
     "describe_qiscus_error",
     "fail",
     "load_bot",
     "load_target",
+    "quiet_logging",
     "resolve_config_path",
     "settings_from",
 ]
@@ -46,6 +48,52 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_CONFIG = "config.yaml"
 """The config file every command reads when ``--config`` is not given and the file exists."""
+
+
+class _UsageLine(click.ClickException):
+    """A usage mistake shown as one ``error:`` line (click prints usage, a hint and the error)."""
+
+    exit_code = 2
+
+    def __init__(self, error: click.UsageError) -> None:
+        super().__init__(error.format_message())
+        self.command_path = error.ctx.command_path if error.ctx is not None else "qbot"
+
+    def show(self, file: Any = None) -> None:
+        message = self.format_message().strip()
+        if not message.endswith((".", "?", ")")):
+            message += "."
+        click.echo(f"error: {message} See '{self.command_path} --help'.", err=True)
+
+
+class OneLineGroup(click.Group):
+    """The ``qbot`` group: a missing option, an unknown command or a bad value is one
+    ``error: ...`` line naming the ``--help`` to read, exit 2, like every other failure.
+
+    ``qbot`` or ``qbot GROUP`` alone still prints the help.
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as e:
+            raise _UsageLine(e) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as e:
+            raise _UsageLine(e) from None
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -70,6 +118,14 @@ def settings_from(path: str | None, **overrides: Any) -> Settings:
     from qbot.config import load_settings
 
     return load_settings(resolve_config_path(path), **overrides)
+
+
+def quiet_logging(settings: Settings) -> None:
+    """Logging for a command whose output and one error line are the point: only errors, unless
+    ``log.level`` is ``debug`` (then every retry and request is logged, on stderr)."""
+    from qbot.log import configure_logging
+
+    configure_logging("debug" if settings.log.level == "debug" else "error", settings.log.format)
 
 
 def describe_qiscus_error(error: Exception, client: QiscusClient) -> str:

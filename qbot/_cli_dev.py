@@ -7,8 +7,10 @@ the user can cause prints one ``error: ...`` line and exits non-zero, never a tr
 from __future__ import annotations
 
 import asyncio
+import errno
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -75,12 +77,41 @@ def dev(
     )
 
     def announce(url: str) -> None:
-        who = f"{target}" if target else f"the bot at {webhook_url or '(no webhook URL)'}"
-        click.echo(f"qbot dev: chat with {who} at {url}  (state: {db}; Ctrl+C stops)", err=True)
+        if target:
+            click.echo(
+                f"qbot dev: chat with {target} at {url}  (state: {db}; Ctrl+C stops)", err=True
+            )
+            return
+        where = (
+            f"messages go to {webhook_url}"
+            if webhook_url
+            else "no bot (give TARGET or --webhook-url)"
+        )
+        click.echo(f"qbot dev: chat at {url}; {where}  (state: {db}; Ctrl+C stops)", err=True)
+        if webhook_url:
+            # What the bot you run yourself needs to answer through this emulator.
+            env = {
+                "QBOT_QISCUS__APP_ID": settings.qiscus.app_id,
+                "QBOT_QISCUS__SECRET_KEY": settings.qiscus.secret_key.get_secret_value(),
+                "QBOT_QISCUS__BASE_URL": url.rstrip("/"),
+                "QBOT_BOT__EMAIL": settings.bot.email,
+            }
+            click.echo(
+                "  run your bot with: "
+                + " ".join(f"{k}={v}" for k, v in env.items())
+                + f" qbot run TARGET --port {urlsplit(webhook_url).port or 80}",
+                err=True,
+            )
 
     try:
         asyncio.run(server.run_forever(announce))
     except OSError as e:
+        if e.errno == errno.EADDRINUSE:  # aiohttp's text repeats the address; say what to do
+            fail(
+                f"cannot listen on {host}:{port}: address already in use (another qbot dev?): "
+                "stop it or pass --port N",
+                1,
+            )
         fail(f"cannot listen on {host}:{port}: {e.strerror or e}", 1)
     except QbotError as e:
         fail(str(e), 1)
@@ -169,7 +200,7 @@ def new(name: str, directory: str) -> None:
     click.echo(
         f"Created {path}\n\n"
         f"  cd {path}\n"
-        "  python -m venv .venv && .venv/bin/pip install -e '.[dev]'\n"
+        "  python3 -m venv .venv && .venv/bin/pip install -e '.[dev]'\n"
         f"  .venv/bin/qbot dev {pkg}.bot:bot     # chat at http://127.0.0.1:8080/\n"
         "  .venv/bin/python -m pytest"
     )

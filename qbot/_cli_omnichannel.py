@@ -17,7 +17,7 @@ from urllib.parse import urlencode, urlsplit
 
 import click
 
-from qbot._cli_common import config_option
+from qbot._cli_common import config_option, quiet_logging
 from qbot.config import Settings, load_settings
 from qbot.errors import (
     ConfigError,
@@ -26,7 +26,6 @@ from qbot.errors import (
     QiscusNetworkError,
     QiscusUnauthorized,
 )
-from qbot.log import configure_logging
 from qbot.omnichannel.client import OmnichannelClient
 from qbot.omnichannel.models import Agent, CustomerRoom
 
@@ -68,7 +67,7 @@ def _run(
         config_path = DEFAULT_CONFIG
     try:
         settings = load_settings(config_path)
-        configure_logging("warning", settings.log.format)
+        quiet_logging(settings)  # one error line; retries are logged only when debugging
         if check is not None:
             check(settings)
         client = OmnichannelClient.from_settings(settings)

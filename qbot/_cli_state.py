@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 from pydantic import ValidationError
@@ -20,6 +21,7 @@ from qbot._cli_common import DEFAULT_CONFIG, config_option, fail, resolve_config
 from qbot.config import StorageSettings, read_yaml
 from qbot.errors import ConfigError, StorageError
 from qbot.storage import Handoff, open_storage
+from qbot.storage.sqlite import SqliteStorage
 
 __all__ = ["register"]
 
@@ -70,7 +72,26 @@ def _url(config_path: str | None, override: str | None) -> str:
             "storage.url is memory://, which no other process can see: pass --storage with "
             "the SQLite or Redis URL the bot runs on"
         )
+    _check_sqlite_file(url)
     return url
+
+
+def _check_sqlite_file(url: str) -> None:
+    """A SQLite file that is not there is a wrong folder or URL, not an empty storage: opening
+    it would create an empty database (and say nothing is scheduled or handed off)."""
+    try:
+        storage = open_storage(url)  # not connected: only the URL is read
+    except StorageError:
+        return  # a malformed URL: reported when the command opens it
+    if not isinstance(storage, SqliteStorage) or storage.path == ":memory:":
+        return
+    if not Path(storage.path).is_file():
+        fail(
+            f"no storage file {storage.path!r} ({url}): run this in the bot's folder or pass "
+            "--storage with the bot's storage.url (qbot dev's is "
+            "sqlite:///.qbot/emulator-bot.sqlite3)",
+            1,
+        )
 
 
 _config = config_option(

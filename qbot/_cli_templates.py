@@ -14,6 +14,7 @@ import click
 from qbot._cli_common import config_option
 from qbot._cli_omnichannel import _run, _table
 from qbot._json import dumps_text
+from qbot.errors import ConfigError
 from qbot.omnichannel.client import OmnichannelClient
 from qbot.omnichannel.templates import ApprovedTemplate
 
@@ -51,6 +52,14 @@ def _short(text: object) -> str:
     return flat if len(flat) <= BODY_WIDTH else flat[: BODY_WIDTH - 1] + "…"
 
 
+async def _known_channel(client: OmnichannelClient, channel_id: str) -> None:
+    """Raise `ConfigError` naming the app's channels when ``channel_id`` is not one of them."""
+    channels = (await client.channels()).wa_channels
+    if not any(str(c.id) == channel_id for c in channels):
+        ids = ", ".join(f"{c.id} ({c.name})" for c in channels) or "none"
+        raise ConfigError(f"the app has no WhatsApp channel {channel_id} (its channels: {ids})")
+
+
 def register(group: click.Group) -> None:
     """Add ``templates list`` to ``group``."""
 
@@ -77,6 +86,8 @@ def register(group: click.Group) -> None:
                 found.extend(batch)
                 if len(batch) < 100:
                     break
+            if not found and channel_id is not None:
+                await _known_channel(client, channel_id)  # else "no templates" hid a typo
             rows = _rows(found)
             if as_json:
                 click.echo(dumps_text(rows, indent=True))

@@ -16,11 +16,13 @@ import click
 import structlog
 
 from qbot._cli_common import (
+    OneLineGroup,
     config_option,
     describe_qiscus_error,
     fail,
     load_bot,
     load_target,
+    quiet_logging,
     settings_from,
 )
 from qbot.errors import (
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["fail", "load_bot", "load_target", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="qbot", prog_name="qbot")
 def main() -> None:
     """qbot: build and serve chatbots on Qiscus."""
@@ -231,10 +233,8 @@ def _describe_bot(target: str, bot: Bot) -> str:
 def _reach_qiscus(settings: Settings) -> str:
     """Call Qiscus once (read-only) and say what it answered; one line and exit 1 if it fails."""
     from qbot.client import QiscusClient
-    from qbot.log import configure_logging
 
-    # Only the final error line speaks; retries are logged when debugging.
-    configure_logging("debug" if settings.log.level == "debug" else "error", settings.log.format)
+    quiet_logging(settings)  # only the final error line speaks; retries when debugging
     client = QiscusClient.from_settings(settings)
 
     async def call() -> int:

@@ -413,27 +413,28 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
     return f"{where}: {' '.join(what.split())}"
 
 
-def read_yaml(path: str | Path, kind: str = "config file") -> dict[str, Any]:
-    """Read a YAML mapping, raising ConfigError that names the file (a ``kind``) on any problem."""
+def read_yaml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """Read a YAML mapping, raising ConfigError that names the file (as ``what``: "config file",
+    "intents file") on any problem."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{kind} {str(p)!r} does not exist") from None
+        raise ConfigError(f"{what} {str(p)!r} does not exist") from None
     except IsADirectoryError:
-        raise ConfigError(f"{kind} {str(p)!r} is a directory, not a file") from None
+        raise ConfigError(f"{what} {str(p)!r} is a directory, not a file") from None
     except OSError as e:
-        raise ConfigError(f"cannot read {kind} {str(p)!r}: {e.strerror}") from e
+        raise ConfigError(f"cannot read {what} {str(p)!r}: {e.strerror}") from e
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{kind} {str(p)!r} is not valid YAML{_yaml_problem(e)}") from None
+        raise ConfigError(f"{what} {str(p)!r} is not valid YAML{_yaml_problem(e)}") from None
     except (ValueError, TypeError) as e:  # e.g. a date like 2026-13-45: yaml's own error
-        raise ConfigError(f"{kind} {str(p)!r} is not valid YAML: {e}") from None
+        raise ConfigError(f"{what} {str(p)!r} is not valid YAML: {e}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{kind} {str(p)!r} must hold a mapping, not {type(data).__name__}")
+        raise ConfigError(f"{what} {str(p)!r} must hold a mapping, not {type(data).__name__}")
     return data
 
 

@@ -22,6 +22,7 @@ from qbot.broadcast import (
     normalize_phone,
     parse_rate,
     read_recipients,
+    report_format,
     write_report,
 )
 from qbot.emulator import Emulator, EmulatorConfig, EmulatorStore, create_emulator_app
@@ -437,3 +438,12 @@ async def test_a_report_cell_a_spreadsheet_would_run_is_quoted(desk: Desk, tmp_p
     text = write_report(result.entries, tmp_path / "report.csv").read_text()
     assert "'=HYPERLINK" in text
     assert "\n5,=" not in text
+
+
+def test_a_report_suffix_that_is_neither_csv_nor_json_is_refused(tmp_path: Path) -> None:
+    # It was written as CSV, whatever the suffix: "r.txt", "report.xlsx" opened as garbage.
+    assert report_format("r.CSV") == "csv" and report_format(tmp_path / "r.Json") == "json"
+    for name in ("r.txt", "report.xlsx", "report"):
+        with pytest.raises(ConfigError, match=r"name it \.csv or \.json"):
+            write_report([], tmp_path / name)
+        assert not (tmp_path / name).exists()

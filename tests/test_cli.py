@@ -50,6 +50,32 @@ def test_cli_help_lists_commands() -> None:
 
 
 @pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["intents", "test", "x.yaml"], "Missing option '--data'. See 'qbot intents test --help'."),
+        (["brodcast"], "No such command 'brodcast'. Did you mean 'broadcast'? See 'qbot --help'."),
+        (["--bogus"], "No such option '--bogus'. See 'qbot --help'."),
+        (["run"], "Missing argument 'TARGET'. See 'qbot run --help'."),
+        (["run", "a:b", "--port", "x"], "'x' is not a valid integer. See 'qbot run --help'."),
+        (["scheduled", "list", "--rom", "1"], "No such option '--rom'"),
+    ],
+)
+def test_usage_mistakes_are_one_error_line(args: list[str], line: str) -> None:
+    # click printed three lines (usage, a hint, "Error: ..."): every other failure is one line.
+    result = CliRunner().invoke(main, args, prog_name="qbot")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert line in lines[0]
+
+
+def test_a_group_alone_still_shows_its_help() -> None:
+    result = CliRunner().invoke(main, ["intents"])
+    assert "Measure and check an intents file." in result.output
+    assert "error:" not in result.output
+
+
+@pytest.mark.parametrize(
     ("target", "fragment"),
     [
         ("bots.demo", "must look like MODULE:ATTR"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,25 @@ async def test_export_wait_downloads_the_json(
     assert f"saved 1 users to {output}" in result.stdout
     body = fake_qiscus.calls_to("exports")[0].body
     assert body == {"type": "users", "start_date": "2024-01-01", "end_date": "2024-01-31"}
+
+
+async def test_export_comments_holds_those_of_the_date_range(
+    config: Path, fake_qiscus: Emulator, tmp_path: Path
+) -> None:
+    # The emulator exported every comment whatever the dates: a January backup held today's.
+    await fake_qiscus.add_user("ann@x.com", "Ann")
+    room = await fake_qiscus.add_room("Support", ["ann@x.com"])
+    await fake_qiscus.user_post(int(room["id"]), "ann@x.com", text="hello")
+    today = datetime.now(UTC).date()
+    near = [(today + timedelta(days=d)).isoformat() for d in (-1, 1)]  # midnight-proof
+    for start, end, count in [("2024-01-01", "2024-01-31", 0), (near[0], near[1], 1)]:
+        output = tmp_path / f"comments-{start}.json"
+        result = await qbot(
+            "export", "comments", "--from", start, "--to", end, "--output", output,
+            "--poll-interval", "0", "--config", config,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        assert [c["message"] for c in json.loads(output.read_text())] == ["hello"][:count]
 
 
 async def test_export_without_wait_prints_how_to_follow(

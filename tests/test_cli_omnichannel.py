@@ -196,6 +196,18 @@ async def test_an_unreachable_desk_names_the_base_url_setting(tmp_path: Path) ->
     assert "check omnichannel.base_url" in one_error_line(result)
 
 
+async def test_retries_of_an_unreachable_desk_are_not_printed_before_the_error(
+    tmp_path: Path,
+) -> None:
+    # Three tries: the two retries were logged as JSON lines on stderr above the error line.
+    config = write_config(tmp_path, "http://127.0.0.1:9", attempts=3)
+
+    result = await qbot("omnichannel", "agents", "--config", config)
+
+    assert result.exit_code == 1
+    assert "could not reach" in one_error_line(result)
+
+
 async def test_a_missing_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     result = await qbot("omnichannel", "divisions", "--config", tmp_path / "absent.yaml")
 

@@ -149,3 +149,49 @@ async def test_run_does_not_claim_to_serve_when_the_port_is_taken(tmp_path: Path
     assert out.decode() == ""
     assert err.decode().splitlines()[-1].startswith(f"error: cannot listen on 127.0.0.1:{port}")
     assert "server.listening" not in err.decode()
+
+
+async def test_dev_without_a_target_says_what_the_bot_run_beside_it_needs(tmp_path: Path) -> None:
+    # It said "chat with the bot at http://.../webhook at http://.../" and nothing of the
+    # credentials and URL a `qbot run` beside it must use: the printed ones must work as they are.
+    hook, page = free_port(), free_port()
+    proc = await start(
+        tmp_path,
+        "dev",
+        "--webhook-url",
+        f"http://127.0.0.1:{hook}/webhook",
+        "--port",
+        str(page),
+        "--db",
+        str(tmp_path / "e.db"),
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stderr is not None
+        while not any("run your bot with:" in line for line in lines):
+            raw = await asyncio.wait_for(proc.stderr.readline(), timeout=20)
+            assert raw, "".join(lines)
+            lines.append(raw.decode())
+        assert lines[-2].startswith(
+            f"qbot dev: chat at http://127.0.0.1:{page}/; messages go to http://127.0.0.1:{hook}/"
+        )
+        advice = lines[-1].split("run your bot with: ", 1)[1].split()
+        assert advice[-3:] == ["TARGET", "--port", str(hook)]
+        env = dict(item.split("=", 1) for item in advice if "=" in item)
+        assert env["QBOT_QISCUS__BASE_URL"] == f"http://127.0.0.1:{page}"
+        check = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "qbot.cli",
+            "check-config",
+            "--online",
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **env},
+        )
+        out, err = await asyncio.wait_for(check.communicate(), timeout=30)
+        assert check.returncode == 0, err.decode()
+        assert "accepted app 'qbot-dev'" in out.decode()
+    finally:
+        await stop(proc)

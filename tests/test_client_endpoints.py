@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -159,7 +160,9 @@ async def test_export_progresses_downloads_lists_and_deletes(
     client: QiscusClient, fake_qiscus: Emulator
 ) -> None:
     await client.post_comment(BOT, 3, "backed up")
-    created = await client.create_export("comments", "2024-01-01", "2024-01-31")
+    today = datetime.now(UTC).date()  # the emulator exports the range's comments (UTC days)
+    days = [(today + timedelta(days=d)).isoformat() for d in (-1, 1)]  # midnight-proof
+    created = await client.create_export("comments", *days)
     progress = [await client.get_export(created.unique_id) for _ in range(2)]
     data = await client.download_export(progress[-1])
     listed = await client.list_exports()

@@ -139,8 +139,21 @@ def test_dev_command_port_in_use_is_one_line(tmp_path: Path) -> None:
         result = _qbot(tmp_path, "dev", "--port", str(port), "--db", str(tmp_path / "e.db"))
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith(f"error: cannot listen on 127.0.0.1:{port}")
-    assert "address already in use" in line
+    assert line == (
+        f"error: cannot listen on 127.0.0.1:{port}: address already in use (another qbot dev?): "
+        "stop it or pass --port N"
+    )  # not aiohttp's "error while attempting to bind on address ('127.0.0.1', N): ..."
+
+
+def test_dev_command_db_in_an_impossible_folder_is_one_line(tmp_path: Path) -> None:
+    # It said "cannot listen on 127.0.0.1:PORT: ..." for a --db whose folder cannot be made.
+    (tmp_path / "plain-file").write_text("")
+    db = tmp_path / "plain-file" / "e.db"
+    result = _qbot(tmp_path, "dev", "--port", "0", "--db", str(db))
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot open the emulator database '{db}': ")
+    assert line.endswith("; pass another --db path")
 
 
 def counting_bot() -> Bot:

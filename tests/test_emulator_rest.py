@@ -253,3 +253,24 @@ async def test_state_survives_a_restart_and_reset_clears_it(tmp_path: Path) -> N
     fresh = await third.single_room((await third.store.upsert_user("ana@x.io", "Ana"))["email"])
     assert fresh["id"] != room["id"]
     await third.close()
+
+
+async def test_a_room_id_too_big_for_sqlite_is_not_found_not_a_500(
+    client: TestClient[Any, Any],
+) -> None:
+    # sqlite3 raised OverflowError for a 23-digit id (filing the call, looking the room up).
+    huge = "9" * 23
+    await call(client, "login_or_register", {"email": BOT, "password": "p", "username": "Bot"})
+    posted = await client.post(
+        "/api/v2.1/rest/post_comment",
+        json={"user_id": BOT, "room_id": huge, "message": "x"},
+        headers=HEADERS,
+    )
+    assert posted.status == 404, await posted.text()
+    assert "not found" in (await posted.json())["error"]["message"]
+    loaded = await client.get(f"/api/v2.1/rest/load_comments?room_id={huge}", headers=HEADERS)
+    assert loaded.status == 404
+    page = await client.get(f"/emulator/api/rooms/{huge}/comments")
+    assert page.status == 404 and "not found" in (await page.json())["error"]
+    members = await client.post(f"/emulator/api/rooms/{huge}/members", json={"email": BOT})
+    assert members.status == 404

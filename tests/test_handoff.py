@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from qbot.cli import main
 from qbot.config import load_settings
 from qbot.models import Update
 from qbot.runtime import Runtime
-from qbot.storage import MemoryStorage, SqliteStorage
+from qbot.storage import MemoryStorage, SqliteStorage, open_storage
 
 
 def make_bot(
@@ -143,5 +144,20 @@ def test_handoff_cli_errors_are_one_line(tmp_path: Path) -> None:
     )
     assert missing.exit_code == 1
     assert missing.output.startswith("error: ") and missing.output.count("\n") == 1
-    empty = runner.invoke(main, ["handoffs", "list", "--storage", f"sqlite:///{tmp_path}/q.db"])
+    # A file that is not there is a wrong folder or URL: it was created empty, and the answer
+    # "no room is handed off" hid the bot's real storage.
+    url = f"sqlite:///{tmp_path}/q.db"
+    absent = runner.invoke(main, ["handoffs", "list", "--storage", url])
+    assert absent.exit_code == 1
+    assert absent.output.startswith(f"error: no storage file '{tmp_path}/q.db'")
+    assert not (tmp_path / "q.db").exists()
+    ended = runner.invoke(main, ["handoffs", "end", "42", "--storage", url])
+    assert ended.exit_code == 1 and "no storage file" in ended.output
+    asyncio.run(_create(url))
+    empty = runner.invoke(main, ["handoffs", "list", "--storage", url])
     assert empty.output == "No room is handed off: the bot answers everywhere.\n"
+
+
+async def _create(url: str) -> None:
+    async with open_storage(url):
+        pass

@@ -48,7 +48,7 @@ def test_new_project_tests_pass_and_lint_clean(tmp_path: Path) -> None:
     project = create_project("shop-bot", tmp_path)
     result = _run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 passed" in result.stdout
+    assert "5 passed" in result.stdout
     lint = _run(project, "-m", "ruff", "check", "--no-cache", ".")
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
@@ -83,6 +83,9 @@ def test_new_command_prints_the_next_steps(tmp_path: Path) -> None:
     result = _run(tmp_path, "-c", CLI, "new", "helpdesk")
     assert result.returncode == 0, result.stderr
     assert "qbot dev helpdesk.bot:bot" in result.stdout
+    # python3: Debian and Ubuntu have no `python` command unless asked for.
+    assert "python3 -m venv .venv" in result.stdout
+    assert "python3 -m venv .venv" in (tmp_path / "helpdesk" / "README.md").read_text()
     assert (tmp_path / "helpdesk" / "helpdesk" / "bot.py").is_file()
 
 

@@ -106,6 +106,19 @@ async def test_templates_list_json_has_every_field(
     assert long_row.endswith("…")
 
 
+async def test_templates_list_of_an_unknown_channel_names_the_apps_channels(
+    served: tuple[OmnichannelDesk, Emulator, Path],
+) -> None:
+    # It answered "no approved templates" (exit 0) for a channel the app does not have.
+    _, _, config = served
+    result = await qbot("templates", "list", "--channel", "9", "--config", config)
+    assert result.exit_code == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: the app has no WhatsApp channel 9 (its channels: 2 (")
+    known = await qbot("templates", "list", "--channel", "2", "--config", config)
+    assert known.exit_code == 0 and "order_shipped" in known.stdout
+
+
 async def test_templates_list_fails_in_one_line(
     served: tuple[OmnichannelDesk, Emulator, Path], tmp_path: Path
 ) -> None:

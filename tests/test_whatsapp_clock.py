@@ -115,6 +115,22 @@ async def test_qbot_dev_runs_a_running_manual_clock_the_page_skips_ahead(tmp_pat
                 async with http.post(f"{url}emulator/api/clock/advance", json=bad) as r:
                     assert r.status == 400, bad
                     assert words in (await r.json())["error"]
+            # JSON's NaN and Infinity parse as floats, a long number as a huge int: each is named,
+            # not called "negative" (NaN) nor turned into a 500 (an int too big for a float).
+            for raw, words in [
+                ('{"hours": NaN}', "hours is NaN"),
+                ('{"hours": Infinity}', "hours is infinite (inf)"),
+                ('{"hours": -Infinity}', "hours is infinite (-inf)"),
+                ('{"days": 1e400}', "days is infinite"),
+                ('{"days": 1' + "0" * 400 + "}", "asked over 1e300 days"),
+            ]:
+                async with http.post(
+                    f"{url}emulator/api/clock/advance",
+                    data=raw,
+                    headers={"Content-Type": "application/json"},
+                ) as r:
+                    assert r.status == 400, raw
+                    assert words in (await r.json())["error"], raw
             async with http.post(
                 f"{url}emulator/api/clock/advance",
                 data="not json",

@@ -20,7 +20,7 @@ from __future__ import annotations
 from qbot.broadcast.journal import Entry, Journal, Status
 from qbot.broadcast.rate import TokenBucket, parse_rate
 from qbot.broadcast.recipients import Recipient, RecipientList, normalize_phone, read_recipients
-from qbot.broadcast.report import write_report
+from qbot.broadcast.report import report_format, write_report
 from qbot.broadcast.runner import (
     Broadcast,
     BroadcastResult,
@@ -46,5 +46,6 @@ __all__ = [
     "normalize_phone",
     "parse_rate",
     "read_recipients",
+    "report_format",
     "write_report",
 ]

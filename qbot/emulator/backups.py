@@ -2,8 +2,9 @@
 
 Kept in memory, not in the store: a restart of the emulator forgets them. An export progresses
 0 → 50 → 100 over successive ``GET exports/{id}`` and, once finished, links to its JSON file
-(every user, room or comment: the date range is checked, not applied). An import is checked
-(multipart file, 4 MB at most, a JSON array) and applied when the imports are next listed.
+(the comments posted in the date range, UTC days; every user and room: their creation time is
+not kept). An import is checked (multipart file, 4 MB at most, a JSON array) and applied when the
+imports are next listed.
 """
 
 from __future__ import annotations
@@ -91,10 +92,11 @@ class BackupApi:
 
     async def create_export(self, params: Params) -> web.Response:
         kind = _resource(params)
+        days: list[date] = []
         for key in ("start_date", "end_date"):
             value = str(required(params, key))
             try:
-                date.fromisoformat(value)
+                days.append(date.fromisoformat(value))
             except ValueError:
                 raise RestError(
                     400, f"{key} {value!r} must use the format YYYY-MM-DD", key
@@ -112,6 +114,7 @@ class BackupApi:
             "status": "started",
             "total_rows": 0,
             "unique_id": unique_id,
+            "_days": (days[0], days[1]),
         }
         return ok(_public(self.state.exports[unique_id]))
 
@@ -121,7 +124,7 @@ class BackupApi:
             export["percentage"] += 50
             export["status"] = "on progress" if export["percentage"] < 100 else "finished"
         if export["status"] == "finished" and not export["download_url"]:
-            rows = await self._rows(export["resource_name"])
+            rows = await self._rows(export["resource_name"], *export["_days"])
             export["_data"] = dumps(rows)
             export.update(
                 download_url=f"{self.em.base_url}/download/{export['unique_id']}.json",
@@ -130,12 +133,18 @@ class BackupApi:
             )
         return ok({"backup_history": _public(export)})
 
-    async def _rows(self, resource: str) -> list[dict[str, Any]]:
+    async def _rows(self, resource: str, start: date, end: date) -> list[dict[str, Any]]:
+        """What the export holds: comments posted from ``start`` to ``end`` (UTC days, both
+        included); every user and room (the store keeps no creation time for them)."""
         if resource == "users":
             return await self.em.store.list_users()
         if resource == "rooms":
             return await self.em.store.list_rooms()
-        return await self.em.store.list_comments()
+        return [
+            c
+            for c in await self.em.store.list_comments()
+            if start <= datetime.fromtimestamp(c["unix_timestamp"], UTC).date() <= end
+        ]
 
     async def list_exports(self, params: Params) -> web.Response:
         return ok({"backup_histories": _page(self.state.exports, params)})

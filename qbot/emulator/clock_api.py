@@ -11,6 +11,7 @@ be moved: ``advance`` answers 409.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,8 +52,16 @@ def _step(body: Any) -> float:
     for name, value in body.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{name} must be a number, got {value!r:.40}")
-        if value < 0 or value != value:
+        # A float may be NaN or infinite (JSON's NaN, Infinity, 1e400); an int may be huge.
+        if isinstance(value, float) and math.isnan(value):
+            raise ValueError(f"{name} is NaN: give a number of {name}")
+        if isinstance(value, float) and math.isinf(value):
+            raise ValueError(f"{name} is infinite ({value}): give a finite number of {name}")
+        if value < 0:
             raise ValueError(f"{name} must not be negative: time only moves forward")
+        if value > MAX_STEP / _UNITS[name]:  # checked before multiplying: no overflow
+            shown = f"{float(value):g}" if value < 1e300 else "over 1e300"
+            raise ValueError(f"skip at most a year at a time, asked {shown} {name}")
         total += float(value) * _UNITS[name]
     if total > MAX_STEP:
         raise ValueError(f"skip at most a year at a time, asked {total / 86400:g} days")

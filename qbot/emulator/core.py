@@ -19,7 +19,7 @@ from qbot._json import dumps
 from qbot.clock import Clock, SystemClock
 from qbot.emulator.backups import Backups
 from qbot.emulator.calls import Call, CallLog
-from qbot.emulator.store import EmulatorStore
+from qbot.emulator.store import MAX_ID, EmulatorStore
 from qbot.emulator.webhook import MOBILE, REST, SIGNATURE_HEADER, sign, webhook_body
 
 log = structlog.get_logger()
@@ -460,6 +460,8 @@ class Emulator:
         self, room_id: int | None, method: str, path: str, body: Any, status: int
     ) -> None:
         """Log a REST call the bot made under the newest exchange of its room."""
+        if room_id is not None and not 0 <= room_id <= MAX_ID:
+            room_id = None  # no room has it (a 23-digit id): filed with no room, not a 500
         exchange_id = await self.store.latest_exchange(room_id)
         if exchange_id is None:
             exchange_id = await self.store.start_exchange(room_id, None, f"{method} {path}")

@@ -90,6 +90,16 @@ def _loads(raw: str | None) -> Any:
     return None if raw is None else loads(raw)
 
 
+MAX_ID = 2**63 - 1
+"""The largest id SQLite holds; a larger one names nothing."""
+
+
+def _out_of_range(args: tuple[Any, ...]) -> bool:
+    """Whether a lookup names an integer SQLite cannot hold (room 99999999999999999999999): no
+    row can match it, and sqlite3 would raise OverflowError (a 500) rather than find nothing."""
+    return any(isinstance(a, int) and not -MAX_ID - 1 <= a <= MAX_ID for a in args)
+
+
 class EmulatorStore:
     """Async access to the emulator's SQLite database.
 
@@ -110,12 +120,15 @@ class EmulatorStore:
 
     async def open(self, *, reset: bool = False) -> None:
         """Open (and create) the database; ``reset=True`` deletes every stored row first."""
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._db = await aiosqlite.connect(self.path)
-        except OSError as e:  # pragma: no cover - depends on the file system
-            raise StorageError(f"cannot open the emulator database {self.path!r}: {e}") from e
+        except OSError as e:  # a folder that cannot be made (qbot dev said "cannot listen")
+            raise StorageError(
+                f"cannot open the emulator database {self.path!r}: {e.strerror or e}; "
+                "pass another --db path"
+            ) from e
         except aiosqlite.Error as e:
             raise StorageError(
                 f"cannot open the emulator database {self.path!r}: {e}; "
@@ -154,11 +167,15 @@ class EmulatorStore:
         return self._db
 
     async def _one(self, sql: str, *args: Any) -> aiosqlite.Row | None:
+        if _out_of_range(args):
+            return None
         async with self.db.execute(sql, args) as cur:
             row: aiosqlite.Row | None = await cur.fetchone()
             return row
 
     async def _all(self, sql: str, *args: Any) -> list[aiosqlite.Row]:
+        if _out_of_range(args):
+            return []
         async with self.db.execute(sql, args) as cur:
             return list(await cur.fetchall())
 
