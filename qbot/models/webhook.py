@@ -270,13 +270,11 @@ class Update(_Inbound):
     channel: Channel | None = None
 
     @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: Any, handler: GetCoreSchemaHandler
-    ) -> CoreSchema:
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         # JSON bytes: pydantic's reader already refuses lone surrogates. Python input (a dict
         # from json.loads, Bot.feed_update) is checked here, once, naming the first bad field.
         # Only Python input: a model "before" validator would have pydantic turn every JSON
-        # body into Python objects first (28 -> 20 us per parse of the e2e workload's body).
+        # body into Python objects first (a quarter of each parse: bench/RESULTS.md).
         schema = handler(source)
         return core_schema.json_or_python_schema(
             json_schema=schema,
