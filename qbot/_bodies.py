@@ -43,6 +43,11 @@ async def read_body(request: web.Request, limit: int, within: float) -> bytes | 
     ``limit`` bytes (announced or chunked): :func:`too_large`, without reading further; slower
     than ``within`` seconds: :func:`too_slow`.
     """
+    content = request.content
+    if content.is_eof() and (request.content_length or 0) <= limit:
+        # The whole body came with the headers (a webhook's usually does): no timer to arm.
+        whole = content.read_nowait(-1)
+        return too_large(limit) if len(whole) > limit else whole
     try:
         async with asyncio.timeout(within):
             body = await _read_all(request, limit)

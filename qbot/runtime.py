@@ -412,15 +412,16 @@ class Runtime(RoomLeases):
                     log.warning("runtime.room_dropped", room_id=room, items=len(queue))
                     return
                 if not queue and self.linger > 0 and not self._closing:
-                    # Keep the room a moment: its next message needs no lease change.
+                    # Keep the room a moment: its next message needs no lease change. A timer
+                    # that sets `wake` ends the wait (found empty, the room is released): one
+                    # handle, where asyncio.timeout added a Timeout and a cancellation per wait.
                     wake.clear()
                     self._lingering.add(room)
+                    timer = asyncio.get_running_loop().call_later(self.linger, wake.set)
                     try:
-                        async with asyncio.timeout(self.linger):
-                            await wake.wait()
-                    except TimeoutError:
-                        pass
+                        await wake.wait()
                     finally:
+                        timer.cancel()
                         self._lingering.discard(room)
                     if queue:
                         continue

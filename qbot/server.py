@@ -27,7 +27,7 @@ from qbot import metrics
 from qbot._bodies import error as _error
 from qbot._bodies import later, read_body
 from qbot._connections import HygieneRunner, connection_cap, quiet_accept_errors
-from qbot._json import loads
+from qbot._json import dumps, loads
 from qbot.config import DEFAULT_SERVED_STORAGE
 from qbot.errors import StorageError
 from qbot.log import mask_url, redact
@@ -74,6 +74,17 @@ def _too_deep() -> web.Response:
     log.warning("webhook.rejected", reason="too_deep")
     metrics.webhook("rejected", "too_deep")
     return _error(400, "body is nested too deeply to be a Qiscus webhook")
+
+
+_ANSWERS = {s: dumps({"status": s}) for s in ("accepted", "duplicate", "ignored")}
+"""The webhook's 200 bodies, encoded once (``web.json_response`` encodes per answer)."""
+
+
+def _answer(status: str) -> web.Response:
+    body = _ANSWERS.get(status)
+    if body is None:
+        return web.json_response({"status": status})
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 def _degraded(reason: str) -> web.Response:
@@ -164,7 +175,7 @@ def create_app(bot: Bot, settings: Settings) -> web.Application:
             metrics.webhook("unavailable", "closing")
             return later("shutting down; deliver again later")
         metrics.webhook(status)  # accepted, duplicate or ignored
-        return web.json_response({"status": status})
+        return _answer(status)
 
     async def healthz(request: web.Request) -> web.Response:
         # 503 "degraded" while the storage fails the webhooks or the background tasks.

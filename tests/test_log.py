@@ -91,3 +91,41 @@ def test_log_library_errors_become_json_lines_with_their_traceback_redacted() ->
     assert (
         logging.getLogger("aiohttp").handlers.count(logging.getLogger("aiohttp").handlers[0]) == 1
     )
+
+
+def test_log_timestamps_are_utc_with_microseconds_even_at_zero(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    log = structlog.get_logger("t")
+    for now in (1764597600.0, 1764597600.25, 1764597601.5):
+        monkeypatch.setattr("qbot.log.time.time", lambda now=now: now)
+        log.info("tick")
+    stamps = [json.loads(line)["timestamp"] for line in out.getvalue().splitlines()]
+    assert stamps == [
+        "2025-12-01T14:00:00.000000Z",
+        "2025-12-01T14:00:00.250000Z",
+        "2025-12-01T14:00:01.500000Z",
+    ]
+
+
+def test_log_levels_stacks_and_exceptions_in_json() -> None:
+    out = io.StringIO()
+    configure_logging("debug", "json", stream=out)
+    log = structlog.get_logger("t")
+    log.warning("w", stack_info=True)
+    try:
+        raise ZeroDivisionError("boom")
+    except ZeroDivisionError:
+        log.exception("failed")
+    warned, failed = (json.loads(line) for line in out.getvalue().splitlines())
+    assert warned["level"] == "warning"
+    # The stack starts at the caller, not inside qbot's logging or structlog.
+    assert (
+        warned["stack"]
+        .splitlines()[-2]
+        .endswith("in test_log_levels_stacks_and_exceptions_in_json")
+    )
+    assert failed["level"] == "error"
+    assert "ZeroDivisionError: boom" in failed["exception"]

@@ -80,6 +80,7 @@ def test_webhook_options_absent_and_participants_null() -> None:
     room = Update.model_validate(body).room
     assert room.options == {}
     assert room.participants == []
+    assert Update.model_validate_json(json.dumps(body)).room.participants == []
 
 
 @pytest.mark.parametrize("payload", [None, {}, '{"x": 1}'])

@@ -120,6 +120,17 @@ async def test_server_text_webhook_gets_a_reply(served: Any) -> None:
     assert auth["QISCUS-SDK-APP-ID"] == fake.config.app_id
 
 
+async def test_server_answers_json_for_each_status(served: Any) -> None:
+    client, _ = served
+    body = sdk_body("hi", room_id=6)
+    own = sdk_body("hi", room_id=6, message_id=99)
+    own["payload"]["from"]["email"] = "bot@example.com"
+    for sent, status in ((body, "accepted"), (body, "duplicate"), (own, "ignored")):
+        resp = await client.post("/webhook", json=sent)
+        assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
+        assert json.loads(await resp.read()) == {"status": status}
+
+
 async def test_server_stores_the_body_as_received_even_with_a_bom(served: Any) -> None:
     client, fake = served
     raw = json.dumps(sdk_body("hi", room_id=7), indent=1, ensure_ascii=False).encode()

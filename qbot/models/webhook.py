@@ -21,10 +21,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
+from pydantic_core import CoreSchema, core_schema
 
 from qbot._json import dumps_text, loads
 
@@ -73,6 +74,21 @@ def _room_id(value: Any) -> Any:
 
 
 RoomId = Annotated[int | str, BeforeValidator(_room_id)]
+
+
+def _or_empty(value: list[Any] | None) -> list[Any]:
+    return [] if value is None else value
+
+
+class _NullAsEmpty:
+    """``null`` read as ``[]``, checked after the list is validated: a "before" validator would
+    make pydantic turn the JSON into Python objects first, for every body."""
+
+    @staticmethod
+    def __get_pydantic_core_schema__(source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            _or_empty, core_schema.nullable_schema(handler(source))
+        )
 
 
 class _Inbound(BaseModel):
@@ -134,7 +150,7 @@ class Room(_Inbound):
     type: str = "group"
     name: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
-    participants: list[Participant] = Field(default_factory=list)
+    participants: Annotated[list[Participant], _NullAsEmpty()] = Field(default_factory=list)
     is_public_channel: bool = False
     room_avatar: str | None = None
 
@@ -142,11 +158,6 @@ class Room(_Inbound):
     @classmethod
     def _parse_options(cls, value: Any, info: ValidationInfo) -> Any:
         return _text_object(value, info) or {}
-
-    @field_validator("participants", mode="before")
-    @classmethod
-    def _null_participants(cls, value: Any) -> Any:
-        return value or []
 
 
 class IncomingMessage(_Inbound):
@@ -237,6 +248,15 @@ class Channel(_Inbound):
     source: str = ""
 
 
+def _text_only(data: Any) -> Any:
+    found = _find_unencodable(data, "")
+    if found is not None:
+        raise ValueError(
+            f"{found.lstrip('.') or 'a key'} contains a lone UTF-16 surrogate, which is not text"
+        )
+    return data
+
+
 class Update(_Inbound):
     """One webhook delivery.
 
@@ -249,19 +269,17 @@ class Update(_Inbound):
     app_code: str | None = None
     channel: Channel | None = None
 
-    @model_validator(mode="before")
     @classmethod
-    def _text_only(cls, data: Any, info: ValidationInfo) -> Any:
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         # JSON bytes: pydantic's reader already refuses lone surrogates. Python input (a dict
         # from json.loads, Bot.feed_update) is checked here, once, naming the first bad field.
-        if info.mode != "json":
-            found = _find_unencodable(data, "")
-            if found is not None:
-                raise ValueError(
-                    f"{found.lstrip('.') or 'a key'} contains a lone UTF-16 surrogate, which "
-                    "is not text"
-                )
-        return data
+        # Only Python input: a model "before" validator would have pydantic turn every JSON
+        # body into Python objects first (a quarter of each parse: bench/RESULTS.md).
+        schema = handler(source)
+        return core_schema.json_or_python_schema(
+            json_schema=schema,
+            python_schema=core_schema.no_info_before_validator_function(_text_only, schema),
+        )
 
     @property
     def event_type(self) -> str:
