@@ -226,3 +226,29 @@ async def test_runtime_held_rooms_take_concurrent_webhooks_in_arrival_order(
         assert seen[room] == list(range(room, n, rooms))
     assert sorted(out.texts, key=int) == [str(i) for i in range(n)]
     await bot.aclose()
+
+
+async def test_runtime_keeps_nothing_per_room_once_its_worker_ends() -> None:
+    # A bot meets new rooms all its life: a room's entries go with its worker, or the process
+    # grows by every room it ever served (the lease generations did, ~100 bytes a room).
+    bot = Bot(email="bot@example.com")
+    bot.delivery = out = RecordingDelivery()
+    bot.use_storage(MemoryStorage())
+
+    @bot.message()
+    async def echo(ctx: Context) -> None:
+        await ctx.reply(ctx.text)
+
+    runtime = Runtime(bot, linger=0)
+    await runtime.start()
+    for room in range(200):
+        update = Update.model_validate(sdk_body("hi", room_id=room, message_id=room))
+        assert await runtime.submit(update) == "accepted"
+    for _ in range(500):
+        if len(out.texts) == 200 and not runtime._tasks:
+            break
+        await asyncio.sleep(0.01)
+    assert len(out.texts) == 200
+    per_room = [runtime._tasks, runtime._queues, runtime._ids, runtime._wake, runtime._generation]
+    assert [len(entries) for entries in per_room] == [0, 0, 0, 0, 0]
+    await runtime.drain(timeout=10)
