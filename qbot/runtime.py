@@ -454,6 +454,7 @@ class Runtime(RoomLeases):
                         self._held -= 1
                         ids.discard(done.id)
                         self._reclaimed.discard(done.id)
+                del item, batch, merged, done  # a lingering room keeps no processed body
         finally:
             self._forget(room)
 

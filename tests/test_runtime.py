@@ -252,3 +252,31 @@ async def test_runtime_keeps_nothing_per_room_once_its_worker_ends() -> None:
     per_room = [runtime._tasks, runtime._queues, runtime._ids, runtime._wake, runtime._generation]
     assert [len(entries) for entries in per_room] == [0, 0, 0, 0, 0]
     await runtime.drain(timeout=10)
+
+
+async def test_runtime_a_lingering_room_holds_no_processed_item() -> None:
+    # Under load every busy room lingers: its worker must not keep the last webhook it handled
+    # (its stored body) alive meanwhile, ~0.8 KiB a room.
+    import gc
+
+    from qbot.storage import InboxItem
+
+    bot = Bot(email="bot@example.com")
+    bot.delivery = out = RecordingDelivery()
+    bot.use_storage(MemoryStorage())
+
+    @bot.message()
+    async def echo(ctx: Context) -> None:
+        await ctx.reply(ctx.text)
+
+    runtime = Runtime(bot, linger=10)
+    await runtime.start()
+    assert await runtime.submit(Update.model_validate(sdk_body("one", room_id=7))) == "accepted"
+    for _ in range(500):
+        if out.texts == ["one"] and "7" in runtime._lingering:
+            break
+        await asyncio.sleep(0.01)
+    assert "7" in runtime._lingering
+    gc.collect()
+    assert [o for o in gc.get_objects() if isinstance(o, InboxItem) and o.room_id == "7"] == []
+    await runtime.drain(timeout=10)
