@@ -133,7 +133,10 @@ async def test_sqlite_page_cache_is_bounded_at_the_documented_size(tmp_path: Pat
     async with SqliteStorage(str(tmp_path / "qbot.db")) as s:
         for start in range(0, 6000, 500):
             await s.commit(
-                states=[StateWrite(f"k{i}", {"text": "x" * 400}, None) for i in range(start, start + 500)]
+                states=[
+                    StateWrite(f"k{i}", {"text": "x" * 400}, None)
+                    for i in range(start, start + 500)
+                ]
             )
         size = await s._engine.read(lambda db: db.execute("PRAGMA cache_size").fetchone()[0])
         pages = await s._engine.read(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
