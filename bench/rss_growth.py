@@ -49,8 +49,9 @@ def _heap() -> dict[str, int]:
     return {"heap_in_use": int(info.uordblks), "heap_free": int(info.fordblks)}
 
 
-def _arenas() -> int:
-    """pymalloc arenas in use (``sys._debugmallocstats`` writes them to C's stderr)."""
+def _arenas() -> int | None:
+    """pymalloc arenas in use (``sys._debugmallocstats`` writes them to C's stderr); None while
+    tracemalloc traces (its hooks sit in front of pymalloc: no statistics printed)."""
     with tempfile.TemporaryFile("w+") as out:
         saved = os.dup(2)
         os.dup2(out.fileno(), 2)
@@ -63,7 +64,7 @@ def _arenas() -> int:
         for line in out:
             if line.startswith("# arenas allocated current"):
                 return int(line.split("=")[1].replace(",", ""))
-    return -1
+    return None
 
 
 def _reading(folder: Path, count: int) -> None:
