@@ -96,8 +96,8 @@ def _drop_redis(prefix: str) -> None:
     asyncio.run(drop())
 
 
-def _wait_ready(served: Served) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
+def _wait_ready(served: Served, timeout: float = STARTUP_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if served.proc.poll() is not None:
             tail = served.log.read_text(errors="replace")[-2000:]
@@ -114,12 +114,16 @@ def _wait_ready(served: Served) -> None:
         except OSError:
             pass
         time.sleep(0.05)
-    raise RuntimeError(f"{served.name} on port {served.port} not ready within {STARTUP_TIMEOUT}s")
+    raise RuntimeError(f"{served.name} on port {served.port} not ready within {timeout}s")
 
 
 @contextmanager
-def serve(name: str, tmp: Path) -> Iterator[Served]:
-    """Run bot ``name`` (one of :data:`BOTS`) until the block ends; a fresh working folder."""
+def serve(name: str, tmp: Path, wrapper: list[str] | None = None) -> Iterator[Served]:
+    """Run bot ``name`` (one of :data:`BOTS`) until the block ends; a fresh working folder.
+
+    ``wrapper``: the Python arguments that stand for ``-m qbot.cli`` (a qbot bot run under
+    :mod:`bench.rss_growth`, given longer to start).
+    """
     port, sink_port = free_port(), free_port()
     folder = tmp / f"{name}-{port}"
     folder.mkdir()
@@ -134,7 +138,13 @@ def serve(name: str, tmp: Path) -> Iterator[Served]:
     else:
         config = folder / "qbot.yaml"
         _config(config, port, sink_port)
-        cmd = ["-m", "qbot.cli", "run", "bench.qbot_bot:bot", "--config", str(config)]
+        cmd = [
+            *(wrapper or ["-m", "qbot.cli"]),
+            "run",
+            "bench.qbot_bot:bot",
+            "--config",
+            str(config),
+        ]
         if name == "qbot-memory":
             env["QBOT_STORAGE__URL"] = "memory://"
         elif name == "qbot-redis":
@@ -148,7 +158,7 @@ def serve(name: str, tmp: Path) -> Iterator[Served]:
         )
     served = Served(name, proc, port, sink_port, log)
     try:
-        _wait_ready(served)
+        _wait_ready(served, STARTUP_TIMEOUT * (6 if wrapper else 1))
         time.sleep(0.3)
         yield served
     finally:

@@ -23,6 +23,7 @@ submits like the server, claims at once and waits for the update's :class:`Outco
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import uuid
@@ -115,7 +116,10 @@ class Runtime(RoomLeases):
         self._held = 0  # items in self._queues, kept as a count: read at every claim
         self._ids: dict[str, set[str]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Rooms held here: a number each claim of the room changes, from one process-wide
+        # count, so a room forgotten (its entry dropped) and taken again never reuses one.
         self._generation: dict[str, int] = {}
+        self._generations = itertools.count(1)
         self._wake: dict[str, asyncio.Event] = {}
         self._lost: set[str] = set()
         # Claims that took a room back after its lease lapsed; the items in hand they gave again.
@@ -386,7 +390,7 @@ class Runtime(RoomLeases):
                 # still in hand: its worker keeps it, and a renewal refused before this claim
                 # (answered after it, or not acted on yet) must not drop it.
                 self._lost.discard(room)
-                self._generation[room] = self._generation.get(room, 0) + 1
+                self._generation[room] = next(self._generations)
             for item in claim.items:
                 self._hand(item)
         return bool(claim.items)
@@ -396,7 +400,7 @@ class Runtime(RoomLeases):
             self._queues.setdefault(room, deque())
             self._ids.setdefault(room, set())
             self._wake[room] = asyncio.Event()
-            self._generation[room] = self._generation.get(room, 0) + 1
+            self._generation[room] = next(self._generations)
             self._tasks[room] = asyncio.create_task(self._work(room), name=f"qbot-room-{room}")
 
     # --- one room -------------------------------------------------------------------------------
@@ -451,6 +455,7 @@ class Runtime(RoomLeases):
                         self._held -= 1
                         ids.discard(done.id)
                         self._reclaimed.discard(done.id)
+                del item, batch, merged, done  # a lingering room keeps no processed body
         finally:
             self._forget(room)
 
@@ -467,6 +472,7 @@ class Runtime(RoomLeases):
                     self.waiters.resolve(item.id, error=lost)
             self._ids.pop(room, None)
             self._wake.pop(room, None)
+            self._generation.pop(room, None)
             self._retakes.pop(room, None)
 
     async def _flush(self, room: str) -> None:

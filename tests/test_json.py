@@ -113,3 +113,28 @@ def test_json_no_module_of_qbot_imports_json_but_qbot_json() -> None:
     # qbot._json lands (pyproject.toml's per-file-ignores say the same).
     allowed = [p for p in offenders if p == "qbot/_json.py" or p.startswith("qbot/storage/")]
     assert offenders == allowed
+
+
+def test_loads_keeps_no_values_alive() -> None:
+    # pydantic-core caches up to 16,384 short strings process-wide: values are ids and texts
+    # that never repeat, so only keys may be cached (the bound: a few kilobytes, not 1.3 MiB).
+    import gc
+    import tracemalloc
+
+    bodies = [
+        f'{{"status":200,"results":{{"comment":{{"id":{i},"message":"hi {i}",'
+        f'"unique_temp_id":"qbot-{i:032x}"}}}}}}'.encode()
+        for i in range(20_000)
+    ]
+    _json.loads(bodies[0])
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for body in bodies:
+            _json.loads(body)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 64 * 1024, f"{kept} bytes kept after decoding 20,000 distinct bodies"

@@ -226,3 +226,57 @@ async def test_runtime_held_rooms_take_concurrent_webhooks_in_arrival_order(
         assert seen[room] == list(range(room, n, rooms))
     assert sorted(out.texts, key=int) == [str(i) for i in range(n)]
     await bot.aclose()
+
+
+async def test_runtime_keeps_nothing_per_room_once_its_worker_ends() -> None:
+    # A bot meets new rooms all its life: a room's entries go with its worker, or the process
+    # grows by every room it ever served (the lease generations did, ~100 bytes a room).
+    bot = Bot(email="bot@example.com")
+    bot.delivery = out = RecordingDelivery()
+    bot.use_storage(MemoryStorage())
+
+    @bot.message()
+    async def echo(ctx: Context) -> None:
+        await ctx.reply(ctx.text)
+
+    runtime = Runtime(bot, linger=0)
+    await runtime.start()
+    for room in range(200):
+        update = Update.model_validate(sdk_body("hi", room_id=room, message_id=room))
+        assert await runtime.submit(update) == "accepted"
+    for _ in range(500):
+        if len(out.texts) == 200 and not runtime._tasks:
+            break
+        await asyncio.sleep(0.01)
+    assert len(out.texts) == 200
+    per_room = [runtime._tasks, runtime._queues, runtime._ids, runtime._wake, runtime._generation]
+    assert [len(entries) for entries in per_room] == [0, 0, 0, 0, 0]
+    await runtime.drain(timeout=10)
+
+
+async def test_runtime_a_lingering_room_holds_no_processed_item() -> None:
+    # Under load every busy room lingers: its worker must not keep the last webhook it handled
+    # (its stored body) alive meanwhile, ~0.8 KiB a room.
+    import gc
+
+    from qbot.storage import InboxItem
+
+    bot = Bot(email="bot@example.com")
+    bot.delivery = out = RecordingDelivery()
+    bot.use_storage(MemoryStorage())
+
+    @bot.message()
+    async def echo(ctx: Context) -> None:
+        await ctx.reply(ctx.text)
+
+    runtime = Runtime(bot, linger=10)
+    await runtime.start()
+    assert await runtime.submit(Update.model_validate(sdk_body("one", room_id=7))) == "accepted"
+    for _ in range(500):
+        if out.texts == ["one"] and "7" in runtime._lingering:
+            break
+        await asyncio.sleep(0.01)
+    assert "7" in runtime._lingering
+    gc.collect()
+    assert [o for o in gc.get_objects() if isinstance(o, InboxItem) and o.room_id == "7"] == []
+    await runtime.drain(timeout=10)

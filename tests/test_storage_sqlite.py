@@ -125,3 +125,20 @@ async def test_sqlite_checkpoints_the_wal_itself_off_the_event_loop(tmp_path: Pa
         )
     assert auto == 0
     assert wal < 512 * 1024, wal  # 300 commits without a checkpoint leave ~4 MB
+
+
+async def test_sqlite_page_cache_is_bounded_at_the_documented_size(tmp_path: Path) -> None:
+    # docs/state.md: 1 MiB of page cache per storage, whatever the file grows to (SQLite's own
+    # default is 2,000 KiB). The bound is what a served bot's resident memory counts on.
+    async with SqliteStorage(str(tmp_path / "qbot.db")) as s:
+        for start in range(0, 6000, 500):
+            await s.commit(
+                states=[
+                    StateWrite(f"k{i}", {"text": "x" * 400}, None)
+                    for i in range(start, start + 500)
+                ]
+            )
+        size = await s._engine.read(lambda db: db.execute("PRAGMA cache_size").fetchone()[0])
+        pages = await s._engine.read(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
+    assert size == -1024  # negative: KiB
+    assert pages * 4096 > 2 * 1024 * 1024  # a file bigger than the cache: the bound is what holds
