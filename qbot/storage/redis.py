@@ -28,7 +28,6 @@ from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from qbot import _json
@@ -46,6 +45,7 @@ from qbot.storage.records import (
     OutboxStatus,
     loads,
 )
+from qbot.storage.redis_batch import Batcher
 from qbot.storage.redis_schedule import RedisSchedules
 
 _GROUP = "qbot"
@@ -97,7 +97,11 @@ class RedisStorage(RedisSchedules, Storage):
         self._retention = _ms(check_ttl(outbox_retention, "outbox_retention"))
         self._room_leases = self.prefix + "l:" + ROOM_LEASE_PREFIX
         self._r: aioredis.Redis | None = None
-        self._scripts: dict[str, AsyncScript] = {}
+        # Two lanes of pipelined round trips (qbot.storage.redis_batch): the inbox's puts and
+        # claims, whose answers must come back in the order Redis ran them; and the rest (room
+        # reads, commits, leases), which a slow answer of the inbox's does not hold up.
+        self._inbox = Batcher(lambda: self._redis, self._shown)
+        self._batch = Batcher(lambda: self._redis, self._shown)
         self._last_event = "0-0"
         self._unanswered: set[str] = set()  # owners whose last claim may have given items unseen
 
@@ -120,12 +124,8 @@ class RedisStorage(RedisSchedules, Storage):
         return self._r
 
     async def _eval(self, script: str, keys: Sequence[str], *args: Any) -> Any:
-        # EVALSHA (the script text is sent once per connection pool, not with every call).
-        runner = self._scripts.get(script)
-        if runner is None:
-            runner = self._scripts[script] = self._redis.register_script(script)
-        with self._errors():
-            return await runner(keys=list(keys), args=list(args))
+        # EVALSHA, in the next pipelined round trip with the calls of other rooms.
+        return await self._batch.script(script, keys, args)
 
     async def open(self) -> None:
         """Connect and check the server answers. Idempotent."""
@@ -154,8 +154,9 @@ class RedisStorage(RedisSchedules, Storage):
     async def close(self) -> None:
         """Close the connection pool; the storage can be opened again."""
         if self._r is not None:
+            await self._inbox.close()
+            await self._batch.close()
             r, self._r = self._r, None
-            self._scripts.clear()
             await r.aclose()
 
     async def drop(self) -> int:
@@ -174,14 +175,10 @@ class RedisStorage(RedisSchedules, Storage):
     async def _do_load_room(
         self, room_id: str, keys: Sequence[str], outbox_ids: Sequence[str]
     ) -> tuple[Handoff | None, list[str | bytes | None], list[OutboxItem | None]]:
-        with self._errors():
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.get(self.prefix + "h:" + room_id)
-            for key in keys:
-                pipe.get(self.prefix + "s:" + key)
-            for item_id in outbox_ids:
-                pipe.hgetall(self.prefix + "oi:" + item_id)
-            found = await pipe.execute()
+        commands = [("GET", self.prefix + "h:" + room_id)]
+        commands += [("GET", self.prefix + "s:" + key) for key in keys]
+        commands += [("HGETALL", self.prefix + "oi:" + item_id) for item_id in outbox_ids]
+        found = await self._batch.call(commands)
         handoff, states, replies = found[0], found[1 : 1 + len(keys)], found[1 + len(keys) :]
         return (
             None if handoff is None else _handoff(room_id, handoff),
@@ -233,7 +230,7 @@ class RedisStorage(RedisSchedules, Storage):
     ) -> InboxItem | None:
         now = self._clock()
         args = (self.prefix, room_id, text, repr(now), dedupe_key or "", _ms(dedupe_ttl))
-        item_id = await self._eval(lua.PUT, [], *args)
+        item_id = await self._inbox.script(lua.PUT, [], args)
         if item_id is None:
             return None
         return InboxItem.stored(str(item_id), room_id, text, now)
@@ -245,7 +242,7 @@ class RedisStorage(RedisSchedules, Storage):
         resend = "1" if owner in self._unanswered else "0"
         args = (self.prefix, owner, _ms(lease_ttl), limit, _ROOMS_SCANNED, self._room_leases)
         try:
-            rooms = await self._eval(lua.CLAIM, [], *args, resend)
+            rooms = await self._inbox.script(lua.CLAIM, [], (*args, resend))
         except BaseException:
             self._unanswered.add(owner)
             raise
