@@ -23,7 +23,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from qbot.errors import StorageError
 
@@ -137,6 +139,8 @@ class Batcher:
                 error = StorageError(f"redis {self._shown!r} failed: {e or type(e).__name__}")
                 error.__cause__ = e
                 call.future.set_exception(error)
+            if isinstance(e, RedisConnectionError | RedisTimeoutError | OSError):
+                await self._drop_idle()
             if isinstance(e, Exception):
                 return  # each caller has its error; the calls queued meanwhile go next
             raise
@@ -158,6 +162,18 @@ class Batcher:
         if unknown:
             await self._load([s for call in unknown for s in call.scripts])
             self._queue.extendleft(reversed(unknown))
+
+    async def _drop_idle(self) -> None:
+        """After a connection failed, close the idle ones too (reconnected when next used).
+
+        The pool hands a connection out without checking that the server did not close it
+        meanwhile (with maintenance notifications on), and a pipeline is sent on one connection
+        at a time: the idle ones, not used through a restart, would each fail once after it.
+        """
+        try:
+            await self._client().connection_pool.disconnect(inuse_connections=False)
+        except (RedisError, OSError, StorageError):
+            return
 
     async def _load(self, scripts: Sequence[str]) -> None:
         """Load scripts Redis did not know; a failure fails nothing here (the retry will)."""
