@@ -138,3 +138,28 @@ async def test_redis_calls_queued_at_close_fail_with_a_storage_error() -> None:
     assert outcome == [None] or isinstance(outcome[0], StorageError), outcome
     with pytest.raises(StorageError, match="not open"):
         await s.set_state("k", 2)
+
+
+async def test_redis_a_put_whose_answer_was_lost_hands_nothing_until_a_claim(
+    storage: RedisStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await storage.inbox_put("r1", {"text": "m0"})
+    assert len((await storage.inbox_claim("w", lease_ttl=60)).items) == 1
+    sent = storage._inbox.script
+
+    async def lost(*args: Any) -> Any:
+        await sent(*args)  # run at Redis: m1 handed to w there ...
+        raise StorageError("connection dropped")  # ... but the answer never came
+
+    monkeypatch.setattr(storage._inbox, "script", lost)
+    with pytest.raises(StorageError):
+        await storage.inbox_put_held("r1", {"text": "m1"}, owner="w", lease_ttl=60)
+    monkeypatch.setattr(storage._inbox, "script", sent)
+    # m2 would overtake m1 if handed now: it waits for the claim, which gives m1 again first.
+    m2, handed = await storage.inbox_put_held("r1", {"text": "m2"}, owner="w", lease_ttl=60)
+    assert m2 is not None and not handed
+    claim = await storage.inbox_claim("w", lease_ttl=60)
+    assert [i.payload["text"] for i in claim.items] == ["m0", "m1", "m2"]
+    # The claim answered: the fast path is back.
+    m3, handed = await storage.inbox_put_held("r1", {"text": "m3"}, owner="w", lease_ttl=60)
+    assert m3 is not None and handed

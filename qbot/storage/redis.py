@@ -8,7 +8,9 @@ server):
 - inbox: one stream per room with a consumer group (consumer = owner). A sorted set lists rooms
   with unacked items, oldest first. Claiming a room takes its lease; a room taken over from a dead
   owner gets that owner's pending entries with ``XAUTOCLAIM``, then new ones with
-  ``XREADGROUP >``, so one room's items are always handed out in arrival order to one owner;
+  ``XREADGROUP >``, so one room's items are always handed out in arrival order to one owner; a
+  webhook for a room its holder works on is read by the holder in the script that adds it
+  (``inbox_put_held``), when nothing of the room waits to be handed out;
 - commit: checks the room leases, writes state (``SET``/``PX``), queues replies and ``XACK`` +
   ``XDEL``s the acked entries, all in one script;
 - outbox: one hash per reply plus sorted sets (global and per room) of pending ids.
@@ -234,6 +236,34 @@ class RedisStorage(RedisSchedules, Storage):
         if item_id is None:
             return None
         return InboxItem.stored(str(item_id), room_id, text, now)
+
+    async def _do_inbox_put_held(
+        self,
+        room_id: str,
+        text: str,
+        dedupe_key: str | None,
+        dedupe_ttl: float,
+        owner: str,
+        lease_ttl: float,
+    ) -> tuple[InboxItem | None, bool]:
+        # Puts and claims share one ordered lane: their answers come back in the order Redis ran
+        # them, so the items they hand an owner reach it in the room's order. After a claim or a
+        # put whose answer was lost (it may have handed items unseen), nothing is handed with a
+        # put until a claim has given those items again.
+        if owner in self._unanswered:
+            return await self._do_inbox_put(room_id, text, dedupe_key, dedupe_ttl), False
+        now = self._clock()
+        args = (self.prefix, room_id, text, repr(now), dedupe_key or "", _ms(dedupe_ttl))
+        more = (owner, _ms(lease_ttl), self._room_leases + room_id)
+        try:
+            found = await self._inbox.script(lua.PUT_HELD, [], (*args, *more))
+        except BaseException:
+            self._unanswered.add(owner)
+            raise
+        if found is None:
+            return None, False
+        item_id, handed = found
+        return InboxItem.stored(str(item_id), room_id, text, now), bool(handed)
 
     async def _do_inbox_claim(self, owner: str, lease_ttl: float, limit: int) -> Claim:
         # A claim whose answer never came back (the connection dropped, Redis restarted) may
