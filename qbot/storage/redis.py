@@ -177,15 +177,18 @@ class RedisStorage(RedisSchedules, Storage):
     async def _do_load_room(
         self, room_id: str, keys: Sequence[str], outbox_ids: Sequence[str]
     ) -> tuple[Handoff | None, list[str | bytes | None], list[OutboxItem | None]]:
-        commands = [("GET", self.prefix + "h:" + room_id)]
-        commands += [("GET", self.prefix + "s:" + key) for key in keys]
-        commands += [("HGETALL", self.prefix + "oi:" + item_id) for item_id in outbox_ids]
-        found = await self._batch.call(commands)
+        # One script, not a command per value: each command costs redis-py more to send and
+        # read than the value does.
+        args = (self.prefix, room_id, len(keys), *keys, *outbox_ids)
+        found = await self._eval(lua.LOAD_ROOM, [], *args)
         handoff, states, replies = found[0], found[1 : 1 + len(keys)], found[1 + len(keys) :]
         return (
             None if handoff is None else _handoff(room_id, handoff),
             list(states),
-            [_reply(i, h) if h else None for i, h in zip(outbox_ids, replies, strict=True)],
+            [
+                _reply(i, dict(zip(flat[::2], flat[1::2], strict=True))) if flat else None
+                for i, flat in zip(outbox_ids, replies, strict=True)
+            ],
         )
 
     async def _do_commit(

@@ -25,6 +25,7 @@ __all__ = [
     "CLAIM",
     "COMMIT",
     "INBOX_SIZE",
+    "LOAD_ROOM",
     "MARK",
     "PUT",
     "PUT_HELD",
@@ -128,6 +129,16 @@ for _, room in ipairs(redis.call('ZRANGE', P..'i:rooms', 0, tonumber(ARGV[5]) - 
     end
   end
 end
+return out
+"""
+
+# What a message's processing reads first: the handoff of room ARGV[2], then ARGV[3] state
+# values (ARGV[4..]), then each reply id after them as its hash's flat field list ({} if none).
+LOAD_ROOM = """
+local P, n = ARGV[1], tonumber(ARGV[3])
+local out = {redis.call('GET', P..'h:'..ARGV[2])}
+for i = 4, 3 + n do out[#out + 1] = redis.call('GET', P..'s:'..ARGV[i]) end
+for i = 4 + n, #ARGV do out[#out + 1] = redis.call('HGETALL', P..'oi:'..ARGV[i]) end
 return out
 """
 
