@@ -771,9 +771,8 @@ async def test_storage_inbox_put_held_hands_the_item_to_the_rooms_holder(
     assert texts((await s.inbox_claim("w", lease_ttl=LONG)).items) == ["m0"]
     # The holder, with nothing of the room waiting: handed at once, not claimed again.
     second, handed = await s.inbox_put_held("r1", {"text": "m1"}, owner="w", lease_ttl=LONG)
-    fast = backend.name != "redis"  # Redis has no fast path: a claim hands it out
-    assert second is not None and handed is fast
-    assert texts((await s.inbox_claim("w", lease_ttl=LONG)).items) == ([] if fast else ["m1"])
+    assert second is not None and handed
+    assert texts((await s.inbox_claim("w", lease_ttl=LONG)).items) == []
     # Another owner's room: never handed to a non-holder.
     third, handed = await s.inbox_put_held("r1", {"text": "m2"}, owner="x", lease_ttl=LONG)
     assert third is not None and not handed
@@ -794,14 +793,6 @@ async def test_storage_inbox_put_held_extends_the_lease_and_a_new_holder_gets_th
     backend: Backend,
 ) -> None:
     s, other = backend.storage, await backend.peer()
-    if backend.name == "redis":
-        # No fast path on Redis yet: the item is stored for a claim, never handed with the put.
-        await put(s, "r1", 1)
-        assert texts((await s.inbox_claim("w", lease_ttl=LONG)).items) == ["m0"]
-        item, handed = await s.inbox_put_held("r1", {"text": "m1"}, owner="w", lease_ttl=LONG)
-        assert item is not None and not handed
-        assert texts((await s.inbox_claim("w", lease_ttl=LONG)).items) == ["m1"]
-        return
     await put(s, "r1", 1)
     assert texts((await s.inbox_claim("dead", lease_ttl=SHORT)).items) == ["m0"]
     item, handed = await s.inbox_put_held("r1", {"text": "m1"}, owner="dead", lease_ttl=SHORT)

@@ -139,8 +139,8 @@ class InboxStore(ABC):
         already, the item is stored as handed out to ``owner`` (as :meth:`inbox_claim` would
         give it next) and the lease is set to ``lease_ttl`` from now, in the same atomic write:
         a room a worker already holds needs no claim round trip. Otherwise it is stored as
-        :meth:`inbox_put` stores it, for a claim to hand out. A backend without the fast path
-        (Redis) always does the latter.
+        :meth:`inbox_put` stores it, for a claim to hand out (always, on a backend without the
+        fast path).
 
         Returns:
             The item (None for a duplicate), and whether it was handed to ``owner``.

@@ -8,7 +8,9 @@ server):
 - inbox: one stream per room with a consumer group (consumer = owner). A sorted set lists rooms
   with unacked items, oldest first. Claiming a room takes its lease; a room taken over from a dead
   owner gets that owner's pending entries with ``XAUTOCLAIM``, then new ones with
-  ``XREADGROUP >``, so one room's items are always handed out in arrival order to one owner;
+  ``XREADGROUP >``, so one room's items are always handed out in arrival order to one owner; a
+  webhook for a room its holder works on is read by the holder in the script that adds it
+  (``inbox_put_held``), when nothing of the room waits to be handed out;
 - commit: checks the room leases, writes state (``SET``/``PX``), queues replies and ``XACK`` +
   ``XDEL``s the acked entries, all in one script;
 - outbox: one hash per reply plus sorted sets (global and per room) of pending ids.
@@ -28,7 +30,6 @@ from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from qbot import _json
@@ -46,6 +47,7 @@ from qbot.storage.records import (
     OutboxStatus,
     loads,
 )
+from qbot.storage.redis_batch import Batcher
 from qbot.storage.redis_schedule import RedisSchedules
 
 _GROUP = "qbot"
@@ -97,7 +99,11 @@ class RedisStorage(RedisSchedules, Storage):
         self._retention = _ms(check_ttl(outbox_retention, "outbox_retention"))
         self._room_leases = self.prefix + "l:" + ROOM_LEASE_PREFIX
         self._r: aioredis.Redis | None = None
-        self._scripts: dict[str, AsyncScript] = {}
+        # Two lanes of pipelined round trips (qbot.storage.redis_batch): the inbox's puts and
+        # claims, whose answers must come back in the order Redis ran them; and the rest (room
+        # reads, commits, leases), which a slow answer of the inbox's does not hold up.
+        self._inbox = Batcher(lambda: self._redis, self._shown)
+        self._batch = Batcher(lambda: self._redis, self._shown)
         self._last_event = "0-0"
         self._unanswered: set[str] = set()  # owners whose last claim may have given items unseen
 
@@ -120,12 +126,8 @@ class RedisStorage(RedisSchedules, Storage):
         return self._r
 
     async def _eval(self, script: str, keys: Sequence[str], *args: Any) -> Any:
-        # EVALSHA (the script text is sent once per connection pool, not with every call).
-        runner = self._scripts.get(script)
-        if runner is None:
-            runner = self._scripts[script] = self._redis.register_script(script)
-        with self._errors():
-            return await runner(keys=list(keys), args=list(args))
+        # EVALSHA, in the next pipelined round trip with the calls of other rooms.
+        return await self._batch.script(script, keys, args)
 
     async def open(self) -> None:
         """Connect and check the server answers. Idempotent."""
@@ -154,8 +156,9 @@ class RedisStorage(RedisSchedules, Storage):
     async def close(self) -> None:
         """Close the connection pool; the storage can be opened again."""
         if self._r is not None:
+            await self._inbox.close()
+            await self._batch.close()
             r, self._r = self._r, None
-            self._scripts.clear()
             await r.aclose()
 
     async def drop(self) -> int:
@@ -174,19 +177,18 @@ class RedisStorage(RedisSchedules, Storage):
     async def _do_load_room(
         self, room_id: str, keys: Sequence[str], outbox_ids: Sequence[str]
     ) -> tuple[Handoff | None, list[str | bytes | None], list[OutboxItem | None]]:
-        with self._errors():
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.get(self.prefix + "h:" + room_id)
-            for key in keys:
-                pipe.get(self.prefix + "s:" + key)
-            for item_id in outbox_ids:
-                pipe.hgetall(self.prefix + "oi:" + item_id)
-            found = await pipe.execute()
+        # One script, not a command per value: each command costs redis-py more to send and
+        # read than the value does.
+        args = (self.prefix, room_id, len(keys), *keys, *outbox_ids)
+        found = await self._eval(lua.LOAD_ROOM, [], *args)
         handoff, states, replies = found[0], found[1 : 1 + len(keys)], found[1 + len(keys) :]
         return (
             None if handoff is None else _handoff(room_id, handoff),
             list(states),
-            [_reply(i, h) if h else None for i, h in zip(outbox_ids, replies, strict=True)],
+            [
+                _reply(i, dict(zip(flat[::2], flat[1::2], strict=True))) if flat else None
+                for i, flat in zip(outbox_ids, replies, strict=True)
+            ],
         )
 
     async def _do_commit(
@@ -233,10 +235,38 @@ class RedisStorage(RedisSchedules, Storage):
     ) -> InboxItem | None:
         now = self._clock()
         args = (self.prefix, room_id, text, repr(now), dedupe_key or "", _ms(dedupe_ttl))
-        item_id = await self._eval(lua.PUT, [], *args)
+        item_id = await self._inbox.script(lua.PUT, [], args)
         if item_id is None:
             return None
         return InboxItem.stored(str(item_id), room_id, text, now)
+
+    async def _do_inbox_put_held(
+        self,
+        room_id: str,
+        text: str,
+        dedupe_key: str | None,
+        dedupe_ttl: float,
+        owner: str,
+        lease_ttl: float,
+    ) -> tuple[InboxItem | None, bool]:
+        # Puts and claims share one ordered lane: their answers come back in the order Redis ran
+        # them, so the items they hand an owner reach it in the room's order. After a claim or a
+        # put whose answer was lost (it may have handed items unseen), nothing is handed with a
+        # put until a claim has given those items again.
+        if owner in self._unanswered:
+            return await self._do_inbox_put(room_id, text, dedupe_key, dedupe_ttl), False
+        now = self._clock()
+        args = (self.prefix, room_id, text, repr(now), dedupe_key or "", _ms(dedupe_ttl))
+        more = (owner, _ms(lease_ttl), self._room_leases + room_id)
+        try:
+            found = await self._inbox.script(lua.PUT_HELD, [], (*args, *more))
+        except BaseException:
+            self._unanswered.add(owner)
+            raise
+        if found is None:
+            return None, False
+        item_id, handed = found
+        return InboxItem.stored(str(item_id), room_id, text, now), bool(handed)
 
     async def _do_inbox_claim(self, owner: str, lease_ttl: float, limit: int) -> Claim:
         # A claim whose answer never came back (the connection dropped, Redis restarted) may
@@ -245,7 +275,7 @@ class RedisStorage(RedisSchedules, Storage):
         resend = "1" if owner in self._unanswered else "0"
         args = (self.prefix, owner, _ms(lease_ttl), limit, _ROOMS_SCANNED, self._room_leases)
         try:
-            rooms = await self._eval(lua.CLAIM, [], *args, resend)
+            rooms = await self._inbox.script(lua.CLAIM, [], (*args, resend))
         except BaseException:
             self._unanswered.add(owner)
             raise

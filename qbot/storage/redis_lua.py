@@ -20,7 +20,18 @@ P h:<room>         a handoff (JSON [reason, started_at, expires_at])
 
 from __future__ import annotations
 
-__all__ = ["ACQUIRE", "CLAIM", "COMMIT", "INBOX_SIZE", "MARK", "PUT", "RELEASE", "RENEW"]
+__all__ = [
+    "ACQUIRE",
+    "CLAIM",
+    "COMMIT",
+    "INBOX_SIZE",
+    "LOAD_ROOM",
+    "MARK",
+    "PUT",
+    "PUT_HELD",
+    "RELEASE",
+    "RENEW",
+]
 
 PUT = """
 local P, room = ARGV[1], ARGV[2]
@@ -37,6 +48,40 @@ if not redis.call('ZSCORE', P..'i:rooms', room) then
 end
 redis.call('XADD', P..'i:ev', 'MAXLEN', '~', '1000', '*', 'r', room)
 return id
+"""
+
+# PUT, and when ARGV[7] holds the room's lease (ARGV[9]) and every entry of the room's stream was
+# handed out already (none after the group's last delivered id), the new entry is read by the
+# holder at once (XREADGROUP >: exactly it) and the lease set to ARGV[8] ms: {id, 1}. Else {id, 0}
+# and the arrival is announced for a claim, as PUT does.
+PUT_HELD = """
+local P, room, owner = ARGV[1], ARGV[2], ARGV[7]
+if ARGV[5] ~= '' and not redis.call('SET', P..'d:'..ARGV[5], '1', 'NX', 'PX', ARGV[6]) then
+  return false
+end
+local stream, lease = P..'i:r:'..room, ARGV[9]
+local held = redis.call('GET', lease) == owner
+if redis.call('EXISTS', stream) == 0 then
+  redis.call('XGROUP', 'CREATE', stream, 'qbot', '0', 'MKSTREAM')
+elseif held then
+  local group = redis.call('XINFO', 'GROUPS', stream)[1]
+  local last = '0-0'
+  for i = 1, #group, 2 do
+    if group[i] == 'last-delivered-id' then last = group[i + 1] end
+  end
+  if #redis.call('XRANGE', stream, '(' .. last, '+', 'COUNT', 1) > 0 then held = false end
+end
+local id = redis.call('XADD', stream, '*', 'p', ARGV[3], 't', ARGV[4])
+if not redis.call('ZSCORE', P..'i:rooms', room) then
+  redis.call('ZADD', P..'i:rooms', redis.call('INCR', P..'i:seq'), room)
+end
+if held then
+  redis.call('XREADGROUP', 'GROUP', 'qbot', owner, 'COUNT', 1, 'STREAMS', stream, '>')
+  redis.call('SET', lease, owner, 'PX', ARGV[8])
+  return {id, 1}
+end
+redis.call('XADD', P..'i:ev', 'MAXLEN', '~', '1000', '*', 'r', room)
+return {id, 0}
 """
 
 CLAIM = """
@@ -84,6 +129,16 @@ for _, room in ipairs(redis.call('ZRANGE', P..'i:rooms', 0, tonumber(ARGV[5]) - 
     end
   end
 end
+return out
+"""
+
+# What a message's processing reads first: the handoff of room ARGV[2], then ARGV[3] state
+# values (ARGV[4..]), then each reply id after them as its hash's flat field list ({} if none).
+LOAD_ROOM = """
+local P, n = ARGV[1], tonumber(ARGV[3])
+local out = {redis.call('GET', P..'h:'..ARGV[2])}
+for i = 4, 3 + n do out[#out + 1] = redis.call('GET', P..'s:'..ARGV[i]) end
+for i = 4 + n, #ARGV do out[#out + 1] = redis.call('HGETALL', P..'oi:'..ARGV[i]) end
 return out
 """
 
