@@ -185,7 +185,7 @@ def test_new_project_readme_commands_pass_offline(installed: Installed, project:
         ran.append(_run(["sh", "-c", command], project, env, stdin="hi\n"))
     assert len(ran) == len(commands) - 1, commands
     assert "Hello User! I'm shop." in ran[1]  # qbot shell
-    assert "4 passed" in ran[2], ran[2]  # the project's tests
+    assert "5 passed" in ran[2], ran[2]  # the project's tests
     installed_qbot = _run(
         [".venv/bin/python", "-c", "import qbot; print(qbot.__file__)"], project, env
     )
