@@ -102,6 +102,7 @@ def _child(code: Path, port: int, args: argparse.Namespace, replies: int | None 
     if valgrind is None:
         raise SystemExit("--count needs valgrind")
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # compiling every module would dwarf the replies
+    env["PYTHONHASHSEED"] = "0"  # the same set and dict orders, so the same work, every run
     cmd = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]
     out = subprocess.run(cmd, env=env, cwd=HERE, check=True, capture_output=True, text=True)
     found = re.search(r"Collected : (\d+)", out.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -11,6 +12,7 @@ import aiohttp
 import structlog
 
 from qbot._json import dumps, loads
+from qbot._logcache import LineLogger
 from qbot._retry import RetryPolicy, parse_retry_after
 from qbot.errors import (
     QiscusAPIError,
@@ -25,6 +27,8 @@ BodyFactory = Callable[[], aiohttp.FormData]
 _MIN_TRY = 0.05
 """Seconds of budget a retry must have left to be made."""
 T = TypeVar("T")
+_request_log = LineLogger()
+"""The ``qiscus.request`` line of every try (debug: a no-op at the default info level)."""
 
 
 class _Retryable(Exception):
@@ -283,13 +287,15 @@ class Transport:
                 # Refused before connecting: nothing was sent. Dropped later: it may have been.
                 unsure = unanswered = not isinstance(e, aiohttp.ClientConnectorError)
             finally:
-                structlog.get_logger().debug(
-                    "qiscus.request",
-                    method=method,
-                    endpoint=endpoint,
-                    status=status,
-                    duration_ms=round((loop.time() - begun) * 1000, 1),
-                )
+                line = _request_log.at(logging.DEBUG)
+                if line is not None:
+                    line.debug(
+                        "qiscus.request",
+                        method=method,
+                        endpoint=endpoint,
+                        status=status,
+                        duration_ms=round((loop.time() - begun) * 1000, 1),
+                    )
             elapsed = loop.time() - started
             wait = failure.retry_after
             if wait is None:
