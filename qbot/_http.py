@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import structlog
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from qbot._json import dumps, loads
 from qbot._logcache import LineLogger
@@ -130,8 +131,12 @@ class Transport:
         session: aiohttp.ClientSession | None,
     ) -> None:
         self.base_url = base_url
-        self._headers = dict(headers)
-        self._json_headers = {**self._headers, "Content-Type": "application/json"}
+        # aiohttp turns a plain dict of headers into a CIMultiDict on every request (about half
+        # of its header work); a read-only one made here is taken as it is.
+        self._headers = CIMultiDictProxy(CIMultiDict(headers))
+        self._json_headers = CIMultiDictProxy(
+            CIMultiDict({**headers, "Content-Type": "application/json"})
+        )
         self._timeout = timeout
         self._first_timeout = aiohttp.ClientTimeout(total=timeout)
         self._retry = retry
