@@ -28,8 +28,10 @@ BodyFactory = Callable[[], aiohttp.FormData]
 _MIN_TRY = 0.05
 """Seconds of budget a retry must have left to be made."""
 T = TypeVar("T")
-_request_log = LineLogger()
-"""The ``qiscus.request`` line of every try (debug: a no-op at the default info level)."""
+_request_log = LineLogger(__name__)
+"""The ``qiscus.request`` line of every try (debug: a no-op at the default info level).
+
+Named as ``structlog.get_logger()`` called here named it (a stdlib logger factory's name)."""
 
 
 class _Retryable(Exception):

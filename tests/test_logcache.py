@@ -81,3 +81,18 @@ def test_at_answers_none_for_a_level_the_configuration_drops() -> None:
     assert debug is not None
     debug.debug("now kept")
     assert _events(out) == ["kept", "now kept"]
+
+
+async def test_the_request_line_keeps_its_stdlib_logger_name(
+    fake_qiscus: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    structlog.configure(
+        processors=[structlog.stdlib.render_to_log_kwargs],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+    )
+    with caplog.at_level(logging.DEBUG):
+        async with QiscusClient("fake-app", "fake-secret", base_url=fake_qiscus.base_url) as c:
+            await c.post_comment("bot@example.com", 1, "hi")
+    names = {r.name for r in caplog.records if r.getMessage() == "qiscus.request"}
+    assert names == {"qbot._http"}
