@@ -12,11 +12,13 @@ the outbox to be posted later.
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import structlog
 
 from qbot import metrics
+from qbot._logcache import LineLogger
 from qbot.messages import Message, OutgoingComment, OutgoingSystemEvent
 
 if TYPE_CHECKING:
@@ -35,6 +37,8 @@ __all__ = [
 ]
 
 log = structlog.get_logger("qbot.sending")
+_sent_log = LineLogger("qbot.sending")
+"""The ``reply.sent`` line of every reply (debug: a no-op at the default info level)."""
 
 
 def unique_temp_id(origin: str, room_id: int | str, seq: int) -> str:
@@ -150,10 +154,12 @@ class Sender:
                 continue
             results.append(result)
             metrics.reply("sent")
-            log.debug(
-                "reply.sent",
-                to_room=str(room_id),
-                comment_type=item.type if isinstance(item, OutgoingComment) else "system_event",
-                unique_temp_id=temp_id,
-            )
+            line = _sent_log.at(logging.DEBUG)
+            if line is not None:
+                line.debug(
+                    "reply.sent",
+                    to_room=str(room_id),
+                    comment_type=item.type if isinstance(item, OutgoingComment) else "system_event",
+                    unique_temp_id=temp_id,
+                )
         return results
