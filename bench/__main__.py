@@ -26,6 +26,17 @@ PARTS = ("e2e", "dispatch", "intents", "peer", "memory", "storage", "accuracy", 
 Row = tuple[str, str, str, str, str]
 
 
+def _unsent(ack: dict[str, Any]) -> str:
+    """Why webhooks of the paced run got no reply: never sent, failed, or refused."""
+    why = [
+        f"{ack['no_connection']} not sent: every connection waiting for an ack",
+        f"{ack['failed']} failed on the connection",
+        f"{ack['status']} answered other than 200",
+    ]
+    counts = (ack["no_connection"], ack["failed"], ack["status"])
+    return "".join(f"; {text}" for n, text in zip(counts, why, strict=True) if n)
+
+
 def _verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
@@ -383,7 +394,7 @@ def _scale(quick: bool) -> list[Row]:
             "",
             f"webhook ack latency p50 / p99 / max, {ack['rate']:.0f} webhooks/s for"
             f" {ack['seconds']:.0f} s, open loop, default config ({ack['replies']} of"
-            f" {ack['sent']} replied)",
+            f" {ack['sent']} replied{_unsent(ack)})",
             f"{ack['ack_p50_ms']:.1f} / {p99:.1f} / {ack['ack_max_ms']:.0f} ms",
             f"sent at {ack['sent_per_second']:.0f}/s",
             f"p99 target < 10 ms: {_verdict(p99 < 10 and not lost and not ack['status'])}",

@@ -40,3 +40,14 @@ def test_paced_load_is_answered_and_replied(tmp_path: Path) -> None:
     assert result["replies"] == 200
     assert result["status"] == result["failed"] == result["no_connection"] == 0
     assert result["ack_p99_ms"] >= result["ack_p50_ms"] > 0
+
+
+def test_the_paced_row_says_why_webhooks_went_unanswered() -> None:
+    # "29669 of 30000 replied" read as lost replies; 331 were never sent (no free connection).
+    from bench.__main__ import _unsent
+
+    ack = {"no_connection": 331, "failed": 0, "status": 2}
+    assert _unsent(ack) == (
+        "; 331 not sent: every connection waiting for an ack; 2 answered other than 200"
+    )
+    assert _unsent({"no_connection": 0, "failed": 0, "status": 0}) == ""
