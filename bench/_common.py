@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -40,3 +44,20 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def run_in_tree(root: Path, code: str, *args: str) -> dict[str, float]:
+    """Run ``code`` with the checkout at ``root`` first on the path (an A/B against another
+    tree) and return the JSON object its last line prints."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=root,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"run in {root} failed: {done.stderr.decode(errors='replace')[-1500:]}")
+    result: dict[str, float] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return result

@@ -11,11 +11,10 @@ included) and throughput, and the median of the same-round ratios new ÷ base.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
+
+from bench._common import run_in_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 _ONE = (
@@ -30,18 +29,7 @@ WARMUP = 500  # bench.loadgen's warm-up webhooks, counted in the bot's CPU
 
 def one(root: Path, bot: str, n: int) -> dict[str, float]:
     """One served run from the checkout at ``root``: CPU seconds and webhooks/s."""
-    done = subprocess.run(
-        [sys.executable, "-c", _ONE, bot, str(n)],
-        cwd=root,
-        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        timeout=600,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"run in {root} failed: {done.stderr.decode(errors='replace')[-1500:]}")
-    result: dict[str, float] = json.loads(done.stdout.decode().strip().splitlines()[-1])
-    return result
+    return run_in_tree(root, _ONE, bot, str(n))
 
 
 def main() -> None:

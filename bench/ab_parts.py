@@ -18,11 +18,10 @@ ratios new ÷ base. The pieces only use public names both checkouts have:
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
+
+from bench._common import run_in_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,18 +96,7 @@ print(json.dumps(best))
 
 
 def one(root: Path) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, "-c", _PIECES],
-        cwd=root,
-        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        timeout=600,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"run in {root} failed: {done.stderr.decode(errors='replace')[-1500:]}")
-    result: dict[str, float] = json.loads(done.stdout.decode().strip().splitlines()[-1])
-    return result
+    return run_in_tree(root, _PIECES)
 
 
 def main() -> None:

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline, Redis
 from test_chaos import RedisServer, redis_server  # noqa: F401 - the fixture
 
+from bench.redis_trips import counted_round_trips
 from qbot.errors import StorageError
 from qbot.storage import RedisStorage, StateWrite, room_lease_key, state_key
 
@@ -29,30 +27,6 @@ async def storage() -> AsyncIterator[RedisStorage]:
         await s.drop()
 
 
-@contextmanager
-def round_trips() -> Iterator[Counter[str]]:
-    """What redis-py sends: each command alone, or each pipeline as one."""
-    counts: Counter[str] = Counter()
-    command: Any = Redis.execute_command
-    pipeline: Any = Pipeline.execute
-
-    async def one(self: Any, *args: Any, **options: Any) -> Any:
-        counts[str(args[0]).upper()] += 1
-        return await command(self, *args, **options)
-
-    async def many(self: Any, raise_on_error: bool = True) -> Any:
-        counts["pipeline"] += 1
-        return await pipeline(self, raise_on_error)
-
-    Redis.execute_command = one  # type: ignore[method-assign]
-    Pipeline.execute = many  # type: ignore[method-assign]
-    try:
-        yield counts
-    finally:
-        Redis.execute_command = command  # type: ignore[method-assign]
-        Pipeline.execute = pipeline  # type: ignore[method-assign]
-
-
 async def test_redis_commits_of_concurrent_rooms_share_one_round_trip(
     storage: RedisStorage,
 ) -> None:
@@ -62,7 +36,7 @@ async def test_redis_commits_of_concurrent_rooms_share_one_round_trip(
         await storage.inbox_put(room, {"room": room})
     items = (await storage.inbox_claim("w", lease_ttl=60)).items
     assert len(items) == 10
-    with round_trips() as sent:
+    with counted_round_trips() as sent:
         await asyncio.gather(
             *(
                 storage.commit(
@@ -85,7 +59,7 @@ async def test_redis_a_failing_call_fails_alone_in_its_pipeline(storage: RedisSt
         await raw.hset(storage.prefix + "l:" + "bad", "not", "a lease")  # WRONGTYPE for GET
     finally:
         await raw.aclose()
-    with round_trips() as sent:
+    with counted_round_trips() as sent:
         bad, good, state = await asyncio.gather(
             storage.lease_acquire("bad", "w", 60),
             storage.lease_acquire(room_lease_key("r1"), "w", 60),
