@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
-__all__ = ["first_done"]
+__all__ = ["cancel_and_wait", "first_done"]
+
+AGAIN = 0.1
+"""Seconds a cancelled task has to end before it is cancelled again."""
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait until every one has ended, cancelling again those that go on.
+
+    A task can miss its cancellation: on Python 3.11 ``asyncio.wait_for`` returns the awaited
+    result instead of raising when the cancel comes as that result arrives (CPython gh-86296,
+    fixed in 3.12), and libraries call it (redis-py does on every command), so a loop cancelled
+    at that moment runs on as if nothing was asked. One still running after :data:`AGAIN`
+    seconds is cancelled again, until it ends.
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=AGAIN)
 
 
 async def first_done(*aws: Awaitable[Any]) -> None:
@@ -15,6 +34,4 @@ async def first_done(*aws: Awaitable[Any]) -> None:
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)

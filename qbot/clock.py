@@ -17,6 +17,7 @@ clock.advance(hours=25)        # sleepers whose deadline passed wake up
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from datetime import UTC, datetime
@@ -135,10 +136,9 @@ class ManualClock:
                 self._moved = asyncio.Event()
             moved = self._moved
             timeout = left if self._running else None
-            try:
-                await asyncio.wait_for(moved.wait(), timeout)
-            except TimeoutError:
-                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):  # not wait_for: it can lose a cancel on 3.11
+                    await moved.wait()
 
     async def settled(self, timeout: float = 30.0) -> bool:  # noqa: ASYNC109 - a bound, not a deadline the caller races
         """Wait until every task that woke from a sleep on this clock has finished or sleeps

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from qbot._aio import cancel_and_wait
 from qbot._json import detect_encoding
 from qbot.debounce import gather
 from qbot.errors import ConfigError, LeaseLostError, QbotError, StorageError
@@ -329,11 +330,7 @@ class Runtime(RoomLeases):
         except TimeoutError:
             left = self.pending
             log.error("runtime.drain_timeout", unprocessed=left, timeout=timeout)
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        await cancel_and_wait(self._tasks.values())
         if not self.storage.durable:  # what is still in memory is lost now
             left = await self.storage.inbox_size()
         self.waiters.fail_all(QbotError("the runtime stopped before the update ran"))
@@ -352,10 +349,7 @@ class Runtime(RoomLeases):
 
     async def _stop_background(self) -> None:
         tasks, self._background = self._background, []
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        await cancel_and_wait(tasks)
 
     # --- claiming -------------------------------------------------------------------------------
 

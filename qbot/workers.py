@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from qbot._aio import cancel_and_wait
 from qbot.clock import Clock, SystemClock
 
 __all__ = [
@@ -179,9 +180,7 @@ class Supervisor:
                 )
             finally:
                 self._stopping.set()
-                for task in (*watchers, ready, stopping):
-                    task.cancel()
-                await asyncio.gather(*watchers, ready, stopping, return_exceptions=True)
+                await cancel_and_wait([*watchers, ready, stopping])
             code = await self._drain()
             if failure is not None:
                 raise failure
@@ -243,8 +242,7 @@ class Supervisor:
                 return
             if worker.listening is not None:
                 # A worker may say ready and die at once: read what it said before judging.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(worker.listening), 1.0)
+                await asyncio.wait([worker.listening], timeout=1.0)
             served = worker.ready.is_set()
             if not served and not self._served:
                 raise WorkerFailed(f"worker {worker.index} {_describe_exit(code)} before serving")

@@ -59,6 +59,8 @@ async def test_redis_a_failing_call_fails_alone_in_its_pipeline(storage: RedisSt
         await raw.hset(storage.prefix + "l:" + "bad", "not", "a lease")  # WRONGTYPE for GET
     finally:
         await raw.aclose()
+    await storage.lease_acquire("warm", "w", 60)  # the scripts are known to Redis: a shared
+    await storage.set_state("warm", 1)  # server may have restarted since they were loaded
     with counted_round_trips() as sent:
         bad, good, state = await asyncio.gather(
             storage.lease_acquire("bad", "w", 60),

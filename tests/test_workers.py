@@ -245,6 +245,27 @@ async def test_workers_two_on_redis_answer_every_accepted_webhook_once_despite_a
         assert await served.stop() == 0, served.log_text()[-3000:]
 
 
+@pytest.mark.redis
+async def test_workers_sigterm_as_a_replacement_starts_drains_it_too_on_redis(
+    tmp_path: Path, fake_qiscus: Emulator, redis_url: str
+) -> None:
+    # The stop request reaches the new worker as it starts serving, its first Redis calls in
+    # flight: it drained at once instead of being killed after the drain timeout (exit 1).
+    (tmp_path / "workbot.py").write_text(BOT)
+    served = await Served(tmp_path, fake_qiscus, redis_url).start()
+    try:
+        os.kill(children(served.pid)[0], signal.SIGKILL)
+        await until(lambda: len(events(served.log_text(), "worker.started")) == 3, 30)
+        assert served.proc is not None
+        served.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(served.proc.wait(), 60) == 0, served.log_text()[-3000:]
+    finally:
+        await served.stop()
+    log = served.log_text()
+    assert events(log, "worker.killed") == []
+    assert events(log, "workers.stopped")[0]["failed"] is None
+
+
 async def test_workers_sigterm_drains_every_worker_together_and_exits_0(
     tmp_path: Path, fake_qiscus: Emulator
 ) -> None:

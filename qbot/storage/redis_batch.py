@@ -27,6 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from qbot._aio import cancel_and_wait
 from qbot.errors import StorageError
 
 __all__ = ["Batcher", "sha1"]
@@ -99,8 +100,7 @@ class Batcher:
         """Stop sending; calls still queued fail with a :class:`StorageError`."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait([task])
         while self._queue:
             call = self._queue.popleft()
             if not call.future.done():

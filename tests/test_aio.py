@@ -1,0 +1,62 @@
+"""qbot._aio: cancelling background tasks that may miss a cancel (Python 3.11's wait_for)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from qbot import Bot
+from qbot._aio import cancel_and_wait
+from qbot.runtime import Runtime
+from qbot.storage import RedisStorage
+
+
+async def test_cancel_and_wait_ends_a_loop_that_swallowed_its_first_cancel() -> None:
+    rounds = 0
+
+    async def loop() -> None:
+        nonlocal rounds
+        while True:
+            rounds += 1
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if rounds == 1:  # as asyncio.wait_for does on 3.11 when its result lands then
+                    continue
+                raise
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0)
+    async with asyncio.timeout(30):  # a hang guard, not a measure
+        await cancel_and_wait([task])
+    assert task.cancelled() and rounds == 2
+
+
+async def test_cancel_and_wait_leaves_finished_tasks_and_waits_for_none() -> None:
+    done = asyncio.create_task(asyncio.sleep(0))
+    await done
+    await cancel_and_wait([done])
+    await cancel_and_wait([])
+    assert done.done() and not done.cancelled()
+
+
+@pytest.mark.redis
+async def test_runtime_on_redis_drained_right_after_it_starts_stops() -> None:
+    # The claim and schedule loops' first Redis calls are in flight: on 3.11 redis-py's
+    # wait_for took the cancel of the drain and the loop ran on, so the drain never ended
+    # (a worker restarted just before a SIGTERM was killed after the drain timeout).
+    for _ in range(5):
+        url = f"redis://127.0.0.1:6379/0?prefix=qbot-aio-{uuid.uuid4().hex}:"
+        bot, storage = Bot("aio"), RedisStorage(url)
+        bot.use_storage(storage, url=url)
+        runtime = Runtime(bot, lease_ttl=2)
+        await runtime.start()
+        await asyncio.sleep(0)
+        try:
+            async with asyncio.timeout(30):  # a hang guard, not a measure
+                assert await runtime.drain(10) == 0
+        finally:
+            await storage.drop()
+            await storage.close()
