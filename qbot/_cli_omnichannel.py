@@ -35,6 +35,21 @@ DEFAULT_CONFIG = "config.yaml"
 STATUSES = click.Choice(["unresolved", "resolved", "all"])
 
 
+class _RoomId(click.ParamType[str]):
+    """A Qiscus room id: digits (the desk answers 404 to anything else, after a network call)."""
+
+    name = "room_id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        if not text.isascii() or not text.isdigit():
+            self.fail(f"{value!r} is not a room id (Qiscus room ids are digits)", param, ctx)
+        return text
+
+
+ROOM_ID = _RoomId()
+
+
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
@@ -173,7 +188,7 @@ def register(group: click.Group) -> None:
         _run(config_path, work)
 
     @omnichannel.command("rooms")
-    @click.argument("room_ids", nargs=-1)
+    @click.argument("room_ids", nargs=-1, type=ROOM_ID)
     @click.option("--status", type=STATUSES, default="unresolved", show_default=True)
     @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
     @_config_option

@@ -239,3 +239,16 @@ async def test_connect_refuses_a_url_that_is_not_http(running: Running, tmp_path
     result = await qbot("omnichannel", "connect", "--url", "bot.example.com", "--config", config)
     assert result.exit_code == 2
     assert "must be an http(s) URL" in one_error_line(result)
+
+
+@pytest.mark.parametrize("room", ["abc", "12a", "1.5", "１２"])
+async def test_a_room_id_that_is_not_digits_is_a_usage_error_before_any_call(
+    running: Running, tmp_path: Path, room: str
+) -> None:
+    config = write_config(tmp_path, running.url)
+
+    result = await qbot("omnichannel", "rooms", str(running.room_id), room, "--config", config)
+
+    assert result.exit_code == 2  # was 1, "room 'abc' not found", after asking the desk
+    line = one_error_line(result)
+    assert "is not a room id" in line and "digits" in line
