@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Generic, TypeVar
 
-__all__ = ["cancel_and_wait", "first_done"]
+__all__ = ["Shared", "cancel_and_wait", "first_done"]
+
+T = TypeVar("T")
 
 AGAIN = 0.1
 """Seconds a cancelled task has to end before it is cancelled again."""
@@ -35,3 +37,33 @@ async def first_done(*aws: Awaitable[Any]) -> None:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         await cancel_and_wait(tasks)
+
+
+class Shared(Generic[T]):
+    """One run of a coroutine that concurrent callers all wait for (a bot's start).
+
+    A caller cancelled while it waits stops waiting; the run goes on for the others (awaiting
+    the task itself would cancel it, and every other caller would get a ``CancelledError`` it
+    was never sent). When the last caller waiting is cancelled, the run is cancelled too, and
+    waited for: nothing is left running that nobody waits for. A run that ended (done, failed
+    or cancelled) is forgotten: the next call starts a new one.
+    """
+
+    def __init__(self) -> None:
+        self._task: asyncio.Future[T] | None = None
+        self._waiting = 0
+
+    async def run(self, start: Callable[[], Awaitable[T]]) -> T:
+        """Join the run in progress, or begin one with ``start()``; its result."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(start())
+        task = self._task
+        self._waiting += 1
+        try:
+            return await asyncio.shield(task)
+        finally:
+            self._waiting -= 1
+            if not self._waiting and not task.done():
+                await cancel_and_wait([task])
+            if task.done() and self._task is task:
+                self._task = None

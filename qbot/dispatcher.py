@@ -26,6 +26,7 @@ import structlog
 from pydantic import ValidationError
 
 from qbot import metrics, office_hours_handoff
+from qbot._aio import Shared
 from qbot.clock import Clock, SystemClock
 from qbot.context import Context, state_owner
 from qbot.errors import ConfigError, PostbackError, QbotError, StorageError
@@ -117,7 +118,7 @@ class Dispatcher:
         self._runtime_for: tuple[asyncio.AbstractEventLoop, Storage] | None = None
         self.outbox = Outbox(self.storage, self.outbound)  # replies, records, waiting rooms
         self._started = False  # the startup hooks ran (start()); aclose() runs the shutdown ones
-        self._starting: asyncio.Future[None] | None = None
+        self._starting: Shared[None] = Shared()  # concurrent first updates share one start
         self._omnichannel: OmnichannelClient | None = None
         self._owns_omnichannel = False
         self._rooms: RoomMemory | None = None
@@ -263,16 +264,8 @@ class Dispatcher:
             ConfigError: a typed action or step has no handler (``qbot.names``).
             StartupError: a startup hook raised; the bot is not started.
         """
-        if self._started:
-            return
-        if self._starting is None:
-            self._starting = asyncio.ensure_future(self._start())
-        starting = self._starting
-        try:
-            await starting
-        finally:
-            if starting.done() and self._starting is starting:
-                self._starting = None
+        if not self._started:
+            await self._starting.run(self._start)
 
     async def _start(self) -> None:
         self.bot.check_names()

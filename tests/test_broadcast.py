@@ -397,6 +397,40 @@ async def test_at_waits_until_that_time_on_the_clock(desk: Desk, tmp_path: Path)
     assert clock.slept[0] == pytest.approx(3600)
 
 
+class StoppedTime(FakeTime):
+    """A clock whose sleeps never end: the broadcast waits for ``--at`` until stopped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sleeping = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeping.set()
+        await asyncio.Event().wait()
+
+
+async def test_at_a_stop_now_as_the_wait_ends_is_not_lost(desk: Desk, tmp_path: Path) -> None:
+    # Ctrl-C ends the wait for --at; a second one (the run cancelled) comes 0, 1, 2... loop
+    # ticks later. One landing as the wait's sleep ended was swallowed, and the run went on.
+    csv = write_csv(tmp_path, SHIPPED)
+    for ticks in range(12):
+        clock = StoppedTime()
+        broadcast = shipped(desk, csv, clock=clock, at=clock.time() + 3600)
+        broadcast.journal_path = tmp_path / f"journal-{ticks}.db"
+        run = asyncio.create_task(broadcast.run())
+        async with asyncio.timeout(30):  # a hang guard, not a measure
+            await clock.sleeping.wait()
+        broadcast.stop()
+        for _ in range(ticks):
+            await asyncio.sleep(0)
+        if not run.cancel():
+            assert (await run).stopped and ticks > 0
+            break
+        await asyncio.wait([run])
+        assert run.cancelled(), f"cancelled {ticks} ticks after the stop, the run returned"
+    assert desk.sent_to() == []
+
+
 async def test_a_changed_csv_is_another_broadcast_and_one_journal_serves_one_run(
     desk: Desk, tmp_path: Path
 ) -> None:

@@ -96,6 +96,56 @@ async def test_hooks_failing_startup_stops_the_start_with_the_hook_named() -> No
     assert EVENTS == ["start db", "start cache for hooked"]
 
 
+def gated_bot(gate: asyncio.Event, began: asyncio.Event) -> Bot:
+    bot = Bot("gated")
+
+    @bot.on_startup
+    async def open_pool() -> None:
+        EVENTS.append("start pool")
+        began.set()
+        try:
+            await gate.wait()
+        except asyncio.CancelledError:
+            EVENTS.append("pool start cancelled")
+            raise
+        EVENTS.append("pool open")
+
+    return bot
+
+
+async def test_hooks_a_cancelled_caller_leaves_the_start_to_the_others_waiting() -> None:
+    # Two updates fed at once share one start; the first one's caller gives up (a timeout).
+    # It used to cancel the start itself, and the second caller got a CancelledError too.
+    gate, began = asyncio.Event(), asyncio.Event()
+    bot = gated_bot(gate, began)
+    first, second = asyncio.create_task(bot.start()), asyncio.create_task(bot.start())
+    await began.wait()
+    first.cancel()
+    await asyncio.wait([first])
+    gate.set()
+    async with asyncio.timeout(30):  # a hang guard, not a measure
+        await second
+    assert first.cancelled() and EVENTS == ["start pool", "pool open"]
+    await bot.start()  # started: the hooks do not run again
+    assert EVENTS == ["start pool", "pool open"]
+    await bot.aclose()
+
+
+async def test_hooks_the_only_caller_cancelled_cancels_the_start_and_a_new_one_runs_it() -> None:
+    gate, began = asyncio.Event(), asyncio.Event()
+    bot = gated_bot(gate, began)
+    only = asyncio.create_task(bot.start())
+    await began.wait()
+    only.cancel()
+    await asyncio.wait([only])
+    # Ended with the caller, not left running with nobody waiting for it.
+    assert only.cancelled() and EVENTS == ["start pool", "pool start cancelled"]
+    gate.set()
+    await bot.start()
+    assert EVENTS[2:] == ["start pool", "pool open"]
+    await bot.aclose()
+
+
 async def test_hooks_failing_shutdown_is_logged_and_the_others_still_run() -> None:
     bot = hooked_bot()
 

@@ -16,7 +16,6 @@ was sent the template is sent it twice. Time (``at``, the rate, backoff waits) i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from typing import Any, Protocol
 import aiohttp
 import structlog
 
+from qbot._aio import cancel_and_wait
 from qbot._retry import RetryPolicy
 from qbot.broadcast.journal import Entry, Journal, Status
 from qbot.broadcast.rate import TokenBucket
@@ -260,10 +260,12 @@ class Broadcast:
         try:
             await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (sleeper, stopper):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # Not `suppress(CancelledError): await task`: that also swallowed a cancel of this
+            # run (a second Ctrl-C) landing as the task ended, and the sends began anyway.
+            await cancel_and_wait((sleeper, stopper))
+        for task in (sleeper, stopper):
+            if not task.cancelled() and (error := task.exception()) is not None:
+                raise error
 
     async def _send_all(self, journal: Journal) -> None:
         queue: asyncio.Queue[Entry] = asyncio.Queue()

@@ -30,6 +30,7 @@ from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection, parse_url
 from redis.exceptions import RedisError
 
 from qbot import _json
@@ -48,6 +49,7 @@ from qbot.storage.records import (
     loads,
 )
 from qbot.storage.redis_batch import Batcher
+from qbot.storage.redis_connection import timed
 from qbot.storage.redis_schedule import RedisSchedules
 
 _GROUP = "qbot"
@@ -137,9 +139,16 @@ class RedisStorage(RedisSchedules, Storage):
             # redis-py 8 caps a pool at 100 connections and then fails the call ("Too many
             # connections": a 503 for every webhook past the cap under load); a blocking pool
             # makes the call past the cap wait for a free connection instead.
-            pool = aioredis.BlockingConnectionPool.from_url(
-                self._url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=20
-            )
+            # The URL's options win, as in from_url; its connection class is swapped for ours,
+            # which sends without asyncio.wait_for (qbot.storage.redis_connection).
+            options: dict[str, Any] = {
+                "decode_responses": True,
+                "max_connections": MAX_CONNECTIONS,
+                "timeout": 20,
+            }
+            options.update(parse_url(self._url))
+            options["connection_class"] = timed(options.get("connection_class", Connection))
+            pool = aioredis.BlockingConnectionPool(**options)
             r = aioredis.Redis.from_pool(pool)
         except ValueError as e:
             raise StorageError(f"invalid redis url {self._shown!r}: {e}") from e
