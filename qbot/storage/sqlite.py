@@ -74,6 +74,10 @@ _UPSERT_REPLY = (
     "WHERE outbox.status = 'pending' AND excluded.status != 'pending'"
 )
 _RENEW_LEASE = "UPDATE leases SET expires_at = ? WHERE key = ? AND owner = ? AND expires_at > ?"
+_ACK = (
+    "DELETE FROM inbox WHERE id = ? AND room_id = ? AND EXISTS (SELECT 1 FROM leases "
+    "WHERE key = ? AND owner = ? AND expires_at > ?)"
+)
 _UNCLAIMED = "SELECT 1 FROM inbox WHERE room_id = ? AND claimed_by IS NULL LIMIT 1"
 _HOLDER = "SELECT owner FROM leases WHERE key = ? AND expires_at > ?"
 _STATE = "SELECT value FROM state WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)"
@@ -205,15 +209,26 @@ class SqliteStorage(SqliteSchedules, Storage):
         replies: Sequence[ReplyRow],
     ) -> None:
         now = self._clock()
-        acks = [(int(item.id), item.room_id) for item in ack]
-        rooms = list(dict.fromkeys(item.room_id for item in ack))
+        acks = [
+            (int(item.id), item.room_id, room_lease_key(item.room_id), owner, now) for item in ack
+        ]
 
         def op(db: sqlite3.Connection) -> None:
-            for room in rooms:
-                row = db.execute(_HOLDER, (room_lease_key(room), now)).fetchone()
-                holder = None if row is None else str(row[0])
-                if holder != owner:
-                    raise lease_lost(owner, room, holder)
+            # Each ack deletes its item only while the owner holds the room's lease: one
+            # statement that is also the lease check. An item already acked (none deleted) leaves
+            # the room unchecked, then read as before; a lost lease raises, and the engine undoes
+            # whatever this op wrote.
+            held: set[str] = set()
+            for args in acks:
+                room = args[1]
+                if db.execute(_ACK, args).rowcount == 1:
+                    held.add(room)
+                elif room not in held:
+                    row = db.execute(_HOLDER, (args[2], now)).fetchone()
+                    holder = None if row is None else str(row[0])
+                    if holder != owner:
+                        raise lease_lost(owner, room, holder)
+                    held.add(room)
             for key, text, ttl in states:
                 if text is None:
                     db.execute("DELETE FROM state WHERE key = ?", (key,))
@@ -229,8 +244,6 @@ class SqliteStorage(SqliteSchedules, Storage):
                     (i, room, text, status, now, None if status == "pending" else now)
                     for i, room, text, status in replies
                 ])  # fmt: skip
-            if acks:
-                db.executemany("DELETE FROM inbox WHERE id = ? AND room_id = ?", acks)
 
         await self._write(op)
 
