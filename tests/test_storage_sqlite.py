@@ -163,5 +163,5 @@ async def test_sqlite_a_held_rooms_message_costs_one_statement_per_need(tmp_path
         await s.commit(owner="w", ack=[item])
         db.set_trace_callback(None)
     work = [sql for sql in seen if not sql.startswith(("BEGIN", "COMMIT", "PRAGMA"))]
-    # dedupe, lease, hand-out check, insert; load_room; the reply's upsert; the ack under the lease
-    assert len(work) == 7, "\n".join(work)
+    # dedupe, lease + hand-out check, insert; load_room; the reply's upsert; the ack under the lease
+    assert len(work) == 6, "\n".join(work)

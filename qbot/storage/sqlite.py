@@ -78,7 +78,10 @@ _ACK = (
     "DELETE FROM inbox WHERE id = ? AND room_id = ? AND EXISTS (SELECT 1 FROM leases "
     "WHERE key = ? AND owner = ? AND expires_at > ?)"
 )
-_UNCLAIMED = "SELECT 1 FROM inbox WHERE room_id = ? AND claimed_by IS NULL LIMIT 1"
+_HAND_OUT = (
+    "UPDATE leases SET expires_at = ? WHERE key = ? AND owner = ? AND expires_at > ? "
+    "AND NOT EXISTS (SELECT 1 FROM inbox WHERE room_id = ? AND claimed_by IS NULL)"
+)
 _HOLDER = "SELECT owner FROM leases WHERE key = ? AND expires_at > ?"
 _STATE = "SELECT value FROM state WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)"
 _HANDOFF = (
@@ -313,12 +316,9 @@ class SqliteStorage(SqliteSchedules, Storage):
         def op(db: sqlite3.Connection) -> tuple[int | None, bool]:
             if dedupe_key is not None and not _claim(db, dedupe_key, dedupe_ttl, now):
                 return None, False
-            # Ours if we hold the lease (extended here, as a claim would) and nothing of the room
-            # waits to be handed out before it.
-            held = (
-                db.execute(_RENEW_LEASE, (now + lease_ttl, key, owner, now)).rowcount == 1
-                and db.execute(_UNCLAIMED, (room_id,)).fetchone() is None
-            )
+            # Ours if we hold the lease and nothing of the room waits to be handed out before it:
+            # then the lease is extended, as a claim would (one statement for both).
+            held = db.execute(_HAND_OUT, (now + lease_ttl, key, owner, now, room_id)).rowcount == 1
             return db.execute(
                 "INSERT INTO inbox (room_id, payload, received_at, claimed_by) VALUES (?, ?, ?, ?)",
                 (room_id, text, now, owner if held else None),
