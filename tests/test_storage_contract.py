@@ -356,6 +356,19 @@ async def test_storage_commit_after_lease_lapse_applies_nothing(backend: Backend
     assert texts((await s.inbox_claim("w", lease_ttl=LONG)).items) == ["m0"]
 
 
+async def test_storage_commit_acking_an_acked_item_still_needs_the_lease(backend: Backend) -> None:
+    s = backend.storage
+    await put(s, "r1", 2)
+    first, second = (await s.inbox_claim("w", lease_ttl=SHORT)).items
+    await s.commit(owner="w", ack=[first])
+    await backend.advance(2 * SHORT)
+    # Nothing left to delete for ``first``: the lease is what refuses the commit, whole.
+    with pytest.raises(LeaseLostError):
+        await s.commit(owner="w", ack=[first, second], states=[StateWrite("k", 1)])
+    assert await s.get_state("k") is None
+    assert await s.inbox_size() == 1
+
+
 async def test_storage_inbox_concurrent_claimers_split_rooms_without_overlap(
     backend: Backend,
 ) -> None:

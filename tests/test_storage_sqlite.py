@@ -142,3 +142,26 @@ async def test_sqlite_page_cache_is_bounded_at_the_documented_size(tmp_path: Pat
         pages = await s._engine.read(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
     assert size == -1024  # negative: KiB
     assert pages * 4096 > 2 * 1024 * 1024  # a file bigger than the cache: the bound is what holds
+
+
+async def test_sqlite_a_held_rooms_message_costs_one_statement_per_need(tmp_path: Path) -> None:
+    """Stored and handed to the room's holder, read, its reply recorded sent, acked."""
+    async with SqliteStorage(str(tmp_path / "qbot.db")) as s:
+        await s.inbox_put("r1", {"n": 0}, dedupe_key="r1:m0", dedupe_ttl=600)
+        [first] = (await s.inbox_claim("w", lease_ttl=60)).items
+        await s.commit(owner="w", ack=[first])
+        seen: list[str] = []
+        db = s._engine._db
+        assert db is not None
+        db.set_trace_callback(seen.append)
+        item, handed = await s.inbox_put_held(
+            "r1", {"n": 1}, owner="w", lease_ttl=60, dedupe_key="r1:m1", dedupe_ttl=600
+        )
+        assert item is not None and handed
+        await s.load_room("r1", ["user:r1:u1", "room:r1"], ["reply-1"])
+        await s.commit(outbox=[OutboxItem("reply-1", "r1", {"m": 1}, status="sent")])
+        await s.commit(owner="w", ack=[item])
+        db.set_trace_callback(None)
+    work = [sql for sql in seen if not sql.startswith(("BEGIN", "COMMIT", "PRAGMA"))]
+    # dedupe, lease + hand-out check, insert; load_room; the reply's upsert; the ack under the lease
+    assert len(work) == 6, "\n".join(work)

@@ -74,7 +74,14 @@ _UPSERT_REPLY = (
     "WHERE outbox.status = 'pending' AND excluded.status != 'pending'"
 )
 _RENEW_LEASE = "UPDATE leases SET expires_at = ? WHERE key = ? AND owner = ? AND expires_at > ?"
-_UNCLAIMED = "SELECT 1 FROM inbox WHERE room_id = ? AND claimed_by IS NULL LIMIT 1"
+_ACK = (
+    "DELETE FROM inbox WHERE id = ? AND room_id = ? AND EXISTS (SELECT 1 FROM leases "
+    "WHERE key = ? AND owner = ? AND expires_at > ?)"
+)
+_HAND_OUT = (
+    "UPDATE leases SET expires_at = ? WHERE key = ? AND owner = ? AND expires_at > ? "
+    "AND NOT EXISTS (SELECT 1 FROM inbox WHERE room_id = ? AND claimed_by IS NULL)"
+)
 _HOLDER = "SELECT owner FROM leases WHERE key = ? AND expires_at > ?"
 _STATE = "SELECT value FROM state WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)"
 _HANDOFF = (
@@ -205,15 +212,26 @@ class SqliteStorage(SqliteSchedules, Storage):
         replies: Sequence[ReplyRow],
     ) -> None:
         now = self._clock()
-        acks = [(int(item.id), item.room_id) for item in ack]
-        rooms = list(dict.fromkeys(item.room_id for item in ack))
+        acks = [
+            (int(item.id), item.room_id, room_lease_key(item.room_id), owner, now) for item in ack
+        ]
 
         def op(db: sqlite3.Connection) -> None:
-            for room in rooms:
-                row = db.execute(_HOLDER, (room_lease_key(room), now)).fetchone()
-                holder = None if row is None else str(row[0])
-                if holder != owner:
-                    raise lease_lost(owner, room, holder)
+            # Each ack deletes its item only while the owner holds the room's lease: one
+            # statement that is also the lease check. An item already acked (none deleted) leaves
+            # the room unchecked, then read as before; a lost lease raises, and the engine undoes
+            # whatever this op wrote.
+            held: set[str] = set()
+            for args in acks:
+                room = args[1]
+                if db.execute(_ACK, args).rowcount == 1:
+                    held.add(room)
+                elif room not in held:
+                    row = db.execute(_HOLDER, (args[2], now)).fetchone()
+                    holder = None if row is None else str(row[0])
+                    if holder != owner:
+                        raise lease_lost(owner, room, holder)
+                    held.add(room)
             for key, text, ttl in states:
                 if text is None:
                     db.execute("DELETE FROM state WHERE key = ?", (key,))
@@ -229,8 +247,6 @@ class SqliteStorage(SqliteSchedules, Storage):
                     (i, room, text, status, now, None if status == "pending" else now)
                     for i, room, text, status in replies
                 ])  # fmt: skip
-            if acks:
-                db.executemany("DELETE FROM inbox WHERE id = ? AND room_id = ?", acks)
 
         await self._write(op)
 
@@ -300,12 +316,9 @@ class SqliteStorage(SqliteSchedules, Storage):
         def op(db: sqlite3.Connection) -> tuple[int | None, bool]:
             if dedupe_key is not None and not _claim(db, dedupe_key, dedupe_ttl, now):
                 return None, False
-            # Ours if we hold the lease (extended here, as a claim would) and nothing of the room
-            # waits to be handed out before it.
-            held = (
-                db.execute(_RENEW_LEASE, (now + lease_ttl, key, owner, now)).rowcount == 1
-                and db.execute(_UNCLAIMED, (room_id,)).fetchone() is None
-            )
+            # Ours if we hold the lease and nothing of the room waits to be handed out before it:
+            # then the lease is extended, as a claim would (one statement for both).
+            held = db.execute(_HAND_OUT, (now + lease_ttl, key, owner, now, room_id)).rowcount == 1
             return db.execute(
                 "INSERT INTO inbox (room_id, payload, received_at, claimed_by) VALUES (?, ?, ?, ?)",
                 (room_id, text, now, owner if held else None),
