@@ -33,18 +33,20 @@ from qbot.omnichannel.rooms import detect_room
 from qbot.scheduled_run import finish, run_scheduled
 from qbot.scheduling import SCHEDULED, cancel_on_reply, reply_marker
 from qbot.sending import Sender, unique_temp_id
+from qbot.state import State
 from qbot.storage import state_key
 
 if TYPE_CHECKING:
     from qbot.bot import Bot
     from qbot.config import Settings
     from qbot.dispatcher import Dispatcher
+    from qbot.messages.postback import Postback
     from qbot.models.webhook import Update
     from qbot.office_hours import OfficeHoursSource
     from qbot.omnichannel.delivery import RoomMemory
     from qbot.omnichannel.window import WindowTracker
     from qbot.outbox import Outbox
-    from qbot.storage import InboxItem, Storage
+    from qbot.storage import InboxItem, OutboxItem, Storage
 
 __all__ = ["Processing"]
 
@@ -134,77 +136,92 @@ class Processing(ABC):
         if reason is not None:
             log.debug("update.ignored", reason=reason)
             return Outcome(ignored=reason), None
-        room_id = str(update.room.id)
+        room, message, user = update.room, update.message, update.sender
+        room_id = str(room.id)
         # The replies' ids derive from what they answer, so a re-run regenerates them; a message
         # without any identity is told apart by its inbox item (or, fed directly, by chance).
-        identity = update.message.identity or (
+        identity = message.identity or (
             f"item:{ack.id}" if ack is not None else f"anon:{uuid.uuid4().hex}"
         )
         origin = f"{room_id}:{identity}"
         # One round trip reads the handoff, both states and the first replies' outbox records.
-        keys = [state_key(room_id, state_owner(update.sender)), state_key(room_id)]
-        extra = [room_key(room_id), menu_key(room_id), reply_marker(room_id)]
-        extra += self.windows.keys(room_id, update.sender.email)
-        ids = [unique_temp_id(origin, update.room.id, seq) for seq in range(1, _PREFETCH + 1)]
-        handoff, states, replies = await self.storage.load_room(room_id, keys + extra, ids)
-        states, (room_memory, menu, replied, *whatsapp) = states[: len(keys)], states[len(keys) :]
+        keys = [state_key(room_id, state_owner(user)), state_key(room_id)]
+        read = [*keys, room_key(room_id), menu_key(room_id), reply_marker(room_id)]
+        read += self.windows.keys(room_id, user.email)
+        ids = [unique_temp_id(origin, room.id, seq) for seq in range(1, _PREFETCH + 1)]
+        handoff, values, replies = await self.storage.load_room(room_id, read, ids)
+        states, (room_memory, menu, replied, *whatsapp) = values[:2], values[2:]
         self.rooms.preload(room_id, room_memory)
         source = await self._remember_room(update)
         update = self.windows.seen(update, source, whatsapp, taps=handoff is None)
-        if update.message.type == LIFECYCLE:
-            known = dict(zip(ids, replies, strict=True))
-            return await self._lifecycle(
-                update, origin, known, dict(zip(keys, states, strict=True))
-            )
-        if update.message.type == SCHEDULED:
+        message = update.message
+        if message.type == LIFECYCLE:
+            return await self._lifecycle(update, origin, ids, replies, keys, states)
+        if message.type == SCHEDULED:
             known = dict(zip(ids, replies, strict=True))
             loaded = dict(zip(keys, states, strict=True))
             return await run_scheduled(self._dispatcher, update, origin, known, loaded, handoff)
-        if replied and update_kind(update.message.type) != EVENT and not self._is_agent(update):
+        kind = update_kind(message.type)
+        if replied and kind != EVENT and not self._is_agent(update):
             # The customer wrote: the room's cancel_on_reply jobs go, before any handler runs.
             await cancel_on_reply(self.storage, room_id)
         if self._is_agent_command(update):
             ended = handoff is not None and await self.storage.handoff_end(room_id)
-            log.info("handoff.ended" if ended else "agent.command", by=update.sender.email)
+            log.info("handoff.ended" if ended else "agent.command", by=user.email)
             return Outcome(ignored="agent_command"), None
-        kind = update_kind(update.message.type)
-        if kind != EVENT and handoff is None and update.message.type == "text" and menu:
+        if kind != EVENT and handoff is None and message.type == "text" and menu:
             update = self._menu_answer(update, source, load_choices(menu))
-            kind = update_kind(update.message.type)
+            message = update.message
+            kind = update_kind(message.type)
         if handoff is not None and kind != EVENT:
             # System events still run: `@bot.event("left_room")` may call ctx.resume().
-            log.info("handoff.skipped", reason=handoff.reason, sender=update.sender.email)
+            log.info("handoff.skipped", reason=handoff.reason, sender=user.email)
             return Outcome(ignored="handoff"), None
         postback = None
         if kind == POSTBACK:
             try:
                 postback = unpack_postback(
-                    update.message.payload, self.signer, room_id=room_id, user=update.sender.email
+                    message.payload, self.signer, room_id=room_id, user=user.email
                 )
             except PostbackError as e:
-                log.warning("postback.rejected", reason=str(e), sender=update.sender.email)
+                log.warning("postback.rejected", reason=str(e), sender=user.email)
                 return Outcome(ignored="rejected_postback"), None
-        known = dict(zip(ids, replies, strict=True))
         # Buttons are bound to this room, and to the user in a one-to-one room.
-        meant_for = update.sender.email if update.room.type == "single" else None
+        meant_for = user.email if room.type == "single" else None
         signer = self.signer.bind(room_id, meant_for) if self.signer is not None else None
-        sender = Sender(self.outbox.delivery(known), origin, signer)
-        ctx = Context(self._dispatcher, update, sender, postback=postback)
-        loaded = dict(zip(keys, states, strict=True))
-        for state in (ctx.state, ctx.room_state):
-            if state.key in loaded:
-                state.preload(loaded[state.key])
-            else:  # the context keys its state differently: read it on its own
-                await state.load()
+        known = dict(zip(ids, replies, strict=True))
+        sender = Sender(self.outbox.delivery(known), origin, signer, ids=ids, room=room.id)
+        ctx = self._context(update, sender, keys, states, postback)
         result = await self.bot.propagate(ctx, kind)
         if result is Result.STOPPED:
             log.info("update.stopped", by="middleware", replies=sender.sent)
             return Outcome(ignored="stopped", replies=sender.sent), ctx
         if result is Result.NOT_HANDLED:
-            log.info("update.unhandled", message_type=update.message.type)
+            log.info("update.unhandled", message_type=message.type)
             return Outcome(ignored="unhandled", replies=sender.sent), ctx
         log.info("update.handled", handler=ctx.handler_name, replies=sender.sent)
         return Outcome(handler=ctx.handler_name, replies=sender.sent), ctx
+
+    def _context(
+        self,
+        update: Update,
+        sender: Sender,
+        keys: Sequence[str],
+        stored: Sequence[Any],
+        postback: Postback | None = None,
+    ) -> Context:
+        """The update's context, its two states (under ``keys``) taken from what was read."""
+        settings = self.settings
+        ttl = settings.state.ttl if settings is not None else None
+        state, room_state = (
+            State(self.storage, keys[0], ttl=ttl),
+            State(self.storage, keys[1], ttl=ttl),
+        )
+        state.preload(stored[0])
+        room_state.preload(stored[1])
+        return Context(
+            self._dispatcher, update, sender, postback=postback, state=state, room_state=room_state
+        )
 
     async def _remember_room(self, update: Update) -> str | None:
         """Keep that the update's room is an Omnichannel room; its channel source, if it is."""
@@ -243,18 +260,20 @@ class Processing(ABC):
         )
 
     async def _lifecycle(
-        self, update: Update, origin: str, known: dict[str, Any], loaded: dict[str, Any]
+        self,
+        update: Update,
+        origin: str,
+        ids: list[str],
+        replies: list[OutboxItem | None],
+        keys: Sequence[str],
+        states: Sequence[Any],
     ) -> tuple[Outcome, Context]:
         """An Omnichannel lifecycle webhook: its effects, then its handlers (see lifecycle)."""
-        room_id = str(update.room.id)
-        signer = self.signer.bind(room_id, None) if self.signer is not None else None
-        sender = Sender(self.outbox.delivery(known), origin, signer)
-        ctx = Context(self._dispatcher, update, sender)
-        for state in (ctx.state, ctx.room_state):
-            if state.key in loaded:
-                state.preload(loaded[state.key])
-            else:
-                await state.load()
+        room = update.room
+        signer = self.signer.bind(str(room.id), None) if self.signer is not None else None
+        known = dict(zip(ids, replies, strict=True))
+        sender = Sender(self.outbox.delivery(known), origin, signer, ids=ids, room=room.id)
+        ctx = self._context(update, sender, keys, states)
         name = await run_lifecycle(ctx)
         ctx.handler_name = name
         log.info("update.handled", handler=name, replies=sender.sent)
