@@ -35,7 +35,7 @@ import structlog
 
 from qbot._aio import cancel_and_wait
 from qbot._json import detect_encoding
-from qbot.debounce import gather
+from qbot.debounce import debouncing, gather
 from qbot.errors import ConfigError, LeaseLostError, QbotError, StorageError
 from qbot.handlers import Outcome
 from qbot.inflight import ParsedUpdates, Waiters
@@ -126,7 +126,11 @@ class Runtime(RoomLeases):
         # Claims that took a room back after its lease lapsed; the items in hand they gave again.
         self._retakes: dict[str, int] = {}
         self._reclaimed: set[str] = set()
-        self._lingering: set[str] = set()  # rooms waiting out their linger (leases not renewed)
+        # Rooms waiting out their linger (leases not renewed), each with the loop time it ends,
+        # in the order they began (so in order of end: the linger is the same for all). One
+        # timer, at the first end, wakes them: no timer per wait.
+        self._lingering: dict[str, float] = {}
+        self._linger_timer: asyncio.TimerHandle | None = None
         self._releasing: set[str] = set()  # rooms whose lease is being released
         self._incoming: dict[str, int] = {}  # puts in flight handing items to a held room
         self.waiters = Waiters()  # run() callers waiting for their update (qbot.inflight)
@@ -245,7 +249,8 @@ class Runtime(RoomLeases):
         if reason is not None:
             log.debug("webhook.ignored", reason=reason, room_id=room)
             return "ignored"
-        await self.start()
+        if not self._started:
+            await self.start()
         payload: Any = _as_text(raw) if raw is not None else None
         if payload is None:
             # Serialised by pydantic-core straight to JSON text: no dict and json.dumps between.
@@ -320,6 +325,9 @@ class Runtime(RoomLeases):
         self._closing = True
         for event in self._wake.values():  # lingering workers release their rooms now
             event.set()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         await self._stop_background()
         if not self._started:
             return 0
@@ -414,13 +422,11 @@ class Runtime(RoomLeases):
                     # that sets `wake` ends the wait (found empty, the room is released): one
                     # handle, where asyncio.timeout added a Timeout and a cancellation per wait.
                     wake.clear()
-                    self._lingering.add(room)
-                    timer = asyncio.get_running_loop().call_later(self.linger, wake.set)
+                    self._linger_begins(room)
                     try:
                         await wake.wait()
                     finally:
-                        timer.cancel()
-                        self._lingering.discard(room)
+                        del self._lingering[room]
                     if queue:
                         continue
                 if not queue and self._incoming.get(room):
@@ -440,7 +446,10 @@ class Runtime(RoomLeases):
                         return
                 item = queue[0]
                 # A debounced burst: the head and the messages gathered with it (qbot.debounce).
-                batch, merged = await gather(self, room, queue, wake)
+                if debouncing(self.dispatcher):
+                    batch, merged = await gather(self, room, queue, wake)
+                else:  # no coroutine for the common case
+                    batch, merged = [item], None
                 if not await self._process(item, merged, batch[1:]):
                     continue  # the storage failed: the same item again, once it answers
                 for done in batch:
@@ -452,6 +461,26 @@ class Runtime(RoomLeases):
                 del item, batch, merged, done  # a lingering room keeps no processed body
         finally:
             self._forget(room)
+
+    def _linger_begins(self, room: str) -> None:
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + self.linger
+        self._lingering[room] = ends
+        if self._linger_timer is None:
+            self._linger_timer = loop.call_at(ends, self._linger_ends)
+
+    def _linger_ends(self) -> None:
+        """Wake the rooms whose linger is over; the timer again for the next one to end."""
+        self._linger_timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for room, ends in self._lingering.items():
+            if ends > now:
+                self._linger_timer = loop.call_at(ends, self._linger_ends)
+                return
+            wake = self._wake.get(room)
+            if wake is not None:
+                wake.set()
 
     def _forget(self, room: str) -> None:
         task = self._tasks.get(room)
