@@ -258,14 +258,18 @@ class Runtime(RoomLeases):
                 dict(body) if body is not None else JSONText(update.model_dump_json(by_alias=True))
             )
         key = update.dedupe_key
-        dedupe: dict[str, Any] = {"dedupe_key": key, "dedupe_ttl": self.dedupe_ttl}
         if self._works_on(room):
             # A room this worker holds: the item is handed to it with the put (no claim round
             # trip). Its worker does not release the room while the put is in flight.
             self._incoming[room] = self._incoming.get(room, 0) + 1
             try:
                 item, handed = await self.storage.inbox_put_held(
-                    room, payload, owner=self.owner, lease_ttl=self.lease_ttl, **dedupe
+                    room,
+                    payload,
+                    owner=self.owner,
+                    lease_ttl=self.lease_ttl,
+                    dedupe_key=key,
+                    dedupe_ttl=self.dedupe_ttl,
                 )
             finally:
                 left = self._incoming.pop(room) - 1
@@ -275,7 +279,8 @@ class Runtime(RoomLeases):
                 if wake is not None:
                     wake.set()
         else:
-            item, handed = await self.storage.inbox_put(room, payload, **dedupe), False
+            put = self.storage.inbox_put(room, payload, dedupe_key=key, dedupe_ttl=self.dedupe_ttl)
+            item, handed = await put, False
         if item is None:
             log.info("webhook.duplicate", room_id=room, message=key)
             return "duplicate"
@@ -301,12 +306,17 @@ class Runtime(RoomLeases):
     def _hand(self, item: InboxItem) -> None:
         """Queue a claimed item for its room's worker (started if needed)."""
         room = item.room_id
-        ids = self._ids.setdefault(room, set())
-        if item.id in ids:  # reclaimed after a lapse while still in hand
+        ids = self._ids.get(room)  # (not setdefault: no throwaway set and deque per item)
+        if ids is None:
+            ids = self._ids[room] = set()
+        elif item.id in ids:  # reclaimed after a lapse while still in hand
             self._reclaimed.add(item.id)
             return
         ids.add(item.id)
-        self._queues.setdefault(room, deque()).append(item)
+        queue = self._queues.get(room)
+        if queue is None:
+            queue = self._queues[room] = deque()
+        queue.append(item)
         self._held += 1
         self._lost.discard(room)
         self._ensure_worker(room)
