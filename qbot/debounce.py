@@ -108,6 +108,11 @@ def _merged(first: Update, texts: list[str]) -> Update:
     )
 
 
+def debouncing(dispatcher: Dispatcher) -> bool:
+    """Whether the bot gathers bursts at all (``Bot(debounce=...)`` or a handler's own)."""
+    return dispatcher.debounce is not None or dispatcher.bot.debounced_handlers()
+
+
 async def gather(
     runtime: Runtime, room: str, queue: deque[InboxItem], wake: asyncio.Event
 ) -> tuple[list[InboxItem], Update | None]:
@@ -117,7 +122,7 @@ async def gather(
     """
     dispatcher = runtime.dispatcher
     head = queue[0]
-    if dispatcher.debounce is None and not dispatcher.bot.debounced_handlers():
+    if not debouncing(dispatcher):
         return [head], None
     first = _parsed(runtime, head)
     if first is None or not _candidate(dispatcher, first):

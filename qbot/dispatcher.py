@@ -10,6 +10,7 @@ feed_update(update) ──▶ Runtime.run: accept (ignore / dedupe in the inbox)
 process(update)     ──▶ handoff / agent command / postback checks → Context → router tree
                          (bot.propagate) → replies through the outbox → state + ack committed
 ```
+``process`` and its checks are the :class:`~qbot.processing.Processing` mixin.
 ``feed_update`` (the test kit, ``qbot shell``, the emulator) goes through the same runtime as
 the webhook server, on the bot's storage (``memory://`` unless configured).
 """
@@ -17,37 +18,31 @@ the webhook server, on the bot's storage (``memory://`` unless configured).
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import ValidationError
 
-from qbot import metrics, office_hours_handoff
+from qbot import office_hours_handoff
 from qbot._aio import Shared
 from qbot.clock import Clock, SystemClock
-from qbot.context import Context, state_owner
-from qbot.errors import ConfigError, PostbackError, QbotError, StorageError
-from qbot.filters import normalize_text
-from qbot.handlers import EVENT, POSTBACK, Outcome, Result, update_kind
+from qbot.errors import ConfigError, QbotError, StorageError
+from qbot.handlers import Outcome
 from qbot.hooks import run_shutdown, run_startup
 from qbot.intents import IntentSet, load_intents
-from qbot.messages.postback import PostbackSigner, unpack_postback
+from qbot.messages.postback import PostbackSigner
 from qbot.models.webhook import Update
-from qbot.omnichannel.delivery import RoomDelivery, RoomMemory, load_choices, menu_key, room_key
-from qbot.omnichannel.lifecycle import LIFECYCLE, lifecycle_update, run_lifecycle
-from qbot.omnichannel.menus import match_choice
+from qbot.omnichannel.delivery import RoomDelivery, RoomMemory
+from qbot.omnichannel.lifecycle import lifecycle_update
 from qbot.omnichannel.proactive import TemplateCatalog
-from qbot.omnichannel.rooms import detect_room
 from qbot.omnichannel.window import Fallback, WindowTracker
 from qbot.outbox import Outbox
+from qbot.processing import Processing
 from qbot.runtime import Runtime
-from qbot.scheduled_run import finish, run_scheduled
-from qbot.scheduling import SCHEDULED, cancel_on_reply, reply_marker
-from qbot.sending import Delivery, DirectDelivery, Sender, unique_temp_id
-from qbot.storage import MemoryStorage, Storage, open_storage, state_key
+from qbot.sending import Delivery, DirectDelivery
+from qbot.storage import MemoryStorage, Storage, open_storage
 from qbot.templates import Templates
 
 if TYPE_CHECKING:
@@ -56,17 +51,13 @@ if TYPE_CHECKING:
     from qbot.config import Settings
     from qbot.office_hours import OfficeHoursSource
     from qbot.omnichannel.client import OmnichannelClient
-    from qbot.storage import InboxItem
 
 __all__ = ["Dispatcher", "Outcome"]
 
 log = structlog.get_logger("qbot.bot")
 
-_PREFETCH = 3
-"""Outbox records of a message's first replies read with its state (a re-run finds them sent)."""
 
-
-class Dispatcher:
+class Dispatcher(Processing):
     """Runs a bot: settings, client, storage, and the path of every update through them.
 
     Built by the :class:`~qbot.bot.Bot` (``bot.dispatcher``); the bot's ``configure``,
@@ -310,17 +301,6 @@ class Dispatcher:
 
     # --- the way in -----------------------------------------------------------------------------
 
-    def ignore_reason(self, update: Update) -> str | None:
-        """Why ``update`` needs no processing (cheap; checked before it is queued), or ``None``."""
-        if self.email and update.sender.email.casefold() == self.email.casefold():
-            return "own_message"
-        message = update.message
-        if update_kind(message.type) == EVENT:
-            event_type = (message.payload or {}).get("type")
-            if not self.bot.handles_event(event_type if isinstance(event_type, str) else None):
-                return "unhandled_system_event"
-        return None
-
     async def feed_update(self, update: Update | Mapping[str, Any]) -> Outcome:
         """Process one update as the webhook server would, and return once it is done.
 
@@ -367,194 +347,6 @@ class Dispatcher:
             self._runtime = Runtime(self.bot, linger=0.0, in_process=True)
             self._runtime_for = key
         return self._runtime
-
-    # --- processing -----------------------------------------------------------------------------
-
-    async def process(
-        self,
-        update: Update,
-        *,
-        ack: InboxItem | None = None,
-        owner: str | None = None,
-        also: Sequence[InboxItem] = (),
-    ) -> Outcome:
-        """Handle one update and commit its state changes, acking ``ack`` in the same commit.
-
-        The runtime's room workers call this; everything else goes through :meth:`feed_update`.
-
-        Args:
-            update: the parsed webhook.
-            ack: the inbox item the update came from, acked with the state.
-            owner: the worker holding the room's lease (required with ``ack``).
-            also: more items acked in the same commit (a debounced burst's, qbot.debounce).
-
-        Raises:
-            LeaseLostError: ``owner`` lost the room meanwhile; nothing was committed.
-            StorageError: the storage failed.
-        """
-        room_id = str(update.room.id)
-        if self.outbox.waiting(room_id):
-            await self.outbox.flush(room_id)
-        if self.office_hours is not None:  # Omnichannel's hours: re-read once their cache expires
-            await self.office_hours.get()
-        outcome, ctx = await self._route(update, ack)
-        metrics.processed(outcome)
-        # Whatever the outcome, the message is now processed: its state and its ack go together.
-        writes = [] if ctx is None else [ctx.state.pending_write(), ctx.room_state.pending_write()]
-        states = [w for w in writes if w is not None] + self.windows.take(room_id)
-        if states or ack is not None:
-            acks = [ack, *also] if ack else ()
-            await self.outbox.commit(owner=owner, ack=acks, states=states)
-            if ctx is not None:
-                ctx.state.committed()
-                ctx.room_state.committed()
-        if ctx is not None and ctx.scheduled is not None:
-            await finish(ctx)
-        return outcome
-
-    async def _route(self, update: Update, ack: InboxItem | None) -> tuple[Outcome, Context | None]:
-        reason = self.ignore_reason(update)
-        if reason is not None:
-            log.debug("update.ignored", reason=reason)
-            return Outcome(ignored=reason), None
-        room_id = str(update.room.id)
-        # The replies' ids derive from what they answer, so a re-run regenerates them; a message
-        # without any identity is told apart by its inbox item (or, fed directly, by chance).
-        identity = update.message.identity or (
-            f"item:{ack.id}" if ack is not None else f"anon:{uuid.uuid4().hex}"
-        )
-        origin = f"{room_id}:{identity}"
-        # One round trip reads the handoff, both states and the first replies' outbox records.
-        keys = [state_key(room_id, state_owner(update.sender)), state_key(room_id)]
-        extra = [room_key(room_id), menu_key(room_id), reply_marker(room_id)]
-        extra += self.windows.keys(room_id, update.sender.email)
-        ids = [unique_temp_id(origin, update.room.id, seq) for seq in range(1, _PREFETCH + 1)]
-        handoff, states, replies = await self.storage.load_room(room_id, keys + extra, ids)
-        states, (room_memory, menu, replied, *whatsapp) = states[: len(keys)], states[len(keys) :]
-        self.rooms.preload(room_id, room_memory)
-        source = await self._remember_room(update)
-        update = self.windows.seen(update, source, whatsapp, taps=handoff is None)
-        if update.message.type == LIFECYCLE:
-            known = dict(zip(ids, replies, strict=True))
-            return await self._lifecycle(
-                update, origin, known, dict(zip(keys, states, strict=True))
-            )
-        if update.message.type == SCHEDULED:
-            known = dict(zip(ids, replies, strict=True))
-            loaded = dict(zip(keys, states, strict=True))
-            return await run_scheduled(self, update, origin, known, loaded, handoff)
-        if replied and update_kind(update.message.type) != EVENT and not self._is_agent(update):
-            # The customer wrote: the room's cancel_on_reply jobs go, before any handler runs.
-            await cancel_on_reply(self.storage, room_id)
-        if self._is_agent_command(update):
-            ended = handoff is not None and await self.storage.handoff_end(room_id)
-            log.info("handoff.ended" if ended else "agent.command", by=update.sender.email)
-            return Outcome(ignored="agent_command"), None
-        kind = update_kind(update.message.type)
-        if kind != EVENT and handoff is None and update.message.type == "text" and menu:
-            update = self._menu_answer(update, source, load_choices(menu))
-            kind = update_kind(update.message.type)
-        if handoff is not None and kind != EVENT:
-            # System events still run: `@bot.event("left_room")` may call ctx.resume().
-            log.info("handoff.skipped", reason=handoff.reason, sender=update.sender.email)
-            return Outcome(ignored="handoff"), None
-        postback = None
-        if kind == POSTBACK:
-            try:
-                postback = unpack_postback(
-                    update.message.payload, self.signer, room_id=room_id, user=update.sender.email
-                )
-            except PostbackError as e:
-                log.warning("postback.rejected", reason=str(e), sender=update.sender.email)
-                return Outcome(ignored="rejected_postback"), None
-        known = dict(zip(ids, replies, strict=True))
-        # Buttons are bound to this room, and to the user in a one-to-one room.
-        meant_for = update.sender.email if update.room.type == "single" else None
-        signer = self.signer.bind(room_id, meant_for) if self.signer is not None else None
-        sender = Sender(self.outbox.delivery(known), origin, signer)
-        ctx = Context(self, update, sender, postback=postback)
-        loaded = dict(zip(keys, states, strict=True))
-        for state in (ctx.state, ctx.room_state):
-            if state.key in loaded:
-                state.preload(loaded[state.key])
-            else:  # the context keys its state differently: read it on its own
-                await state.load()
-        result = await self.bot.propagate(ctx, kind)
-        if result is Result.STOPPED:
-            log.info("update.stopped", by="middleware", replies=sender.sent)
-            return Outcome(ignored="stopped", replies=sender.sent), ctx
-        if result is Result.NOT_HANDLED:
-            log.info("update.unhandled", message_type=update.message.type)
-            return Outcome(ignored="unhandled", replies=sender.sent), ctx
-        log.info("update.handled", handler=ctx.handler_name, replies=sender.sent)
-        return Outcome(handler=ctx.handler_name, replies=sender.sent), ctx
-
-    async def _remember_room(self, update: Update) -> str | None:
-        """Keep that the update's room is an Omnichannel room; its channel source, if it is."""
-        mode = self.settings.omnichannel.mode if self.settings is not None else "auto"
-        room_id = str(update.room.id)
-        known = self.rooms.known(room_id)
-        if mode == "never":
-            return None
-        if known is not None and known.source is not None:
-            return known.source  # remembered already (preloaded with the room's state)
-        options = update.room.options
-        lifecycle = update.message.type == LIFECYCLE
-        marked = update.app_code or update.channel is not None or "source" in options
-        if mode == "auto" and not (marked or "channel" in options or lifecycle):
-            return known.source if known is not None else None  # a Chat SDK room: no parsing
-        found = detect_room(update, mode)
-        if found.omnichannel or lifecycle:
-            return (await self.rooms.remember(room_id, found)).source
-        return known.source if known is not None else None
-
-    def _menu_answer(self, update: Update, source: str | None, choices: list[Any]) -> Update:
-        """The customer's answer to a text menu as the tap on its button, else ``update``."""
-        menus = self.settings.omnichannel.text_menus if self.settings is not None else []
-        if source not in menus:
-            return update
-        choice = match_choice(update.message.text, choices)
-        if choice is None:
-            return update
-        text, payload = choice.postback_response()
-        log.info("text_menu.chosen", choice=choice.number, label=choice.label)
-        message = update.message.model_copy(
-            update={"type": "button_postback_response", "text": text, "payload": payload}
-        )
-        return update.model_copy(
-            update={"payload": update.payload.model_copy(update={"message": message})}
-        )
-
-    async def _lifecycle(
-        self, update: Update, origin: str, known: dict[str, Any], loaded: dict[str, Any]
-    ) -> tuple[Outcome, Context]:
-        """An Omnichannel lifecycle webhook: its effects, then its handlers (see lifecycle)."""
-        room_id = str(update.room.id)
-        signer = self.signer.bind(room_id, None) if self.signer is not None else None
-        sender = Sender(self.outbox.delivery(known), origin, signer)
-        ctx = Context(self, update, sender)
-        for state in (ctx.state, ctx.room_state):
-            if state.key in loaded:
-                state.preload(loaded[state.key])
-            else:
-                await state.load()
-        name = await run_lifecycle(ctx)
-        ctx.handler_name = name
-        log.info("update.handled", handler=name, replies=sender.sent)
-        return Outcome(handler=name, replies=sender.sent), ctx
-
-    def _is_agent(self, update: Update) -> bool:
-        """Whether the sender is one of ``state.agents`` (not the customer)."""
-        if self.settings is None or not self.settings.state.agents:
-            return False
-        return update.sender.email.casefold() in {a.casefold() for a in self.settings.state.agents}
-
-    def _is_agent_command(self, update: Update) -> bool:
-        """An agent's text that gives the room back to the bot (``state.resume_command``)."""
-        if not self._is_agent(update):
-            return False
-        state = self.settings.state  # type: ignore[union-attr]  # _is_agent: settings is set
-        return normalize_text(update.message.text) == normalize_text(state.resume_command)
 
     # --- delivery ------------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ class RoomLeases(ABC):
     _tasks: dict[str, asyncio.Task[None]]
     _generation: dict[str, int]
     _lost: set[str]
-    _lingering: set[str]
+    _lingering: dict[str, float]
     _retakes: dict[str, int]
     _reclaimed: set[str]
     _lock: asyncio.Lock

@@ -426,6 +426,7 @@ class RootRouter(Router):
 
     intents: IntentSet | None = None
     _stateful: tuple[int, dict[str, list[Handler]]] = (-1, {})
+    _debounced: tuple[int, bool] = (-1, False)
 
     def stateful_handlers(self, kind: str, *, debounced: bool = False) -> list[Handler]:
         """Handlers of ``kind`` registered with ``state=``, anywhere in the tree, in trial order
@@ -443,7 +444,11 @@ class RootRouter(Router):
 
     def debounced_handlers(self) -> bool:
         """Whether any handler in the tree has its own ``debounce=``."""
-        return bool(self.stateful_handlers(MESSAGE, debounced=True))
+        version, debounced = self._debounced
+        if version != _version[0]:  # asked for every message: kept until a registration
+            debounced = bool(self.stateful_handlers(MESSAGE, debounced=True))
+            self._debounced = (_version[0], debounced)
+        return debounced
 
     async def find_handler(self, ctx: Context, kind: str) -> Handler | None:
         """The handler ``ctx`` would go to (step handlers first), without running it or any

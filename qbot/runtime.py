@@ -35,7 +35,7 @@ import structlog
 
 from qbot._aio import cancel_and_wait
 from qbot._json import detect_encoding
-from qbot.debounce import gather
+from qbot.debounce import debouncing, gather
 from qbot.errors import ConfigError, LeaseLostError, QbotError, StorageError
 from qbot.handlers import Outcome
 from qbot.inflight import ParsedUpdates, Waiters
@@ -126,7 +126,11 @@ class Runtime(RoomLeases):
         # Claims that took a room back after its lease lapsed; the items in hand they gave again.
         self._retakes: dict[str, int] = {}
         self._reclaimed: set[str] = set()
-        self._lingering: set[str] = set()  # rooms waiting out their linger (leases not renewed)
+        # Rooms waiting out their linger (leases not renewed), each with the loop time it ends,
+        # in the order they began (so in order of end: the linger is the same for all). One
+        # timer, at the first end, wakes them: no timer per wait.
+        self._lingering: dict[str, float] = {}
+        self._linger_timer: asyncio.TimerHandle | None = None
         self._releasing: set[str] = set()  # rooms whose lease is being released
         self._incoming: dict[str, int] = {}  # puts in flight handing items to a held room
         self.waiters = Waiters()  # run() callers waiting for their update (qbot.inflight)
@@ -245,7 +249,8 @@ class Runtime(RoomLeases):
         if reason is not None:
             log.debug("webhook.ignored", reason=reason, room_id=room)
             return "ignored"
-        await self.start()
+        if not self._started:
+            await self.start()
         payload: Any = _as_text(raw) if raw is not None else None
         if payload is None:
             # Serialised by pydantic-core straight to JSON text: no dict and json.dumps between.
@@ -253,14 +258,18 @@ class Runtime(RoomLeases):
                 dict(body) if body is not None else JSONText(update.model_dump_json(by_alias=True))
             )
         key = update.dedupe_key
-        dedupe: dict[str, Any] = {"dedupe_key": key, "dedupe_ttl": self.dedupe_ttl}
         if self._works_on(room):
             # A room this worker holds: the item is handed to it with the put (no claim round
             # trip). Its worker does not release the room while the put is in flight.
             self._incoming[room] = self._incoming.get(room, 0) + 1
             try:
                 item, handed = await self.storage.inbox_put_held(
-                    room, payload, owner=self.owner, lease_ttl=self.lease_ttl, **dedupe
+                    room,
+                    payload,
+                    owner=self.owner,
+                    lease_ttl=self.lease_ttl,
+                    dedupe_key=key,
+                    dedupe_ttl=self.dedupe_ttl,
                 )
             finally:
                 left = self._incoming.pop(room) - 1
@@ -270,7 +279,8 @@ class Runtime(RoomLeases):
                 if wake is not None:
                     wake.set()
         else:
-            item, handed = await self.storage.inbox_put(room, payload, **dedupe), False
+            put = self.storage.inbox_put(room, payload, dedupe_key=key, dedupe_ttl=self.dedupe_ttl)
+            item, handed = await put, False
         if item is None:
             log.info("webhook.duplicate", room_id=room, message=key)
             return "duplicate"
@@ -296,12 +306,17 @@ class Runtime(RoomLeases):
     def _hand(self, item: InboxItem) -> None:
         """Queue a claimed item for its room's worker (started if needed)."""
         room = item.room_id
-        ids = self._ids.setdefault(room, set())
-        if item.id in ids:  # reclaimed after a lapse while still in hand
+        ids = self._ids.get(room)  # (not setdefault: no throwaway set and deque per item)
+        if ids is None:
+            ids = self._ids[room] = set()
+        elif item.id in ids:  # reclaimed after a lapse while still in hand
             self._reclaimed.add(item.id)
             return
         ids.add(item.id)
-        self._queues.setdefault(room, deque()).append(item)
+        queue = self._queues.get(room)
+        if queue is None:
+            queue = self._queues[room] = deque()
+        queue.append(item)
         self._held += 1
         self._lost.discard(room)
         self._ensure_worker(room)
@@ -320,6 +335,9 @@ class Runtime(RoomLeases):
         self._closing = True
         for event in self._wake.values():  # lingering workers release their rooms now
             event.set()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         await self._stop_background()
         if not self._started:
             return 0
@@ -414,13 +432,11 @@ class Runtime(RoomLeases):
                     # that sets `wake` ends the wait (found empty, the room is released): one
                     # handle, where asyncio.timeout added a Timeout and a cancellation per wait.
                     wake.clear()
-                    self._lingering.add(room)
-                    timer = asyncio.get_running_loop().call_later(self.linger, wake.set)
+                    self._linger_begins(room)
                     try:
                         await wake.wait()
                     finally:
-                        timer.cancel()
-                        self._lingering.discard(room)
+                        del self._lingering[room]
                     if queue:
                         continue
                 if not queue and self._incoming.get(room):
@@ -440,7 +456,10 @@ class Runtime(RoomLeases):
                         return
                 item = queue[0]
                 # A debounced burst: the head and the messages gathered with it (qbot.debounce).
-                batch, merged = await gather(self, room, queue, wake)
+                if debouncing(self.dispatcher):
+                    batch, merged = await gather(self, room, queue, wake)
+                else:  # no coroutine for the common case
+                    batch, merged = [item], None
                 if not await self._process(item, merged, batch[1:]):
                     continue  # the storage failed: the same item again, once it answers
                 for done in batch:
@@ -452,6 +471,26 @@ class Runtime(RoomLeases):
                 del item, batch, merged, done  # a lingering room keeps no processed body
         finally:
             self._forget(room)
+
+    def _linger_begins(self, room: str) -> None:
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + self.linger
+        self._lingering[room] = ends
+        if self._linger_timer is None:
+            self._linger_timer = loop.call_at(ends, self._linger_ends)
+
+    def _linger_ends(self) -> None:
+        """Wake the rooms whose linger is over; the timer again for the next one to end."""
+        self._linger_timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for room, ends in self._lingering.items():
+            if ends > now:
+                self._linger_timer = loop.call_at(ends, self._linger_ends)
+                return
+            wake = self._wake.get(room)
+            if wake is not None:
+                wake.set()
 
     def _forget(self, room: str) -> None:
         task = self._tasks.get(room)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import structlog
@@ -129,13 +130,26 @@ class Sender:
         delivery: where comments go.
         origin: what the replies answer (room and message identity of the update).
         signer: signs postback data when the bot has a postback secret.
+        ids: the first replies' ids to ``room``, computed already (``unique_temp_id(origin,
+            room, 1)``, ...): used instead of hashing them again.
+        room: the room ``ids`` are for.
     """
 
-    def __init__(self, delivery: Delivery, origin: str, signer: PostbackSigner | None) -> None:
+    def __init__(
+        self,
+        delivery: Delivery,
+        origin: str,
+        signer: PostbackSigner | None,
+        *,
+        ids: Sequence[str] = (),
+        room: int | str | None = None,
+    ) -> None:
         self.delivery = delivery
         self.origin = origin
         self.signer = signer
         self.sent = 0
+        self._ids = ids
+        self._room = room
 
     async def send(self, room_id: int | str, message: Message) -> list[Any]:
         # Build everything before sending anything: a builder error must not leave half a reply.
@@ -143,7 +157,10 @@ class Sender:
         results: list[Any] = []
         for item in outgoing:
             self.sent += 1
-            temp_id = unique_temp_id(self.origin, room_id, self.sent)
+            if self.sent <= len(self._ids) and room_id == self._room:
+                temp_id = self._ids[self.sent - 1]
+            else:
+                temp_id = unique_temp_id(self.origin, room_id, self.sent)
             result = await self.delivery.deliver(room_id, item, temp_id)
             if isinstance(result, AlreadySent):
                 log.info("reply.skipped", reason=f"already_{result.status}", unique_temp_id=temp_id)

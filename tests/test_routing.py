@@ -13,7 +13,8 @@ from qbot import Bot, Buttons, Context, Router
 from qbot import filters as F
 from qbot.errors import ConfigError, HandlerRegistrationError
 from qbot.intents import IntentSet
-from qbot.messages import OutgoingComment
+from qbot.messages import OutgoingComment, Text
+from qbot.sending import Sender, unique_temp_id
 
 
 def make_bot(**kw: object) -> tuple[Bot, RecordingDelivery]:
@@ -665,3 +666,39 @@ async def test_routing_step_handler_is_stopped_by_its_routers_middleware() -> No
     assert (await bot.feed_update(sdk_body("blocked"))).ignored == "stopped"
     assert (await bot.feed_update(sdk_body("Ana"))).handler is not None
     assert out.texts == ["your name?", "hi Ana"]
+
+
+async def test_routing_reply_ids_past_the_prefetch_and_to_other_rooms_are_their_hashes() -> None:
+    # The first replies' ids are computed once, with the room's read; every id must still be
+    # the one unique_temp_id gives for its room and position, whichever room it goes to.
+    bot, out = make_bot()
+
+    @bot.message()
+    async def many(ctx: Context) -> None:
+        await ctx.reply("one")
+        await ctx.send(999, "elsewhere")
+        await ctx.send(str(ctx.room.id), "same room, as text")
+        for text in ("four", "five"):
+            await ctx.reply(text)
+
+    body = sdk_body("x", message_id=78)
+    await bot.feed_update(body)
+    room = body["payload"]["room"]["id"]
+    origin = f"{room}:id:78"
+    rooms = [room, 999, room, room, room]
+    assert [temp_id for _, _, temp_id in out.sent] == [
+        unique_temp_id(origin, r, seq) for seq, r in enumerate(rooms, start=1)
+    ]
+
+
+async def test_sender_uses_the_ids_it_was_given_for_their_room_only() -> None:
+    out = RecordingDelivery()
+    sender = Sender(out, "7:id:1", None, ids=["given-1", "given-2"], room=7)
+    await sender.send(7, Text("a"))
+    await sender.send(8, Text("b"))
+    await sender.send(7, Text("c"))
+    assert [temp_id for _, _, temp_id in out.sent] == [
+        "given-1",
+        unique_temp_id("7:id:1", 8, 2),
+        unique_temp_id("7:id:1", 7, 3),
+    ]

@@ -280,3 +280,46 @@ async def test_runtime_a_lingering_room_holds_no_processed_item() -> None:
     gc.collect()
     assert [o for o in gc.get_objects() if isinstance(o, InboxItem) and o.room_id == "7"] == []
     await runtime.drain(timeout=10)
+
+
+async def test_runtime_releases_each_lingering_room_after_its_own_linger() -> None:
+    # The lingering rooms share one timer: a room whose linger ends later than the first one's
+    # must still be released (the timer set again for it), and a message ends a linger.
+    bot = Bot(email="bot@example.com")
+    bot.delivery = out = RecordingDelivery()
+    bot.use_storage(MemoryStorage())
+
+    @bot.message()
+    async def echo(ctx: Context) -> None:
+        await ctx.reply(ctx.text)
+
+    runtime = Runtime(bot, linger=0.3, owner="replica-a")
+
+    async def until(done: Any) -> None:
+        for _ in range(2000):
+            if await done():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("not reached")
+
+    async def released(room: str) -> bool:
+        key = room_lease_key(room)
+        return room not in runtime._wake and await lease_owner(bot.storage, key) is None
+
+    async def lingering(*rooms: str) -> bool:
+        return set(rooms) <= set(runtime._lingering)
+
+    assert await runtime.submit(Update.model_validate(sdk_body("a", room_id=1))) == "accepted"
+    await until(lambda: lingering("1"))
+    await asyncio.sleep(0.1)
+    for room in (2, 3):  # their lingers end after room 1's
+        update = Update.model_validate(sdk_body(f"r{room}", room_id=room))
+        assert await runtime.submit(update) == "accepted"
+        await until(lambda room=room: lingering(str(room)))
+    assert await runtime.submit(Update.model_validate(sdk_body("b", room_id=2))) == "accepted"
+    for room in ("1", "2", "3"):
+        await until(lambda room=room: released(room))
+    assert sorted(out.texts) == ["a", "b", "r2", "r3"]
+    assert runtime._lingering == {}
+    assert await runtime.drain(timeout=10) == 0
+    await bot.aclose()

@@ -108,8 +108,10 @@ def quick_replies_key(phone: str) -> str:
 
 def phone_of(user: str) -> str | None:
     """The customer's number when their Omnichannel user id is one (WhatsApp's are)."""
+    if "@" in user:  # an email: no number (and no need to scan it)
+        return None
     digits = "".join(ch for ch in user if ch.isdigit())
-    return digits if digits and "@" not in user and len(digits) >= 6 else None
+    return digits if len(digits) >= 6 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,11 +219,11 @@ class WindowTracker:
         return update
 
     def _note(self, update: Update, source: str | None, values: Sequence[Any]) -> Any:
+        if source != "wa":
+            return None
         room_id = str(update.room.id)
         window, number, quick = [*values, None, None, None][:3]
         record = WindowRecord.load(window)
-        if source != "wa":
-            return None
         self._keep(room_id, record)
         message = update.message
         if message.type == LIFECYCLE_TYPE and (message.payload or {}).get("kind") == "resolved":
