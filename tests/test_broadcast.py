@@ -360,7 +360,6 @@ async def test_no_answer_is_unknown_and_not_resent_unless_asked(desk: Desk, tmp_
     assert first.status == "unknown"
     assert first.reason is not None and first.reason.startswith("no answer")
     await asyncio.sleep(0.5)
-    print("SENT AFTER RELEASE", desk.sent_to())
     landed = len(desk.sent_to())  # 3 if the held send went on after the client gave up, else 2
     again = await shipped(desk, csv).run()
     assert again.entries[0].status == "unknown"
