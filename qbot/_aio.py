@@ -6,9 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Shared", "cancel_and_wait", "first_done"]
+__all__ = ["LoopEvent", "Shared", "cancel_and_wait", "first_done", "loop_event"]
 
 T = TypeVar("T")
+LoopEvent = tuple[asyncio.AbstractEventLoop, asyncio.Event]
+"""An event with the loop it was made in: an :class:`asyncio.Event` serves one loop only."""
 
 AGAIN = 0.1
 """Seconds a cancelled task has to end before it is cancelled again."""
@@ -28,6 +30,19 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=AGAIN)
+
+
+def loop_event(held: LoopEvent | None) -> LoopEvent:
+    """``held`` if it was made in the running loop, else a new event for this loop.
+
+    An object that outlives its event loop (a module's bot run by one ``asyncio.run`` after
+    another, a test suite) must not wait on an event from the old loop: the wait raises at once
+    and a loop waiting on it spins.
+    """
+    loop = asyncio.get_running_loop()
+    if held is None or held[0] is not loop:
+        return loop, asyncio.Event()
+    return held
 
 
 async def first_done(*aws: Awaitable[Any]) -> None:

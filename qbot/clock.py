@@ -23,6 +23,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
+from qbot._aio import LoopEvent, loop_event
+
 __all__ = ["Clock", "ManualClock", "SystemClock"]
 
 
@@ -72,7 +74,7 @@ class ManualClock:
         self._running = running
         self._started = time.monotonic()
         self._offset = 0.0
-        self._moved: asyncio.Event | None = None
+        self._moved: LoopEvent | None = None  # the event sleepers in the running loop wait on
         self._awake: set[asyncio.Task[Any]] = set()  # woke from a sleep, not asleep again yet
 
     def time(self) -> float:
@@ -111,8 +113,8 @@ class ManualClock:
         return self.time()
 
     def _wake(self) -> None:
-        if self._moved is not None:
-            self._moved.set()
+        if self._moved is not None and not self._moved[0].is_closed():
+            self._moved[1].set()
         self._moved = None
 
     async def sleep(self, seconds: float) -> None:
@@ -132,9 +134,8 @@ class ManualClock:
             left = deadline - self.time()
             if left <= 0:
                 return
-            if self._moved is None:
-                self._moved = asyncio.Event()
-            moved = self._moved
+            self._moved = loop_event(self._moved)
+            moved = self._moved[1]
             timeout = left if self._running else None
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):  # not wait_for: it can lose a cancel on 3.11

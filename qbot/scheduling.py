@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from qbot._aio import first_done
+from qbot._aio import LoopEvent, first_done, loop_event
 from qbot.errors import ConfigError, QbotError, StorageError
 from qbot.storage import InboxItem, state_key
 from qbot.storage.records import dumps
@@ -73,7 +73,8 @@ BATCH = 100
 MAX_DATA = 64 * 1024
 """The most JSON bytes a job's data may take."""
 
-_wakes: weakref.WeakKeyDictionary[Any, asyncio.Event] = weakref.WeakKeyDictionary()
+_wakes: weakref.WeakKeyDictionary[Any, LoopEvent] = weakref.WeakKeyDictionary()
+"""Per dispatcher, what wakes its fire loop when a job is stored (the loop's own event loop)."""
 
 
 class ScheduleError(QbotError, ValueError):
@@ -163,9 +164,9 @@ async def schedule(
         due_in=round(due - now, 3),
         replaced=replaced is not None,
     )
-    event = _wakes.get(dispatcher)
-    if event is not None:
-        event.set()
+    held = _wakes.get(dispatcher)
+    if held is not None and held[0] is asyncio.get_running_loop():
+        held[1].set()
     return job
 
 
@@ -246,7 +247,8 @@ async def fire_due(
 async def fire_loop(runtime: Runtime) -> None:
     """The runtime's background task: fire due jobs, then sleep until the next is due."""
     dispatcher = runtime.dispatcher
-    event = _wakes.setdefault(dispatcher, asyncio.Event())
+    held = _wakes[dispatcher] = loop_event(_wakes.get(dispatcher))  # not one from a past loop
+    event = held[1]
     while True:
         event.clear()
         try:

@@ -14,6 +14,7 @@ import json
 import shutil
 import signal
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -325,7 +326,7 @@ async def test_chaos_kill_9_between_posted_and_recorded_reply_not_posted_again(
     url = (
         f"sqlite:///{tmp_path / 'qbot.db'}"
         if storage == "sqlite"
-        else f"redis://127.0.0.1:6379/0?prefix=qbot-chaos-{tmp_path.name}:"
+        else f"redis://127.0.0.1:6379/0?prefix=qbot-chaos-{uuid.uuid4().hex}:"
     )
     first = await Replica(tmp_path, fake_qiscus, url, "first").start()
     second: Replica | None = None

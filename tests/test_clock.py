@@ -73,3 +73,24 @@ async def test_a_sleeper_wakes_when_the_clock_passes_its_deadline() -> None:
 async def test_a_running_clock_also_wakes_sleepers_by_real_time() -> None:
     clock = ManualClock(running=True)
     await asyncio.wait_for(clock.sleep(0.05), 2)
+
+
+def test_a_manual_clock_outlives_an_event_loop_that_left_a_sleeper() -> None:
+    # A sleeper cancelled with its loop left the clock's wake event bound to that loop: the
+    # next loop's sleeps raised RuntimeError ("bound to a different event loop") at once.
+    clock = ManualClock(start=0.0)
+
+    async def leave_a_sleeper() -> None:
+        asyncio.create_task(clock.sleep(3600))  # noqa: RUF006 - asyncio.run cancels it
+        await asyncio.sleep(0)
+
+    async def sleep_and_advance() -> bool:
+        task = asyncio.create_task(clock.sleep(60))
+        await asyncio.sleep(0.01)
+        asleep = not task.done()
+        clock.advance(seconds=61)
+        await asyncio.wait_for(task, 10)
+        return asleep
+
+    asyncio.run(leave_a_sleeper())
+    assert asyncio.run(sleep_and_advance())

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from qbot import Bot, Context
 from qbot.clock import ManualClock
+from qbot.emulator.dev import DevServer, dev_settings
 from qbot.emulator.harness import Harness
 from qbot.errors import ConfigError, HandlerRegistrationError
 from qbot.scheduling import ScheduleError
@@ -363,3 +366,36 @@ async def test_bot_schedule_refuses_a_room_id_that_is_not_an_id() -> None:
             with pytest.raises(ScheduleError, match="room_id must be"):
                 await bot.cancel_scheduled(bad, "followup")  # type: ignore[arg-type]
         assert await bot.storage.schedule_list() == []
+
+
+def test_a_bot_served_in_one_event_loop_after_another_keeps_its_fire_loop_idle(
+    tmp_path: Path,
+) -> None:
+    # A module's bot served by one event loop after another (the browser tests' demo bot, a
+    # script calling asyncio.run twice): the fire loop's wake event came from the first loop,
+    # so in the next every wait on it failed at once and the loop spun, thousands of storage
+    # reads a second, starving what the process served. Idle, it looks once per POLL (1 s).
+    bot, _ = followup_bot()
+
+    async def storage_reads_while_idle(run: int) -> int:
+        reads = 0
+        settings = dev_settings(None, bot.name, storage={"url": "memory://"})
+        server = DevServer(settings, bot, port=0, db=str(tmp_path / f"e{run}.db"))
+        await server.start()
+        try:
+            storage = bot.storage
+            real = storage.schedule_next
+
+            async def counted() -> float | None:
+                nonlocal reads
+                reads += 1
+                return await real()
+
+            storage.schedule_next = counted  # type: ignore[method-assign]
+            await asyncio.sleep(0.5)
+        finally:
+            await server.stop()
+        return reads
+
+    assert asyncio.run(storage_reads_while_idle(1)) < 50
+    assert asyncio.run(storage_reads_while_idle(2)) < 50

@@ -35,7 +35,8 @@ from qbot.storage import (
 )
 
 LONG = 3600.0  # a TTL no test outlives
-SHORT = 0.1  # a TTL a test waits out with advance(2 * SHORT)
+SHORT = 0.1  # a TTL a test outlives with advance(2 * backend.short), on a fake clock
+REDIS_SHORT = 0.5  # Redis runs on real time: the steps inside the TTL must fit in it, loaded
 
 
 class FakeClock:
@@ -53,6 +54,8 @@ class Backend:
     clock: FakeClock | None
     make_peer: Callable[[], Awaitable[Storage]]
     peers: list[Storage] = field(default_factory=list)
+    short: float = SHORT
+    """A TTL a test outlives with ``advance(2 * short)``, after a few calls made inside it."""
 
     async def advance(self, seconds: float) -> None:
         if self.clock is not None:
@@ -94,7 +97,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             await s.open()
             return s
 
-        b = Backend("redis", await redis_peer(), None, redis_peer)
+        b = Backend("redis", await redis_peer(), None, redis_peer, short=REDIS_SHORT)
     yield b
     if isinstance(b.storage, RedisStorage):
         await b.storage.drop()
@@ -132,9 +135,9 @@ async def test_storage_dedupe_is_true_only_the_first_time(backend: Backend) -> N
 
 async def test_storage_dedupe_is_new_again_after_its_ttl(backend: Backend) -> None:
     s = backend.storage
-    assert await claim_once(s, "short", SHORT)
+    assert await claim_once(s, "short", backend.short)
     assert await claim_once(s, "long", LONG)
-    await backend.advance(2 * SHORT)
+    await backend.advance(2 * backend.short)
     assert await claim_once(s, "short", LONG) is True
     assert await claim_once(s, "long", LONG) is False
 
@@ -186,10 +189,10 @@ async def test_storage_state_round_trips_json_and_returns_copies(backend: Backen
 
 async def test_storage_state_expires_after_its_ttl(backend: Backend) -> None:
     s = backend.storage
-    await s.set_state("short", {"a": 1}, ttl=SHORT)
+    await s.set_state("short", {"a": 1}, ttl=backend.short)
     await s.set_state("long", {"b": 2}, ttl=LONG)
     await s.set_state("forever", {"c": 3})
-    await backend.advance(2 * SHORT)
+    await backend.advance(2 * backend.short)
     assert await s.get_state("short") is None
     assert await s.get_state("long") == {"b": 2}
     assert await s.get_state("forever") == {"c": 3}
@@ -233,9 +236,9 @@ async def test_storage_lease_is_held_by_one_owner_until_released(backend: Backen
 
 async def test_storage_lease_expires_and_its_old_owner_cannot_renew(backend: Backend) -> None:
     s = backend.storage
-    assert await s.lease_acquire("k", "a", SHORT)
+    assert await s.lease_acquire("k", "a", backend.short)
     assert await s.lease_acquire("other", "a", LONG)
-    await backend.advance(2 * SHORT)
+    await backend.advance(2 * backend.short)
     assert await lease_owner(s, "k") is None
     assert not await s.lease_renew("k", "a", LONG)
     assert await s.lease_acquire("k", "b", LONG)
@@ -325,12 +328,12 @@ async def test_storage_inbox_reclaims_a_dead_workers_items_after_its_lease(
 ) -> None:
     s, other = backend.storage, await backend.peer()
     await put(s, "r1", 3)
-    dead = (await s.inbox_claim("dead", lease_ttl=SHORT)).items
+    dead = (await s.inbox_claim("dead", lease_ttl=backend.short)).items
     assert texts(dead) == ["m0", "m1", "m2"]
     await s.commit(owner="dead", ack=dead[:1])
     await put(s, "r1", 1, tag="after")
     assert (await other.inbox_claim("alive", lease_ttl=LONG)).items == []  # still leased
-    await backend.advance(2 * SHORT)
+    await backend.advance(2 * backend.short)
     alive = (await other.inbox_claim("alive", lease_ttl=LONG)).items
     assert texts(alive) == ["m1", "m2", "after0"]
     with pytest.raises(LeaseLostError, match="'dead'"):
@@ -344,8 +347,8 @@ async def test_storage_inbox_reclaims_a_dead_workers_items_after_its_lease(
 async def test_storage_commit_after_lease_lapse_applies_nothing(backend: Backend) -> None:
     s = backend.storage
     await put(s, "r1", 1)
-    got = (await s.inbox_claim("w", lease_ttl=SHORT)).items
-    await backend.advance(2 * SHORT)
+    got = (await s.inbox_claim("w", lease_ttl=backend.short)).items
+    await backend.advance(2 * backend.short)
     reply = OutboxItem("reply-1", "r1", {"message": "hi"})
     with pytest.raises(LeaseLostError):
         await s.commit(owner="w", ack=got, states=[StateWrite("k", 1)], outbox=[reply])
@@ -539,9 +542,9 @@ async def test_storage_handoff_starts_lists_and_ends(backend: Backend) -> None:
 
 async def test_storage_handoff_expires_after_its_ttl(backend: Backend) -> None:
     s = backend.storage
-    await s.handoff_start("r1", "short", ttl=SHORT)
+    await s.handoff_start("r1", "short", ttl=backend.short)
     await s.handoff_start("r2", "long", ttl=LONG)
-    await backend.advance(2 * SHORT)
+    await backend.advance(2 * backend.short)
     assert await s.handoff_get("r1") is None
     assert await s.handoff_end("r1") is False
     assert [h.room_id for h in await s.handoff_list()] == ["r2"]
@@ -664,11 +667,11 @@ async def test_storage_claim_tells_which_rooms_have_replies_waiting(backend: Bac
 async def test_storage_claim_tells_which_rooms_are_redelivered(backend: Backend) -> None:
     s, other = backend.storage, await backend.peer()
     await put(s, "r1", 2)
-    first = await s.inbox_claim("dead", lease_ttl=SHORT)
+    first = await s.inbox_claim("dead", lease_ttl=backend.short)
     assert (texts(first.items), first.redelivered) == (["m0", "m1"], frozenset())
     await s.commit(owner="dead", ack=first.items[:1])
     await put(s, "r2", 1)  # never handed out
-    await backend.advance(2 * SHORT)
+    await backend.advance(2 * backend.short)
     again = await other.inbox_claim("alive", lease_ttl=LONG)
     assert sorted(texts(again.items)) == ["m0", "m1"]  # r1's m1 and r2's m0
     assert again.redelivered == {"r1"}
@@ -678,9 +681,11 @@ async def test_storage_claim_tells_which_rooms_are_redelivered(backend: Backend)
 
 async def test_storage_load_room_drops_expired_states(backend: Backend) -> None:
     s = backend.storage
-    await s.commit(states=[StateWrite("room:r1", {"a": 1}, ttl=SHORT), StateWrite("room:r2", 2)])
+    await s.commit(
+        states=[StateWrite("room:r1", {"a": 1}, ttl=backend.short), StateWrite("room:r2", 2)]
+    )
     assert (await s.load_room("r1", ["room:r1", "room:r2"]))[1] == [{"a": 1}, 2]
-    await backend.advance(2 * SHORT)
+    await backend.advance(2 * backend.short)
     assert (await s.load_room("r1", ["room:r1", "room:r2"]))[1] == [None, 2]
 
 
@@ -807,13 +812,17 @@ async def test_storage_inbox_put_held_extends_the_lease_and_a_new_holder_gets_th
 ) -> None:
     s, other = backend.storage, await backend.peer()
     await put(s, "r1", 1)
-    assert texts((await s.inbox_claim("dead", lease_ttl=SHORT)).items) == ["m0"]
-    item, handed = await s.inbox_put_held("r1", {"text": "m1"}, owner="dead", lease_ttl=SHORT)
+    assert texts((await s.inbox_claim("dead", lease_ttl=backend.short)).items) == ["m0"]
+    item, handed = await s.inbox_put_held(
+        "r1", {"text": "m1"}, owner="dead", lease_ttl=backend.short
+    )
     assert item is not None and handed
-    await backend.advance(2 * SHORT)  # the holder died: its lease lapses, items come again
+    await backend.advance(2 * backend.short)  # the holder died: its lease lapses, items come again
     claim = await other.inbox_claim("alive", lease_ttl=LONG)
     assert texts(claim.items) == ["m0", "m1"]
     assert claim.redelivered == {"r1"}
     # A lapsed holder is not handed anything.
-    late, handed = await s.inbox_put_held("r1", {"text": "m2"}, owner="dead", lease_ttl=SHORT)
+    late, handed = await s.inbox_put_held(
+        "r1", {"text": "m2"}, owner="dead", lease_ttl=backend.short
+    )
     assert late is not None and not handed

@@ -32,7 +32,7 @@ async def test_storage_durable_everything_survives_closing_and_reopening(url: st
     async with open_storage(url) as s:
         await s.inbox_put("r1", {"text": "hello"}, dedupe_key="r1:m1", dedupe_ttl=3600)
         await s.inbox_put("r1", {"text": "second"})
-        first = (await s.inbox_claim("old-process", lease_ttl=0.05)).items
+        first = (await s.inbox_claim("old-process", lease_ttl=0.5)).items  # the commit fits
         await s.commit(
             owner="old-process",
             ack=first[:1],
@@ -41,7 +41,7 @@ async def test_storage_durable_everything_survives_closing_and_reopening(url: st
         )
         assert await s.outbox_mark("t1", "sent")
         await s.handoff_start("r9", "agent took over")
-    await asyncio.sleep(0.1)  # the old process's room lease lapses
+    await asyncio.sleep(1.0)  # the old process's room lease lapses
     async with open_storage(url) as s:
         assert await s.inbox_put("r1", {"text": "hello"}, dedupe_key="r1:m1") is None
         assert await s.get_state("user:r1:u1") == {"step": "ask_email"}

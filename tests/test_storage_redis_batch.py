@@ -30,7 +30,8 @@ async def storage() -> AsyncIterator[RedisStorage]:
 async def test_redis_commits_of_concurrent_rooms_share_one_round_trip(
     storage: RedisStorage,
 ) -> None:
-    await storage.set_state("warm", 1)  # the script is known to Redis
+    await storage.set_state("warm", 1)  # both scripts are known to Redis, even a fresh one
+    await storage.load_room("warm", ["warm"])
     rooms = [f"r{i}" for i in range(10)]
     for room in rooms:
         await storage.inbox_put(room, {"room": room})

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
+from qbot._aio import LoopEvent, loop_event
 from qbot.storage.base import ReplyRow, StateRow, Storage, check_ttl, lease_lost
 from qbot.storage.keys import room_lease_key
 from qbot.storage.memory_schedule import MemorySchedules
@@ -69,7 +70,7 @@ class MemoryStorage(MemorySchedules, Storage):
         self._pending: dict[str, None] = {}
         self._done: dict[str, float] = {}
         self._handoffs: dict[str, Handoff] = {}
-        self._arrived = asyncio.Event()
+        self._arrived: LoopEvent | None = None  # see _arrival
         self._next_sweep = 0.0
 
     def _sweep(self, now: float) -> None:
@@ -202,7 +203,7 @@ class MemoryStorage(MemorySchedules, Storage):
             return None
         queued = _Queued(str(next(self._ids)), text, now)
         self._rooms.setdefault(room_id, []).append(queued)
-        self._arrived.set()
+        self._arrival().set()
         return InboxItem.stored(queued.id, room_id, text, now)
 
     async def _do_inbox_put_held(
@@ -259,14 +260,19 @@ class MemoryStorage(MemorySchedules, Storage):
         waiting = {self._replies[item_id].room_id for item_id in self._pending}
         return Claim(out, frozenset(room for room in rooms if room in waiting), again)
 
+    def _arrival(self) -> asyncio.Event:
+        """What wakes :meth:`inbox_wait` on a put, made anew in each event loop it serves."""
+        self._arrived = loop_event(self._arrived)
+        return self._arrived[1]
+
     async def _do_inbox_wait(self, seconds: float) -> None:
         # asyncio.timeout, not wait_for: Python 3.11's wait_for can hang when cancelled here.
         try:
             async with asyncio.timeout(seconds):
-                await self._arrived.wait()
+                await self._arrival().wait()
         except TimeoutError:
             return
-        self._arrived.clear()
+        self._arrival().clear()
 
     async def _do_inbox_size(self) -> int:
         return sum(len(q) for q in self._rooms.values())

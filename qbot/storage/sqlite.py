@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from functools import lru_cache, partial
 from typing import Any, Literal, cast
 
+from qbot._aio import LoopEvent, loop_event
 from qbot.storage.base import ReplyRow, StateRow, Storage, check_text, check_ttl, lease_lost
 from qbot.storage.keys import ROOM_LEASE_PREFIX, room_lease_key
 from qbot.storage.records import (
@@ -150,7 +151,7 @@ class SqliteStorage(SqliteSchedules, Storage):
         )
         self._write = self._engine.write
         self._read = self._engine.read
-        self._arrived = asyncio.Event()
+        self._arrived: LoopEvent | None = None  # see _arrival
 
     @property
     def durable(self) -> bool:
@@ -298,7 +299,7 @@ class SqliteStorage(SqliteSchedules, Storage):
         item_id = await self._write(op)
         if item_id is None:
             return None
-        self._arrived.set()
+        self._arrival().set()
         return InboxItem.stored(str(item_id), room_id, text, now)
 
     async def _do_inbox_put_held(
@@ -328,7 +329,7 @@ class SqliteStorage(SqliteSchedules, Storage):
         if item_id is None:
             return None, False
         if not held:
-            self._arrived.set()
+            self._arrival().set()
         return InboxItem.stored(str(item_id), room_id, text, now), held
 
     async def _do_inbox_claim(self, owner: str, lease_ttl: float, limit: int) -> Claim:
@@ -378,14 +379,19 @@ class SqliteStorage(SqliteSchedules, Storage):
             frozenset(room_id for room_id, rows, _, again in rooms if rows and again),
         )
 
+    def _arrival(self) -> asyncio.Event:
+        """What wakes :meth:`inbox_wait` on a put, made anew in each event loop it serves."""
+        self._arrived = loop_event(self._arrived)
+        return self._arrived[1]
+
     async def _do_inbox_wait(self, seconds: float) -> None:
         # asyncio.timeout, not wait_for: Python 3.11's wait_for can hang when cancelled here.
         try:
             async with asyncio.timeout(seconds):
-                await self._arrived.wait()
+                await self._arrival().wait()
         except TimeoutError:
             return
-        self._arrived.clear()
+        self._arrival().clear()
 
     async def _do_inbox_size(self) -> int:
         row = await self._read(lambda db: db.execute("SELECT COUNT(*) FROM inbox").fetchone())
