@@ -23,13 +23,19 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
     result instead of raising when the cancel comes as that result arrives (CPython gh-86296,
     fixed in 3.12), and libraries call it (redis-py does on every command), so a loop cancelled
     at that moment runs on as if nothing was asked. One still running after :data:`AGAIN`
-    seconds is cancelled again, until it ends.
+    seconds is cancelled again, until it ends. As ``gather(..., return_exceptions=True)``, what
+    a task raised counts as seen (asyncio logs no "exception was never retrieved" for it); the
+    caller can still read it from the task.
     """
+    tasks = list(tasks)
     pending = {task for task in tasks if not task.done()}
     while pending:
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=AGAIN)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()
 
 
 def loop_event(held: LoopEvent | None) -> LoopEvent:

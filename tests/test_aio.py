@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
+from typing import Any
 
 import pytest
 
@@ -40,6 +42,26 @@ async def test_cancel_and_wait_leaves_finished_tasks_and_waits_for_none() -> Non
     await cancel_and_wait([done])
     await cancel_and_wait([])
     assert done.done() and not done.cancelled()
+
+
+async def test_cancel_and_wait_sees_what_its_tasks_raised_as_gather_did() -> None:
+    # Two workers failing at once: the supervisor read one failure and logged the other's
+    # traceback as "Task exception was never retrieved" (one error line expected, CI failed).
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+
+    async def fail() -> None:
+        raise RuntimeError("worker 2 exit code 1 before serving")
+
+    tasks = [asyncio.create_task(fail()), asyncio.create_task(fail())]
+    await asyncio.sleep(0)
+    await cancel_and_wait(tasks)
+    assert isinstance(tasks[1].exception(), RuntimeError)  # still there for the caller
+    del tasks
+    gc.collect()
+    await asyncio.sleep(0)
+    assert reported == []
 
 
 @pytest.mark.redis
