@@ -67,15 +67,25 @@ class Shared(Generic[T]):
     the task itself would cancel it, and every other caller would get a ``CancelledError`` it
     was never sent). When the last caller waiting is cancelled, the run is cancelled too, and
     waited for: nothing is left running that nobody waits for. A run that ended (done, failed
-    or cancelled) is forgotten: the next call starts a new one.
+    or cancelled) is forgotten: the next call starts a new one. A call that comes while a
+    cancelled run winds down waits for it to end, then has its result, or a new run if it ended
+    cancelled (joining it would give the caller a ``CancelledError`` it was never sent).
     """
 
     def __init__(self) -> None:
         self._task: asyncio.Future[T] | None = None
+        self._ending: asyncio.Future[T] | None = None  # a run being cancelled, not ended yet
         self._waiting = 0
 
     async def run(self, start: Callable[[], Awaitable[T]]) -> T:
         """Join the run in progress, or begin one with ``start()``; its result."""
+        while self._task is None and self._ending is not None:
+            ending = self._ending
+            await asyncio.wait([ending])
+            if self._ending is ending:
+                self._ending = None
+            if not ending.cancelled():
+                return ending.result()
         if self._task is None:
             self._task = asyncio.ensure_future(start())
         task = self._task
@@ -85,6 +95,11 @@ class Shared(Generic[T]):
         finally:
             self._waiting -= 1
             if not self._waiting and not task.done():
-                await cancel_and_wait([task])
+                self._task, self._ending = None, task
+                try:
+                    await cancel_and_wait([task])
+                finally:
+                    if self._ending is task and task.done():
+                        self._ending = None
             if task.done() and self._task is task:
                 self._task = None

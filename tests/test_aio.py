@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from qbot import Bot
-from qbot._aio import cancel_and_wait
+from qbot._aio import Shared, cancel_and_wait
 from qbot.runtime import Runtime
 from qbot.storage import RedisStorage
 
@@ -62,6 +62,36 @@ async def test_cancel_and_wait_sees_what_its_tasks_raised_as_gather_did() -> Non
     gc.collect()
     await asyncio.sleep(0)
     assert reported == []
+
+
+async def test_shared_a_call_during_a_cancel_the_run_swallows_gets_the_runs_result() -> None:
+    # The only caller is cancelled; the run takes the cancel as its answer lands and finishes
+    # (Python 3.11's wait_for). A call made meanwhile waits for it and has its result: no
+    # second run, no CancelledError.
+    runs, began, unwinding = 0, asyncio.Event(), asyncio.Event()
+
+    async def start() -> str:
+        nonlocal runs
+        runs += 1
+        began.set()
+        if runs == 1:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                unwinding.set()
+                await asyncio.sleep(0)  # winding down: a call comes in this tick
+        return f"run {runs}"
+
+    shared: Shared[str] = Shared()
+    only = asyncio.create_task(shared.run(start))
+    await began.wait()
+    only.cancel()
+    await unwinding.wait()
+    async with asyncio.timeout(30):  # a hang guard, not a measure
+        late = await shared.run(start)
+        await asyncio.wait([only])
+        assert (late, runs) == ("run 1", 1) and only.cancelled()
+        assert await shared.run(start) == "run 2"  # an ended run is forgotten
 
 
 @pytest.mark.redis

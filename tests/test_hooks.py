@@ -146,6 +146,40 @@ async def test_hooks_the_only_caller_cancelled_cancels_the_start_and_a_new_one_r
     await bot.aclose()
 
 
+async def test_hooks_a_start_asked_while_a_cancelled_one_winds_down_runs_after_it() -> None:
+    # The only caller is cancelled and the hook takes a moment to close what it opened; an
+    # update fed then joined the dying start and got a CancelledError nobody sent it.
+    began, unwinding, closed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    bot = Bot("slow to cancel")
+
+    @bot.on_startup
+    async def open_pool() -> None:
+        EVENTS.append("start pool")
+        began.set()
+        if len(EVENTS) > 1:
+            return
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            unwinding.set()
+            await asyncio.shield(closed.wait())
+            EVENTS.append("pool closed")
+            raise
+
+    only = asyncio.create_task(bot.start())
+    await began.wait()
+    only.cancel()
+    await unwinding.wait()
+    late = asyncio.create_task(bot.start())
+    await asyncio.sleep(0)
+    closed.set()
+    async with asyncio.timeout(30):  # a hang guard, not a measure
+        await asyncio.wait([only])
+        await late
+    assert only.cancelled() and EVENTS == ["start pool", "pool closed", "start pool"]
+    await bot.aclose()
+
+
 async def test_hooks_failing_shutdown_is_logged_and_the_others_still_run() -> None:
     bot = hooked_bot()
 

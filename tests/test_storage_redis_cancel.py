@@ -159,3 +159,19 @@ async def test_storage_redis_a_write_redis_does_not_take_times_out_and_the_next_
         # The next call serves, on a new connection. (The big one may still run: closing the
         # old one flushes the bytes asyncio had buffered, as with redis-py's own connections.)
         assert await storage.get_state("k") == 1
+
+
+async def test_storage_redis_an_inbox_wait_longer_than_socket_timeout_is_no_failure() -> None:
+    # The claim loop waits 1 s for an arrival (a blocking XREAD); with `?socket_timeout=0.5` the
+    # answer came after the read timeout, so an idle worker logged a storage outage each second.
+    prefix = f"qbot-cancel-{uuid.uuid4().hex}:"
+    url = f"redis://127.0.0.1:6379/0?prefix={prefix}&socket_timeout=0.5"
+    async with RedisStorage(url) as storage:
+        try:
+            await storage.inbox_wait(1.0)  # nothing arrives
+            await storage.inbox_put("r1", "hello", dedupe_key=None, dedupe_ttl=60)
+            async with asyncio.timeout(30):  # a hang guard, not a measure
+                await storage.inbox_wait(1.0)  # returns for the arrival
+            assert await storage.get_state("missing") is None  # the connections still serve
+        finally:
+            await storage.drop()

@@ -59,6 +59,10 @@ MAX_CONNECTIONS = 256
 a call beyond them waits (up to 20 s) for one to be free."""
 
 
+_SOCKET_TIMEOUT = 5.0
+"""redis-py's read timeout when the URL gives none (``redis._defaults``, a private module)."""
+
+
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
@@ -107,6 +111,7 @@ class RedisStorage(RedisSchedules, Storage):
         self._inbox = Batcher(lambda: self._redis, self._shown)
         self._batch = Batcher(lambda: self._redis, self._shown)
         self._last_event = "0-0"
+        self._block_max: float | None = None  # the longest XREAD block a read timeout allows
         self._unanswered: set[str] = set()  # owners whose last claim may have given items unseen
 
     @property
@@ -149,6 +154,10 @@ class RedisStorage(RedisSchedules, Storage):
             options.update(parse_url(self._url))
             options["connection_class"] = timed(options.get("connection_class", Connection))
             pool = aioredis.BlockingConnectionPool(**options)
+            # A blocking XREAD's answer comes when its block ends: under the read timeout, or
+            # every idle wait would fail as an outage.
+            read_timeout = options.get("socket_timeout", _SOCKET_TIMEOUT)
+            block_max = read_timeout / 2 if read_timeout else None
             r = aioredis.Redis.from_pool(pool)
         except ValueError as e:
             raise StorageError(f"invalid redis url {self._shown!r}: {e}") from e
@@ -160,6 +169,7 @@ class RedisStorage(RedisSchedules, Storage):
             await r.aclose()
             raise
         self._last_event = str(last[0][0]) if last else "0-0"
+        self._block_max = block_max
         self._r = r
 
     async def close(self) -> None:
@@ -304,6 +314,8 @@ class RedisStorage(RedisSchedules, Storage):
 
     async def _do_inbox_wait(self, seconds: float) -> None:
         stream = self.prefix + "i:ev"
+        if self._block_max is not None:  # returns early, as when an item may have arrived
+            seconds = min(seconds, self._block_max)
         with self._errors():
             got: Any = await self._redis.xread(
                 {stream: self._last_event}, count=1000, block=_ms(seconds)
