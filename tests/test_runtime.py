@@ -16,7 +16,20 @@ from qbot.messages.base import Outgoing, OutgoingComment
 from qbot.models import Update
 from qbot.outbox import encode_outgoing
 from qbot.runtime import Runtime
-from qbot.storage import MemoryStorage, OutboxItem, SqliteStorage, room_lease_key
+from qbot.storage import MemoryStorage, OutboxItem, SqliteStorage, Storage, room_lease_key
+
+
+def echo_bot(storage: Storage) -> tuple[Bot, RecordingDelivery]:
+    """A bot on ``storage`` that answers each text with itself, its replies recorded."""
+    bot = Bot(email="bot@example.com")
+    bot.delivery = out = RecordingDelivery()
+    bot.use_storage(storage)
+
+    @bot.message()
+    async def echo(ctx: Context) -> None:
+        await ctx.reply(ctx.text)
+
+    return bot, out
 
 
 async def test_runtime_dedupe_remembers_for_the_ttl_then_forgets() -> None:
@@ -104,13 +117,7 @@ async def test_runtime_pending_counts_claimed_items_until_each_is_done() -> None
 async def test_runtime_keeps_an_emptied_room_for_its_next_message_and_drain_frees_it(
     tmp_path: Path,
 ) -> None:
-    bot = Bot(email="bot@example.com")
-    bot.delivery = out = RecordingDelivery()
-    bot.use_storage(SqliteStorage(str(tmp_path / "qbot.db")))
-
-    @bot.message()
-    async def echo(ctx: Context) -> None:
-        await ctx.reply(ctx.text)
+    bot, out = echo_bot(SqliteStorage(str(tmp_path / "qbot.db")))
 
     runtime = Runtime(bot, linger=10, owner="replica-a")
     assert await runtime.submit(Update.model_validate(sdk_body("one", room_id=5))) == "accepted"
@@ -168,15 +175,9 @@ async def test_runtime_posts_a_rooms_waiting_replies_before_its_new_message(
     tmp_path: Path, backend: str
 ) -> None:
     # No sweeper: the claim itself says the room has replies waiting (Claim.replies_waiting).
-    bot = Bot(email="bot@example.com")
-    bot.delivery = out = RecordingDelivery()
     storage = MemoryStorage() if backend == "memory" else SqliteStorage(str(tmp_path / "q.db"))
-    bot.use_storage(storage)
+    bot, out = echo_bot(storage)
     await bot.open()
-
-    @bot.message()
-    async def echo(ctx: Context) -> None:
-        await ctx.reply(ctx.text)
 
     record = encode_outgoing(7, OutgoingComment(type="text", message="left by a dead worker"))
     await bot.storage.commit(outbox=[OutboxItem("t-dead", "7", record)])
@@ -231,13 +232,7 @@ async def test_runtime_held_rooms_take_concurrent_webhooks_in_arrival_order(
 async def test_runtime_keeps_nothing_per_room_once_its_worker_ends() -> None:
     # A bot meets new rooms all its life: a room's entries go with its worker, or the process
     # grows by every room it ever served (the lease generations did, ~100 bytes a room).
-    bot = Bot(email="bot@example.com")
-    bot.delivery = out = RecordingDelivery()
-    bot.use_storage(MemoryStorage())
-
-    @bot.message()
-    async def echo(ctx: Context) -> None:
-        await ctx.reply(ctx.text)
+    bot, out = echo_bot(MemoryStorage())
 
     runtime = Runtime(bot, linger=0)
     await runtime.start()
@@ -261,13 +256,7 @@ async def test_runtime_a_lingering_room_holds_no_processed_item() -> None:
 
     from qbot.storage import InboxItem
 
-    bot = Bot(email="bot@example.com")
-    bot.delivery = out = RecordingDelivery()
-    bot.use_storage(MemoryStorage())
-
-    @bot.message()
-    async def echo(ctx: Context) -> None:
-        await ctx.reply(ctx.text)
+    bot, out = echo_bot(MemoryStorage())
 
     runtime = Runtime(bot, linger=10)
     await runtime.start()
@@ -285,13 +274,7 @@ async def test_runtime_a_lingering_room_holds_no_processed_item() -> None:
 async def test_runtime_releases_each_lingering_room_after_its_own_linger() -> None:
     # The lingering rooms share one timer: a room whose linger ends later than the first one's
     # must still be released (the timer set again for it), and a message ends a linger.
-    bot = Bot(email="bot@example.com")
-    bot.delivery = out = RecordingDelivery()
-    bot.use_storage(MemoryStorage())
-
-    @bot.message()
-    async def echo(ctx: Context) -> None:
-        await ctx.reply(ctx.text)
+    bot, out = echo_bot(MemoryStorage())
 
     runtime = Runtime(bot, linger=0.3, owner="replica-a")
 
